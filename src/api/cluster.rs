@@ -1,0 +1,238 @@
+//! The `MySQLCluster` resource: what a user asks for (spec) and what the operator reports (status).
+//!
+//! Field names are a contract with users; validation lives in the CRD itself (OpenAPI bounds and
+//! CEL rules) so that the API server refuses a bad manifest with a message naming the field.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::owned_settings::{owned_settings_message_expression, owned_settings_rule};
+
+/// The MySQL version used when `spec.version` is left out.
+pub const DEFAULT_MYSQL_VERSION: &str = "9.7.4";
+/// The number of instances used when `spec.instances` is left out.
+pub const DEFAULT_INSTANCES: i32 = 3;
+
+/// A replicated MySQL cluster: one writable primary and read-only replicas.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "mysql.sakila.dev",
+    version = "v1alpha1",
+    kind = "MySQLCluster",
+    plural = "mysqlclusters",
+    shortname = "myc",
+    namespaced,
+    status = "MySQLClusterStatus",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Instances", type_ = "string", json_path = ".status.instancesSummary", description = "ready/desired instances"),
+    printcolumn(name = "Primary", type_ = "string", json_path = ".status.currentPrimary"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.version"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MySQLClusterSpec {
+    /// Number of MySQL servers, 1 to 9. Instance 0 starts as the primary.
+    #[serde(default = "default_instances")]
+    #[schemars(range(min = 1, max = 9))]
+    pub instances: i32,
+
+    /// MySQL server version, e.g. `9.7.4`. Selects the image unless `image` is set.
+    #[serde(default = "default_version")]
+    #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+\.[0-9]+$"))]
+    pub version: String,
+
+    /// Container image for mysqld; overrides the image derived from `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+
+    /// Persistent storage of each instance.
+    pub storage: StorageSpec,
+
+    /// Compute resources of the mysqld container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// `[mysqld]` settings. Settings the operator owns (server_id, gtid_mode, read_only, ...) are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    // Bounds keep the CEL rules below inside the API server's cost budget.
+    #[schemars(extend("maxProperties" = 128, "additionalProperties" = {"type": "string", "maxLength": 1024}))]
+    #[x_kube(
+        validation = Rule::new("self.all(k, k.matches('^[A-Za-z0-9_.-]+$'))")
+            .message("mysqlConfig keys may contain only letters, digits, '_', '-' and '.'"),
+        validation = Rule::new("self.all(k, !self[k].contains('\\n') && !self[k].contains('\\r'))")
+            .message("mysqlConfig values must be a single line"),
+        validation = Rule::new(owned_settings_rule())
+            .message(Message::Expression(owned_settings_message_expression())),
+    )]
+    pub mysql_config: BTreeMap<String, String>,
+
+    /// Secret key holding the root password; generated into `<name>-credentials` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_password_secret: Option<SecretKeySelector>,
+
+    /// Where and how the pods are scheduled, and extra pod metadata.
+    #[serde(default, skip_serializing_if = "PodTemplateOverrides::is_empty")]
+    pub pod_template: PodTemplateOverrides,
+
+    /// The read-write Service `<name>-primary`.
+    #[serde(default, skip_serializing_if = "ClientServiceSpec::is_empty")]
+    pub primary_service: ClientServiceSpec,
+
+    /// The read-only Service `<name>-replicas`.
+    #[serde(default, skip_serializing_if = "ClientServiceSpec::is_empty")]
+    pub replicas_service: ClientServiceSpec,
+}
+
+/// Persistent storage of each instance, one PVC per instance from a StorageClass.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)")
+        .message("storageClassName is immutable: it cannot be set, changed or removed after creation")
+        .field_path(".storageClassName"),
+)]
+pub struct StorageSpec {
+    /// Size of each instance's volume, e.g. `10Gi`.
+    pub size: Quantity,
+    /// StorageClass of the volumes; the cluster default when left out. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub storage_class_name: Option<String>,
+}
+
+/// A key of a Secret in the cluster's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeySelector {
+    /// Name of the Secret.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Key within the Secret.
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// Scheduling knobs and extra metadata for the MySQL pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplateOverrides {
+    /// Extra labels on every MySQL pod (the operator's own labels win on conflict).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations on every MySQL pod.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Pod affinity rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Pod tolerations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Node selector.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+impl PodTemplateOverrides {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// Type and annotations of a client Service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientServiceSpec {
+    /// Service type.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// Extra annotations on the Service (e.g. for a cloud load balancer).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ClientServiceSpec {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// The Kubernetes Service types a client Service may have.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ServiceType {
+    /// Reachable inside the cluster only.
+    #[default]
+    ClusterIP,
+    /// Also on a port of every node.
+    NodePort,
+    /// Also through a cloud load balancer.
+    LoadBalancer,
+}
+
+impl ServiceType {
+    /// The value Kubernetes expects in `Service.spec.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// What the operator observed and did, last time it looked.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MySQLClusterStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Progressing, Degraded, ReconcileSuccess.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The pod name of the writable instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_primary: Option<String>,
+    /// Instances that are ready in their role.
+    #[serde(default)]
+    pub ready_instances: i32,
+    /// `ready/desired`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances_summary: Option<String>,
+    /// Per-instance state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceStatus>,
+    /// The MySQL version the instances run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// The state of one MySQL instance.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    /// Pod name, `<cluster>-<ordinal>`.
+    pub name: String,
+    /// `primary`, `replica`, or `unknown` while it cannot be observed.
+    pub role: String,
+    /// Whether the instance is ready in its role.
+    pub ready: bool,
+}
+
+fn default_instances() -> i32 {
+    DEFAULT_INSTANCES
+}
+
+fn default_version() -> String {
+    DEFAULT_MYSQL_VERSION.to_string()
+}

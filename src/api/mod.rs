@@ -1,0 +1,6 @@
+//! The CRD types, their defaults and validation rules. No IO.
+
+mod cluster;
+pub mod owned_settings;
+
+pub use cluster::*;

@@ -1,0 +1,237 @@
+//! The validate step: the raw CR in, a `ValidatedCluster` out. Builders never read the raw CR.
+//!
+//! The API server already enforces the CRD's rules; this step re-checks what the builders rely on
+//! (an object could predate a rule, or come from a cluster with validation switched off) and
+//! resolves defaults that depend on the operator's settings, such as the image.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt};
+
+use crate::api::owned_settings::is_owned_setting;
+use crate::api::{ClientServiceSpec, MySQLCluster, PodTemplateOverrides, SecretKeySelector};
+use crate::resources::naming;
+
+/// Operator-wide settings that shape what the builders produce.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OperatorSettings {
+    /// Repository of the mysqld image; the tag is `spec.version`.
+    pub mysql_image_repository: String,
+}
+
+impl Default for OperatorSettings {
+    fn default() -> Self {
+        Self {
+            mysql_image_repository: "mysql".to_string(),
+        }
+    }
+}
+
+/// A spec that the builders can trust: bounded, defaulted and resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidatedCluster {
+    pub name: String,
+    pub namespace: String,
+    pub generation: Option<i64>,
+    pub owner: OwnerReference,
+    pub instances: u8,
+    pub version: String,
+    pub image: String,
+    pub storage_size: Quantity,
+    pub storage_class_name: Option<String>,
+    pub resources: Option<ResourceRequirements>,
+    pub mysql_config: BTreeMap<String, String>,
+    pub root_password: SecretKeySelector,
+    pub pod_template: PodTemplateOverrides,
+    pub primary_service: ClientServiceSpec,
+    pub replicas_service: ClientServiceSpec,
+}
+
+/// Why a spec cannot be acted on until the user edits it.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InvalidSpec {
+    #[error("spec.instances must be between 1 and 9, got {0}")]
+    Instances(i32),
+    #[error("spec.version must look like 9.7.4, got {0:?}")]
+    Version(String),
+    #[error("spec.mysqlConfig key {0:?} is managed by the operator and cannot be set")]
+    OwnedSetting(String),
+    #[error("spec.mysqlConfig key {0:?} is not a valid option name")]
+    SettingName(String),
+    #[error("spec.mysqlConfig value of {0:?} must be a single line")]
+    SettingValue(String),
+    #[error("the MySQLCluster has no {0}")]
+    Metadata(&'static str),
+}
+
+/// Checks the raw resource and resolves everything the builders need.
+pub fn validate(
+    cluster: &MySQLCluster,
+    settings: &OperatorSettings,
+) -> Result<ValidatedCluster, InvalidSpec> {
+    let spec = &cluster.spec;
+    let name = cluster.name_any();
+    let namespace = cluster.namespace().ok_or(InvalidSpec::Metadata("namespace"))?;
+    let owner = cluster
+        .controller_owner_ref(&())
+        .ok_or(InvalidSpec::Metadata("uid"))?;
+
+    let instances = u8::try_from(spec.instances)
+        .ok()
+        .filter(|n| (1..=9).contains(n))
+        .ok_or(InvalidSpec::Instances(spec.instances))?;
+    if !is_version(&spec.version) {
+        return Err(InvalidSpec::Version(spec.version.clone()));
+    }
+    for (key, value) in &spec.mysql_config {
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+            return Err(InvalidSpec::SettingName(key.clone()));
+        }
+        if is_owned_setting(key) {
+            return Err(InvalidSpec::OwnedSetting(key.clone()));
+        }
+        if value.contains(['\n', '\r']) {
+            return Err(InvalidSpec::SettingValue(key.clone()));
+        }
+    }
+
+    let image = spec.image.clone().unwrap_or_else(|| {
+        format!("{}:{}", settings.mysql_image_repository, spec.version)
+    });
+    let root_password = spec.root_password_secret.clone().unwrap_or_else(|| SecretKeySelector {
+        name: naming::credentials_secret(&name),
+        key: naming::ROOT_PASSWORD_KEY.to_string(),
+    });
+
+    Ok(ValidatedCluster {
+        generation: cluster.metadata.generation,
+        owner,
+        instances,
+        version: spec.version.clone(),
+        image,
+        storage_size: spec.storage.size.clone(),
+        storage_class_name: spec.storage.storage_class_name.clone(),
+        resources: spec.resources.clone(),
+        mysql_config: spec.mysql_config.clone(),
+        root_password,
+        pod_template: spec.pod_template.clone(),
+        primary_service: spec.primary_service.clone(),
+        replicas_service: spec.replicas_service.clone(),
+        name,
+        namespace,
+    })
+}
+
+fn is_version(version: &str) -> bool {
+    let parts: Vec<&str> = version.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::api::{MySQLClusterSpec, StorageSpec};
+
+    /// A cluster as the API server would hand it over, with defaults applied.
+    pub(crate) fn sample_cluster(name: &str, instances: i32) -> MySQLCluster {
+        let mut cluster = MySQLCluster::new(
+            name,
+            MySQLClusterSpec {
+                instances,
+                version: "9.7.4".into(),
+                image: None,
+                storage: StorageSpec {
+                    size: Quantity("1Gi".into()),
+                    storage_class_name: None,
+                },
+                resources: None,
+                mysql_config: BTreeMap::new(),
+                root_password_secret: None,
+                pod_template: Default::default(),
+                primary_service: Default::default(),
+                replicas_service: Default::default(),
+            },
+        );
+        cluster.metadata.namespace = Some("shop".into());
+        cluster.metadata.uid = Some("6b1c3e0e-0000-4000-8000-000000000001".into());
+        cluster.metadata.generation = Some(1);
+        cluster
+    }
+
+    fn with_config(key: &str, value: &str) -> MySQLCluster {
+        let mut cluster = sample_cluster("db", 3);
+        cluster.spec.mysql_config.insert(key.into(), value.into());
+        cluster
+    }
+
+    #[test]
+    fn instances_outside_one_to_nine_are_invalid() {
+        for n in [0, -1, 10] {
+            let err = validate(&sample_cluster("db", n), &OperatorSettings::default()).unwrap_err();
+            assert_eq!(err, InvalidSpec::Instances(n));
+            assert!(err.to_string().starts_with("spec.instances must be between 1 and 9"));
+        }
+    }
+
+    #[test]
+    fn version_must_have_three_numeric_parts() {
+        for bad in ["9.7", "9.7.x", "latest", "9..4"] {
+            let mut cluster = sample_cluster("db", 1);
+            cluster.spec.version = bad.into();
+            let err = validate(&cluster, &OperatorSettings::default()).unwrap_err();
+            assert_eq!(err, InvalidSpec::Version(bad.into()));
+        }
+    }
+
+    #[test]
+    fn owned_mysql_settings_are_refused_with_the_key_named() {
+        let err = validate(&with_config("server-id", "7"), &OperatorSettings::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.mysqlConfig key \"server-id\" is managed by the operator and cannot be set"
+        );
+    }
+
+    #[test]
+    fn multi_line_setting_values_are_refused() {
+        let err = validate(&with_config("max_connections", "10\nserver_id=3"), &OperatorSettings::default())
+            .unwrap_err();
+        assert_eq!(err, InvalidSpec::SettingValue("max_connections".into()));
+    }
+
+    #[test]
+    fn setting_names_with_cnf_syntax_are_refused() {
+        let err = validate(&with_config("[client]", "x"), &OperatorSettings::default()).unwrap_err();
+        assert_eq!(err, InvalidSpec::SettingName("[client]".into()));
+    }
+
+    #[test]
+    fn image_defaults_to_the_configured_repository_and_version() {
+        let settings = OperatorSettings {
+            mysql_image_repository: "localhost/sakila/mysql".into(),
+        };
+        let valid = validate(&sample_cluster("db", 1), &settings).unwrap();
+        assert_eq!(valid.image, "localhost/sakila/mysql:9.7.4");
+    }
+
+    #[test]
+    fn explicit_image_wins_over_the_version() {
+        let mut cluster = sample_cluster("db", 1);
+        cluster.spec.image = Some("registry.example/mysql:custom".into());
+        let valid = validate(&cluster, &OperatorSettings::default()).unwrap();
+        assert_eq!(valid.image, "registry.example/mysql:custom");
+    }
+
+    #[test]
+    fn root_password_defaults_to_the_generated_credentials_secret() {
+        let valid = validate(&sample_cluster("db", 1), &OperatorSettings::default()).unwrap();
+        assert_eq!(valid.root_password.name, "db-credentials");
+        assert_eq!(valid.root_password.key, "root-password");
+    }
+}

@@ -1,0 +1,211 @@
+//! Pure builders, one per child kind. Each returns plain `k8s_openapi` objects with deterministic names.
+
+pub mod config_map;
+pub mod naming;
+pub mod pod_disruption_budget;
+pub mod secret;
+pub mod service;
+pub mod statefulset;
+
+use std::marker::PhantomData;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::controller::validate::ValidatedCluster;
+use secret::Credentials;
+
+/// Children that were built but not yet applied.
+#[derive(Debug)]
+pub struct Built;
+/// Children that the API server has accepted; only now may status be written.
+#[derive(Debug)]
+pub struct Applied;
+
+/// Every child object of one cluster, in the state the type parameter names.
+#[derive(Debug)]
+pub struct Resources<State> {
+    pub secret: Secret,
+    pub config_map: ConfigMap,
+    pub headless_service: Service,
+    pub primary_service: Service,
+    pub replicas_service: Service,
+    pub statefulset: StatefulSet,
+    pub pod_disruption_budget: PodDisruptionBudget,
+    state: PhantomData<State>,
+}
+
+impl Resources<Built> {
+    /// Builds every child of the cluster.
+    pub fn build(cluster: &ValidatedCluster, credentials: &Credentials) -> Self {
+        let config_map = config_map::build_config_map(cluster);
+        let config_hash = statefulset::config_hash(&config_map);
+        Self {
+            secret: secret::build_secret(cluster, credentials),
+            headless_service: service::build_headless_service(cluster),
+            primary_service: service::build_primary_service(cluster),
+            replicas_service: service::build_replicas_service(cluster),
+            statefulset: statefulset::build_statefulset(cluster, &config_hash),
+            pod_disruption_budget: pod_disruption_budget::build_pod_disruption_budget(cluster),
+            config_map,
+            state: PhantomData,
+        }
+    }
+
+    /// Marks the children as applied; only the apply step calls this.
+    pub(crate) fn into_applied(self) -> Resources<Applied> {
+        Resources {
+            secret: self.secret,
+            config_map: self.config_map,
+            headless_service: self.headless_service,
+            primary_service: self.primary_service,
+            replicas_service: self.replicas_service,
+            statefulset: self.statefulset,
+            pod_disruption_budget: self.pod_disruption_budget,
+            state: PhantomData,
+        }
+    }
+}
+
+/// Metadata every child shares: name, namespace, labels and the controller owner reference.
+fn meta(cluster: &ValidatedCluster, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(cluster.namespace.clone()),
+        labels: Some(naming::common_labels(&cluster.name)),
+        owner_references: Some(vec![cluster.owner.clone()]),
+        ..Default::default()
+    }
+}
+
+/// A short, stable hash of anything serialisable (serde_json keeps map keys sorted for BTreeMaps).
+pub fn content_hash<T: Serialize>(value: &T) -> String {
+    let bytes = serde_json::to_vec(value).expect("k8s objects always serialise");
+    let digest = Sha256::digest(&bytes);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::controller::validate::{OperatorSettings, validate};
+
+    /// A validated cluster with the image the testbed uses.
+    pub(crate) fn validated(name: &str, instances: i32) -> ValidatedCluster {
+        let cluster = crate::controller::validate::tests::sample_cluster(name, instances);
+        validate(&cluster, &OperatorSettings::default()).expect("sample cluster is valid")
+    }
+
+    fn fixed_credentials(cluster: &ValidatedCluster) -> Credentials {
+        let mut secret = Secret::default();
+        secret.data = Some(
+            Credentials::required_keys(cluster)
+                .into_iter()
+                .map(|k| (k.to_string(), k8s_openapi::ByteString(format!("fixture-{k}").into_bytes())))
+                .collect(),
+        );
+        Credentials::complete(cluster, Some(&secret))
+    }
+
+    /// Compares `value` with the committed YAML fixture; `UPDATE_FIXTURES=1` rewrites it instead.
+    fn assert_matches_fixture<T: Serialize>(name: &str, value: &T) {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/resources")
+            .join(format!("{name}.yaml"));
+        let rendered = serde_yaml::to_string(value).unwrap();
+        if std::env::var_os("UPDATE_FIXTURES").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &rendered).unwrap();
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("fixture {} is missing ({e}); run UPDATE_FIXTURES=1 cargo test", path.display())
+        });
+        pretty_assertions::assert_eq!(committed, rendered, "{name} differs from its fixture");
+    }
+
+    fn three_instance_resources() -> Resources<Built> {
+        let cluster = validated("db", 3);
+        let credentials = fixed_credentials(&cluster);
+        Resources::build(&cluster, &credentials)
+    }
+
+    #[test]
+    fn statefulset_matches_fixture() {
+        assert_matches_fixture("statefulset", &three_instance_resources().statefulset);
+    }
+
+    #[test]
+    fn services_match_fixtures() {
+        let r = three_instance_resources();
+        assert_matches_fixture("service-headless", &r.headless_service);
+        assert_matches_fixture("service-primary", &r.primary_service);
+        assert_matches_fixture("service-replicas", &r.replicas_service);
+    }
+
+    #[test]
+    fn config_map_matches_fixture() {
+        assert_matches_fixture("configmap", &three_instance_resources().config_map);
+    }
+
+    #[test]
+    fn secret_matches_fixture() {
+        assert_matches_fixture("secret", &three_instance_resources().secret);
+    }
+
+    #[test]
+    fn pod_disruption_budget_matches_fixture() {
+        assert_matches_fixture("poddisruptionbudget", &three_instance_resources().pod_disruption_budget);
+    }
+
+    #[test]
+    fn every_child_is_owned_by_the_cluster_as_controller() {
+        let r = three_instance_resources();
+        let metas = [
+            &r.secret.metadata,
+            &r.config_map.metadata,
+            &r.headless_service.metadata,
+            &r.primary_service.metadata,
+            &r.replicas_service.metadata,
+            &r.statefulset.metadata,
+            &r.pod_disruption_budget.metadata,
+        ];
+        for m in metas {
+            let owners = m.owner_references.as_ref().unwrap();
+            assert_eq!(owners.len(), 1);
+            assert_eq!(owners[0].kind, "MySQLCluster");
+            assert_eq!(owners[0].controller, Some(true));
+        }
+    }
+
+    #[test]
+    fn pod_template_changes_only_when_the_configuration_changes() {
+        let cluster = validated("db", 3);
+        let credentials = fixed_credentials(&cluster);
+        let before = Resources::build(&cluster, &credentials).statefulset;
+        // New passwords must not roll pods: they are read at init time from the Secret.
+        let other_credentials = Credentials::complete(&cluster, None);
+        let same = Resources::build(&cluster, &other_credentials).statefulset;
+        assert_eq!(before.spec.as_ref().unwrap().template, same.spec.as_ref().unwrap().template);
+
+        let mut changed = cluster.clone();
+        changed.mysql_config.insert("max_connections".into(), "500".into());
+        let after = Resources::build(&changed, &credentials).statefulset;
+        assert_ne!(before.spec.unwrap().template, after.spec.unwrap().template);
+    }
+
+    #[test]
+    fn role_services_select_their_role_and_headless_selects_every_pod() {
+        let r = three_instance_resources();
+        let selector = |s: &Service| s.spec.as_ref().unwrap().selector.clone().unwrap();
+        assert_eq!(selector(&r.primary_service).get(naming::ROLE_LABEL).unwrap(), "primary");
+        assert_eq!(selector(&r.replicas_service).get(naming::ROLE_LABEL).unwrap(), "replica");
+        assert!(!selector(&r.headless_service).contains_key(naming::ROLE_LABEL));
+    }
+}

@@ -1,0 +1,124 @@
+//! Names and labels of everything the operator creates. These names are a contract with users.
+
+use std::collections::BTreeMap;
+
+/// The API group, also the prefix of the operator's labels and annotations.
+pub const GROUP: &str = "mysql.sakila.dev";
+/// The label that says whether a pod is the `primary` or a `replica`; the client Services select on it.
+pub const ROLE_LABEL: &str = "mysql.sakila.dev/role";
+/// Role label value of the writable instance.
+pub const ROLE_PRIMARY: &str = "primary";
+/// Role label value of a read-only instance.
+pub const ROLE_REPLICA: &str = "replica";
+/// The annotation holding a hash of what the operator last applied to an object.
+pub const APPLIED_HASH_ANNOTATION: &str = "mysql.sakila.dev/applied-hash";
+/// The pod template annotation that changes when the mysqld configuration changes.
+pub const CONFIG_HASH_ANNOTATION: &str = "mysql.sakila.dev/config-hash";
+/// The field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "sakila-operator";
+
+/// Container running mysqld.
+pub const MYSQLD_CONTAINER: &str = "mysqld";
+/// Init container that lays out the instance's identity and data directory.
+pub const INIT_CONTAINER: &str = "init";
+/// The MySQL protocol port.
+pub const MYSQL_PORT: i32 = 3306;
+
+/// Keys of the credentials Secret.
+pub const ROOT_PASSWORD_KEY: &str = "root-password";
+pub const OPERATOR_PASSWORD_KEY: &str = "operator-password";
+pub const REPLICATION_PASSWORD_KEY: &str = "replication-password";
+pub const PROBE_PASSWORD_KEY: &str = "probe-password";
+
+/// MySQL accounts the operator creates on every instance.
+pub const OPERATOR_USER: &str = "sakila-operator";
+pub const REPLICATION_USER: &str = "sakila-repl";
+pub const PROBE_USER: &str = "sakila-probe";
+
+/// StatefulSet, PodDisruptionBudget and headless Service share the cluster's name.
+pub fn statefulset(cluster: &str) -> String {
+    cluster.to_string()
+}
+
+/// The headless Service that gives each pod a stable DNS name.
+pub fn headless_service(cluster: &str) -> String {
+    cluster.to_string()
+}
+
+/// The read-write Service, always in front of the primary.
+pub fn primary_service(cluster: &str) -> String {
+    format!("{cluster}-primary")
+}
+
+/// The read-only Service, in front of the replicas.
+pub fn replicas_service(cluster: &str) -> String {
+    format!("{cluster}-replicas")
+}
+
+/// The Secret with the root password and the operator's own accounts.
+pub fn credentials_secret(cluster: &str) -> String {
+    format!("{cluster}-credentials")
+}
+
+/// The ConfigMap with my.cnf and the pod's scripts.
+pub fn config_map(cluster: &str) -> String {
+    format!("{cluster}-config")
+}
+
+/// The PodDisruptionBudget.
+pub fn pod_disruption_budget(cluster: &str) -> String {
+    cluster.to_string()
+}
+
+/// The pod of instance `ordinal`.
+pub fn pod(cluster: &str, ordinal: u8) -> String {
+    format!("{cluster}-{ordinal}")
+}
+
+/// The ordinal of a pod of this cluster, from its name.
+pub fn ordinal_of(cluster: &str, pod_name: &str) -> Option<u8> {
+    pod_name
+        .strip_prefix(cluster)?
+        .strip_prefix('-')?
+        .parse()
+        .ok()
+}
+
+/// The stable DNS name of a pod under the headless Service.
+pub fn pod_host(cluster: &str, namespace: &str, ordinal: u8) -> String {
+    format!("{}.{}.{namespace}.svc", pod(cluster, ordinal), headless_service(cluster))
+}
+
+/// Labels that identify the pods of one cluster; also the StatefulSet's (immutable) selector.
+pub fn selector_labels(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "mysql".to_string()),
+        ("app.kubernetes.io/instance".to_string(), cluster.to_string()),
+    ])
+}
+
+/// The standard labels on every object the operator creates for a cluster.
+pub fn common_labels(cluster: &str) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(cluster);
+    labels.insert("app.kubernetes.io/component".into(), "database".into());
+    labels.insert("app.kubernetes.io/managed-by".into(), "sakila".into());
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinal_is_read_back_only_from_this_clusters_pods() {
+        assert_eq!(ordinal_of("db", "db-2"), Some(2));
+        assert_eq!(ordinal_of("db", "db-primary"), None);
+        assert_eq!(ordinal_of("db", "dbx-1"), None);
+        assert_eq!(ordinal_of("db-1", "db-1-0"), Some(0));
+    }
+
+    #[test]
+    fn pod_host_is_the_headless_service_name() {
+        assert_eq!(pod_host("db", "shop", 1), "db-1.db.shop.svc");
+    }
+}

@@ -1,0 +1,56 @@
+#!/bin/sh
+# Runs in the init container before every mysqld start.
+# 1. Writes the instance's identity (server_id, report_host), derived from the pod's ordinal so it
+#    is unique in the cluster and stable across restarts.
+# 2. Writes the client options the probes use, so no password appears on a command line.
+# 3. On the very first start only, initialises the data directory and creates the accounts.
+set -eu
+
+ordinal="${POD_NAME##*-}"
+runtime=/var/run/sakila
+datadir=/var/lib/mysql/data
+
+cat > "$runtime/instance.cnf" <<CNF
+[mysqld]
+server_id = $((ordinal + 1))
+report_host = ${POD_NAME}.${SERVICE_NAME}.${POD_NAMESPACE}.svc
+CNF
+
+umask 077
+cat > "$runtime/probe.cnf" <<CNF
+[client]
+user = sakila-probe
+password = "${PROBE_PASSWORD}"
+socket = /var/run/mysqld/mysqld.sock
+CNF
+
+if [ -d "$datadir/mysql" ]; then
+  echo "data directory already initialised; instance ${ordinal}"
+  exit 0
+fi
+
+# SQL string literal escaping: backslash and single quote.
+sql_string() { printf "'%s'" "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e "s/'/''/g")"; }
+
+init_sql="$runtime/init.sql"
+# sql_log_bin=0: the accounts exist on every instance by construction; binlogging them would give
+# each instance GTIDs of its own, which replication would then see as errant transactions.
+cat > "$init_sql" <<SQL
+SET SESSION sql_log_bin = 0;
+ALTER USER 'root'@'localhost' IDENTIFIED BY $(sql_string "$ROOT_PASSWORD");
+CREATE USER 'root'@'%' IDENTIFIED BY $(sql_string "$ROOT_PASSWORD");
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
+CREATE USER 'sakila-operator'@'%' IDENTIFIED BY $(sql_string "$OPERATOR_PASSWORD");
+GRANT ALL PRIVILEGES ON *.* TO 'sakila-operator'@'%' WITH GRANT OPTION;
+CREATE USER 'sakila-repl'@'%' IDENTIFIED BY $(sql_string "$REPLICATION_PASSWORD");
+GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO 'sakila-repl'@'%';
+CREATE USER 'sakila-probe'@'localhost' IDENTIFIED BY $(sql_string "$PROBE_PASSWORD");
+SQL
+
+mkdir -p "$datadir"
+echo "initialising data directory of instance ${ordinal}"
+# The option file starts the server read-only; the accounts must be created before that applies.
+mysqld --defaults-file=/etc/sakila/my.cnf --initialize-insecure \
+  --super-read-only=OFF --read-only=OFF --init-file="$init_sql"
+rm -f "$init_sql"
+echo "data directory initialised"

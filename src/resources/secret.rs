@@ -1,0 +1,134 @@
+//! The credentials Secret: the root password (unless the user brings one) and the operator's accounts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use rand::distr::{Alphanumeric, SampleString};
+use rand::rngs::OsRng;
+use rand::TryRngCore;
+
+use super::{meta, naming};
+use crate::controller::validate::ValidatedCluster;
+
+/// Length of generated passwords; alphanumeric, so about 190 bits of entropy.
+const PASSWORD_LENGTH: usize = 32;
+
+/// The passwords of one cluster. `Debug` never shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    passwords: BTreeMap<&'static str, String>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("keys", &self.passwords.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// The keys this cluster's Secret must hold; the root password only when the operator generates it.
+    pub fn required_keys(cluster: &ValidatedCluster) -> Vec<&'static str> {
+        let mut keys = vec![
+            naming::OPERATOR_PASSWORD_KEY,
+            naming::REPLICATION_PASSWORD_KEY,
+            naming::PROBE_PASSWORD_KEY,
+        ];
+        if cluster.root_password.name == naming::credentials_secret(&cluster.name) {
+            keys.push(naming::ROOT_PASSWORD_KEY);
+        }
+        keys
+    }
+
+    /// Keeps every password the existing Secret has, and generates the missing ones from the OS CSPRNG.
+    pub fn complete(cluster: &ValidatedCluster, existing: Option<&Secret>) -> Self {
+        let existing_data = existing.and_then(|s| s.data.as_ref());
+        let passwords = Self::required_keys(cluster)
+            .into_iter()
+            .map(|key| {
+                let kept = existing_data
+                    .and_then(|d| d.get(key))
+                    .and_then(|v| String::from_utf8(v.0.clone()).ok())
+                    .filter(|v| !v.is_empty());
+                (key, kept.unwrap_or_else(generate_password))
+            })
+            .collect();
+        Self { passwords }
+    }
+
+    /// The password stored under `key`, if this cluster has one.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.passwords.get(key).map(String::as_str)
+    }
+}
+
+/// 32 alphanumeric characters from the operating system's CSPRNG.
+fn generate_password() -> String {
+    Alphanumeric.sample_string(&mut OsRng.unwrap_err(), PASSWORD_LENGTH)
+}
+
+/// Builds the Secret from the cluster's credentials.
+pub fn build_secret(cluster: &ValidatedCluster, credentials: &Credentials) -> Secret {
+    Secret {
+        metadata: meta(cluster, naming::credentials_secret(&cluster.name)),
+        type_: Some("Opaque".into()),
+        data: Some(
+            credentials
+                .passwords
+                .iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SecretKeySelector;
+    use crate::resources::tests::validated;
+
+    #[test]
+    fn generated_passwords_are_long_distinct_and_alphanumeric() {
+        let credentials = Credentials::complete(&validated("db", 3), None);
+        let values: Vec<&String> = credentials.passwords.values().collect();
+        assert_eq!(values.len(), 4);
+        for v in &values {
+            assert_eq!(v.len(), PASSWORD_LENGTH);
+            assert!(v.chars().all(|c| c.is_ascii_alphanumeric()));
+        }
+        let mut unique = values.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), values.len());
+    }
+
+    #[test]
+    fn existing_passwords_are_kept() {
+        let cluster = validated("db", 3);
+        let first = Credentials::complete(&cluster, None);
+        let secret = build_secret(&cluster, &first);
+        assert_eq!(Credentials::complete(&cluster, Some(&secret)), first);
+    }
+
+    #[test]
+    fn root_password_is_not_generated_when_the_user_brings_one() {
+        let mut cluster = validated("db", 3);
+        cluster.root_password = SecretKeySelector { name: "mine".into(), key: "pw".into() };
+        let credentials = Credentials::complete(&cluster, None);
+        assert_eq!(credentials.get(naming::ROOT_PASSWORD_KEY), None);
+        assert!(credentials.get(naming::OPERATOR_PASSWORD_KEY).is_some());
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_password() {
+        let credentials = Credentials::complete(&validated("db", 3), None);
+        let shown = format!("{credentials:?}");
+        for v in credentials.passwords.values() {
+            assert!(!shown.contains(v.as_str()));
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The StatefulSet: one pod and one PVC per instance, mysqld started directly (no entrypoint script).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, DownwardAPIVolumeFile,
+    DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, Volume,
+    VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+use super::config_map::{ALIVE_SCRIPT, INIT_SCRIPT, MY_CNF, READY_SCRIPT};
+use super::{content_hash, meta, naming};
+use crate::controller::validate::ValidatedCluster;
+
+/// The uid and gid of the `mysql` user in the official image (and in Sakila's Debian image).
+const MYSQL_UID: i64 = 999;
+/// Long enough for InnoDB to flush a large buffer pool on shutdown.
+const TERMINATION_GRACE_SECONDS: i64 = 300;
+/// The PVC template's name; PVCs are `data-<pod>`.
+pub const DATA_VOLUME: &str = "data";
+
+const CONFIG_VOLUME: &str = "config";
+const RUNTIME_VOLUME: &str = "sakila-run";
+const SOCKET_VOLUME: &str = "mysqld-run";
+const TMP_VOLUME: &str = "tmp";
+const PODINFO_VOLUME: &str = "podinfo";
+
+/// Builds the StatefulSet. `config_hash` is the hash of the ConfigMap's data: a configuration
+/// change rolls the pods, and nothing else about the operator does.
+pub fn build_statefulset(cluster: &ValidatedCluster, config_hash: &str) -> StatefulSet {
+    let name = naming::statefulset(&cluster.name);
+    let mut pod_labels = cluster.pod_template.labels.clone();
+    pod_labels.extend(naming::common_labels(&cluster.name));
+    let mut pod_annotations = cluster.pod_template.annotations.clone();
+    pod_annotations.insert(naming::CONFIG_HASH_ANNOTATION.into(), config_hash.into());
+
+    StatefulSet {
+        metadata: meta(cluster, name),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(i32::from(cluster.instances)),
+            service_name: Some(naming::headless_service(&cluster.name)),
+            selector: LabelSelector {
+                match_labels: Some(naming::selector_labels(&cluster.name)),
+                ..Default::default()
+            },
+            // Instances start together; the operator, not pod order, decides who is primary.
+            pod_management_policy: Some("Parallel".into()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                ..Default::default()
+            }),
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some("Retain".into()),
+                    when_scaled: Some("Retain".into()),
+                },
+            ),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(pod_annotations),
+                    ..Default::default()
+                }),
+                spec: Some(pod_spec(cluster)),
+            },
+            volume_claim_templates: Some(vec![data_claim(cluster)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn data_claim(cluster: &ValidatedCluster) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(DATA_VOLUME.into()),
+            labels: Some(naming::common_labels(&cluster.name)),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: cluster.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    cluster.storage_size.clone(),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn pod_spec(cluster: &ValidatedCluster) -> PodSpec {
+    let overrides = &cluster.pod_template;
+    PodSpec {
+        init_containers: Some(vec![init_container(cluster)]),
+        containers: vec![mysqld_container(cluster)],
+        volumes: Some(volumes(cluster)),
+        security_context: Some(PodSecurityContext {
+            run_as_user: Some(MYSQL_UID),
+            run_as_group: Some(MYSQL_UID),
+            fs_group: Some(MYSQL_UID),
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        // Service environment variables are noise for mysqld and grow with the namespace.
+        enable_service_links: Some(false),
+        affinity: overrides.affinity.clone(),
+        tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
+        node_selector: (!overrides.node_selector.is_empty())
+            .then(|| overrides.node_selector.clone()),
+        priority_class_name: overrides.priority_class_name.clone(),
+        ..Default::default()
+    }
+}
+
+fn restricted_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn mount(volume: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: volume.into(),
+        mount_path: path.into(),
+        ..Default::default()
+    }
+}
+
+fn common_mounts() -> Vec<VolumeMount> {
+    vec![
+        mount(DATA_VOLUME, "/var/lib/mysql"),
+        mount(CONFIG_VOLUME, "/etc/sakila"),
+        mount(RUNTIME_VOLUME, "/var/run/sakila"),
+        mount(SOCKET_VOLUME, "/var/run/mysqld"),
+        mount(TMP_VOLUME, "/tmp"),
+    ]
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn init_container(cluster: &ValidatedCluster) -> Container {
+    let credentials = naming::credentials_secret(&cluster.name);
+    Container {
+        name: naming::INIT_CONTAINER.into(),
+        image: Some(cluster.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["sh".into(), format!("/etc/sakila/{INIT_SCRIPT}")]),
+        env: Some(vec![
+            field_env("POD_NAME", "metadata.name"),
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+            EnvVar {
+                name: "SERVICE_NAME".into(),
+                value: Some(naming::headless_service(&cluster.name)),
+                ..Default::default()
+            },
+            secret_env(
+                "ROOT_PASSWORD",
+                &cluster.root_password.name,
+                &cluster.root_password.key,
+            ),
+            secret_env("OPERATOR_PASSWORD", &credentials, naming::OPERATOR_PASSWORD_KEY),
+            secret_env(
+                "REPLICATION_PASSWORD",
+                &credentials,
+                naming::REPLICATION_PASSWORD_KEY,
+            ),
+            secret_env("PROBE_PASSWORD", &credentials, naming::PROBE_PASSWORD_KEY),
+        ]),
+        volume_mounts: Some(common_mounts()),
+        resources: cluster.resources.clone(),
+        security_context: Some(restricted_security_context()),
+        ..Default::default()
+    }
+}
+
+fn script_probe(script: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["sh".into(), format!("/etc/sakila/{script}")]),
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+fn mysqld_container(cluster: &ValidatedCluster) -> Container {
+    let mut mounts = common_mounts();
+    mounts.push(mount(PODINFO_VOLUME, "/etc/podinfo"));
+    Container {
+        name: naming::MYSQLD_CONTAINER.into(),
+        image: Some(cluster.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec![
+            "mysqld".into(),
+            format!("--defaults-file=/etc/sakila/{MY_CNF}"),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some("mysql".into()),
+            container_port: naming::MYSQL_PORT,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        // Crash recovery of a large InnoDB can take long: allow an hour before liveness applies.
+        startup_probe: Some(script_probe(ALIVE_SCRIPT, 10, 360)),
+        liveness_probe: Some(script_probe(ALIVE_SCRIPT, 10, 6)),
+        readiness_probe: Some(script_probe(READY_SCRIPT, 2, 2)),
+        volume_mounts: Some(mounts),
+        resources: cluster.resources.clone(),
+        security_context: Some(restricted_security_context()),
+        ..Default::default()
+    }
+}
+
+fn empty_dir(name: &str, medium: Option<&str>) -> Volume {
+    Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: medium.map(Into::into),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn volumes(cluster: &ValidatedCluster) -> Vec<Volume> {
+    vec![
+        Volume {
+            name: CONFIG_VOLUME.into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: naming::config_map(&cluster.name),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        // Memory-backed: it briefly holds the initial accounts' passwords and the probe options.
+        empty_dir(RUNTIME_VOLUME, Some("Memory")),
+        empty_dir(SOCKET_VOLUME, None),
+        empty_dir(TMP_VOLUME, None),
+        Volume {
+            name: PODINFO_VOLUME.into(),
+            downward_api: Some(DownwardAPIVolumeSource {
+                items: Some(vec![DownwardAPIVolumeFile {
+                    path: "labels".into(),
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.labels".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ]
+}
+
+/// The hash that goes into the pod template: the ConfigMap's data only.
+pub fn config_hash(config: &k8s_openapi::api::core::v1::ConfigMap) -> String {
+    content_hash(&config.data)
+}
