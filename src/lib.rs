@@ -1,5 +1,8 @@
 //! Sakila: a Kubernetes operator for replicated, self-healing MySQL.
 
 pub mod api;
+pub mod clustering;
 pub mod controller;
+pub mod mysql;
 pub mod resources;
+pub mod telemetry;

@@ -20,6 +20,8 @@ pub const DEFAULT_MYSQL_VERSION: &str = "9.7.4";
 pub const DEFAULT_INSTANCES: i32 = 3;
 
 /// A replicated MySQL cluster: one writable primary and read-only replicas.
+// kube-derive takes one `printcolumn(...)` per column, which the lint mistakes for repetition.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "mysql.sakila.dev",
@@ -29,11 +31,28 @@ pub const DEFAULT_INSTANCES: i32 = 3;
     shortname = "myc",
     namespaced,
     status = "MySQLClusterStatus",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Instances", type_ = "string", json_path = ".status.instancesSummary", description = "ready/desired instances"),
-    printcolumn(name = "Primary", type_ = "string", json_path = ".status.currentPrimary"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Instances",
+        type_ = "string",
+        json_path = ".status.instancesSummary",
+        description = "ready/desired instances"
+    ),
+    printcolumn(
+        name = "Primary",
+        type_ = "string",
+        json_path = ".status.currentPrimary"
+    ),
     printcolumn(name = "Version", type_ = "string", json_path = ".status.version"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MySQLClusterSpec {

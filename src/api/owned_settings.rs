@@ -110,7 +110,12 @@ mod tests {
 
     #[test]
     fn ordinary_settings_are_not_owned() {
-        for key in ["innodb_buffer_pool_size", "max_connections", "log_bin_trust_function_creators", "server"] {
+        for key in [
+            "innodb_buffer_pool_size",
+            "max_connections",
+            "log_bin_trust_function_creators",
+            "server",
+        ] {
             assert!(!is_owned_setting(key), "{key} should be allowed");
         }
     }

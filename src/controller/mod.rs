@@ -1,3 +1,9 @@
 //! kube-runtime glue: the reconcile pipeline, its context, error policy and events.
 
+pub mod apply;
+pub mod context;
+pub mod error;
+pub mod reconcile;
+pub mod run;
+pub mod status;
 pub mod validate;

@@ -74,7 +74,9 @@ pub fn validate(
 ) -> Result<ValidatedCluster, InvalidSpec> {
     let spec = &cluster.spec;
     let name = cluster.name_any();
-    let namespace = cluster.namespace().ok_or(InvalidSpec::Metadata("namespace"))?;
+    let namespace = cluster
+        .namespace()
+        .ok_or(InvalidSpec::Metadata("namespace"))?;
     let owner = cluster
         .controller_owner_ref(&())
         .ok_or(InvalidSpec::Metadata("uid"))?;
@@ -87,7 +89,11 @@ pub fn validate(
         return Err(InvalidSpec::Version(spec.version.clone()));
     }
     for (key, value) in &spec.mysql_config {
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
             return Err(InvalidSpec::SettingName(key.clone()));
         }
         if is_owned_setting(key) {
@@ -98,13 +104,17 @@ pub fn validate(
         }
     }
 
-    let image = spec.image.clone().unwrap_or_else(|| {
-        format!("{}:{}", settings.mysql_image_repository, spec.version)
-    });
-    let root_password = spec.root_password_secret.clone().unwrap_or_else(|| SecretKeySelector {
-        name: naming::credentials_secret(&name),
-        key: naming::ROOT_PASSWORD_KEY.to_string(),
-    });
+    let image = spec
+        .image
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", settings.mysql_image_repository, spec.version));
+    let root_password = spec
+        .root_password_secret
+        .clone()
+        .unwrap_or_else(|| SecretKeySelector {
+            name: naming::credentials_secret(&name),
+            key: naming::ROOT_PASSWORD_KEY.to_string(),
+        });
 
     Ok(ValidatedCluster {
         generation: cluster.metadata.generation,
@@ -175,7 +185,10 @@ pub(crate) mod tests {
         for n in [0, -1, 10] {
             let err = validate(&sample_cluster("db", n), &OperatorSettings::default()).unwrap_err();
             assert_eq!(err, InvalidSpec::Instances(n));
-            assert!(err.to_string().starts_with("spec.instances must be between 1 and 9"));
+            assert!(
+                err.to_string()
+                    .starts_with("spec.instances must be between 1 and 9")
+            );
         }
     }
 
@@ -191,7 +204,8 @@ pub(crate) mod tests {
 
     #[test]
     fn owned_mysql_settings_are_refused_with_the_key_named() {
-        let err = validate(&with_config("server-id", "7"), &OperatorSettings::default()).unwrap_err();
+        let err =
+            validate(&with_config("server-id", "7"), &OperatorSettings::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "spec.mysqlConfig key \"server-id\" is managed by the operator and cannot be set"
@@ -200,14 +214,18 @@ pub(crate) mod tests {
 
     #[test]
     fn multi_line_setting_values_are_refused() {
-        let err = validate(&with_config("max_connections", "10\nserver_id=3"), &OperatorSettings::default())
-            .unwrap_err();
+        let err = validate(
+            &with_config("max_connections", "10\nserver_id=3"),
+            &OperatorSettings::default(),
+        )
+        .unwrap_err();
         assert_eq!(err, InvalidSpec::SettingValue("max_connections".into()));
     }
 
     #[test]
     fn setting_names_with_cnf_syntax_are_refused() {
-        let err = validate(&with_config("[client]", "x"), &OperatorSettings::default()).unwrap_err();
+        let err =
+            validate(&with_config("[client]", "x"), &OperatorSettings::default()).unwrap_err();
         assert_eq!(err, InvalidSpec::SettingName("[client]".into()));
     }
 

@@ -17,7 +17,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::controller::validate::ValidatedCluster;
-use secret::Credentials;
+use secret::ClusterPasswords;
 
 /// Children that were built but not yet applied.
 #[derive(Debug)]
@@ -41,7 +41,7 @@ pub struct Resources<State> {
 
 impl Resources<Built> {
     /// Builds every child of the cluster.
-    pub fn build(cluster: &ValidatedCluster, credentials: &Credentials) -> Self {
+    pub fn build(cluster: &ValidatedCluster, credentials: &ClusterPasswords) -> Self {
         let config_map = config_map::build_config_map(cluster);
         let config_hash = statefulset::config_hash(&config_map);
         Self {
@@ -102,15 +102,22 @@ pub(crate) mod tests {
         validate(&cluster, &OperatorSettings::default()).expect("sample cluster is valid")
     }
 
-    fn fixed_credentials(cluster: &ValidatedCluster) -> Credentials {
-        let mut secret = Secret::default();
-        secret.data = Some(
-            Credentials::required_keys(cluster)
-                .into_iter()
-                .map(|k| (k.to_string(), k8s_openapi::ByteString(format!("fixture-{k}").into_bytes())))
-                .collect(),
-        );
-        Credentials::complete(cluster, Some(&secret))
+    fn fixed_credentials(cluster: &ValidatedCluster) -> ClusterPasswords {
+        let secret = Secret {
+            data: Some(
+                ClusterPasswords::required_keys(cluster)
+                    .into_iter()
+                    .map(|k| {
+                        (
+                            k.to_string(),
+                            k8s_openapi::ByteString(format!("fixture-{k}").into_bytes()),
+                        )
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        ClusterPasswords::complete(cluster, Some(&secret))
     }
 
     /// Compares `value` with the committed YAML fixture; `UPDATE_FIXTURES=1` rewrites it instead.
@@ -125,7 +132,10 @@ pub(crate) mod tests {
             return;
         }
         let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("fixture {} is missing ({e}); run UPDATE_FIXTURES=1 cargo test", path.display())
+            panic!(
+                "fixture {} is missing ({e}); run UPDATE_FIXTURES=1 cargo test",
+                path.display()
+            )
         });
         pretty_assertions::assert_eq!(committed, rendered, "{name} differs from its fixture");
     }
@@ -161,7 +171,10 @@ pub(crate) mod tests {
 
     #[test]
     fn pod_disruption_budget_matches_fixture() {
-        assert_matches_fixture("poddisruptionbudget", &three_instance_resources().pod_disruption_budget);
+        assert_matches_fixture(
+            "poddisruptionbudget",
+            &three_instance_resources().pod_disruption_budget,
+        );
     }
 
     #[test]
@@ -190,12 +203,17 @@ pub(crate) mod tests {
         let credentials = fixed_credentials(&cluster);
         let before = Resources::build(&cluster, &credentials).statefulset;
         // New passwords must not roll pods: they are read at init time from the Secret.
-        let other_credentials = Credentials::complete(&cluster, None);
+        let other_credentials = ClusterPasswords::complete(&cluster, None);
         let same = Resources::build(&cluster, &other_credentials).statefulset;
-        assert_eq!(before.spec.as_ref().unwrap().template, same.spec.as_ref().unwrap().template);
+        assert_eq!(
+            before.spec.as_ref().unwrap().template,
+            same.spec.as_ref().unwrap().template
+        );
 
         let mut changed = cluster.clone();
-        changed.mysql_config.insert("max_connections".into(), "500".into());
+        changed
+            .mysql_config
+            .insert("max_connections".into(), "500".into());
         let after = Resources::build(&changed, &credentials).statefulset;
         assert_ne!(before.spec.unwrap().template, after.spec.unwrap().template);
     }
@@ -204,8 +222,18 @@ pub(crate) mod tests {
     fn role_services_select_their_role_and_headless_selects_every_pod() {
         let r = three_instance_resources();
         let selector = |s: &Service| s.spec.as_ref().unwrap().selector.clone().unwrap();
-        assert_eq!(selector(&r.primary_service).get(naming::ROLE_LABEL).unwrap(), "primary");
-        assert_eq!(selector(&r.replicas_service).get(naming::ROLE_LABEL).unwrap(), "replica");
+        assert_eq!(
+            selector(&r.primary_service)
+                .get(naming::ROLE_LABEL)
+                .unwrap(),
+            "primary"
+        );
+        assert_eq!(
+            selector(&r.replicas_service)
+                .get(naming::ROLE_LABEL)
+                .unwrap(),
+            "replica"
+        );
         assert!(!selector(&r.headless_service).contains_key(naming::ROLE_LABEL));
     }
 }

@@ -86,14 +86,21 @@ pub fn ordinal_of(cluster: &str, pod_name: &str) -> Option<u8> {
 
 /// The stable DNS name of a pod under the headless Service.
 pub fn pod_host(cluster: &str, namespace: &str, ordinal: u8) -> String {
-    format!("{}.{}.{namespace}.svc", pod(cluster, ordinal), headless_service(cluster))
+    format!(
+        "{}.{}.{namespace}.svc",
+        pod(cluster, ordinal),
+        headless_service(cluster)
+    )
 }
 
 /// Labels that identify the pods of one cluster; also the StatefulSet's (immutable) selector.
 pub fn selector_labels(cluster: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), "mysql".to_string()),
-        ("app.kubernetes.io/instance".to_string(), cluster.to_string()),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            cluster.to_string(),
+        ),
     ])
 }
 

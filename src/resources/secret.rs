@@ -5,9 +5,9 @@ use std::fmt;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use rand::TryRngCore;
 use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::OsRng;
-use rand::TryRngCore;
 
 use super::{meta, naming};
 use crate::controller::validate::ValidatedCluster;
@@ -17,19 +17,19 @@ const PASSWORD_LENGTH: usize = 32;
 
 /// The passwords of one cluster. `Debug` never shows them.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
+pub struct ClusterPasswords {
     passwords: BTreeMap<&'static str, String>,
 }
 
-impl fmt::Debug for Credentials {
+impl fmt::Debug for ClusterPasswords {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
+        f.debug_struct("ClusterPasswords")
             .field("keys", &self.passwords.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
-impl Credentials {
+impl ClusterPasswords {
     /// The keys this cluster's Secret must hold; the root password only when the operator generates it.
     pub fn required_keys(cluster: &ValidatedCluster) -> Vec<&'static str> {
         let mut keys = vec![
@@ -71,7 +71,7 @@ fn generate_password() -> String {
 }
 
 /// Builds the Secret from the cluster's credentials.
-pub fn build_secret(cluster: &ValidatedCluster, credentials: &Credentials) -> Secret {
+pub fn build_secret(cluster: &ValidatedCluster, credentials: &ClusterPasswords) -> Secret {
     Secret {
         metadata: meta(cluster, naming::credentials_secret(&cluster.name)),
         type_: Some("Opaque".into()),
@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn generated_passwords_are_long_distinct_and_alphanumeric() {
-        let credentials = Credentials::complete(&validated("db", 3), None);
+        let credentials = ClusterPasswords::complete(&validated("db", 3), None);
         let values: Vec<&String> = credentials.passwords.values().collect();
         assert_eq!(values.len(), 4);
         for v in &values {
@@ -109,23 +109,26 @@ mod tests {
     #[test]
     fn existing_passwords_are_kept() {
         let cluster = validated("db", 3);
-        let first = Credentials::complete(&cluster, None);
+        let first = ClusterPasswords::complete(&cluster, None);
         let secret = build_secret(&cluster, &first);
-        assert_eq!(Credentials::complete(&cluster, Some(&secret)), first);
+        assert_eq!(ClusterPasswords::complete(&cluster, Some(&secret)), first);
     }
 
     #[test]
     fn root_password_is_not_generated_when_the_user_brings_one() {
         let mut cluster = validated("db", 3);
-        cluster.root_password = SecretKeySelector { name: "mine".into(), key: "pw".into() };
-        let credentials = Credentials::complete(&cluster, None);
+        cluster.root_password = SecretKeySelector {
+            name: "mine".into(),
+            key: "pw".into(),
+        };
+        let credentials = ClusterPasswords::complete(&cluster, None);
         assert_eq!(credentials.get(naming::ROOT_PASSWORD_KEY), None);
         assert!(credentials.get(naming::OPERATOR_PASSWORD_KEY).is_some());
     }
 
     #[test]
     fn debug_output_never_shows_a_password() {
-        let credentials = Credentials::complete(&validated("db", 3), None);
+        let credentials = ClusterPasswords::complete(&validated("db", 3), None);
         let shown = format!("{credentials:?}");
         for v in credentials.passwords.values() {
             assert!(!shown.contains(v.as_str()));

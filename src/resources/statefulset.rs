@@ -208,7 +208,11 @@ fn init_container(cluster: &ValidatedCluster) -> Container {
                 &cluster.root_password.name,
                 &cluster.root_password.key,
             ),
-            secret_env("OPERATOR_PASSWORD", &credentials, naming::OPERATOR_PASSWORD_KEY),
+            secret_env(
+                "OPERATOR_PASSWORD",
+                &credentials,
+                naming::OPERATOR_PASSWORD_KEY,
+            ),
             secret_env(
                 "REPLICATION_PASSWORD",
                 &credentials,

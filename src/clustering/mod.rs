@@ -1,0 +1,9 @@
+//! Clustering: observe every instance (IO), decide what to do (pure), operate (IO).
+//! The states and invariants are written down in `docs/clustering.md`.
+
+pub mod decide;
+pub mod observe;
+pub mod operate;
+
+pub use decide::{Action, Plan, Role, decide};
+pub use observe::{InstanceObservation, MySqlObservation, Observation, PodFacts};

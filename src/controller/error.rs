@@ -1,0 +1,48 @@
+//! The errors of one reconcile, one variant per step.
+
+use super::validate::InvalidSpec;
+use crate::clustering::operate::OperateError;
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to read the MySQLCluster: {0}")]
+    Malformed(#[source] serde_json::Error),
+    #[error("the spec is invalid")]
+    Invalid(#[from] InvalidSpec),
+    #[error("failed to read {what}")]
+    Fetch {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to apply {kind} {name}")]
+    Apply {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to carry out the clustering plan")]
+    Operate(#[from] OperateError),
+    #[error("failed to patch the status")]
+    Status(#[source] kube::Error),
+}
+
+impl Error {
+    /// A static category: the event reason and the metric label.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Malformed(_) | Error::Invalid(_) => "InvalidSpec",
+            Error::Fetch { .. } => "FetchFailed",
+            Error::Apply { .. } => "ApplyFailed",
+            Error::Operate(e) => e.category(),
+            Error::Status(_) => "StatusPatchFailed",
+        }
+    }
+
+    /// An invalid spec stays invalid until the user edits it: no point in retrying.
+    pub fn waits_for_change(&self) -> bool {
+        matches!(self, Error::Malformed(_) | Error::Invalid(_))
+    }
+}

@@ -1,0 +1,234 @@
+//! One reconcile: the pipeline of named steps from DESIGN.md. Only the ends touch the network.
+//!
+//!     fetch -> validate -> build -> apply -> observe -> decide -> operate -> status
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::core::DynamicObject;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::context::Context;
+use super::error::Error;
+use super::status::{compute_status, failed_status};
+use super::validate::validate;
+use crate::api::{MySQLCluster, MySQLClusterStatus};
+use crate::clustering::observe::error_chain;
+use crate::clustering::observe::observe;
+use crate::clustering::operate::operate;
+use crate::clustering::{Action as ClusterAction, decide};
+use crate::mysql::Credentials;
+use crate::resources::secret::ClusterPasswords;
+use crate::resources::{Resources, naming};
+
+/// How often a healthy cluster is looked at again, for the MySQL health check.
+pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// Back-off after a transient failure.
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+/// Parses the watched object. A malformed object is that object's error, not the watch's.
+pub fn parse_cluster(object: &DynamicObject) -> Result<MySQLCluster, Error> {
+    serde_json::to_value(object)
+        .and_then(serde_json::from_value)
+        .map_err(Error::Malformed)
+}
+
+/// Reconciles one MySQLCluster.
+pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let cluster = parse_cluster(&object)?;
+    let namespace = cluster.namespace().unwrap_or_default();
+    let span = tracing::info_span!("reconcile", namespace = %namespace, name = %cluster.name_any());
+    let _guard = span.enter();
+    let result = run_pipeline(&cluster, &ctx).await;
+    drop(_guard);
+    match result {
+        Ok(()) => Ok(Action::requeue(HEALTH_CHECK_INTERVAL)),
+        Err(error) => {
+            record_failure(&cluster, &ctx, &error).await;
+            Err(error)
+        }
+    }
+}
+
+async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<(), Error> {
+    // validate
+    let valid = validate(cluster, &ctx.settings)?;
+    let ns = valid.namespace.as_str();
+
+    // fetch the one input besides the CR: passwords generated earlier must be kept.
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret_name = naming::credentials_secret(&valid.name);
+    let existing_secret = secrets
+        .get_opt(&secret_name)
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("Secret {secret_name}"),
+            source,
+        })?;
+    let passwords = ClusterPasswords::complete(&valid, existing_secret.as_ref());
+
+    // build, apply
+    let built = Resources::build(&valid, &passwords);
+    let (_applied, stats) = super::apply::apply_all(&ctx.client, ns, built).await?;
+    tracing::debug!(
+        written = stats.written,
+        unchanged = stats.unchanged,
+        "children applied"
+    );
+
+    // observe
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let selector = naming::selector_labels(&valid.name)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods = pods_api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::Fetch {
+            what: "Pods".into(),
+            source,
+        })?
+        .items;
+    let credentials = Credentials::new(
+        naming::OPERATOR_USER,
+        passwords
+            .get(naming::OPERATOR_PASSWORD_KEY)
+            .unwrap_or_default(),
+    );
+    let current_primary = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.current_primary.as_deref())
+        .and_then(|p| naming::ordinal_of(&valid.name, p));
+    let observation = observe(
+        &ctx.connector,
+        &credentials,
+        &valid.name,
+        valid.instances,
+        current_primary,
+        &pods,
+    )
+    .await;
+
+    // decide, operate
+    let plan = decide(&observation);
+    let done = operate(&ctx.connector, &credentials, &pods_api, &observation, &plan).await?;
+    for action in &done {
+        if let ClusterAction::MakeWritable { ordinal } = action {
+            publish(
+                ctx,
+                cluster,
+                EventType::Normal,
+                "PrimaryWritable",
+                format!(
+                    "made {} writable as the primary",
+                    naming::pod(&valid.name, *ordinal)
+                ),
+            )
+            .await;
+        }
+    }
+
+    // status
+    let status = compute_status(&valid, &observation, &plan, cluster.status.as_ref(), now());
+    if cluster.status.as_ref() != Some(&status) {
+        patch_status(ctx, cluster, &status).await?;
+    }
+    Ok(())
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+async fn patch_status(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    status: &MySQLClusterStatus,
+) -> Result<(), Error> {
+    let api: Api<MySQLCluster> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": MySQLCluster::api_version(&()),
+        "kind": MySQLCluster::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams::apply(naming::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Status)?;
+    Ok(())
+}
+
+/// The one place a failure is reported: a log line, a Warning event with the whole error chain,
+/// and `ReconcileSuccess=False` in the status.
+async fn record_failure(cluster: &MySQLCluster, ctx: &Context, error: &Error) {
+    let chain = error_chain(error);
+    tracing::warn!(
+        namespace = %cluster.namespace().unwrap_or_default(),
+        name = %cluster.name_any(),
+        category = error.category(),
+        error = %chain,
+        "reconcile failed"
+    );
+    publish(
+        ctx,
+        cluster,
+        EventType::Warning,
+        error.category(),
+        chain.clone(),
+    )
+    .await;
+    let status = failed_status(
+        cluster.status.as_ref(),
+        cluster.metadata.generation,
+        error.category(),
+        chain,
+        now(),
+    );
+    if cluster.status.as_ref() != Some(&status)
+        && let Err(e) = patch_status(ctx, cluster, &status).await
+    {
+        tracing::warn!(error = %error_chain(&e), "could not record the failure in the status");
+    }
+}
+
+async fn publish(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish an event");
+    }
+}
+
+/// What to do after a failed reconcile: wait for an edit when the spec is invalid, else back off.
+pub fn error_policy(_object: Arc<DynamicObject>, error: &Error, _ctx: Arc<Context>) -> Action {
+    if error.waits_for_change() {
+        Action::await_change()
+    } else {
+        Action::requeue(RETRY_AFTER_FAILURE)
+    }
+}

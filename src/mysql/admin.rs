@@ -1,0 +1,440 @@
+//! The one trait all SQL goes through, and the plain data it speaks.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use super::error::MySqlError;
+use super::gtid::GtidSet;
+
+/// Where a mysqld listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// DNS name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Builds an endpoint.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A MySQL account's login; `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// Account user name.
+    pub user: String,
+    /// Clear-text password.
+    pub password: String,
+}
+
+impl Credentials {
+    /// Builds credentials.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An account the operator keeps in place, with global (`ON *.*`) privileges.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    /// User part of the account.
+    pub name: String,
+    /// Host part of the account, e.g. `%`.
+    pub host: String,
+    /// Clear-text password.
+    pub password: String,
+    /// Global privilege names, e.g. `REPLICATION SLAVE`, `BACKUP_ADMIN`.
+    pub privileges: Vec<String>,
+}
+
+impl fmt::Debug for UserSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserSpec")
+            .field("name", &self.name)
+            .field("host", &self.host)
+            .field("password", &"<redacted>")
+            .field("privileges", &self.privileges)
+            .finish()
+    }
+}
+
+/// What [`MySqlAdmin::ensure_user`] had to change; all false/empty means nothing
+/// was written (and no GTID was generated).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChange {
+    /// The account did not exist and was created.
+    pub created: bool,
+    /// The password did not work and was reset.
+    pub password_changed: bool,
+    /// Privileges that were missing and were granted.
+    pub granted: Vec<String>,
+}
+
+impl UserChange {
+    /// True when nothing had to be written.
+    pub fn is_noop(&self) -> bool {
+        !self.created && !self.password_changed && self.granted.is_empty()
+    }
+}
+
+/// The source a replica should follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationSource {
+    /// The source's address as the replica's mysqld resolves it.
+    pub endpoint: Endpoint,
+    /// The replication account on the source.
+    pub credentials: Credentials,
+    /// `SOURCE_SSL=1` (encrypted, unverified) instead of plain TCP with RSA key exchange.
+    pub tls: bool,
+    /// Seconds between reconnection attempts of the I/O thread.
+    pub connect_retry: Duration,
+    /// Reconnection attempts before the I/O thread gives up.
+    pub retry_count: u32,
+}
+
+/// Lossless semi-synchronous settings for a primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SemiSyncSourceConfig {
+    /// Acknowledgements a commit waits for.
+    pub wait_for_replica_count: u32,
+    /// How long a commit waits before falling back to asynchronous replication;
+    /// the operator uses a very long value so that this never happens silently.
+    pub timeout: Duration,
+}
+
+/// Server plugins the operator relies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Plugin {
+    /// `rpl_semi_sync_source` from `semisync_source.so`.
+    SemiSyncSource,
+    /// `rpl_semi_sync_replica` from `semisync_replica.so`.
+    SemiSyncReplica,
+    /// `clone` from `mysql_clone.so`.
+    Clone,
+}
+
+impl Plugin {
+    /// Every plugin, in install order.
+    pub const ALL: [Plugin; 3] = [
+        Plugin::SemiSyncSource,
+        Plugin::SemiSyncReplica,
+        Plugin::Clone,
+    ];
+
+    /// Name in `information_schema.PLUGINS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Plugin::SemiSyncSource => "rpl_semi_sync_source",
+            Plugin::SemiSyncReplica => "rpl_semi_sync_replica",
+            Plugin::Clone => "clone",
+        }
+    }
+
+    /// Shared library in the plugin directory.
+    pub fn library(self) -> &'static str {
+        match self {
+            Plugin::SemiSyncSource => "semisync_source.so",
+            Plugin::SemiSyncReplica => "semisync_replica.so",
+            Plugin::Clone => "mysql_clone.so",
+        }
+    }
+}
+
+/// How a successful `CLONE INSTANCE` ended on the recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloneOutcome {
+    /// The statement returned: mysqld had a supervisor and restarts itself.
+    Restarting,
+    /// mysqld has no supervisor (error 3707) and shut down; whatever runs it
+    /// (in Kubernetes, the kubelet restarting the container) must start it again.
+    ShutDown,
+    /// The connection dropped as mysqld went down at the end of the clone;
+    /// confirm with [`InstanceStatus::clone`] once it is back.
+    ConnectionClosed,
+}
+
+/// One observation of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStatus {
+    /// `@@server_uuid`, lowercase.
+    pub server_uuid: String,
+    /// `@@server_id`.
+    pub server_id: u32,
+    /// `@@version`, e.g. `9.7.0`.
+    pub version: String,
+    /// `@@read_only`.
+    pub read_only: bool,
+    /// `@@super_read_only`.
+    pub super_read_only: bool,
+    /// `@@gtid_executed`.
+    pub gtid_executed: GtidSet,
+    /// `@@gtid_purged`.
+    pub gtid_purged: GtidSet,
+    /// The default replication channel, if one is configured.
+    pub replica: Option<ReplicaStatus>,
+    /// Semi-synchronous replication on both sides.
+    pub semi_sync: SemiSyncStatus,
+    /// The last clone operation, if the clone plugin is loaded and one ran.
+    pub clone: Option<CloneStatus>,
+}
+
+impl InstanceStatus {
+    /// True when clients may write (both read-only flags off).
+    pub fn is_writable(&self) -> bool {
+        !self.read_only && !self.super_read_only
+    }
+}
+
+/// State of a replication thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadState {
+    /// Running (I/O thread: connected to the source).
+    Running,
+    /// I/O thread trying to connect.
+    Connecting,
+    /// Stopped.
+    Stopped,
+}
+
+/// A replication thread's last error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationError {
+    /// MySQL error number.
+    pub code: u32,
+    /// MySQL's message.
+    pub message: String,
+}
+
+/// The default replication channel (`SHOW REPLICA STATUS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// `Source_Host`.
+    pub source_host: String,
+    /// `Source_Port`.
+    pub source_port: u16,
+    /// `Replica_IO_Running`.
+    pub io_thread: ThreadState,
+    /// `Replica_SQL_Running`.
+    pub sql_thread: ThreadState,
+    /// `Last_IO_Errno` / `Last_IO_Error`.
+    pub last_io_error: Option<ReplicationError>,
+    /// `Last_SQL_Errno` / `Last_SQL_Error`.
+    pub last_sql_error: Option<ReplicationError>,
+    /// `Seconds_Behind_Source`; `None` when the SQL thread does not run.
+    pub seconds_behind_source: Option<u64>,
+    /// `Retrieved_Gtid_Set`: received into the relay log, maybe not applied yet.
+    pub retrieved_gtid_set: GtidSet,
+    /// `Auto_Position`.
+    pub auto_position: bool,
+}
+
+/// Semi-synchronous replication as seen on one instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SemiSyncStatus {
+    /// `rpl_semi_sync_source` is loaded.
+    pub source_plugin_loaded: bool,
+    /// `rpl_semi_sync_replica` is loaded.
+    pub replica_plugin_loaded: bool,
+    /// `@@rpl_semi_sync_source_enabled`.
+    pub source_enabled: bool,
+    /// `Rpl_semi_sync_source_status`: commits currently wait for acknowledgements.
+    pub source_active: bool,
+    /// `Rpl_semi_sync_source_clients`: connected semi-sync replicas.
+    pub source_clients: u32,
+    /// `@@rpl_semi_sync_source_wait_for_replica_count`.
+    pub wait_for_replica_count: Option<u32>,
+    /// `@@rpl_semi_sync_source_timeout`.
+    pub source_timeout: Option<Duration>,
+    /// `@@rpl_semi_sync_source_wait_point`, e.g. `AFTER_SYNC`.
+    pub wait_point: Option<String>,
+    /// `@@rpl_semi_sync_replica_enabled`.
+    pub replica_enabled: bool,
+    /// `Rpl_semi_sync_replica_status`: the I/O thread acknowledges.
+    pub replica_active: bool,
+}
+
+/// `performance_schema.clone_status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloneStatus {
+    /// `Not Started`, `In Progress`, `Completed` or `Failed`.
+    pub state: String,
+    /// `ERROR_NO`, 0 when none.
+    pub error_code: i64,
+    /// `ERROR_MESSAGE`.
+    pub error_message: String,
+    /// `SOURCE`, the donor's `host:port`.
+    pub source: String,
+}
+
+/// Opens an administrative session on one instance.
+pub trait MySqlConnector: Send + Sync {
+    /// The session type.
+    type Admin: MySqlAdmin;
+
+    /// Connects and logs in; fails with an unreachable error or `AccessDenied`.
+    fn connect(
+        &self,
+        endpoint: &Endpoint,
+        credentials: &Credentials,
+    ) -> impl Future<Output = Result<Self::Admin, MySqlError>> + Send;
+}
+
+/// Verbs the operator applies to one instance. One session, one statement at
+/// a time; after a timeout or a lost connection every call fails and the
+/// caller connects again.
+pub trait MySqlAdmin: Send + Sync {
+    /// One round of observation: identity, read-only flags, GTID sets,
+    /// replication, semi-sync and clone state.
+    fn status(&self) -> impl Future<Output = Result<InstanceStatus, MySqlError>> + Send;
+
+    /// `false`: lift `super_read_only` and `read_only` (the primary).
+    /// `true`: set `super_read_only` (which implies `read_only`). Not persisted:
+    /// a restarted mysqld comes back read-only from its configuration.
+    fn set_read_only(&self, read_only: bool)
+    -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// Creates the account, resets its password if it no longer logs in, and
+    /// grants missing privileges; writes nothing when all is in place. Writes
+    /// are replicated, so this runs on the writable primary only: on a
+    /// read-only instance it fails with [`MySqlError::ReadOnly`].
+    fn ensure_user(
+        &self,
+        user: &UserSpec,
+    ) -> impl Future<Output = Result<UserChange, MySqlError>> + Send;
+
+    /// Loads the plugin unless it is already active.
+    fn ensure_plugin(&self, plugin: Plugin) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// Points the default channel at `source` with GTID auto-positioning and
+    /// starts replication (`STOP REPLICA; CHANGE REPLICATION SOURCE ...; START REPLICA`).
+    fn configure_replica(
+        &self,
+        source: &ReplicationSource,
+    ) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// `START REPLICA`.
+    fn start_replica(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// The fence: `STOP REPLICA IO_THREAD`, so this replica acknowledges nothing more.
+    fn stop_replica_io(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// `STOP REPLICA` (both threads).
+    fn stop_replica(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// `STOP REPLICA; RESET REPLICA ALL`: forget the source (on a new primary).
+    fn reset_replica_all(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// Loads the plugin if needed and turns on lossless semi-sync as a source
+    /// (`AFTER_SYNC`, `wait_no_replica=ON`).
+    fn enable_semi_sync_source(
+        &self,
+        config: SemiSyncSourceConfig,
+    ) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// `rpl_semi_sync_source_enabled=OFF`.
+    fn disable_semi_sync_source(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// Loads the plugin if needed, turns on semi-sync as a replica and, if the
+    /// I/O thread runs without acknowledging, restarts it so that it does.
+    fn enable_semi_sync_replica(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// `rpl_semi_sync_replica_enabled=OFF`.
+    fn disable_semi_sync_replica(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// `WAIT_FOR_EXECUTED_GTID_SET`: true once `gtids` are applied, false when
+    /// `timeout` passes first.
+    fn wait_for_gtid(
+        &self,
+        gtids: &GtidSet,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<bool, MySqlError>> + Send;
+
+    /// Replaces this instance's data with a copy of `donor`'s (the clone
+    /// plugin must be loaded on both). On success mysqld goes down: see
+    /// [`CloneOutcome`]. `credentials` need `BACKUP_ADMIN` on the donor; this
+    /// session needs `CLONE_ADMIN`.
+    fn clone_from(
+        &self,
+        donor: &Endpoint,
+        credentials: &Credentials,
+        tls: bool,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<CloneOutcome, MySqlError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_passwords() {
+        let credentials = Credentials::new("repl", "hunter2");
+        let user = UserSpec {
+            name: "repl".into(),
+            host: "%".into(),
+            password: "hunter2".into(),
+            privileges: vec!["REPLICATION SLAVE".into()],
+        };
+        let source = ReplicationSource {
+            endpoint: Endpoint::new("db-0", 3306),
+            credentials: credentials.clone(),
+            tls: true,
+            connect_retry: Duration::from_secs(1),
+            retry_count: 1,
+        };
+        for text in [
+            format!("{credentials:?}"),
+            format!("{user:?}"),
+            format!("{source:?}"),
+        ] {
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(text.contains("repl"), "{text}");
+        }
+    }
+
+    #[test]
+    fn endpoints_print_as_host_port_with_ipv6_in_brackets() {
+        assert_eq!(Endpoint::new("db-0.db", 3306).to_string(), "db-0.db:3306");
+        assert_eq!(Endpoint::new("::1", 3306).to_string(), "[::1]:3306");
+    }
+
+    #[test]
+    fn a_user_change_with_nothing_done_is_a_noop() {
+        assert!(UserChange::default().is_noop());
+        let granted = UserChange {
+            granted: vec!["CLONE_ADMIN".into()],
+            ..UserChange::default()
+        };
+        assert!(!granted.is_noop());
+    }
+}

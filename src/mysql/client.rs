@@ -1,0 +1,837 @@
+//! The `mysql_async` implementation of the SQL trait; the only file that imports it.
+//!
+//! One `Conn` per session behind a mutex rather than a `Pool`: session state
+//! (the `sql_mode` set at connect) must stay on the connection that set it,
+//! and a pool would silently reconnect where the operator wants to see the
+//! failure (after a timeout, or after a clone took mysqld down).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, Row, SslOpts, Value};
+use tokio::sync::Mutex;
+
+use super::admin::{
+    CloneOutcome, CloneStatus, Credentials, Endpoint, InstanceStatus, MySqlAdmin, MySqlConnector,
+    Plugin, ReplicaStatus, ReplicationError, ReplicationSource, SemiSyncSourceConfig,
+    SemiSyncStatus, ThreadState, UserChange, UserSpec,
+};
+use super::error::MySqlError;
+use super::gtid::GtidSet;
+use super::sql;
+
+/// `ER_ACCESS_DENIED_ERROR`.
+const ER_ACCESS_DENIED: u16 = 1045;
+/// `ER_OPTION_PREVENTS_STATEMENT`, e.g. "running with the --super-read-only option".
+const ER_OPTION_PREVENTS_STATEMENT: u16 = 1290;
+/// `ER_NO_SUCH_THREAD`: the statement ended by itself before the kill.
+const ER_NO_SUCH_THREAD: u16 = 1094;
+/// "Restart server failed (mysqld is not managed by supervisor process)", after a clone.
+const ER_RESTART_SERVER_FAILED: u16 = 3707;
+
+/// Connects to MySQL over TCP with `mysql_async`.
+#[derive(Debug, Clone)]
+pub struct MySqlClient {
+    settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    connect_timeout: Duration,
+    query_timeout: Duration,
+    tls: bool,
+}
+
+impl MySqlClient {
+    /// A client whose connects and statements each give up after the given time.
+    pub fn new(connect_timeout: Duration, query_timeout: Duration) -> Self {
+        Self {
+            settings: Settings {
+                connect_timeout,
+                query_timeout,
+                tls: false,
+            },
+        }
+    }
+
+    /// Encrypts sessions with TLS without verifying the server's (self-signed)
+    /// certificate; without it, caching_sha2_password logins use the server's RSA key.
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.settings.tls = tls;
+        self
+    }
+}
+
+impl MySqlConnector for MySqlClient {
+    type Admin = MySqlSession;
+
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        credentials: &Credentials,
+    ) -> Result<MySqlSession, MySqlError> {
+        let conn = open(self.settings, endpoint, credentials).await?;
+        let session = MySqlSession {
+            endpoint: endpoint.clone(),
+            credentials: credentials.clone(),
+            settings: self.settings,
+            conn: Mutex::new(Some(conn)),
+        };
+        session.prepare_session().await?;
+        Ok(session)
+    }
+}
+
+async fn open(
+    settings: Settings,
+    endpoint: &Endpoint,
+    credentials: &Credentials,
+) -> Result<Conn, MySqlError> {
+    let mut opts = OptsBuilder::default()
+        .ip_or_hostname(endpoint.host.clone())
+        .tcp_port(endpoint.port)
+        .user(Some(credentials.user.clone()))
+        .pass(Some(credentials.password.clone()))
+        // mysql_async would otherwise switch to the server's unix socket when
+        // the host is local, which is not ours to reach from another container.
+        .prefer_socket(false)
+        .tcp_nodelay(true)
+        .stmt_cache_size(0);
+    if settings.tls {
+        opts = opts.ssl_opts(
+            SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        );
+    }
+    match tokio::time::timeout(settings.connect_timeout, Conn::new(opts)).await {
+        Err(_) => Err(MySqlError::ConnectTimeout {
+            endpoint: endpoint.to_string(),
+            after: settings.connect_timeout,
+        }),
+        Ok(Err(mysql_async::Error::Server(e))) if e.code == ER_ACCESS_DENIED => {
+            Err(MySqlError::AccessDenied {
+                endpoint: endpoint.to_string(),
+                user: credentials.user.clone(),
+                source: Box::new(e),
+            })
+        }
+        Ok(Err(e)) => Err(MySqlError::Connect {
+            endpoint: endpoint.to_string(),
+            source: Box::new(e),
+        }),
+        Ok(Ok(conn)) => Ok(conn),
+    }
+}
+
+/// An administrative session on one instance.
+pub struct MySqlSession {
+    endpoint: Endpoint,
+    /// Kept to kill a timed-out statement from a second connection.
+    credentials: Credentials,
+    settings: Settings,
+    /// `None` once the connection broke or was abandoned after a timeout.
+    conn: Mutex<Option<Conn>>,
+}
+
+impl std::fmt::Debug for MySqlSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlSession")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+type DriverFuture<'c, T> = Pin<Box<dyn Future<Output = mysql_async::Result<T>> + Send + 'c>>;
+
+impl MySqlSession {
+    /// The instance this session talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Closes the connection politely (otherwise it is closed in the background on drop).
+    pub async fn close(self) {
+        if let Some(conn) = self.conn.into_inner() {
+            let _ = tokio::time::timeout(self.settings.query_timeout, conn.disconnect()).await;
+        }
+    }
+
+    /// Runs one driver operation under `after`, mapping its errors and
+    /// abandoning the connection when it can no longer be trusted.
+    async fn run<T, F>(&self, action: &str, after: Duration, op: F) -> Result<T, MySqlError>
+    where
+        T: Send,
+        F: for<'c> FnOnce(&'c mut Conn) -> DriverFuture<'c, T> + Send,
+    {
+        let mut slot = self.conn.lock().await;
+        let Some(conn) = slot.as_mut() else {
+            return Err(MySqlError::ConnectionLost {
+                action: action.to_owned(),
+                endpoint: self.endpoint.to_string(),
+                source: "the session was abandoned after an earlier failure".into(),
+            });
+        };
+        match tokio::time::timeout(after, op(conn)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(mysql_async::Error::Server(e))) => Err(self.server_error(action, e)),
+            Ok(Err(e)) => {
+                // I/O or protocol trouble: the connection is gone or unusable.
+                *slot = None;
+                Err(MySqlError::ConnectionLost {
+                    action: action.to_owned(),
+                    endpoint: self.endpoint.to_string(),
+                    source: Box::new(e),
+                })
+            }
+            Err(_) => {
+                // The protocol state is unknown mid-result: never reuse this
+                // connection. The statement would go on running on the server
+                // (a blocked `SET GLOBAL super_read_only` would apply minutes
+                // later), so kill it.
+                let id = conn.id();
+                *slot = None;
+                self.kill_connection(id).await;
+                Err(MySqlError::Timeout {
+                    action: action.to_owned(),
+                    endpoint: self.endpoint.to_string(),
+                    after,
+                })
+            }
+        }
+    }
+
+    /// Best effort: a failure is logged, the caller reports the timeout anyway.
+    async fn kill_connection(&self, id: u32) {
+        let killed = async {
+            let mut conn = open(self.settings, &self.endpoint, &self.credentials).await?;
+            let result = tokio::time::timeout(
+                self.settings.query_timeout,
+                conn.query_drop(format!("KILL CONNECTION {id}")),
+            )
+            .await;
+            let _ = conn.disconnect().await;
+            match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(mysql_async::Error::Server(e))) if e.code == ER_NO_SUCH_THREAD => Ok(()),
+                Ok(Err(e)) => Err(self.driver_error("kill a timed-out statement", e)),
+                Err(_) => Err(MySqlError::Timeout {
+                    action: "kill a timed-out statement".to_owned(),
+                    endpoint: self.endpoint.to_string(),
+                    after: self.settings.query_timeout,
+                }),
+            }
+        };
+        if let Err(e) = killed.await {
+            tracing::warn!(endpoint = %self.endpoint, connection_id = id, error = %e,
+                "failed to kill a timed-out statement; it may still run on the server");
+        }
+    }
+
+    fn driver_error(&self, action: &str, e: mysql_async::Error) -> MySqlError {
+        match e {
+            mysql_async::Error::Server(e) => self.server_error(action, e),
+            e => MySqlError::ConnectionLost {
+                action: action.to_owned(),
+                endpoint: self.endpoint.to_string(),
+                source: Box::new(e),
+            },
+        }
+    }
+
+    fn server_error(&self, action: &str, e: mysql_async::ServerError) -> MySqlError {
+        if e.code == ER_OPTION_PREVENTS_STATEMENT && e.message.contains("read-only") {
+            return MySqlError::ReadOnly {
+                action: action.to_owned(),
+                endpoint: self.endpoint.to_string(),
+            };
+        }
+        MySqlError::Query {
+            action: action.to_owned(),
+            endpoint: self.endpoint.to_string(),
+            code: e.code,
+            source: Box::new(e),
+        }
+    }
+
+    async fn query_drop(&self, action: &str, statement: String) -> Result<(), MySqlError> {
+        self.run(action, self.settings.query_timeout, move |c| {
+            Box::pin(c.query_drop(statement))
+        })
+        .await
+    }
+
+    async fn exec_drop(
+        &self,
+        action: &str,
+        statement: &'static str,
+        params: Vec<Value>,
+    ) -> Result<(), MySqlError> {
+        self.run(action, self.settings.query_timeout, move |c| {
+            Box::pin(c.exec_drop(statement, params))
+        })
+        .await
+    }
+
+    async fn query_rows(
+        &self,
+        action: &str,
+        statement: &'static str,
+    ) -> Result<Vec<Row>, MySqlError> {
+        self.run(action, self.settings.query_timeout, move |c| {
+            Box::pin(c.query(statement))
+        })
+        .await
+    }
+
+    async fn exec_rows(
+        &self,
+        action: &str,
+        statement: &'static str,
+        params: Vec<Value>,
+    ) -> Result<Vec<Row>, MySqlError> {
+        self.run(action, self.settings.query_timeout, move |c| {
+            Box::pin(c.exec(statement, params))
+        })
+        .await
+    }
+
+    /// Makes the session match what `sql.rs` assumes: backslash escapes on.
+    async fn prepare_session(&self) -> Result<(), MySqlError> {
+        let rows = self
+            .query_rows("read sql_mode", "SELECT @@SESSION.sql_mode")
+            .await?;
+        let mode = rows
+            .first()
+            .and_then(|r| r.as_ref(0))
+            .and_then(text)
+            .unwrap_or_default();
+        if mode
+            .split(',')
+            .any(|m| m.eq_ignore_ascii_case("NO_BACKSLASH_ESCAPES"))
+        {
+            let kept: Vec<&str> = mode
+                .split(',')
+                .filter(|m| !m.eq_ignore_ascii_case("NO_BACKSLASH_ESCAPES"))
+                .collect();
+            self.exec_drop(
+                "set session sql_mode",
+                "SET SESSION sql_mode = ?",
+                vec![Value::from(kept.join(","))],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn parse_error(&self, what: &str, detail: impl Into<String>) -> MySqlError {
+        MySqlError::Parse {
+            what: what.to_owned(),
+            endpoint: self.endpoint.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    fn gtid_set(&self, text: Option<String>) -> Result<GtidSet, MySqlError> {
+        GtidSet::parse(text.as_deref().unwrap_or_default()).map_err(|source| MySqlError::Gtid {
+            endpoint: self.endpoint.to_string(),
+            source,
+        })
+    }
+
+    async fn active_plugins(&self) -> Result<Vec<Plugin>, MySqlError> {
+        let rows = self
+            .query_rows(
+                "list plugins",
+                "SELECT PLUGIN_NAME FROM information_schema.PLUGINS \
+                 WHERE PLUGIN_STATUS = 'ACTIVE' \
+                 AND PLUGIN_NAME IN ('rpl_semi_sync_source', 'rpl_semi_sync_replica', 'clone')",
+            )
+            .await?;
+        let names: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.as_ref(0).and_then(text))
+            .collect();
+        Ok(Plugin::ALL
+            .into_iter()
+            .filter(|p| names.iter().any(|n| n.eq_ignore_ascii_case(p.name())))
+            .collect())
+    }
+
+    async fn replica_status(&self) -> Result<Option<ReplicaStatus>, MySqlError> {
+        let rows = self
+            .query_rows("read replica status", "SHOW REPLICA STATUS")
+            .await?;
+        let Some(row) = rows
+            .into_iter()
+            .find(|r| column_text(r, "Channel_Name").is_none_or(|c| c.is_empty()))
+        else {
+            return Ok(None);
+        };
+        let thread = |name: &str| -> Result<ThreadState, MySqlError> {
+            match column_text(&row, name).as_deref() {
+                Some("Yes") => Ok(ThreadState::Running),
+                Some("Connecting") => Ok(ThreadState::Connecting),
+                Some("No") | None => Ok(ThreadState::Stopped),
+                Some(other) => Err(self.parse_error(name, format!("unexpected value {other:?}"))),
+            }
+        };
+        let error = |code: &str, message: &str| -> Option<ReplicationError> {
+            let code = column_text(&row, code)?.parse::<u32>().ok()?;
+            (code != 0).then(|| ReplicationError {
+                code,
+                message: column_text(&row, message).unwrap_or_default(),
+            })
+        };
+        let number = |name: &str| -> Result<Option<u64>, MySqlError> {
+            column_text(&row, name)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|e| self.parse_error(name, e.to_string()))
+                })
+                .transpose()
+        };
+        let source_port = number("Source_Port")?.unwrap_or_default();
+        Ok(Some(ReplicaStatus {
+            source_host: column_text(&row, "Source_Host").unwrap_or_default(),
+            source_port: u16::try_from(source_port)
+                .map_err(|e| self.parse_error("Source_Port", e.to_string()))?,
+            io_thread: thread("Replica_IO_Running")?,
+            sql_thread: thread("Replica_SQL_Running")?,
+            last_io_error: error("Last_IO_Errno", "Last_IO_Error"),
+            last_sql_error: error("Last_SQL_Errno", "Last_SQL_Error"),
+            seconds_behind_source: number("Seconds_Behind_Source")?,
+            retrieved_gtid_set: self.gtid_set(column_text(&row, "Retrieved_Gtid_Set"))?,
+            auto_position: column_text(&row, "Auto_Position").as_deref() == Some("1"),
+        }))
+    }
+
+    async fn semi_sync_status(&self, plugins: &[Plugin]) -> Result<SemiSyncStatus, MySqlError> {
+        let mut status = SemiSyncStatus {
+            source_plugin_loaded: plugins.contains(&Plugin::SemiSyncSource),
+            replica_plugin_loaded: plugins.contains(&Plugin::SemiSyncReplica),
+            ..SemiSyncStatus::default()
+        };
+        if !status.source_plugin_loaded && !status.replica_plugin_loaded {
+            return Ok(status);
+        }
+        let rows = self
+            .query_rows(
+                "read semi-sync state",
+                "SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE FROM performance_schema.global_variables \
+                 WHERE VARIABLE_NAME LIKE 'rpl\\_semi\\_sync\\_%' \
+                 UNION ALL \
+                 SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE FROM performance_schema.global_status \
+                 WHERE VARIABLE_NAME LIKE 'rpl\\_semi\\_sync\\_%'",
+            )
+            .await?;
+        for row in &rows {
+            let (Some(name), Some(value)) =
+                (row.as_ref(0).and_then(text), row.as_ref(1).and_then(text))
+            else {
+                continue;
+            };
+            let on = value.eq_ignore_ascii_case("ON");
+            match name.as_str() {
+                "rpl_semi_sync_source_enabled" => status.source_enabled = on,
+                "rpl_semi_sync_source_status" => status.source_active = on,
+                "rpl_semi_sync_source_clients" => {
+                    status.source_clients = value
+                        .parse()
+                        .map_err(|_| self.parse_error(&name, format!("not a number: {value:?}")))?;
+                }
+                "rpl_semi_sync_source_wait_for_replica_count" => {
+                    status.wait_for_replica_count = value.parse().ok();
+                }
+                "rpl_semi_sync_source_timeout" => {
+                    status.source_timeout = value.parse().ok().map(Duration::from_millis);
+                }
+                "rpl_semi_sync_source_wait_point" => status.wait_point = Some(value),
+                "rpl_semi_sync_replica_enabled" => status.replica_enabled = on,
+                "rpl_semi_sync_replica_status" => status.replica_active = on,
+                _ => {}
+            }
+        }
+        Ok(status)
+    }
+
+    async fn clone_status(&self) -> Result<Option<CloneStatus>, MySqlError> {
+        let rows = self
+            .query_rows(
+                "read clone status",
+                "SELECT STATE, ERROR_NO, ERROR_MESSAGE, SOURCE FROM performance_schema.clone_status",
+            )
+            .await?;
+        Ok(rows.first().map(|r| CloneStatus {
+            state: r.as_ref(0).and_then(text).unwrap_or_default(),
+            error_code: r
+                .as_ref(1)
+                .and_then(text)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default(),
+            error_message: r.as_ref(2).and_then(text).unwrap_or_default(),
+            source: r.as_ref(3).and_then(text).unwrap_or_default(),
+        }))
+    }
+
+    /// Tries the account's password with a fresh login: MySQL offers no SQL
+    /// to check a password against its stored hash.
+    async fn password_works(&self, user: &UserSpec) -> Result<bool, MySqlError> {
+        let credentials = Credentials::new(user.name.clone(), user.password.clone());
+        match open(self.settings, &self.endpoint, &credentials).await {
+            Ok(conn) => {
+                let _ = tokio::time::timeout(self.settings.query_timeout, conn.disconnect()).await;
+                Ok(true)
+            }
+            Err(MySqlError::AccessDenied { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn io_thread_running(&self) -> Result<bool, MySqlError> {
+        Ok(self
+            .replica_status()
+            .await?
+            .is_some_and(|r| r.io_thread != ThreadState::Stopped))
+    }
+}
+
+impl MySqlAdmin for MySqlSession {
+    async fn status(&self) -> Result<InstanceStatus, MySqlError> {
+        let rows = self
+            .query_rows(
+                "read server variables",
+                "SELECT @@server_uuid, @@server_id, @@version, @@read_only, \
+                 @@super_read_only, @@gtid_executed, @@gtid_purged",
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| self.parse_error("server variables", "no row returned"))?;
+        let field = |i: usize| row.as_ref(i).and_then(text);
+        let flag = |i: usize, name: &str| -> Result<bool, MySqlError> {
+            match field(i).as_deref() {
+                Some("1") => Ok(true),
+                Some("0") => Ok(false),
+                other => Err(self.parse_error(name, format!("unexpected value {other:?}"))),
+            }
+        };
+        let server_id = field(1)
+            .ok_or_else(|| self.parse_error("@@server_id", "NULL"))?
+            .parse::<u32>()
+            .map_err(|e| self.parse_error("@@server_id", e.to_string()))?;
+        let mut status = InstanceStatus {
+            server_uuid: field(0)
+                .ok_or_else(|| self.parse_error("@@server_uuid", "NULL"))?
+                .to_ascii_lowercase(),
+            server_id,
+            version: field(2).unwrap_or_default(),
+            read_only: flag(3, "@@read_only")?,
+            super_read_only: flag(4, "@@super_read_only")?,
+            gtid_executed: self.gtid_set(field(5))?,
+            gtid_purged: self.gtid_set(field(6))?,
+            replica: None,
+            semi_sync: SemiSyncStatus::default(),
+            clone: None,
+        };
+        status.replica = self.replica_status().await?;
+        let plugins = self.active_plugins().await?;
+        status.semi_sync = self.semi_sync_status(&plugins).await?;
+        if plugins.contains(&Plugin::Clone) {
+            status.clone = self.clone_status().await?;
+        }
+        Ok(status)
+    }
+
+    async fn set_read_only(&self, read_only: bool) -> Result<(), MySqlError> {
+        if read_only {
+            // One statement sets both flags, so no moment has read_only
+            // without super_read_only.
+            self.query_drop(
+                "set super_read_only",
+                "SET GLOBAL super_read_only = ON".into(),
+            )
+            .await
+        } else {
+            self.query_drop(
+                "clear super_read_only",
+                "SET GLOBAL super_read_only = OFF".into(),
+            )
+            .await?;
+            self.query_drop("clear read_only", "SET GLOBAL read_only = OFF".into())
+                .await
+        }
+    }
+
+    async fn ensure_user(&self, user: &UserSpec) -> Result<UserChange, MySqlError> {
+        const ACTION: &str = "ensure user";
+        sql::validate_account(ACTION, &user.name, &user.host)?;
+        let wanted = user
+            .privileges
+            .iter()
+            .map(|p| sql::validate_privilege(ACTION, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut change = UserChange::default();
+        let exists = self
+            .exec_rows(
+                "look up user",
+                "SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?",
+                vec![Value::from(&user.name), Value::from(&user.host)],
+            )
+            .await?;
+        if exists.is_empty() {
+            self.query_drop("create user", sql::create_user(user))
+                .await?;
+            change.created = true;
+        } else if !self.password_works(user).await? {
+            self.query_drop("reset user password", sql::alter_user_password(user))
+                .await?;
+            change.password_changed = true;
+        }
+        let grantee = format!("'{}'@'{}'", user.name, user.host);
+        let held: Vec<String> = self
+            .exec_rows(
+                "read user privileges",
+                "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?",
+                vec![Value::from(grantee)],
+            )
+            .await?
+            .iter()
+            .filter_map(|r| r.as_ref(0).and_then(text))
+            .map(|p| p.to_ascii_uppercase())
+            .collect();
+        let missing: Vec<String> =
+            wanted
+                .into_iter()
+                .filter(|p| !held.contains(p))
+                .fold(Vec::new(), |mut acc, p| {
+                    if !acc.contains(&p) {
+                        acc.push(p);
+                    }
+                    acc
+                });
+        if !missing.is_empty() {
+            self.query_drop("grant privileges", sql::grant_global(user, &missing))
+                .await?;
+            change.granted = missing;
+        }
+        Ok(change)
+    }
+
+    async fn ensure_plugin(&self, plugin: Plugin) -> Result<(), MySqlError> {
+        if self.active_plugins().await?.contains(&plugin) {
+            return Ok(());
+        }
+        self.query_drop(
+            "install plugin",
+            format!(
+                "INSTALL PLUGIN {} SONAME {}",
+                sql::quote_ident(plugin.name()),
+                sql::quote_string(plugin.library())
+            ),
+        )
+        .await
+    }
+
+    async fn configure_replica(&self, source: &ReplicationSource) -> Result<(), MySqlError> {
+        self.query_drop("stop replica", "STOP REPLICA".into())
+            .await?;
+        self.query_drop(
+            "change replication source",
+            sql::change_replication_source(source),
+        )
+        .await?;
+        self.query_drop("start replica", "START REPLICA".into())
+            .await
+    }
+
+    async fn start_replica(&self) -> Result<(), MySqlError> {
+        self.query_drop("start replica", "START REPLICA".into())
+            .await
+    }
+
+    async fn stop_replica_io(&self) -> Result<(), MySqlError> {
+        self.query_drop("stop replica I/O thread", "STOP REPLICA IO_THREAD".into())
+            .await
+    }
+
+    async fn stop_replica(&self) -> Result<(), MySqlError> {
+        self.query_drop("stop replica", "STOP REPLICA".into()).await
+    }
+
+    async fn reset_replica_all(&self) -> Result<(), MySqlError> {
+        self.query_drop("stop replica", "STOP REPLICA".into())
+            .await?;
+        self.query_drop("reset replica", "RESET REPLICA ALL".into())
+            .await
+    }
+
+    async fn enable_semi_sync_source(
+        &self,
+        config: SemiSyncSourceConfig,
+    ) -> Result<(), MySqlError> {
+        const ACTION: &str = "configure semi-sync source";
+        self.ensure_plugin(Plugin::SemiSyncSource).await?;
+        let timeout_ms = u64::try_from(config.timeout.as_millis()).unwrap_or(u64::MAX);
+        self.query_drop(
+            ACTION,
+            "SET GLOBAL rpl_semi_sync_source_wait_point = AFTER_SYNC".into(),
+        )
+        .await?;
+        self.query_drop(
+            ACTION,
+            "SET GLOBAL rpl_semi_sync_source_wait_no_replica = ON".into(),
+        )
+        .await?;
+        self.exec_drop(
+            ACTION,
+            "SET GLOBAL rpl_semi_sync_source_wait_for_replica_count = ?",
+            vec![Value::from(config.wait_for_replica_count)],
+        )
+        .await?;
+        self.exec_drop(
+            ACTION,
+            "SET GLOBAL rpl_semi_sync_source_timeout = ?",
+            vec![Value::from(timeout_ms)],
+        )
+        .await?;
+        self.query_drop(
+            "enable semi-sync source",
+            "SET GLOBAL rpl_semi_sync_source_enabled = ON".into(),
+        )
+        .await
+    }
+
+    async fn disable_semi_sync_source(&self) -> Result<(), MySqlError> {
+        if !self
+            .active_plugins()
+            .await?
+            .contains(&Plugin::SemiSyncSource)
+        {
+            return Ok(());
+        }
+        self.query_drop(
+            "disable semi-sync source",
+            "SET GLOBAL rpl_semi_sync_source_enabled = OFF".into(),
+        )
+        .await
+    }
+
+    async fn enable_semi_sync_replica(&self) -> Result<(), MySqlError> {
+        self.ensure_plugin(Plugin::SemiSyncReplica).await?;
+        self.query_drop(
+            "enable semi-sync replica",
+            "SET GLOBAL rpl_semi_sync_replica_enabled = ON".into(),
+        )
+        .await?;
+        let plugins = self.active_plugins().await?;
+        let acknowledging = self.semi_sync_status(&plugins).await?.replica_active;
+        if !acknowledging && self.io_thread_running().await? {
+            // The I/O thread decides whether to acknowledge when it connects.
+            self.stop_replica_io().await?;
+            self.query_drop("start replica I/O thread", "START REPLICA IO_THREAD".into())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn disable_semi_sync_replica(&self) -> Result<(), MySqlError> {
+        if !self
+            .active_plugins()
+            .await?
+            .contains(&Plugin::SemiSyncReplica)
+        {
+            return Ok(());
+        }
+        self.query_drop(
+            "disable semi-sync replica",
+            "SET GLOBAL rpl_semi_sync_replica_enabled = OFF".into(),
+        )
+        .await
+    }
+
+    async fn wait_for_gtid(&self, gtids: &GtidSet, timeout: Duration) -> Result<bool, MySqlError> {
+        let set = gtids.to_string();
+        let seconds = timeout.as_secs_f64();
+        let rows = self
+            .run(
+                "wait for GTID set",
+                timeout + self.settings.query_timeout,
+                move |c| {
+                    Box::pin(c.exec::<Row, _, _>(
+                        "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?)",
+                        (set, seconds),
+                    ))
+                },
+            )
+            .await?;
+        match rows
+            .first()
+            .and_then(|r| r.as_ref(0))
+            .and_then(text)
+            .as_deref()
+        {
+            Some("0") => Ok(true),
+            Some("1") => Ok(false),
+            other => Err(self.parse_error(
+                "WAIT_FOR_EXECUTED_GTID_SET result",
+                format!("unexpected value {other:?}"),
+            )),
+        }
+    }
+
+    async fn clone_from(
+        &self,
+        donor: &Endpoint,
+        credentials: &Credentials,
+        tls: bool,
+        timeout: Duration,
+    ) -> Result<CloneOutcome, MySqlError> {
+        const ACTION: &str = "clone instance";
+        self.ensure_plugin(Plugin::Clone).await?;
+        self.exec_drop(
+            "set clone donor list",
+            "SET GLOBAL clone_valid_donor_list = ?",
+            vec![Value::from(sql::donor_list_entry(donor))],
+        )
+        .await?;
+        let statement = sql::clone_instance(donor, credentials, tls);
+        let result = self
+            .run(ACTION, timeout, move |c| Box::pin(c.query_drop(statement)))
+            .await;
+        // mysqld goes down after a clone either way; this session is over.
+        *self.conn.lock().await = None;
+        match result {
+            Ok(()) => Ok(CloneOutcome::Restarting),
+            Err(MySqlError::Query { code, .. }) if code == ER_RESTART_SERVER_FAILED => {
+                Ok(CloneOutcome::ShutDown)
+            }
+            Err(MySqlError::ConnectionLost { .. }) => Ok(CloneOutcome::ConnectionClosed),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A column's value as text, `None` for NULL or a missing column.
+fn column_text(row: &Row, name: &str) -> Option<String> {
+    let index = row
+        .columns_ref()
+        .iter()
+        .position(|c| c.name_str().eq_ignore_ascii_case(name))?;
+    row.as_ref(index).and_then(text)
+}
+
+/// Text-protocol values arrive as bytes; binary-protocol ones may be numbers.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::NULL => None,
+        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::UInt(u) => Some(u.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Double(d) => Some(d.to_string()),
+        other => Some(other.as_sql(true)),
+    }
+}

@@ -1,0 +1,16 @@
+//! Everything that talks SQL: the admin trait, its `mysql_async` implementation and GTID sets.
+
+pub mod admin;
+pub mod client;
+pub mod error;
+pub mod gtid;
+pub mod sql;
+
+pub use admin::{
+    CloneOutcome, CloneStatus, Credentials, Endpoint, InstanceStatus, MySqlAdmin, MySqlConnector,
+    Plugin, ReplicaStatus, ReplicationError, ReplicationSource, SemiSyncSourceConfig,
+    SemiSyncStatus, ThreadState, UserChange, UserSpec,
+};
+pub use client::{MySqlClient, MySqlSession};
+pub use error::MySqlError;
+pub use gtid::{GnoInterval, GtidParseError, GtidSet, GtidSource};

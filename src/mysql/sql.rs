@@ -1,0 +1,273 @@
+//! Statement text for the statements MySQL will not prepare: quoting and builders.
+//!
+//! `CHANGE REPLICATION SOURCE`, `CREATE USER`, `GRANT` and `CLONE INSTANCE`
+//! take no placeholders, so values are quoted here. String quoting assumes
+//! backslash escapes are on; the client removes `NO_BACKSLASH_ESCAPES` from
+//! its session `sql_mode` so that this holds.
+
+use super::admin::{Credentials, Endpoint, ReplicationSource, UserSpec};
+use super::error::MySqlError;
+
+/// Quotes an identifier (or an account's user or host part) with backticks.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// Quotes a string literal, escaping every character MySQL's lexer treats specially.
+pub fn quote_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            '\0' => out.push_str("\\0"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\u{1a}' => out.push_str("\\Z"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// `` `user`@`host` ``.
+pub fn account(user: &str, host: &str) -> String {
+    format!("{}@{}", quote_ident(user), quote_ident(host))
+}
+
+/// Rejects names MySQL would misread or that cannot name an operator account.
+pub fn validate_account(action: &str, user: &str, host: &str) -> Result<(), MySqlError> {
+    let invalid = |detail: String| MySqlError::InvalidInput {
+        action: action.to_owned(),
+        detail,
+    };
+    if user.is_empty() || user.chars().count() > 32 {
+        return Err(invalid(format!(
+            "user name {user:?} must be 1 to 32 characters"
+        )));
+    }
+    if host.is_empty() || host.chars().count() > 255 {
+        return Err(invalid(format!(
+            "host {host:?} must be 1 to 255 characters"
+        )));
+    }
+    if user.contains('\0') || host.contains('\0') {
+        return Err(invalid("account names cannot contain NUL".to_owned()));
+    }
+    Ok(())
+}
+
+/// Privileges are keywords and cannot be quoted, so only `WORD[ WORD]*` of
+/// uppercase letters and underscores passes (e.g. `REPLICATION SLAVE`, `CLONE_ADMIN`).
+pub fn validate_privilege(action: &str, privilege: &str) -> Result<String, MySqlError> {
+    let normalised = privilege
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase();
+    let valid = !normalised.is_empty()
+        && normalised.split(' ').all(|w| {
+            w.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                && !matches!(w, "ON" | "TO" | "WITH" | "AS" | "IDENTIFIED")
+        });
+    if valid {
+        Ok(normalised)
+    } else {
+        Err(MySqlError::InvalidInput {
+            action: action.to_owned(),
+            detail: format!("{privilege:?} is not a privilege name"),
+        })
+    }
+}
+
+/// `CREATE USER IF NOT EXISTS ... IDENTIFIED BY ...`.
+pub fn create_user(user: &UserSpec) -> String {
+    format!(
+        "CREATE USER IF NOT EXISTS {} IDENTIFIED BY {}",
+        account(&user.name, &user.host),
+        quote_string(&user.password)
+    )
+}
+
+/// `ALTER USER ... IDENTIFIED BY ...`.
+pub fn alter_user_password(user: &UserSpec) -> String {
+    format!(
+        "ALTER USER {} IDENTIFIED BY {}",
+        account(&user.name, &user.host),
+        quote_string(&user.password)
+    )
+}
+
+/// `GRANT a, b ON *.* TO ...`; `privileges` must have passed [`validate_privilege`].
+pub fn grant_global(user: &UserSpec, privileges: &[String]) -> String {
+    format!(
+        "GRANT {} ON *.* TO {}",
+        privileges.join(", "),
+        account(&user.name, &user.host)
+    )
+}
+
+/// `CHANGE REPLICATION SOURCE TO ...` with GTID auto-positioning.
+pub fn change_replication_source(source: &ReplicationSource) -> String {
+    // Without TLS, caching_sha2_password needs the source's RSA key; with TLS
+    // the key is not needed but asking for it does no harm.
+    format!(
+        "CHANGE REPLICATION SOURCE TO SOURCE_HOST = {}, SOURCE_PORT = {}, \
+         SOURCE_USER = {}, SOURCE_PASSWORD = {}, SOURCE_AUTO_POSITION = 1, \
+         GET_SOURCE_PUBLIC_KEY = 1, SOURCE_SSL = {}, SOURCE_CONNECT_RETRY = {}, \
+         SOURCE_RETRY_COUNT = {}",
+        quote_string(&source.endpoint.host),
+        source.endpoint.port,
+        quote_string(&source.credentials.user),
+        quote_string(&source.credentials.password),
+        u8::from(source.tls),
+        source.connect_retry.as_secs().max(1),
+        source.retry_count,
+    )
+}
+
+/// `CLONE INSTANCE FROM 'user'@'host':port IDENTIFIED BY '...'`.
+pub fn clone_instance(donor: &Endpoint, credentials: &Credentials, tls: bool) -> String {
+    format!(
+        "CLONE INSTANCE FROM {}@{}:{} IDENTIFIED BY {} REQUIRE {}SSL",
+        quote_string(&credentials.user),
+        quote_string(&donor.host),
+        donor.port,
+        quote_string(&credentials.password),
+        if tls { "" } else { "NO " },
+    )
+}
+
+/// The `host:port` value for `clone_valid_donor_list`.
+pub fn donor_list_entry(donor: &Endpoint) -> String {
+    format!("{}:{}", donor.host, donor.port)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn identifiers_double_embedded_backticks() {
+        assert_eq!(quote_ident("repl"), "`repl`");
+        assert_eq!(quote_ident("a`b"), "`a``b`");
+        assert_eq!(quote_ident("`; DROP USER x; --"), "```; DROP USER x; --`");
+        assert_eq!(quote_ident(""), "``");
+    }
+
+    #[test]
+    fn strings_escape_quotes_backslashes_and_control_characters() {
+        assert_eq!(quote_string("plain"), "'plain'");
+        assert_eq!(quote_string("it's"), r"'it\'s'");
+        assert_eq!(quote_string(r"back\slash"), r"'back\\slash'");
+        assert_eq!(quote_string(r"\'"), r"'\\\''");
+        assert_eq!(quote_string("a\0b\nc\rd\u{1a}"), r"'a\0b\nc\rd\Z'");
+        assert_eq!(quote_string("ünï€de"), "'ünï€de'");
+        assert_eq!(quote_string(""), "''");
+    }
+
+    #[test]
+    fn a_quoted_string_never_ends_early() {
+        // Whatever the input, the only unescaped quote is the closing one.
+        for input in ["'", "\\", "\\'", "'\\", "x' OR '1'='1", "\\\\'", "''"] {
+            let quoted = quote_string(input);
+            let inner = &quoted[1..quoted.len() - 1];
+            let mut escaped = false;
+            for c in inner.chars() {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else {
+                    assert_ne!(c, '\'', "{input:?} -> {quoted}");
+                }
+            }
+            assert!(!escaped, "{input:?} -> {quoted} ends inside an escape");
+        }
+    }
+
+    #[test]
+    fn privileges_must_be_keywords() {
+        assert_eq!(
+            validate_privilege("grant", "replication  slave").unwrap(),
+            "REPLICATION SLAVE"
+        );
+        assert_eq!(
+            validate_privilege("grant", "CLONE_ADMIN").unwrap(),
+            "CLONE_ADMIN"
+        );
+        for bad in ["", "ALL; DROP", "SELECT ON x", "a-b", "`x`"] {
+            assert!(validate_privilege("grant", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn accounts_reject_empty_and_overlong_names() {
+        assert!(validate_account("create user", "repl", "%").is_ok());
+        assert!(validate_account("create user", "", "%").is_err());
+        assert!(validate_account("create user", &"u".repeat(33), "%").is_err());
+        assert!(validate_account("create user", "u", "").is_err());
+        assert!(validate_account("create user", "u\0", "%").is_err());
+    }
+
+    #[test]
+    fn change_replication_source_quotes_every_value() {
+        let source = ReplicationSource {
+            endpoint: Endpoint::new("db-0.db'x", 3306),
+            credentials: Credentials::new("repl", "p'w\\d"),
+            tls: false,
+            connect_retry: Duration::from_secs(5),
+            retry_count: 100,
+        };
+        assert_eq!(
+            change_replication_source(&source),
+            "CHANGE REPLICATION SOURCE TO SOURCE_HOST = 'db-0.db\\'x', SOURCE_PORT = 3306, \
+             SOURCE_USER = 'repl', SOURCE_PASSWORD = 'p\\'w\\\\d', SOURCE_AUTO_POSITION = 1, \
+             GET_SOURCE_PUBLIC_KEY = 1, SOURCE_SSL = 0, SOURCE_CONNECT_RETRY = 5, \
+             SOURCE_RETRY_COUNT = 100"
+        );
+    }
+
+    #[test]
+    fn user_statements_quote_account_and_password() {
+        let user = UserSpec {
+            name: "op`x".into(),
+            host: "%".into(),
+            password: "a'b".into(),
+            privileges: vec!["REPLICATION SLAVE".into()],
+        };
+        assert_eq!(
+            create_user(&user),
+            "CREATE USER IF NOT EXISTS `op``x`@`%` IDENTIFIED BY 'a\\'b'"
+        );
+        assert_eq!(
+            alter_user_password(&user),
+            "ALTER USER `op``x`@`%` IDENTIFIED BY 'a\\'b'"
+        );
+        assert_eq!(
+            grant_global(&user, &["BACKUP_ADMIN".into(), "REPLICATION SLAVE".into()]),
+            "GRANT BACKUP_ADMIN, REPLICATION SLAVE ON *.* TO `op``x`@`%`"
+        );
+    }
+
+    #[test]
+    fn clone_instance_quotes_donor_and_password() {
+        let sql = clone_instance(
+            &Endpoint::new("db-0", 3306),
+            &Credentials::new("clone", "s3'cret"),
+            false,
+        );
+        assert_eq!(
+            sql,
+            "CLONE INSTANCE FROM 'clone'@'db-0':3306 IDENTIFIED BY 's3\\'cret' REQUIRE NO SSL"
+        );
+        assert!(
+            clone_instance(&Endpoint::new("h", 1), &Credentials::new("u", "p"), true)
+                .ends_with("REQUIRE SSL")
+        );
+    }
+}

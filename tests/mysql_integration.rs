@@ -1,0 +1,850 @@
+//! Tier 2: the SQL trait against real mysqld servers on loopback ports.
+//!
+//! Servers come from `e2e/images/mysqld-chroot` (override with
+//! `SAKILA_MYSQLD_CHROOT`), which needs root and the MySQL rootfs. Without
+//! them these tests fail; `SAKILA_SKIP_MYSQL_TESTS=1` skips them on purpose.
+//! `mysql_async` is used here directly only to write test data and to check
+//! what the trait did from the outside.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use sakila::mysql::{
+    CloneOutcome, Credentials, Endpoint, GtidSet, InstanceStatus, MySqlAdmin, MySqlClient,
+    MySqlConnector, MySqlError, MySqlSession, Plugin, ReplicationSource, SemiSyncSourceConfig,
+    ThreadState, UserSpec,
+};
+
+const STARTUP_TIMEOUT_SECS: u32 = 180;
+const REPL_USER: &str = "sakila_repl";
+const REPL_PASSWORD: &str = "r3pl'pa\\ss";
+
+/// Returns false (after saying so) when the tests are skipped on purpose.
+fn mysql_tests_enabled(test: &str) -> bool {
+    if std::env::var("SAKILA_SKIP_MYSQL_TESTS").as_deref() == Ok("1") {
+        // Straight to the file descriptor: libtest captures eprintln! of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: SAKILA_SKIP_MYSQL_TESTS=1"
+        );
+        return false;
+    }
+    true
+}
+
+fn chroot_script() -> PathBuf {
+    let script = std::env::var_os("SAKILA_MYSQLD_CHROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/images/mysqld-chroot")
+        });
+    assert!(
+        script.is_file(),
+        "MySQL integration tests need {} (set SAKILA_MYSQLD_CHROOT to the \
+         mysqld-chroot script, run as root with the MySQL rootfs built by \
+         `e2e/images/build mysql-rootfs`, or set SAKILA_SKIP_MYSQL_TESTS=1 to skip them)",
+        script.display()
+    );
+    script
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("no free loopback port")
+        .port()
+}
+
+fn root() -> Credentials {
+    Credentials::new("root", "")
+}
+
+fn client() -> MySqlClient {
+    MySqlClient::new(Duration::from_secs(5), Duration::from_secs(30))
+}
+
+/// One mysqld started for a test; stopped (and its datadir removed) on drop.
+struct Server {
+    endpoint: Endpoint,
+    server_id: u32,
+    pid: Option<u32>,
+    load_plugins: bool,
+    dir: TempDir,
+}
+
+/// A directory removed on drop (mysqld's datadir, owned by uid 999: needs root).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "sakila-mysqld-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("no temporary directory");
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Server {
+    /// Starts a fresh, read-only server configured as the operator would,
+    /// with an empty GTID history.
+    async fn start(server_id: u32) -> Server {
+        Self::start_with(server_id, true).await
+    }
+
+    /// Like [`Server::start`]; `load_plugins` adds the semi-sync and clone
+    /// plugins to the command line as the operator's configuration does.
+    async fn start_with(server_id: u32, load_plugins: bool) -> Server {
+        let dir = TempDir::new();
+        let mut server = Server {
+            endpoint: Endpoint::new("127.0.0.1", free_port()),
+            server_id,
+            pid: None,
+            load_plugins,
+            dir,
+        };
+        server.launch().await;
+        // --initialize and the harness's init file leave GTIDs of their own;
+        // a real instance starts without history.
+        server.sql("RESET BINARY LOGS AND GTIDS").await;
+        server
+    }
+
+    fn datadir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs mysqld-chroot off the runtime thread: the other server of a
+    /// `join!` may be mid-handshake, and the server drops handshakes that
+    /// stall for `connect_timeout` (10 s).
+    async fn launch(&mut self) {
+        let mut command = Command::new(chroot_script());
+        command
+            .arg("--port")
+            .arg(self.endpoint.port.to_string())
+            .arg("--datadir")
+            .arg(self.datadir())
+            .arg("--log")
+            .arg(self.dir.path().join("mysqld.log"))
+            .arg("--timeout")
+            .arg(STARTUP_TIMEOUT_SECS.to_string())
+            .arg("--")
+            .arg(format!("--server-id={}", self.server_id))
+            .args([
+                "--gtid-mode=ON",
+                "--enforce-gtid-consistency=ON",
+                "--super-read-only=ON",
+                "--log-bin=binlog",
+                "--innodb-buffer-pool-size=32M",
+                "--innodb-redo-log-capacity=16M",
+            ])
+            .args(if self.load_plugins {
+                &[
+                    "--plugin-load-add=semisync_source.so",
+                    "--plugin-load-add=semisync_replica.so",
+                    "--plugin-load-add=mysql_clone.so",
+                ][..]
+            } else {
+                &[][..]
+            });
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("mysqld-chroot task panicked")
+            .expect("failed to run mysqld-chroot");
+        assert!(
+            output.status.success(),
+            "mysqld-chroot failed to start server {}: {}",
+            self.server_id,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let pid = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse::<u32>()
+            .expect("mysqld-chroot printed no PID");
+        self.pid = Some(pid);
+    }
+
+    /// Waits for mysqld to exit on its own (as after a clone), then starts it again.
+    async fn wait_for_exit_and_restart(&mut self) {
+        let pid = self.pid.take().expect("server not running");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while PathBuf::from(format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "mysqld {pid} did not exit after clone"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.launch().await;
+    }
+
+    async fn admin(&self) -> MySqlSession {
+        client()
+            .connect(&self.endpoint, &root())
+            .await
+            .unwrap_or_else(|e| panic!("{}", chain(&e)))
+    }
+
+    async fn conn(&self) -> mysql_async::Conn {
+        let opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(self.endpoint.host.clone())
+            .tcp_port(self.endpoint.port)
+            .user(Some("root"))
+            .prefer_socket(false);
+        mysql_async::Conn::new(opts)
+            .await
+            .expect("test connection failed")
+    }
+
+    /// Runs statements as root outside the trait (test data, checks).
+    async fn sql(&self, statements: &str) {
+        let mut conn = self.conn().await;
+        conn.query_drop(statements)
+            .await
+            .unwrap_or_else(|e| panic!("{statements}: {e}"));
+        let _ = conn.disconnect().await;
+    }
+
+    async fn query_strings(&self, query: &str) -> Vec<String> {
+        let mut conn = self.conn().await;
+        let rows: Vec<Option<String>> = conn
+            .query(query)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        let _ = conn.disconnect().await;
+        rows.into_iter().map(Option::unwrap_or_default).collect()
+    }
+
+    async fn status(&self) -> InstanceStatus {
+        let admin = self.admin().await;
+        let status = admin
+            .status()
+            .await
+            .unwrap_or_else(|e| panic!("{}", chain(&e)));
+        admin.close().await;
+        status
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("mysqld.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- mysqld {} log tail ---\n{}",
+                self.server_id,
+                self.log_tail()
+            );
+        }
+        if let Some(pid) = self.pid.take() {
+            let _ = Command::new(chroot_script())
+                .args(["--stop", &pid.to_string(), "--timeout", "60"])
+                .status();
+        }
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn repl_user() -> UserSpec {
+    UserSpec {
+        name: REPL_USER.into(),
+        host: "%".into(),
+        password: REPL_PASSWORD.into(),
+        privileges: vec!["REPLICATION SLAVE".into(), "BACKUP_ADMIN".into()],
+    }
+}
+
+fn source_of(server: &Server, tls: bool) -> ReplicationSource {
+    ReplicationSource {
+        endpoint: server.endpoint.clone(),
+        credentials: Credentials::new(REPL_USER, REPL_PASSWORD),
+        tls,
+        connect_retry: Duration::from_secs(1),
+        retry_count: 86_400,
+    }
+}
+
+/// Starts a writable primary with the replication account and a replica
+/// following it; `semi_sync` turns on lossless semi-sync on both.
+async fn primary_and_replica(first_id: u32, semi_sync: bool) -> (Server, Server) {
+    let (primary, replica) = tokio::join!(Server::start(first_id), Server::start(first_id + 1));
+    let admin = primary.admin().await;
+    admin.set_read_only(false).await.expect("set writable");
+    admin
+        .ensure_user(&repl_user())
+        .await
+        .expect("ensure repl user");
+    if semi_sync {
+        admin
+            .enable_semi_sync_source(SemiSyncSourceConfig {
+                wait_for_replica_count: 1,
+                timeout: Duration::from_secs(3600),
+            })
+            .await
+            .expect("enable semi-sync source");
+    }
+    let replica_admin = replica.admin().await;
+    if semi_sync {
+        replica_admin
+            .enable_semi_sync_replica()
+            .await
+            .expect("enable semi-sync replica");
+    }
+    replica_admin
+        // Plain TCP (RSA key exchange) with semi-sync, TLS without: both are covered.
+        .configure_replica(&source_of(&primary, !semi_sync))
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    wait_until(
+        "replica threads running",
+        Duration::from_secs(60),
+        || async {
+            let status = replica.status().await;
+            let r = status.replica.expect("replica status");
+            if let Some(e) = &r.last_io_error {
+                eprintln!("replica I/O error so far: {} {}", e.code, e.message);
+            }
+            r.io_thread == ThreadState::Running && r.sql_thread == ThreadState::Running
+        },
+    )
+    .await;
+    (primary, replica)
+}
+
+#[tokio::test]
+async fn status_reads_gtid_executed_and_read_only_flags() {
+    if !mysql_tests_enabled("status_reads_gtid_executed_and_read_only_flags") {
+        return;
+    }
+    let server = Server::start(11).await;
+    let before = server.status().await;
+    assert!(before.read_only && before.super_read_only, "{before:?}");
+    assert!(!before.is_writable());
+    assert_eq!(before.server_id, 11);
+    assert!(before.version.starts_with("9.7"), "{}", before.version);
+    assert!(before.gtid_executed.is_empty(), "{}", before.gtid_executed);
+    assert!(before.replica.is_none());
+    assert!(before.semi_sync.source_plugin_loaded && before.semi_sync.replica_plugin_loaded);
+    assert!(!before.semi_sync.source_enabled);
+    assert!(before.clone.is_none(), "{:?}", before.clone);
+
+    let admin = server.admin().await;
+    admin.set_read_only(false).await.unwrap();
+    server
+        .sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY)")
+        .await;
+    let after = admin.status().await.unwrap();
+    let expected = GtidSet::parse(&format!("{}:1-2", before.server_uuid)).unwrap();
+    assert_eq!(after.gtid_executed, expected);
+    assert_eq!(after.server_uuid, before.server_uuid);
+    let over_tls = client()
+        .with_tls(true)
+        .connect(&server.endpoint, &root())
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(over_tls.status().await.unwrap().gtid_executed, expected);
+    over_tls.close().await;
+    let mysql_text = server.query_strings("SELECT @@gtid_executed").await;
+    assert_eq!(
+        GtidSet::parse(&mysql_text[0]).unwrap(),
+        after.gtid_executed,
+        "parsed set differs from MySQL's own text"
+    );
+}
+
+#[tokio::test]
+async fn set_read_only_toggles_both_flags() {
+    if !mysql_tests_enabled("set_read_only_toggles_both_flags") {
+        return;
+    }
+    let server = Server::start(21).await;
+    let admin = server.admin().await;
+    admin.set_read_only(false).await.unwrap();
+    let writable = admin.status().await.unwrap();
+    assert!(!writable.read_only && !writable.super_read_only);
+    server.sql("CREATE DATABASE app").await;
+
+    admin.set_read_only(true).await.unwrap();
+    let read_only = admin.status().await.unwrap();
+    assert!(read_only.read_only && read_only.super_read_only);
+    let mut conn = server.conn().await;
+    let err = conn
+        .query_drop("CREATE DATABASE refused")
+        .await
+        .expect_err("root wrote to a super_read_only server");
+    assert!(err.to_string().contains("super-read-only"), "{err}");
+    // Idempotent in both directions.
+    admin.set_read_only(true).await.unwrap();
+    admin.set_read_only(false).await.unwrap();
+    admin.set_read_only(false).await.unwrap();
+    assert!(admin.status().await.unwrap().is_writable());
+}
+
+#[tokio::test]
+async fn ensure_user_is_idempotent_and_the_user_can_log_in() {
+    if !mysql_tests_enabled("ensure_user_is_idempotent_and_the_user_can_log_in") {
+        return;
+    }
+    let server = Server::start(31).await;
+    let admin = server.admin().await;
+    admin.set_read_only(false).await.unwrap();
+    let user = repl_user();
+
+    let first = admin.ensure_user(&user).await.unwrap();
+    assert!(first.created, "{first:?}");
+    assert_eq!(first.granted, vec!["REPLICATION SLAVE", "BACKUP_ADMIN"]);
+    let gtids_after_create = admin.status().await.unwrap().gtid_executed;
+
+    let second = admin.ensure_user(&user).await.unwrap();
+    assert!(second.is_noop(), "second ensure_user changed {second:?}");
+    assert_eq!(
+        admin.status().await.unwrap().gtid_executed,
+        gtids_after_create,
+        "a no-op ensure_user wrote a transaction"
+    );
+
+    let login = client()
+        .connect(
+            &server.endpoint,
+            &Credentials::new(REPL_USER, REPL_PASSWORD),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    login.close().await;
+
+    let rotated = UserSpec {
+        password: "new\"pa'ss`word".into(),
+        privileges: vec!["REPLICATION SLAVE".into(), "CLONE_ADMIN".into()],
+        ..user.clone()
+    };
+    let third = admin.ensure_user(&rotated).await.unwrap();
+    assert!(!third.created && third.password_changed, "{third:?}");
+    assert_eq!(third.granted, vec!["CLONE_ADMIN"]);
+    let old = client()
+        .connect(
+            &server.endpoint,
+            &Credentials::new(REPL_USER, REPL_PASSWORD),
+        )
+        .await
+        .expect_err("old password still works");
+    assert!(matches!(old, MySqlError::AccessDenied { .. }), "{old:?}");
+    assert!(!old.is_unreachable());
+    client()
+        .connect(
+            &server.endpoint,
+            &Credentials::new(REPL_USER, &rotated.password),
+        )
+        .await
+        .expect("new password refused")
+        .close()
+        .await;
+
+    admin.set_read_only(true).await.unwrap();
+    let refused = admin
+        .ensure_user(&UserSpec {
+            name: "late".into(),
+            ..user
+        })
+        .await
+        .expect_err("created a user on a read-only server");
+    assert!(
+        matches!(refused, MySqlError::ReadOnly { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(refused.category(), "read_only");
+}
+
+#[tokio::test]
+async fn semi_sync_write_on_the_source_is_acknowledged_and_applied_on_the_replica() {
+    if !mysql_tests_enabled(
+        "semi_sync_write_on_the_source_is_acknowledged_and_applied_on_the_replica",
+    ) {
+        return;
+    }
+    let (primary, replica) = primary_and_replica(41, true).await;
+    wait_until("one semi-sync client", Duration::from_secs(30), || async {
+        let s = primary.status().await.semi_sync;
+        s.source_active && s.source_clients == 1
+    })
+    .await;
+    let source_status = primary.status().await;
+    assert!(source_status.semi_sync.source_enabled);
+    assert_eq!(
+        source_status.semi_sync.wait_point.as_deref(),
+        Some("AFTER_SYNC")
+    );
+    assert_eq!(source_status.semi_sync.wait_for_replica_count, Some(1));
+    assert_eq!(
+        source_status.semi_sync.source_timeout,
+        Some(Duration::from_secs(3600))
+    );
+
+    primary
+        .sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2)")
+        .await;
+    let acked = primary.query_strings(
+        "SELECT VARIABLE_VALUE FROM performance_schema.global_status WHERE VARIABLE_NAME = 'Rpl_semi_sync_source_yes_tx'",
+    )
+    .await;
+    assert!(
+        acked[0].parse::<u64>().unwrap() >= 3,
+        "acknowledged: {acked:?}"
+    );
+    let after = primary.status().await;
+    assert!(
+        after.semi_sync.source_active,
+        "fell back to async: {:?}",
+        after.semi_sync
+    );
+
+    let replica_admin = replica.admin().await;
+    assert!(
+        replica_admin
+            .wait_for_gtid(&after.gtid_executed, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        replica
+            .query_strings("SELECT GROUP_CONCAT(id ORDER BY id) FROM app.t")
+            .await,
+        vec!["1,2"]
+    );
+    let replica_status = replica_admin.status().await.unwrap();
+    assert!(replica_status.semi_sync.replica_enabled && replica_status.semi_sync.replica_active);
+    let r = replica_status.replica.expect("replica status");
+    assert_eq!(
+        (r.source_host.as_str(), r.source_port),
+        ("127.0.0.1", primary.endpoint.port)
+    );
+    assert!(r.auto_position);
+    assert!(
+        r.last_io_error.is_none() && r.last_sql_error.is_none(),
+        "{r:?}"
+    );
+    assert!(after.gtid_executed.is_subset_of(&r.retrieved_gtid_set));
+    assert!(
+        replica_status.super_read_only,
+        "replica must stay read-only"
+    );
+}
+
+#[tokio::test]
+async fn wait_for_gtid_returns_true_when_caught_up_and_false_on_timeout() {
+    if !mysql_tests_enabled("wait_for_gtid_returns_true_when_caught_up_and_false_on_timeout") {
+        return;
+    }
+    let (primary, replica) = primary_and_replica(51, false).await;
+    primary.sql("CREATE DATABASE app").await;
+    let wanted = primary.status().await.gtid_executed;
+    let replica_admin = replica.admin().await;
+    assert!(
+        replica_admin
+            .wait_for_gtid(&wanted, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+
+    let encrypted_dumps = primary
+        .query_strings(
+            "SELECT COUNT(*) FROM performance_schema.status_by_thread s \
+             JOIN performance_schema.threads t USING (THREAD_ID) \
+             WHERE t.PROCESSLIST_COMMAND LIKE 'Binlog Dump%' \
+             AND s.VARIABLE_NAME = 'Ssl_cipher' AND s.VARIABLE_VALUE <> ''",
+        )
+        .await;
+    assert_eq!(encrypted_dumps, vec!["1"], "replication is not over TLS");
+
+    // The fence: with the I/O thread stopped nothing new arrives.
+    replica_admin.stop_replica_io().await.unwrap();
+    let fenced = replica_admin.status().await.unwrap().replica.unwrap();
+    assert_eq!(fenced.io_thread, ThreadState::Stopped);
+    assert_eq!(fenced.sql_thread, ThreadState::Running);
+    primary.sql("CREATE DATABASE app2").await;
+    let newer = primary.status().await.gtid_executed;
+    let started = Instant::now();
+    assert!(
+        !replica_admin
+            .wait_for_gtid(&newer, Duration::from_millis(1500))
+            .await
+            .unwrap()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+
+    replica_admin.start_replica().await.unwrap();
+    assert!(
+        replica_admin
+            .wait_for_gtid(&newer, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+
+    replica_admin.reset_replica_all().await.unwrap();
+    assert!(replica_admin.status().await.unwrap().replica.is_none());
+}
+
+#[tokio::test]
+async fn clone_from_seeds_an_empty_replica() {
+    if !mysql_tests_enabled("clone_from_seeds_an_empty_replica") {
+        return;
+    }
+    let (donor, mut recipient) = tokio::join!(Server::start(61), Server::start(62));
+    let donor_admin = donor.admin().await;
+    donor_admin.set_read_only(false).await.unwrap();
+    donor_admin.ensure_user(&repl_user()).await.unwrap();
+    donor
+        .sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (7), (8), (9)")
+        .await;
+    let donor_gtids = donor_admin.status().await.unwrap().gtid_executed;
+    let recipient_uuid = recipient.status().await.server_uuid;
+
+    let recipient_admin = recipient.admin().await;
+    let outcome = recipient_admin
+        .clone_from(
+            &donor.endpoint,
+            &Credentials::new(REPL_USER, REPL_PASSWORD),
+            false,
+            Duration::from_secs(300),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    // mysqld runs without a supervisor here, as in a container.
+    assert_eq!(outcome, CloneOutcome::ShutDown);
+    let after_clone = recipient_admin
+        .status()
+        .await
+        .expect_err("session survived the clone");
+    assert!(after_clone.is_unreachable(), "{after_clone:?}");
+
+    recipient.wait_for_exit_and_restart().await;
+    let cloned = recipient.status().await;
+    assert_eq!(cloned.gtid_executed, donor_gtids);
+    assert_eq!(
+        cloned.server_uuid, recipient_uuid,
+        "clone must not copy auto.cnf"
+    );
+    assert!(cloned.super_read_only);
+    let clone = cloned.clone.expect("clone status");
+    assert_eq!(clone.state, "Completed", "{clone:?}");
+    assert_eq!(clone.source, donor.endpoint.to_string());
+    assert_eq!(
+        recipient
+            .query_strings("SELECT GROUP_CONCAT(id ORDER BY id) FROM app.t")
+            .await,
+        vec!["7,8,9"]
+    );
+
+    // A clone is a replica that only needs to be pointed at its source.
+    let recipient_admin = recipient.admin().await;
+    recipient_admin
+        .configure_replica(&source_of(&donor, false))
+        .await
+        .unwrap();
+    donor.sql("INSERT INTO app.t VALUES (10)").await;
+    let newer = donor.status().await.gtid_executed;
+    assert!(
+        recipient_admin
+            .wait_for_gtid(&newer, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn errant_transaction_on_a_replica_shows_as_gtids_missing_from_the_source() {
+    if !mysql_tests_enabled(
+        "errant_transaction_on_a_replica_shows_as_gtids_missing_from_the_source",
+    ) {
+        return;
+    }
+    let (primary, replica) = primary_and_replica(71, false).await;
+    primary.sql("CREATE DATABASE app").await;
+    let primary_gtids = primary.status().await.gtid_executed;
+    let replica_admin = replica.admin().await;
+    assert!(
+        replica_admin
+            .wait_for_gtid(&primary_gtids, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    let clean = replica_admin.status().await.unwrap();
+    assert!(clean.gtid_executed.difference(&primary_gtids).is_empty());
+
+    // Someone writes on the replica behind the operator's back.
+    replica_admin.set_read_only(false).await.unwrap();
+    replica.sql("CREATE DATABASE errant").await;
+    replica_admin.set_read_only(true).await.unwrap();
+
+    let replica_status = replica_admin.status().await.unwrap();
+    let primary_status = primary.status().await;
+    let errant = replica_status
+        .gtid_executed
+        .difference(&primary_status.gtid_executed);
+    assert_eq!(errant.count(), 1, "errant: {errant}");
+    assert_eq!(
+        errant.to_string(),
+        format!("{}:1", replica_status.server_uuid)
+    );
+    assert!(
+        !replica_status
+            .gtid_executed
+            .is_subset_of(&primary_status.gtid_executed)
+    );
+    assert!(
+        primary_status
+            .gtid_executed
+            .is_subset_of(&replica_status.gtid_executed)
+    );
+}
+
+#[tokio::test]
+async fn ensure_plugin_needs_a_writable_server_and_is_not_binlogged() {
+    if !mysql_tests_enabled("ensure_plugin_needs_a_writable_server_and_is_not_binlogged") {
+        return;
+    }
+    let server = Server::start_with(81, false).await;
+    let admin = server.admin().await;
+    assert!(!admin.status().await.unwrap().semi_sync.source_plugin_loaded);
+    let refused = admin
+        .ensure_plugin(Plugin::SemiSyncSource)
+        .await
+        .expect_err("installed a plugin while read-only");
+    assert!(
+        matches!(refused, MySqlError::ReadOnly { .. }),
+        "{refused:?}"
+    );
+
+    admin.set_read_only(false).await.unwrap();
+    for plugin in Plugin::ALL {
+        admin.ensure_plugin(plugin).await.unwrap();
+        admin.ensure_plugin(plugin).await.unwrap();
+    }
+    admin.set_read_only(true).await.unwrap();
+    let status = admin.status().await.unwrap();
+    assert!(status.semi_sync.source_plugin_loaded && status.semi_sync.replica_plugin_loaded);
+    assert!(
+        status.gtid_executed.is_empty(),
+        "INSTALL PLUGIN was binlogged: {}",
+        status.gtid_executed
+    );
+    // Loaded plugins make the check a no-op, so read-only no longer matters.
+    admin.ensure_plugin(Plugin::Clone).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_statement_that_times_out_is_killed_and_abandons_the_session() {
+    if !mysql_tests_enabled("a_statement_that_times_out_is_killed_and_abandons_the_session") {
+        return;
+    }
+    let server = Server::start(91).await;
+    let admin = server.admin().await;
+    admin.set_read_only(false).await.unwrap();
+    server
+        .sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY)")
+        .await;
+    // Enabling read-only waits for other sessions' table locks.
+    let mut locker = server.conn().await;
+    locker.query_drop("LOCK TABLES app.t WRITE").await.unwrap();
+
+    let impatient = MySqlClient::new(Duration::from_secs(5), Duration::from_secs(1))
+        .connect(&server.endpoint, &root())
+        .await
+        .unwrap();
+    let err = impatient
+        .set_read_only(true)
+        .await
+        .expect_err("not blocked");
+    assert!(matches!(err, MySqlError::Timeout { .. }), "{err:?}");
+    assert_eq!(err.category(), "timeout");
+    let next = impatient
+        .status()
+        .await
+        .expect_err("session reused after a timeout");
+    assert!(
+        matches!(next, MySqlError::ConnectionLost { .. }),
+        "{next:?}"
+    );
+
+    locker.query_drop("UNLOCK TABLES").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = admin.status().await.unwrap();
+    assert!(
+        status.is_writable(),
+        "the timed-out SET GLOBAL super_read_only still ran after the lock was released"
+    );
+}
+
+#[tokio::test]
+async fn connecting_to_a_closed_port_is_unreachable() {
+    if !mysql_tests_enabled("connecting_to_a_closed_port_is_unreachable") {
+        return;
+    }
+    let err = client()
+        .connect(&Endpoint::new("127.0.0.1", free_port()), &root())
+        .await
+        .expect_err("connected to a closed port");
+    assert!(err.is_unreachable(), "{err:?}");
+    assert_eq!(err.category(), "connect");
+}
