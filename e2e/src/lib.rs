@@ -1,0 +1,271 @@
+//! Helpers of the end-to-end suite: a namespace per test, waiting with deadlines, running
+//! commands and SQL inside pods, and a dump of pods, logs and events when a test fails.
+//!
+//! The suite runs against the cluster in `KUBECONFIG` (set by `e2e/prepare`), with the operator
+//! already installed. Images come from the environment:
+//! - `SAKILA_MYSQL_VERSION`: the `spec.version` the clusters use (its image must exist),
+//! - `SAKILA_HELPER_IMAGE`: a small image with a shell and perl (default `debian:sid-slim`),
+//! - `SAKILA_MYSQL_IMAGE`: an image with the `mysql` client, for client pods.
+
+use std::future::Future;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use kube::api::{AttachParams, DeleteParams, PostParams};
+use kube::{Api, Client};
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+/// The MySQL version the clusters under test run.
+pub fn mysql_version() -> String {
+    std::env::var("SAKILA_MYSQL_VERSION").unwrap_or_else(|_| "9.7.4".into())
+}
+
+/// A small image with a shell, coreutils, getent and perl.
+pub fn helper_image() -> String {
+    std::env::var("SAKILA_HELPER_IMAGE").unwrap_or_else(|_| "debian:sid-slim".into())
+}
+
+/// An image with the `mysql` command-line client.
+pub fn mysql_client_image() -> String {
+    std::env::var("SAKILA_MYSQL_IMAGE").unwrap_or_else(|_| format!("mysql:{}", mysql_version()))
+}
+
+/// A client for the cluster in `KUBECONFIG`.
+pub async fn client() -> Client {
+    Client::try_default()
+        .await
+        .expect("a Kubernetes cluster in KUBECONFIG (run the suite through `make e2e`)")
+}
+
+/// A namespace that exists for one test. On drop it is deleted; if the test is failing, the
+/// pods, their logs and the namespace's events are printed first.
+pub struct TestNamespace {
+    pub name: String,
+    pub client: Client,
+}
+
+impl TestNamespace {
+    /// Creates `e2e-<prefix>-<random>`.
+    pub async fn new(prefix: &str) -> Self {
+        let client = client().await;
+        let suffix = Alphanumeric
+            .sample_string(&mut rand::rng(), 5)
+            .to_lowercase();
+        let name = format!("e2e-{prefix}-{suffix}");
+        let namespace: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"sakila.dev/e2e": "true"}}
+        }))
+        .unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap_or_else(|e| panic!("failed to create namespace {name}: {e}"));
+        Self { name, client }
+    }
+
+    /// An API of kind `K` in this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Creates an object from JSON in this namespace (kind taken from the JSON).
+    pub async fn create<K>(&self, object: serde_json::Value) -> K
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let typed: K = serde_json::from_value(object).expect("test object has the right shape");
+        self.api::<K>()
+            .create(&PostParams::default(), &typed)
+            .await
+            .unwrap_or_else(|e| panic!("failed to create {typed:?}: {e}"))
+    }
+
+    /// Runs a command in a pod's container and returns its stdout; panics with stderr on failure.
+    pub async fn exec(&self, pod: &str, container: &str, command: &[&str]) -> String {
+        match self.try_exec(pod, container, command).await {
+            Ok(out) => out,
+            Err(e) => panic!("command {command:?} in {pod}/{container} failed: {e}"),
+        }
+    }
+
+    /// Runs a command in a pod's container; `Err` carries stderr and the exit status.
+    pub async fn try_exec(
+        &self,
+        pod: &str,
+        container: &str,
+        command: &[&str],
+    ) -> Result<String, String> {
+        let pods: Api<Pod> = self.api();
+        let params = AttachParams::default()
+            .container(container)
+            .stdout(true)
+            .stderr(true);
+        let mut process = pods
+            .exec(pod, command.iter().copied(), &params)
+            .await
+            .map_err(|e| format!("exec failed: {e}"))?;
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        if let Some(mut out) = process.stdout() {
+            out.read_to_string(&mut stdout).await.ok();
+        }
+        if let Some(mut err) = process.stderr() {
+            err.read_to_string(&mut stderr).await.ok();
+        }
+        let status = match process.take_status() {
+            Some(status) => status.await,
+            None => None,
+        };
+        process.join().await.ok();
+        match status.and_then(|s| s.status) {
+            Some(s) if s == "Success" => Ok(stdout),
+            other => Err(format!("status {other:?}, stderr: {stderr}")),
+        }
+    }
+
+    /// The root password of a MySQLCluster, from its credentials Secret.
+    pub async fn root_password(&self, cluster: &str) -> String {
+        let secret = self
+            .api::<Secret>()
+            .get(&format!("{cluster}-credentials"))
+            .await
+            .expect("the credentials Secret exists");
+        let bytes = &secret.data.unwrap()["root-password"].0;
+        String::from_utf8(bytes.clone()).unwrap()
+    }
+
+    /// Runs SQL as root in a pod of a cluster over the local socket; returns tab-separated rows.
+    pub async fn sql(&self, cluster: &str, pod: &str, sql: &str) -> Result<String, String> {
+        let password = self.root_password(cluster).await;
+        let password_arg = format!("--password={password}");
+        self.try_exec(
+            pod,
+            "mysqld",
+            &["mysql", "-uroot", &password_arg, "-N", "-B", "-e", sql],
+        )
+        .await
+    }
+
+    /// Starts a long-running client pod with the given image and waits until it runs.
+    pub async fn client_pod(&self, name: &str, image: &str) {
+        self.create::<Pod>(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {
+                "containers": [{
+                    "name": "client", "image": image, "imagePullPolicy": "IfNotPresent",
+                    "command": ["sleep", "3600"],
+                    "securityContext": {"runAsUser": 999, "allowPrivilegeEscalation": false}
+                }],
+                "terminationGracePeriodSeconds": 0
+            }
+        }))
+        .await;
+        let pods: Api<Pod> = self.api();
+        wait_until(
+            &format!("client pod {name} running"),
+            Duration::from_secs(120),
+            || async {
+                let pod = pods.get(name).await.ok()?;
+                let phase = pod.status?.phase?;
+                (phase == "Running").then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            dump_diagnostics(&self.name);
+        }
+        if std::env::var_os("SAKILA_E2E_KEEP_NAMESPACES").is_none() {
+            let _ = Command::new("kubectl")
+                .args(["delete", "namespace", &self.name, "--wait=false"])
+                .output();
+        }
+    }
+}
+
+/// Prints what a person debugging a failed test looks at first.
+fn dump_diagnostics(namespace: &str) {
+    eprintln!("===== diagnostics of namespace {namespace} =====");
+    let kubectl = |args: &[&str]| {
+        if let Ok(out) = Command::new("kubectl").args(args).output() {
+            eprintln!("$ kubectl {}", args.join(" "));
+            eprintln!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    kubectl(&[
+        "-n",
+        namespace,
+        "get",
+        "mysqlclusters,statefulsets,pods,pvc,services",
+        "-o",
+        "wide",
+    ]);
+    kubectl(&["-n", namespace, "get", "mysqlclusters", "-o", "yaml"]);
+    kubectl(&["-n", namespace, "get", "events", "--sort-by=.lastTimestamp"]);
+    kubectl(&["-n", namespace, "describe", "pods"]);
+    kubectl(&[
+        "-n",
+        namespace,
+        "logs",
+        "--all-containers",
+        "--prefix",
+        "--tail=80",
+        "-l",
+        "app.kubernetes.io/managed-by=sakila",
+    ]);
+    let operator_ns = std::env::var("SAKILA_NAMESPACE").unwrap_or_else(|_| "sakila-system".into());
+    kubectl(&[
+        "-n",
+        &operator_ns,
+        "logs",
+        "--tail=80",
+        "-l",
+        "app.kubernetes.io/name=sakila-operator",
+    ]);
+}
+
+/// Polls `check` every 500 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Deletes a pod now (grace period 0), as a crash or eviction would.
+pub async fn force_delete_pod(pods: &Api<Pod>, name: &str) {
+    pods.delete(name, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap_or_else(|e| panic!("failed to delete pod {name}: {e}"));
+}
