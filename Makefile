@@ -26,8 +26,10 @@ integration:
 	$(CARGO) test --test mysql_integration -- --test-threads=2
 
 ## The end-to-end suite on the testbed (or the cluster in KUBECONFIG).
+## One e2e run at a time on this machine: each run installs its own operator build.
 e2e:
-	eval "$$(e2e/prepare)" && $(MAKE) check-rendered && $(CARGO) test -p sakila-e2e -- --test-threads=2
+	flock /run/sakila-e2e.lock bash -c 'eval "$$(e2e/prepare)" && $(MAKE) check-rendered && $(CARGO) test -p sakila-e2e -- --test-threads=3'
+
 
 ## Regenerates every generated file: the CRD (and the chart's copy), and the operator manifest
 ## rendered from the chart (needs helm: run after `e2e/testbed up`, which builds it).

@@ -1,5 +1,7 @@
 //! Tracing setup: human-readable logs by default, JSON with `--log-format=json`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// The log formats the operator can write.
