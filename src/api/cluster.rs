@@ -92,6 +92,10 @@ pub struct MySQLClusterSpec {
     )]
     pub mysql_config: BTreeMap<String, String>,
 
+    /// Replication between the instances.
+    #[serde(default, skip_serializing_if = "ReplicationSpec::is_default")]
+    pub replication: ReplicationSpec,
+
     /// Secret key holding the root password; generated into `<name>-credentials` when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_password_secret: Option<SecretKeySelector>,
@@ -124,6 +128,34 @@ pub struct StorageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub storage_class_name: Option<String>,
+}
+
+/// Replication settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationSpec {
+    /// A replica further behind than this is not ready, so `<name>-replicas` stops routing to it.
+    #[serde(default = "default_max_lag_seconds")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub max_lag_seconds: i32,
+}
+
+impl Default for ReplicationSpec {
+    fn default() -> Self {
+        Self {
+            max_lag_seconds: default_max_lag_seconds(),
+        }
+    }
+}
+
+impl ReplicationSpec {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+fn default_max_lag_seconds() -> i32 {
+    30
 }
 
 /// A key of a Secret in the cluster's namespace.
@@ -246,6 +278,38 @@ pub struct InstanceStatus {
     pub role: String,
     /// Whether the instance is ready in its role.
     pub ready: bool,
+    /// `@@gtid_executed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid_executed: Option<String>,
+    /// Replication from the primary, for a replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
+    /// Transactions this replica has that the primary lacks (it is kept out of promotion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errant_gtids: Option<String>,
+    /// Why the instance could not be observed, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
+}
+
+/// A replica's replication state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationStatus {
+    /// The source's host.
+    pub source: String,
+    /// `Running`, `Connecting` or `Stopped`.
+    pub io_thread: String,
+    /// `Running` or `Stopped`.
+    pub sql_thread: String,
+    /// Seconds behind the source, when the SQL thread runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<i64>,
+    /// Whether the I/O thread acknowledges transactions (semi-sync).
+    pub semi_sync: bool,
+    /// The last I/O or SQL thread error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 fn default_instances() -> i32 {

@@ -1,6 +1,15 @@
 //! The pure decision: from what was observed, which instance is primary and what must change.
+//! Every rule here is stated in `docs/clustering.md`.
 
-use super::observe::{MySqlObservation, Observation};
+use std::time::Duration;
+
+use super::observe::{InstanceObservation, MySqlObservation, Observation};
+use crate::mysql::{GtidSet, InstanceStatus, ThreadState};
+
+/// The semi-sync source timeout: as long as MySQL allows (about 49 days), so that a primary
+/// never silently falls back to asynchronous replication; losing the replicas blocks commits
+/// instead, which the operator sees and reports.
+pub const SEMI_SYNC_TIMEOUT: Duration = Duration::from_millis(u32::MAX as u64);
 
 /// The role an instance has in the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,10 +33,33 @@ impl Role {
 pub enum Action {
     /// Set `super_read_only` on an instance that must not take writes.
     MakeReadOnly { ordinal: u8 },
+    /// Forget a replication source on the primary (`RESET REPLICA ALL`).
+    StopReplicating { ordinal: u8 },
+    /// Lossless semi-sync as a source, waiting for `wait_for_replica_count` acknowledgements.
+    EnableSemiSyncSource {
+        ordinal: u8,
+        wait_for_replica_count: u32,
+    },
+    /// A single-instance cluster has nobody to wait for.
+    DisableSemiSyncSource { ordinal: u8 },
     /// Lift `super_read_only` on the primary.
     MakeWritable { ordinal: u8 },
+    /// Write the cluster's identity on a fresh primary: the first transaction of its history.
+    RecordClusterIdentity { ordinal: u8 },
+    /// Replace an empty or hopelessly behind replica's data with a copy of the donor's.
+    CloneFrom { ordinal: u8, donor: u8 },
+    /// Point a replica at the primary with GTID auto-positioning and semi-sync, and start it.
+    ReplicateFrom { ordinal: u8, source: u8 },
     /// Move the pod's role label, which the client Services select on.
     SetRoleLabel { ordinal: u8, role: Role },
+}
+
+/// What `decide` found wrong that needs a person, for the status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// A replica has transactions the primary lacks; it is left alone (never cloned over
+    /// automatically) and kept out of promotion.
+    ErrantTransactions { ordinal: u8, gtids: String },
 }
 
 /// What `decide` concluded.
@@ -38,20 +70,49 @@ pub struct Plan {
     /// Changes in the order they must be made: every demotion before any promotion, so two
     /// instances are never writable at once.
     pub actions: Vec<Action>,
+    /// Problems that no action fixes.
+    pub findings: Vec<Finding>,
+}
+
+/// Acknowledgements a commit waits for: with the primary, a majority of the instances holds
+/// every acknowledged transaction, so any single failure loses none of them.
+pub fn semi_sync_wait_count(instances: u8) -> u32 {
+    u32::from(instances / 2)
 }
 
 /// Decides the primary and the changes that bring every instance in line with its role.
-///
-/// Until replication exists (see `docs/clustering.md`) the primary is the one the status
-/// recorded, or instance 0 for a new cluster.
 pub fn decide(observation: &Observation) -> Plan {
     let primary = observation
         .current_primary
         .filter(|p| *p < observation.desired_instances)
         .unwrap_or(0);
-    let mut demotions = Vec::new();
-    let mut promotions = Vec::new();
-    let mut labels = Vec::new();
+    let mut plan = Plan {
+        primary,
+        actions: Vec::new(),
+        findings: Vec::new(),
+    };
+    let primary_status = observed(observation, primary);
+
+    // Demotions first: nothing but the primary may be writable when the primary is made so.
+    for instance in &observation.instances {
+        if instance.ordinal != primary
+            && let MySqlObservation::Observed(status) = &instance.mysql
+            && !status.super_read_only
+        {
+            plan.actions.push(Action::MakeReadOnly {
+                ordinal: instance.ordinal,
+            });
+        }
+    }
+
+    if let Some(status) = primary_status {
+        primary_actions(observation, primary, status, &mut plan);
+        // A fresh primary gets its first transaction in this plan; replicas are seeded from it
+        // in the next round, so that every replica starts from a clone.
+        if !status.gtid_executed.is_empty() {
+            replica_actions(observation, primary, status, &mut plan);
+        }
+    }
 
     for instance in &observation.instances {
         let role = if instance.ordinal == primary {
@@ -59,144 +120,393 @@ pub fn decide(observation: &Observation) -> Plan {
         } else {
             Role::Replica
         };
-        if let MySqlObservation::Observed(status) = &instance.mysql {
-            match role {
-                Role::Replica if status.is_writable() || !status.super_read_only => {
-                    demotions.push(Action::MakeReadOnly {
-                        ordinal: instance.ordinal,
-                    })
-                }
-                Role::Primary if !status.is_writable() => promotions.push(Action::MakeWritable {
-                    ordinal: instance.ordinal,
-                }),
-                _ => {}
-            }
-        }
         if let Some(pod) = &instance.pod
             && pod.role_label.as_deref() != Some(role.label())
             && !pod.terminating
         {
-            labels.push(Action::SetRoleLabel {
+            plan.actions.push(Action::SetRoleLabel {
                 ordinal: instance.ordinal,
                 role,
             });
         }
     }
+    plan
+}
 
-    let mut actions = demotions;
-    actions.extend(promotions);
-    actions.extend(labels);
-    Plan { primary, actions }
+fn observed(observation: &Observation, ordinal: u8) -> Option<&InstanceStatus> {
+    observation
+        .instances
+        .iter()
+        .find(|i| i.ordinal == ordinal)
+        .and_then(|i| match &i.mysql {
+            MySqlObservation::Observed(status) => Some(status.as_ref()),
+            _ => None,
+        })
+}
+
+fn primary_actions(
+    observation: &Observation,
+    ordinal: u8,
+    status: &InstanceStatus,
+    plan: &mut Plan,
+) {
+    if status.replica.is_some() {
+        plan.actions.push(Action::StopReplicating { ordinal });
+    }
+    let wanted = semi_sync_wait_count(observation.desired_instances);
+    let semi_sync = if wanted == 0 {
+        status
+            .semi_sync
+            .source_enabled
+            .then_some(Action::DisableSemiSyncSource { ordinal })
+    } else {
+        let configured = status.semi_sync.source_enabled
+            && status.semi_sync.wait_for_replica_count == Some(wanted)
+            && status.semi_sync.source_timeout == Some(SEMI_SYNC_TIMEOUT)
+            && status.semi_sync.wait_point.as_deref() == Some("AFTER_SYNC");
+        (!configured).then_some(Action::EnableSemiSyncSource {
+            ordinal,
+            wait_for_replica_count: wanted,
+        })
+    };
+    let fresh = status.gtid_executed.is_empty();
+    if fresh {
+        // Nobody can acknowledge yet and nothing can be lost: record the identity first, then
+        // turn semi-sync on before any client can reach the primary (its label comes last).
+        if !status.is_writable() {
+            plan.actions.push(Action::MakeWritable { ordinal });
+        }
+        plan.actions.push(Action::RecordClusterIdentity { ordinal });
+        plan.actions.extend(semi_sync);
+    } else {
+        plan.actions.extend(semi_sync);
+        if !status.is_writable() {
+            plan.actions.push(Action::MakeWritable { ordinal });
+        }
+    }
+}
+
+/// The GTIDs a replica would need that the primary has already purged from its binary logs.
+fn unreachable_gtids(primary: &InstanceStatus, replica: &InstanceStatus) -> GtidSet {
+    primary
+        .gtid_executed
+        .difference(&replica.gtid_executed)
+        .intersection(&primary.gtid_purged)
+}
+
+/// A replica that follows the primary, as a clone donor: replicating, nothing errant.
+fn is_healthy_replica(
+    primary: u8,
+    primary_status: &InstanceStatus,
+    instance: &InstanceObservation,
+) -> bool {
+    let MySqlObservation::Observed(status) = &instance.mysql else {
+        return false;
+    };
+    instance.replication_source == Some(primary)
+        && status.replica.as_ref().is_some_and(|r| {
+            r.io_thread == ThreadState::Running && r.sql_thread == ThreadState::Running
+        })
+        && status
+            .gtid_executed
+            .is_subset_of(&primary_status.gtid_executed)
+        && !status.gtid_executed.is_empty()
+}
+
+fn replica_actions(
+    observation: &Observation,
+    primary: u8,
+    primary_status: &InstanceStatus,
+    plan: &mut Plan,
+) {
+    let mut cloning = false;
+    for instance in &observation.instances {
+        let MySqlObservation::Observed(status) = &instance.mysql else {
+            continue;
+        };
+        let ordinal = instance.ordinal;
+        if ordinal == primary {
+            continue;
+        }
+        let errant = status
+            .gtid_executed
+            .difference(&primary_status.gtid_executed);
+        if !errant.is_empty() {
+            plan.findings.push(Finding::ErrantTransactions {
+                ordinal,
+                gtids: errant.to_string(),
+            });
+            continue;
+        }
+        let needs_clone = status.gtid_executed.is_empty()
+            || !unreachable_gtids(primary_status, status).is_empty();
+        if needs_clone {
+            // One clone at a time, so that each later one can use a replica as its donor.
+            if !cloning {
+                plan.actions.push(Action::CloneFrom {
+                    ordinal,
+                    donor: choose_donor(observation, primary, primary_status),
+                });
+                cloning = true;
+            }
+            continue;
+        }
+        let following = instance.replication_source == Some(primary)
+            && status.replica.as_ref().is_some_and(|r| {
+                r.auto_position
+                    && r.io_thread != ThreadState::Stopped
+                    && r.sql_thread == ThreadState::Running
+            })
+            && status.semi_sync.replica_enabled;
+        if !following {
+            plan.actions.push(Action::ReplicateFrom {
+                ordinal,
+                source: primary,
+            });
+        }
+    }
+}
+
+/// A healthy replica if there is one (cloning loads the donor; spare the primary), else the primary.
+fn choose_donor(observation: &Observation, primary: u8, primary_status: &InstanceStatus) -> u8 {
+    observation
+        .instances
+        .iter()
+        .filter(|i| i.ordinal != primary)
+        .find(|i| is_healthy_replica(primary, primary_status, i))
+        .map(|i| i.ordinal)
+        .unwrap_or(primary)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clustering::observe::tests::{instance, observation};
+    use crate::clustering::observe::tests::{
+        gtids, instance, observation, primary_with, replica_following,
+    };
 
     struct Scenario {
         name: &'static str,
         observation: Observation,
-        expected: Plan,
+        expected: Vec<Action>,
+    }
+
+    fn label(ordinal: u8, role: Role) -> Action {
+        Action::SetRoleLabel { ordinal, role }
     }
 
     fn scenarios() -> Vec<Scenario> {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
         vec![
             Scenario {
-                name: "new single instance: make it writable and label it primary",
+                name: "new single instance: writable, identity recorded, no semi-sync, labelled",
                 observation: observation(1, None, vec![instance(0, Some(true), None)]),
-                expected: Plan {
-                    primary: 0,
-                    actions: vec![
-                        Action::MakeWritable { ordinal: 0 },
-                        Action::SetRoleLabel {
-                            ordinal: 0,
-                            role: Role::Primary,
-                        },
-                    ],
-                },
+                expected: vec![
+                    Action::MakeWritable { ordinal: 0 },
+                    Action::RecordClusterIdentity { ordinal: 0 },
+                    label(0, Role::Primary),
+                ],
             },
             Scenario {
-                name: "settled cluster: nothing to do",
+                name: "new three-instance cluster: the fresh primary is prepared, replicas wait for its history",
+                observation: observation(
+                    3,
+                    None,
+                    vec![
+                        instance(0, Some(true), None),
+                        instance(1, Some(true), None),
+                        instance(2, Some(true), None),
+                    ],
+                ),
+                expected: vec![
+                    Action::MakeWritable { ordinal: 0 },
+                    Action::RecordClusterIdentity { ordinal: 0 },
+                    Action::EnableSemiSyncSource {
+                        ordinal: 0,
+                        wait_for_replica_count: 1,
+                    },
+                    label(0, Role::Primary),
+                    label(1, Role::Replica),
+                    label(2, Role::Replica),
+                ],
+            },
+            Scenario {
+                name: "empty replicas are cloned one at a time, the first from the primary",
                 observation: observation(
                     3,
                     Some(0),
                     vec![
-                        instance(0, Some(false), Some("primary")),
+                        primary_with(0, 3, history),
                         instance(1, Some(true), Some("replica")),
                         instance(2, Some(true), Some("replica")),
                     ],
                 ),
-                expected: Plan {
-                    primary: 0,
-                    actions: vec![],
-                },
+                expected: vec![Action::CloneFrom {
+                    ordinal: 1,
+                    donor: 0,
+                }],
             },
             Scenario {
-                name: "a writable non-primary is demoted before the primary is promoted",
+                name: "a later clone prefers a healthy replica as donor",
+                observation: observation(
+                    3,
+                    Some(0),
+                    vec![
+                        primary_with(0, 3, history),
+                        replica_following(1, 0, history),
+                        instance(2, Some(true), Some("replica")),
+                    ],
+                ),
+                expected: vec![Action::CloneFrom {
+                    ordinal: 2,
+                    donor: 1,
+                }],
+            },
+            Scenario {
+                name: "a seeded replica that does not replicate yet is pointed at the primary",
+                observation: observation(
+                    3,
+                    Some(0),
+                    vec![
+                        primary_with(0, 3, history),
+                        replica_following(1, 0, history),
+                        gtids(
+                            instance(2, Some(true), Some("replica")),
+                            "aaaaaaaa-0000-0000-0000-000000000000:1-4",
+                            "",
+                        ),
+                    ],
+                ),
+                expected: vec![Action::ReplicateFrom {
+                    ordinal: 2,
+                    source: 0,
+                }],
+            },
+            Scenario {
+                name: "a replica whose missing transactions were purged is cloned again",
                 observation: observation(
                     2,
                     Some(0),
                     vec![
-                        instance(0, Some(true), Some("primary")),
-                        instance(1, Some(false), Some("replica")),
+                        gtids(
+                            primary_with(0, 2, history),
+                            history,
+                            "aaaaaaaa-0000-0000-0000-000000000000:1-8",
+                        ),
+                        gtids(
+                            instance(1, Some(true), Some("replica")),
+                            "aaaaaaaa-0000-0000-0000-000000000000:1-4",
+                            "",
+                        ),
                     ],
                 ),
-                expected: Plan {
-                    primary: 0,
-                    actions: vec![
-                        Action::MakeReadOnly { ordinal: 1 },
-                        Action::MakeWritable { ordinal: 0 },
-                    ],
-                },
+                expected: vec![Action::CloneFrom {
+                    ordinal: 1,
+                    donor: 0,
+                }],
             },
             Scenario {
-                name: "unreachable instances are labelled but not touched over SQL",
+                name: "settled replicated cluster: nothing to do",
                 observation: observation(
-                    2,
-                    None,
-                    vec![instance(0, None, None), instance(1, None, None)],
-                ),
-                expected: Plan {
-                    primary: 0,
-                    actions: vec![
-                        Action::SetRoleLabel {
-                            ordinal: 0,
-                            role: Role::Primary,
-                        },
-                        Action::SetRoleLabel {
-                            ordinal: 1,
-                            role: Role::Replica,
-                        },
-                    ],
-                },
-            },
-            Scenario {
-                name: "the recorded primary is kept",
-                observation: observation(
-                    2,
-                    Some(1),
+                    3,
+                    Some(0),
                     vec![
-                        instance(0, Some(true), Some("replica")),
-                        instance(1, Some(false), Some("primary")),
+                        primary_with(0, 3, history),
+                        replica_following(1, 0, history),
+                        replica_following(2, 0, history),
                     ],
                 ),
-                expected: Plan {
-                    primary: 1,
-                    actions: vec![],
-                },
+                expected: vec![],
             },
             Scenario {
-                name: "a recorded primary beyond the instance count falls back to instance 0",
+                name: "semi-sync lost on a restarted primary is restored before it becomes writable",
                 observation: observation(
-                    1,
-                    Some(4),
-                    vec![instance(0, Some(false), Some("primary"))],
+                    3,
+                    Some(0),
+                    vec![
+                        gtids(instance(0, Some(true), Some("primary")), history, ""),
+                        replica_following(1, 0, history),
+                        replica_following(2, 0, history),
+                    ],
                 ),
-                expected: Plan {
-                    primary: 0,
-                    actions: vec![],
-                },
+                expected: vec![
+                    Action::EnableSemiSyncSource {
+                        ordinal: 0,
+                        wait_for_replica_count: 1,
+                    },
+                    Action::MakeWritable { ordinal: 0 },
+                ],
+            },
+            Scenario {
+                name: "a writable non-primary is demoted before anything else",
+                observation: observation(
+                    3,
+                    Some(0),
+                    vec![
+                        primary_with(0, 3, history),
+                        gtids(instance(1, Some(false), Some("replica")), history, ""),
+                        replica_following(2, 0, history),
+                    ],
+                ),
+                expected: vec![
+                    Action::MakeReadOnly { ordinal: 1 },
+                    Action::ReplicateFrom {
+                        ordinal: 1,
+                        source: 0,
+                    },
+                ],
+            },
+            Scenario {
+                name: "a replica with errant transactions is reported and left alone",
+                observation: observation(
+                    2,
+                    Some(0),
+                    vec![
+                        primary_with(0, 2, history),
+                        gtids(
+                            replica_following(1, 0, history),
+                            "aaaaaaaa-0000-0000-0000-000000000000:1-10,bbbbbbbb-0000-0000-0000-000000000000:1",
+                            "",
+                        ),
+                    ],
+                ),
+                expected: vec![],
+            },
+            Scenario {
+                name: "an unreachable primary: replicas are not touched",
+                observation: observation(
+                    2,
+                    Some(0),
+                    vec![
+                        instance(0, None, Some("primary")),
+                        gtids(instance(1, Some(true), Some("replica")), "", ""),
+                    ],
+                ),
+                expected: vec![],
+            },
+            Scenario {
+                name: "five instances wait for two acknowledgements",
+                observation: observation(
+                    5,
+                    Some(0),
+                    vec![gtids(instance(0, Some(true), Some("primary")), history, "")],
+                ),
+                expected: vec![
+                    Action::EnableSemiSyncSource {
+                        ordinal: 0,
+                        wait_for_replica_count: 2,
+                    },
+                    Action::MakeWritable { ordinal: 0 },
+                ],
+            },
+            Scenario {
+                name: "a primary that still has a replication source forgets it",
+                observation: observation(1, Some(0), vec![replica_following(0, 1, history)]),
+                expected: vec![
+                    Action::StopReplicating { ordinal: 0 },
+                    Action::MakeWritable { ordinal: 0 },
+                    label(0, Role::Primary),
+                ],
             },
         ]
     }
@@ -205,7 +515,7 @@ mod tests {
     fn decide_scenarios() {
         for scenario in scenarios() {
             assert_eq!(
-                decide(&scenario.observation),
+                decide(&scenario.observation).actions,
                 scenario.expected,
                 "scenario: {}",
                 scenario.name
@@ -214,7 +524,47 @@ mod tests {
     }
 
     #[test]
-    fn never_more_than_one_writable_after_the_plan() {
+    fn errant_transactions_are_reported() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let obs = observation(
+            2,
+            Some(0),
+            vec![
+                primary_with(0, 2, history),
+                gtids(
+                    replica_following(1, 0, history),
+                    &format!("{history},bbbbbbbb-0000-0000-0000-000000000000:1-2"),
+                    "",
+                ),
+            ],
+        );
+        assert_eq!(
+            decide(&obs).findings,
+            vec![Finding::ErrantTransactions {
+                ordinal: 1,
+                gtids: "bbbbbbbb-0000-0000-0000-000000000000:1-2".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn semi_sync_waits_for_a_majority_including_the_primary() {
+        let expected = [(1, 0), (2, 1), (3, 1), (4, 2), (5, 2), (9, 4)];
+        for (instances, acks) in expected {
+            assert_eq!(
+                semi_sync_wait_count(instances),
+                acks,
+                "{instances} instances"
+            );
+            assert!(
+                u32::from(instances) < 2 * (acks + 1),
+                "primary + acks is a majority of {instances}"
+            );
+        }
+    }
+
+    #[test]
+    fn never_more_than_one_writable_after_any_action() {
         for scenario in scenarios() {
             let plan = decide(&scenario.observation);
             let mut writable: Vec<u8> = scenario
@@ -228,11 +578,37 @@ mod tests {
                 match action {
                     Action::MakeReadOnly { ordinal } => writable.retain(|o| o != ordinal),
                     Action::MakeWritable { ordinal } => writable.push(*ordinal),
-                    Action::SetRoleLabel { .. } => {}
+                    _ => {}
                 }
                 assert!(
                     writable.len() <= 1,
                     "scenario {}: two writers after {action:?}",
+                    scenario.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn semi_sync_is_on_before_a_primary_with_history_becomes_writable() {
+        for scenario in scenarios() {
+            let plan = decide(&scenario.observation);
+            let writable_at = plan
+                .actions
+                .iter()
+                .position(|a| matches!(a, Action::MakeWritable { .. }));
+            let semi_sync_at = plan
+                .actions
+                .iter()
+                .position(|a| matches!(a, Action::EnableSemiSyncSource { .. }));
+            let has_history = matches!(
+                &scenario.observation.instances[usize::from(plan.primary)].mysql,
+                MySqlObservation::Observed(s) if !s.gtid_executed.is_empty()
+            );
+            if let (Some(w), Some(s), true) = (writable_at, semi_sync_at, has_history) {
+                assert!(
+                    s < w,
+                    "scenario {}: writable before semi-sync",
                     scenario.name
                 );
             }

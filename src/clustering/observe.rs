@@ -28,6 +28,8 @@ pub struct InstanceObservation {
     pub pod: Option<PodFacts>,
     /// What mysqld said.
     pub mysql: MySqlObservation,
+    /// The instance this one replicates from, if its source is one of this cluster's pods.
+    pub replication_source: Option<u8>,
 }
 
 /// What Kubernetes says about an instance's pod.
@@ -73,10 +75,12 @@ pub const OBSERVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Observes every desired instance in parallel; an instance that does not answer in time is
 /// `Unreachable`, never a reason to fail the whole observation.
+#[allow(clippy::too_many_arguments)]
 pub async fn observe<C: MySqlConnector>(
     connector: &C,
     credentials: &Credentials,
     cluster_name: &str,
+    namespace: &str,
     desired_instances: u8,
     current_primary: Option<u8>,
     pods: &[Pod],
@@ -91,10 +95,18 @@ pub async fn observe<C: MySqlConnector>(
                 None => MySqlObservation::NotRunning,
                 Some(ip) => observe_mysql(connector, credentials, &ip).await,
             };
+            let replication_source = match &mysql {
+                MySqlObservation::Observed(status) => status
+                    .replica
+                    .as_ref()
+                    .and_then(|r| ordinal_of_host(cluster_name, namespace, &r.source_host)),
+                _ => None,
+            };
             InstanceObservation {
                 ordinal,
                 pod,
                 mysql,
+                replication_source,
             }
         }
     });
@@ -124,6 +136,11 @@ async fn observe_mysql<C: MySqlConnector>(
     }
 }
 
+/// The ordinal of the pod whose stable name is `host`, if it is one of this cluster's.
+pub fn ordinal_of_host(cluster_name: &str, namespace: &str, host: &str) -> Option<u8> {
+    (0..9).find(|o| naming::pod_host(cluster_name, namespace, *o) == host)
+}
+
 /// An error and its sources on one line.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -139,7 +156,8 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::mysql::{GtidSet, SemiSyncStatus};
+    use crate::clustering::decide::SEMI_SYNC_TIMEOUT;
+    use crate::mysql::{GtidSet, ReplicaStatus, SemiSyncStatus, ThreadState};
 
     /// A reachable or unreachable instance with a pod; `read_only` None means unreachable.
     pub(crate) fn instance(
@@ -171,7 +189,68 @@ pub(crate) mod tests {
                     clone: None,
                 })),
             },
+            replication_source: None,
         }
+    }
+
+    fn status_mut(instance: &mut InstanceObservation) -> &mut InstanceStatus {
+        match &mut instance.mysql {
+            MySqlObservation::Observed(s) => s,
+            _ => panic!("instance {} is not observed", instance.ordinal),
+        }
+    }
+
+    /// Sets the executed and purged GTID sets of an observed instance.
+    pub(crate) fn gtids(
+        mut instance: InstanceObservation,
+        executed: &str,
+        purged: &str,
+    ) -> InstanceObservation {
+        let status = status_mut(&mut instance);
+        status.gtid_executed = GtidSet::parse(executed).unwrap();
+        status.gtid_purged = GtidSet::parse(purged).unwrap();
+        instance
+    }
+
+    /// A writable primary with `history`, semi-sync configured for `instances`.
+    pub(crate) fn primary_with(ordinal: u8, instances: u8, history: &str) -> InstanceObservation {
+        let mut primary = gtids(instance(ordinal, Some(false), Some("primary")), history, "");
+        let wait = crate::clustering::decide::semi_sync_wait_count(instances);
+        let status = status_mut(&mut primary);
+        status.semi_sync = SemiSyncStatus {
+            source_plugin_loaded: true,
+            replica_plugin_loaded: true,
+            source_enabled: wait > 0,
+            source_active: wait > 0,
+            source_clients: 2,
+            wait_for_replica_count: Some(wait),
+            source_timeout: Some(SEMI_SYNC_TIMEOUT),
+            wait_point: Some("AFTER_SYNC".into()),
+            replica_enabled: false,
+            replica_active: false,
+        };
+        primary
+    }
+
+    /// A read-only replica with `history`, replicating from `source` with semi-sync.
+    pub(crate) fn replica_following(ordinal: u8, source: u8, history: &str) -> InstanceObservation {
+        let mut replica = gtids(instance(ordinal, Some(true), Some("replica")), history, "");
+        replica.replication_source = Some(source);
+        let status = status_mut(&mut replica);
+        status.semi_sync.replica_enabled = true;
+        status.semi_sync.replica_active = true;
+        status.replica = Some(ReplicaStatus {
+            source_host: naming::pod_host("db", "shop", source),
+            source_port: 3306,
+            io_thread: ThreadState::Running,
+            sql_thread: ThreadState::Running,
+            last_io_error: None,
+            last_sql_error: None,
+            seconds_behind_source: Some(0),
+            retrieved_gtid_set: GtidSet::default(),
+            auto_position: true,
+        });
+        replica
     }
 
     pub(crate) fn observation(

@@ -1,14 +1,38 @@
 //! Operate: carries out a plan's actions in order, stopping at the first failure.
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use super::decide::{Action, Plan};
-use super::observe::{InstanceObservation, Observation};
-use crate::mysql::{Credentials, Endpoint, MySqlAdmin, MySqlConnector, MySqlError};
+use super::decide::{Action, Plan, SEMI_SYNC_TIMEOUT};
+use super::observe::Observation;
+use crate::mysql::{
+    Credentials, Endpoint, MySqlAdmin, MySqlConnector, MySqlError, ReplicationSource,
+    SemiSyncSourceConfig,
+};
 use crate::resources::naming;
+
+/// How long a clone may take before the operator gives up waiting (the clone itself goes on).
+const CLONE_TIMEOUT: Duration = Duration::from_secs(1800);
+/// How soon a replica's I/O thread retries a lost source: short, so failovers heal quickly.
+const SOURCE_CONNECT_RETRY: Duration = Duration::from_secs(2);
+/// Retries before the I/O thread gives up (about two days at the retry interval above).
+const SOURCE_RETRY_COUNT: u32 = 86_400;
+
+/// What operating on a cluster needs besides the plan.
+pub struct OperateTarget<'a> {
+    pub cluster_name: &'a str,
+    pub cluster_uid: &'a str,
+    pub namespace: &'a str,
+    /// The operator's own account.
+    pub operator: &'a Credentials,
+    /// The replication and clone-donor account.
+    pub replication: &'a Credentials,
+    pub pods: &'a Api<Pod>,
+}
 
 /// Why an action could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -44,71 +68,196 @@ impl OperateError {
 /// Carries out the plan; returns the actions that were done.
 pub async fn operate<C: MySqlConnector>(
     connector: &C,
-    credentials: &Credentials,
-    pods: &Api<Pod>,
+    target: &OperateTarget<'_>,
     observation: &Observation,
     plan: &Plan,
 ) -> Result<Vec<Action>, OperateError> {
     let mut done = Vec::new();
     for action in &plan.actions {
-        match action {
-            Action::MakeReadOnly { ordinal } => {
-                set_read_only(connector, credentials, observation, *ordinal, true).await?
-            }
-            Action::MakeWritable { ordinal } => {
-                set_read_only(connector, credentials, observation, *ordinal, false).await?
-            }
-            Action::SetRoleLabel { ordinal, role } => {
-                let pod = instance(observation, *ordinal)
-                    .and_then(|i| i.pod.as_ref())
-                    .map(|p| p.name.clone())
-                    .unwrap_or_default();
-                let patch = json!({"metadata": {"labels": {naming::ROLE_LABEL: role.label()}}});
-                pods.patch(&pod, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map_err(|source| OperateError::Label {
-                        pod,
-                        role: role.label(),
-                        source,
-                    })?;
-            }
-        }
+        carry_out(connector, target, observation, action).await?;
+        tracing::info!(?action, "done");
         done.push(action.clone());
     }
     Ok(done)
 }
 
-fn instance(observation: &Observation, ordinal: u8) -> Option<&InstanceObservation> {
-    observation.instances.iter().find(|i| i.ordinal == ordinal)
+async fn carry_out<C: MySqlConnector>(
+    connector: &C,
+    target: &OperateTarget<'_>,
+    observation: &Observation,
+    action: &Action,
+) -> Result<(), OperateError> {
+    let stable_endpoint = |ordinal: u8| {
+        Endpoint::new(
+            naming::pod_host(target.cluster_name, target.namespace, ordinal),
+            naming::MYSQL_PORT as u16,
+        )
+    };
+    match action {
+        Action::SetRoleLabel { ordinal, role } => {
+            let pod = naming::pod(target.cluster_name, *ordinal);
+            let patch = json!({"metadata": {"labels": {naming::ROLE_LABEL: role.label()}}});
+            target
+                .pods
+                .patch(&pod, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|source| OperateError::Label {
+                    pod,
+                    role: role.label(),
+                    source,
+                })?;
+            Ok(())
+        }
+        Action::MakeReadOnly { ordinal } => {
+            sql(
+                connector,
+                target,
+                observation,
+                *ordinal,
+                "make read-only",
+                |a| async move { a.set_read_only(true).await },
+            )
+            .await
+        }
+        Action::MakeWritable { ordinal } => {
+            sql(
+                connector,
+                target,
+                observation,
+                *ordinal,
+                "make writable",
+                |a| async move { a.set_read_only(false).await },
+            )
+            .await
+        }
+        Action::StopReplicating { ordinal } => {
+            sql(
+                connector,
+                target,
+                observation,
+                *ordinal,
+                "stop replicating",
+                |a| async move { a.reset_replica_all().await },
+            )
+            .await
+        }
+        Action::EnableSemiSyncSource {
+            ordinal,
+            wait_for_replica_count,
+        } => {
+            let config = SemiSyncSourceConfig {
+                wait_for_replica_count: *wait_for_replica_count,
+                timeout: SEMI_SYNC_TIMEOUT,
+            };
+            sql(
+                connector,
+                target,
+                observation,
+                *ordinal,
+                "enable semi-sync source",
+                |a| async move { a.enable_semi_sync_source(config).await },
+            )
+            .await
+        }
+        Action::DisableSemiSyncSource { ordinal } => {
+            sql(
+                connector,
+                target,
+                observation,
+                *ordinal,
+                "disable semi-sync source",
+                |a| async move { a.disable_semi_sync_source().await },
+            )
+            .await
+        }
+        Action::RecordClusterIdentity { ordinal } => {
+            let (uid, name) = (target.cluster_uid, target.cluster_name);
+            sql(
+                connector,
+                target,
+                observation,
+                *ordinal,
+                "record the cluster identity",
+                |a| async move { a.record_cluster_identity(uid, name).await },
+            )
+            .await
+        }
+        Action::ReplicateFrom { ordinal, source } => {
+            let source = ReplicationSource {
+                endpoint: stable_endpoint(*source),
+                credentials: target.replication.clone(),
+                tls: false,
+                connect_retry: SOURCE_CONNECT_RETRY,
+                retry_count: SOURCE_RETRY_COUNT,
+            };
+            sql(
+                connector,
+                target,
+                observation,
+                *ordinal,
+                "start replicating",
+                |a| async move {
+                    // Semi-sync first, so the I/O thread acknowledges from its first event.
+                    a.enable_semi_sync_replica().await?;
+                    a.configure_replica(&source).await
+                },
+            )
+            .await
+        }
+        Action::CloneFrom { ordinal, donor } => {
+            let donor_endpoint = stable_endpoint(*donor);
+            let credentials = target.replication.clone();
+            sql(
+                connector,
+                target,
+                observation,
+                *ordinal,
+                "clone from a donor",
+                |a| async move {
+                    let outcome = a
+                        .clone_from(&donor_endpoint, &credentials, false, CLONE_TIMEOUT)
+                        .await?;
+                    // mysqld stops after a clone; the kubelet restarts its container with the new data.
+                    tracing::info!(?outcome, donor = %donor_endpoint, "clone finished");
+                    Ok(())
+                },
+            )
+            .await
+        }
+    }
 }
 
-async fn set_read_only<C: MySqlConnector>(
+/// Connects to one instance by its pod IP and runs `work` on the session.
+async fn sql<C, F, Fut, T>(
     connector: &C,
-    credentials: &Credentials,
+    target: &OperateTarget<'_>,
     observation: &Observation,
     ordinal: u8,
-    read_only: bool,
-) -> Result<(), OperateError> {
-    let action = if read_only {
-        "make read-only"
-    } else {
-        "make writable"
-    };
-    let ip = instance(observation, ordinal)
+    action: &'static str,
+    work: F,
+) -> Result<(), OperateError>
+where
+    C: MySqlConnector,
+    F: FnOnce(C::Admin) -> Fut,
+    Fut: Future<Output = Result<T, MySqlError>>,
+{
+    let ip = observation
+        .instances
+        .iter()
+        .find(|i| i.ordinal == ordinal)
         .and_then(|i| i.pod.as_ref())
         .and_then(|p| p.ip.clone())
         .ok_or(OperateError::NoAddress { action, ordinal })?;
     let endpoint = Endpoint::new(ip, naming::MYSQL_PORT as u16);
-    let sql = |source| OperateError::Sql {
+    let wrap = |source| OperateError::Sql {
         action,
         ordinal,
         source,
     };
     let admin = connector
-        .connect(&endpoint, credentials)
+        .connect(&endpoint, target.operator)
         .await
-        .map_err(sql)?;
-    admin.set_read_only(read_only).await.map_err(sql)?;
-    tracing::info!(ordinal, read_only, "changed read-only state");
+        .map_err(wrap)?;
+    work(admin).await.map_err(wrap)?;
     Ok(())
 }

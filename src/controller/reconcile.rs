@@ -22,7 +22,7 @@ use super::validate::validate;
 use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
-use crate::clustering::operate::operate;
+use crate::clustering::operate::{OperateTarget, operate};
 use crate::clustering::{Action as ClusterAction, decide};
 use crate::mysql::Credentials;
 use crate::resources::secret::ClusterPasswords;
@@ -113,6 +113,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<(), Error
         &ctx.connector,
         &credentials,
         &valid.name,
+        ns,
         valid.instances,
         current_primary,
         &pods,
@@ -121,20 +122,24 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<(), Error
 
     // decide, operate
     let plan = decide(&observation);
-    let done = operate(&ctx.connector, &credentials, &pods_api, &observation, &plan).await?;
+    let replication = Credentials::new(
+        naming::REPLICATION_USER,
+        passwords
+            .get(naming::REPLICATION_PASSWORD_KEY)
+            .unwrap_or_default(),
+    );
+    let target = OperateTarget {
+        cluster_name: &valid.name,
+        cluster_uid: &valid.owner.uid,
+        namespace: ns,
+        operator: &credentials,
+        replication: &replication,
+        pods: &pods_api,
+    };
+    let done = operate(&ctx.connector, &target, &observation, &plan).await?;
     for action in &done {
-        if let ClusterAction::MakeWritable { ordinal } = action {
-            publish(
-                ctx,
-                cluster,
-                EventType::Normal,
-                "PrimaryWritable",
-                format!(
-                    "made {} writable as the primary",
-                    naming::pod(&valid.name, *ordinal)
-                ),
-            )
-            .await;
+        if let Some((reason, note)) = notable(&valid.name, action) {
+            publish(ctx, cluster, EventType::Normal, reason, note).await;
         }
     }
 
@@ -144,6 +149,26 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<(), Error
         patch_status(ctx, cluster, &status).await?;
     }
     Ok(())
+}
+
+/// The actions a user wants to see as events; the rest are routine.
+fn notable(cluster: &str, action: &ClusterAction) -> Option<(&'static str, String)> {
+    let pod = |o: &u8| naming::pod(cluster, *o);
+    match action {
+        ClusterAction::MakeWritable { ordinal } => Some((
+            "PrimaryWritable",
+            format!("made {} writable as the primary", pod(ordinal)),
+        )),
+        ClusterAction::CloneFrom { ordinal, donor } => Some((
+            "ReplicaCloned",
+            format!("seeded {} with a clone of {}", pod(ordinal), pod(donor)),
+        )),
+        ClusterAction::ReplicateFrom { ordinal, source } => Some((
+            "ReplicationStarted",
+            format!("{} replicates from {}", pod(ordinal), pod(source)),
+        )),
+        _ => None,
+    }
 }
 
 fn now() -> Time {

@@ -6,14 +6,107 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::validate::ValidatedCluster;
-use crate::api::{InstanceStatus, MySQLClusterStatus};
-use crate::clustering::{MySqlObservation, Observation, Plan};
+use crate::api::{InstanceStatus, MySQLClusterStatus, ReplicationStatus};
+use crate::clustering::decide::Finding;
+use crate::clustering::{InstanceObservation, MySqlObservation, Observation, Plan};
+use crate::mysql::ThreadState;
 use crate::resources::naming;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
+pub const WRITABLE: &str = "Writable";
+pub const REPLICATING: &str = "Replicating";
+
+fn thread_state(state: ThreadState) -> String {
+    format!("{state:?}")
+}
+
+/// One instance's entry in the status.
+fn instance_status(cluster: &str, plan: &Plan, i: &InstanceObservation) -> InstanceStatus {
+    let observed = match &i.mysql {
+        MySqlObservation::Observed(s) => Some(s.as_ref()),
+        _ => None,
+    };
+    let errant_gtids = plan.findings.iter().find_map(|f| match f {
+        Finding::ErrantTransactions { ordinal, gtids } if *ordinal == i.ordinal => {
+            Some(gtids.clone())
+        }
+        _ => None,
+    });
+    InstanceStatus {
+        name: naming::pod(cluster, i.ordinal),
+        role: match (observed, i.ordinal == plan.primary) {
+            (Some(_), true) => naming::ROLE_PRIMARY.into(),
+            (Some(_), false) => naming::ROLE_REPLICA.into(),
+            (None, _) => "unknown".into(),
+        },
+        ready: i.pod.as_ref().is_some_and(|p| p.ready),
+        gtid_executed: observed.map(|s| s.gtid_executed.to_string()),
+        replication: observed.and_then(|s| {
+            let r = s.replica.as_ref()?;
+            let error = r.last_io_error.as_ref().or(r.last_sql_error.as_ref());
+            Some(ReplicationStatus {
+                source: r.source_host.clone(),
+                io_thread: thread_state(r.io_thread),
+                sql_thread: thread_state(r.sql_thread),
+                lag_seconds: r.seconds_behind_source.map(|l| l as i64),
+                semi_sync: s.semi_sync.replica_active,
+                last_error: error.map(|e| format!("error {}: {}", e.code, e.message)),
+            })
+        }),
+        errant_gtids,
+        unreachable: match &i.mysql {
+            MySqlObservation::Unreachable(reason) => Some(reason.clone()),
+            MySqlObservation::NotRunning => Some("no running pod".into()),
+            MySqlObservation::Observed(_) => None,
+        },
+    }
+}
+
+/// Why replication is not complete, or `None` when every replica follows the primary.
+fn replication_problems(
+    observation: &Observation,
+    plan: &Plan,
+    instances: &[InstanceStatus],
+) -> Option<String> {
+    let primary_host_suffix = format!("-{}.", plan.primary);
+    let problems: Vec<String> = observation
+        .instances
+        .iter()
+        .zip(instances)
+        .filter(|(i, _)| i.ordinal != plan.primary)
+        .filter_map(|(_, status)| {
+            if let Some(errant) = &status.errant_gtids {
+                return Some(format!("{} has errant transactions {errant}", status.name));
+            }
+            match &status.replication {
+                None => Some(format!("{} does not replicate", status.name)),
+                Some(r) if !r.source.contains(&primary_host_suffix) => Some(format!(
+                    "{} replicates from {} instead of the primary",
+                    status.name, r.source
+                )),
+                Some(r) if r.io_thread != "Running" || r.sql_thread != "Running" => Some(format!(
+                    "{}: I/O thread {}, SQL thread {}{}",
+                    status.name,
+                    r.io_thread,
+                    r.sql_thread,
+                    r.last_error
+                        .as_ref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                )),
+                Some(r) if !r.semi_sync => Some(format!(
+                    "{} does not acknowledge (semi-sync off)",
+                    status.name
+                )),
+                Some(_) => None,
+            }
+        })
+        .collect();
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
 
 /// The status after a successful reconcile.
 pub fn compute_status(
@@ -26,15 +119,7 @@ pub fn compute_status(
     let instances: Vec<InstanceStatus> = observation
         .instances
         .iter()
-        .map(|i| InstanceStatus {
-            name: naming::pod(&cluster.name, i.ordinal),
-            role: match (&i.mysql, i.ordinal == plan.primary) {
-                (MySqlObservation::Observed(_), true) => naming::ROLE_PRIMARY.into(),
-                (MySqlObservation::Observed(_), false) => naming::ROLE_REPLICA.into(),
-                _ => "unknown".into(),
-            },
-            ready: i.pod.as_ref().is_some_and(|p| p.ready),
-        })
+        .map(|i| instance_status(&cluster.name, plan, i))
         .collect();
     let ready_instances = instances.iter().filter(|i| i.ready).count() as i32;
     let primary = observation
@@ -142,6 +227,47 @@ pub fn compute_status(
             );
         }
     }
+    let primary_name = naming::pod(&cluster.name, plan.primary);
+    if primary_reachable {
+        set(
+            WRITABLE,
+            true,
+            "PrimaryWritable",
+            format!("{primary_name} accepts writes"),
+        );
+    } else {
+        set(
+            WRITABLE,
+            false,
+            "PrimaryUnavailable",
+            format!("{primary_name} is not reachable"),
+        );
+    }
+    if cluster.instances == 1 {
+        set(
+            REPLICATING,
+            true,
+            "SingleInstance",
+            "a single instance has no replicas".into(),
+        );
+    } else if !primary_reachable {
+        set(
+            REPLICATING,
+            false,
+            "PrimaryUnavailable",
+            format!("{primary_name} is not reachable"),
+        );
+    } else {
+        match replication_problems(observation, plan, &instances) {
+            None => set(
+                REPLICATING,
+                true,
+                "AllReplicasFollow",
+                format!("every replica replicates from {primary_name} with semi-sync"),
+            ),
+            Some(problems) => set(REPLICATING, false, "ReplicasNotFollowing", problems),
+        }
+    }
     set(
         RECONCILE_SUCCESS,
         true,
@@ -218,7 +344,9 @@ pub fn set_condition(
 mod tests {
     use super::*;
     use crate::clustering::decide;
-    use crate::clustering::observe::tests::{instance, observation};
+    use crate::clustering::observe::tests::{
+        instance, observation, primary_with, replica_following,
+    };
     use crate::resources::tests::validated;
 
     fn at(seconds: i64) -> Time {
@@ -324,5 +452,60 @@ mod tests {
             at(300)
         );
         assert_eq!(condition(&failed, READY), condition(&ready, READY));
+    }
+
+    #[test]
+    fn replicas_following_the_primary_make_the_cluster_replicating() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let obs = observation(
+            3,
+            Some(0),
+            vec![
+                primary_with(0, 3, history),
+                replica_following(1, 0, history),
+                replica_following(2, 0, history),
+            ],
+        );
+        let status = compute_status(&validated("db", 3), &obs, &decide(&obs), None, at(100));
+        assert_eq!(condition(&status, REPLICATING).status, "True");
+        assert_eq!(condition(&status, WRITABLE).status, "True");
+        let replica = &status.instances[1];
+        assert_eq!(replica.gtid_executed.as_deref(), Some(history));
+        let replication = replica.replication.as_ref().unwrap();
+        assert_eq!(replication.io_thread, "Running");
+        assert!(replication.semi_sync);
+    }
+
+    #[test]
+    fn a_replica_that_does_not_replicate_is_named_in_the_replicating_condition() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let obs = observation(
+            3,
+            Some(0),
+            vec![
+                primary_with(0, 3, history),
+                replica_following(1, 0, history),
+                instance(2, Some(true), Some("replica")),
+            ],
+        );
+        let status = compute_status(&validated("db", 3), &obs, &decide(&obs), None, at(100));
+        let replicating = condition(&status, REPLICATING);
+        assert_eq!(replicating.status, "False");
+        assert_eq!(replicating.message, "db-2 does not replicate");
+    }
+
+    #[test]
+    fn errant_transactions_appear_in_the_instance_status_and_the_condition() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let errant = "bbbbbbbb-0000-0000-0000-000000000000:1";
+        let replica = crate::clustering::observe::tests::gtids(
+            replica_following(1, 0, history),
+            &format!("{history},{errant}"),
+            "",
+        );
+        let obs = observation(2, Some(0), vec![primary_with(0, 2, history), replica]);
+        let status = compute_status(&validated("db", 2), &obs, &decide(&obs), None, at(100));
+        assert_eq!(status.instances[1].errant_gtids.as_deref(), Some(errant));
+        assert!(condition(&status, REPLICATING).message.contains("errant"));
     }
 }

@@ -379,6 +379,15 @@ pub trait MySqlAdmin: Send + Sync {
         timeout: Duration,
     ) -> impl Future<Output = Result<bool, MySqlError>> + Send;
 
+    /// Records which cluster this data belongs to, in `sakila.cluster` (idempotent). Run once on
+    /// a fresh primary: it is the first transaction of a cluster's history, so every later
+    /// instance is seeded from data that names its cluster.
+    fn record_cluster_identity(
+        &self,
+        cluster_uid: &str,
+        cluster_name: &str,
+    ) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
     /// Replaces this instance's data with a copy of `donor`'s (the clone
     /// plugin must be loaded on both). On success mysqld goes down: see
     /// [`CloneOutcome`]. `credentials` need `BACKUP_ADMIN` on the donor; this

@@ -782,6 +782,30 @@ impl MySqlAdmin for MySqlSession {
         }
     }
 
+    async fn record_cluster_identity(
+        &self,
+        cluster_uid: &str,
+        cluster_name: &str,
+    ) -> Result<(), MySqlError> {
+        const ACTION: &str = "record cluster identity";
+        self.query_drop(ACTION, "CREATE DATABASE IF NOT EXISTS sakila".into())
+            .await?;
+        self.query_drop(
+            ACTION,
+            "CREATE TABLE IF NOT EXISTS sakila.cluster (uid VARCHAR(64) PRIMARY KEY, \
+             name VARCHAR(253) NOT NULL, \
+             created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))"
+                .into(),
+        )
+        .await?;
+        self.exec_drop(
+            ACTION,
+            "INSERT IGNORE INTO sakila.cluster (uid, name) VALUES (?, ?)",
+            vec![Value::from(cluster_uid), Value::from(cluster_name)],
+        )
+        .await
+    }
+
     async fn clone_from(
         &self,
         donor: &Endpoint,

@@ -256,6 +256,11 @@ fn mysqld_container(cluster: &ValidatedCluster) -> Container {
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
+        env: Some(vec![EnvVar {
+            name: "MAX_REPLICA_LAG_SECONDS".into(),
+            value: Some(cluster.max_replica_lag_seconds.to_string()),
+            ..Default::default()
+        }]),
         // Crash recovery of a large InnoDB can take long: allow an hour before liveness applies.
         startup_probe: Some(script_probe(ALIVE_SCRIPT, 10, 360)),
         liveness_probe: Some(script_probe(ALIVE_SCRIPT, 10, 6)),

@@ -45,6 +45,7 @@ GRANT ALL PRIVILEGES ON *.* TO 'sakila-operator'@'%' WITH GRANT OPTION;
 CREATE USER 'sakila-repl'@'%' IDENTIFIED BY $(sql_string "$REPLICATION_PASSWORD");
 GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO 'sakila-repl'@'%';
 CREATE USER 'sakila-probe'@'localhost' IDENTIFIED BY $(sql_string "$PROBE_PASSWORD");
+GRANT REPLICATION CLIENT ON *.* TO 'sakila-probe'@'localhost';
 -- Initialisation itself leaves transactions in gtid_executed; a fresh instance must have none,
 -- or replication would count them as errant.
 RESET BINARY LOGS AND GTIDS;
