@@ -219,7 +219,18 @@ fn replica_actions(
     primary_status: &InstanceStatus,
     plan: &mut Plan,
 ) {
-    let mut cloning = false;
+    // Clones wait while a seeded replica is about to follow the primary: it will be a better
+    // donor than the primary within seconds.
+    let donor_on_its_way = choose_donor(observation, primary, primary_status) == primary
+        && observation.instances.iter().any(|i| {
+            i.ordinal != primary
+                && matches!(&i.mysql, MySqlObservation::Observed(s)
+                    if !s.gtid_executed.is_empty()
+                        && s.gtid_executed.is_subset_of(&primary_status.gtid_executed)
+                        && unreachable_gtids(primary_status, s).is_empty())
+                && !is_healthy_replica(primary, primary_status, i)
+        });
+    let mut cloning = donor_on_its_way;
     for instance in &observation.instances {
         let MySqlObservation::Observed(status) = &instance.mysql else {
             continue;
@@ -360,6 +371,22 @@ mod tests {
                 expected: vec![Action::CloneFrom {
                     ordinal: 2,
                     donor: 1,
+                }],
+            },
+            Scenario {
+                name: "clones wait while a seeded replica is about to become a donor",
+                observation: observation(
+                    3,
+                    Some(0),
+                    vec![
+                        primary_with(0, 3, history),
+                        gtids(instance(1, Some(true), Some("replica")), history, ""),
+                        instance(2, Some(true), Some("replica")),
+                    ],
+                ),
+                expected: vec![Action::ReplicateFrom {
+                    ordinal: 1,
+                    source: 0,
                 }],
             },
             Scenario {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::core::DynamicObject;
@@ -138,8 +138,9 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<(), Error
     };
     let done = operate(&ctx.connector, &target, &observation, &plan).await?;
     for action in &done {
-        if let Some((reason, note)) = notable(&valid.name, action) {
-            publish(ctx, cluster, EventType::Normal, reason, note).await;
+        if let Some((reason, note, ordinal)) = notable(&valid.name, action) {
+            let pod = pod_reference(ns, naming::pod(&valid.name, ordinal));
+            publish(ctx, cluster, EventType::Normal, reason, note, Some(pod)).await;
         }
     }
 
@@ -151,23 +152,37 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<(), Error
     Ok(())
 }
 
-/// The actions a user wants to see as events; the rest are routine.
-fn notable(cluster: &str, action: &ClusterAction) -> Option<(&'static str, String)> {
+/// The actions a user wants to see as events, with the instance they concern; the rest are routine.
+fn notable(cluster: &str, action: &ClusterAction) -> Option<(&'static str, String, u8)> {
     let pod = |o: &u8| naming::pod(cluster, *o);
     match action {
         ClusterAction::MakeWritable { ordinal } => Some((
             "PrimaryWritable",
             format!("made {} writable as the primary", pod(ordinal)),
+            *ordinal,
         )),
         ClusterAction::CloneFrom { ordinal, donor } => Some((
             "ReplicaCloned",
             format!("seeded {} with a clone of {}", pod(ordinal), pod(donor)),
+            *ordinal,
         )),
         ClusterAction::ReplicateFrom { ordinal, source } => Some((
             "ReplicationStarted",
             format!("{} replicates from {}", pod(ordinal), pod(source)),
+            *ordinal,
         )),
         _ => None,
+    }
+}
+
+/// A reference to one of the cluster's pods, the related object of an event about it.
+fn pod_reference(namespace: &str, name: String) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(name),
+        namespace: Some(namespace.into()),
+        ..Default::default()
     }
 }
 
@@ -214,6 +229,7 @@ async fn record_failure(cluster: &MySQLCluster, ctx: &Context, error: &Error) {
         EventType::Warning,
         error.category(),
         chain.clone(),
+        None,
     )
     .await;
     let status = failed_status(
@@ -230,19 +246,22 @@ async fn record_failure(cluster: &MySQLCluster, ctx: &Context, error: &Error) {
     }
 }
 
+/// Publishes an event about the cluster; `related` names the pod it concerns, which also keeps
+/// events about different pods apart (the recorder folds events with the same key into a series).
 async fn publish(
     ctx: &Context,
     cluster: &MySQLCluster,
     type_: EventType,
     reason: &str,
     note: String,
+    related: Option<ObjectReference>,
 ) {
     let event = Event {
         type_,
         reason: reason.into(),
         note: Some(note),
         action: "Reconcile".into(),
-        secondary: None,
+        secondary: related,
     };
     if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
         tracing::warn!(error = %e, "could not publish an event");
