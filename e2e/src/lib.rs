@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{AttachParams, DeleteParams, PostParams};
 use kube::{Api, Client};
 use rand::distr::{Alphanumeric, SampleString};
+use sakila::api::MySQLCluster;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
@@ -261,6 +262,43 @@ where
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// How long a new MySQLCluster may take to become Ready in the suite (clones included).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A small MySQLCluster manifest for tests: tiny volumes and buffer pool.
+pub fn cluster_manifest(name: &str, instances: i32) -> serde_json::Value {
+    json!({
+        "apiVersion": "mysql.sakila.dev/v1alpha1", "kind": "MySQLCluster",
+        "metadata": {"name": name},
+        "spec": {
+            "instances": instances,
+            "version": mysql_version(),
+            "storage": {"size": "256Mi"},
+            "mysqlConfig": {"innodb_buffer_pool_size": "32M", "performance_schema": "OFF"}
+        }
+    })
+}
+
+/// Waits until the MySQLCluster's Ready condition is True and returns it.
+pub async fn wait_ready(ns: &TestNamespace, name: &str) -> MySQLCluster {
+    let clusters: Api<MySQLCluster> = ns.api();
+    wait_until(
+        &format!("MySQLCluster {name} Ready"),
+        READY_TIMEOUT,
+        || async {
+            let cluster = clusters.get(name).await.ok()?;
+            let ready = cluster
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(cluster)
+        },
+    )
+    .await
 }
 
 /// Deletes a pod now (grace period 0), as a crash or eviction would.

@@ -4,42 +4,8 @@ use std::time::Duration;
 
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use sakila::api::MySQLCluster;
-use sakila_e2e::{TestNamespace, mysql_client_image, mysql_version, wait_until};
+use sakila_e2e::{TestNamespace, cluster_manifest, mysql_client_image, wait_ready, wait_until};
 use serde_json::json;
-
-const READY_TIMEOUT: Duration = Duration::from_secs(420);
-
-fn cluster_manifest(name: &str, instances: i32) -> serde_json::Value {
-    json!({
-        "apiVersion": "mysql.sakila.dev/v1alpha1", "kind": "MySQLCluster",
-        "metadata": {"name": name},
-        "spec": {
-            "instances": instances,
-            "version": mysql_version(),
-            "storage": {"size": "256Mi"},
-            "mysqlConfig": {"innodb_buffer_pool_size": "64M", "performance_schema": "OFF"}
-        }
-    })
-}
-
-async fn wait_ready(ns: &TestNamespace, name: &str) -> MySQLCluster {
-    let clusters: Api<MySQLCluster> = ns.api();
-    wait_until(
-        &format!("MySQLCluster {name} Ready"),
-        READY_TIMEOUT,
-        || async {
-            let cluster = clusters.get(name).await.ok()?;
-            let ready = cluster
-                .status
-                .as_ref()?
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            ready.then_some(cluster)
-        },
-    )
-    .await
-}
 
 #[tokio::test]
 async fn single_instance_cluster_becomes_ready_and_serves_writes_through_the_primary_service() {

@@ -8,42 +8,9 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use sakila::api::MySQLCluster;
-use sakila_e2e::{TestNamespace, force_delete_pod, mysql_client_image, mysql_version, wait_until};
-use serde_json::json;
-
-const READY_TIMEOUT: Duration = Duration::from_secs(600);
-
-fn cluster_manifest(name: &str, instances: i32) -> serde_json::Value {
-    json!({
-        "apiVersion": "mysql.sakila.dev/v1alpha1", "kind": "MySQLCluster",
-        "metadata": {"name": name},
-        "spec": {
-            "instances": instances,
-            "version": mysql_version(),
-            "storage": {"size": "256Mi"},
-            "mysqlConfig": {"innodb_buffer_pool_size": "32M", "performance_schema": "OFF"}
-        }
-    })
-}
-
-async fn wait_ready(ns: &TestNamespace, name: &str) -> MySQLCluster {
-    let clusters: Api<MySQLCluster> = ns.api();
-    wait_until(
-        &format!("MySQLCluster {name} Ready"),
-        READY_TIMEOUT,
-        || async {
-            let cluster = clusters.get(name).await.ok()?;
-            let ready = cluster
-                .status
-                .as_ref()?
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            ready.then_some(cluster)
-        },
-    )
-    .await
-}
+use sakila_e2e::{
+    TestNamespace, cluster_manifest, force_delete_pod, mysql_client_image, wait_ready, wait_until,
+};
 
 fn condition(cluster: &MySQLCluster, type_: &str) -> String {
     let status = cluster.status.as_ref().unwrap();
