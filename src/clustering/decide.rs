@@ -46,10 +46,20 @@ pub enum Action {
     MakeWritable { ordinal: u8 },
     /// Write the cluster's identity on a fresh primary: the first transaction of its history.
     RecordClusterIdentity { ordinal: u8 },
-    /// Replace an empty or hopelessly behind replica's data with a copy of the donor's.
-    CloneFrom { ordinal: u8, donor: u8 },
+    /// Replace an empty or hopelessly behind replica's data with a copy of the donor's;
+    /// `discarded` names transactions the copy throws away (a former primary's unacknowledged ones).
+    CloneFrom {
+        ordinal: u8,
+        donor: u8,
+        discarded: Option<GtidSet>,
+    },
     /// Point a replica at the primary with GTID auto-positioning and semi-sync, and start it.
     ReplicateFrom { ordinal: u8, source: u8 },
+    /// The fence: stop a replica's I/O thread so that an old primary that may still be alive can
+    /// collect no acknowledgement from it.
+    StopReplicaIo { ordinal: u8 },
+    /// Wait until the instance has applied these transactions (its relay log, before promotion).
+    WaitForTransactions { ordinal: u8, gtids: GtidSet },
     /// Move the pod's role label, which the client Services select on.
     SetRoleLabel { ordinal: u8, role: Role },
 }
@@ -60,6 +70,8 @@ pub enum Finding {
     /// A replica has transactions the primary lacks; it is left alone (never cloned over
     /// automatically) and kept out of promotion.
     ErrantTransactions { ordinal: u8, gtids: String },
+    /// The primary is gone, and the operator cannot safely choose a new one.
+    FailoverBlocked { reason: String },
 }
 
 /// What `decide` concluded.
@@ -72,6 +84,11 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Problems that no action fixes.
     pub findings: Vec<Finding>,
+    /// The primary this plan replaces, when it is a failover.
+    pub failover_from: Option<u8>,
+    /// The plan is one step of several (the fence): look again at once rather than at the
+    /// next health check.
+    pub follow_up_soon: bool,
 }
 
 /// Acknowledgements a commit waits for: with the primary, a majority of the instances holds
@@ -90,8 +107,46 @@ pub fn decide(observation: &Observation) -> Plan {
         primary,
         actions: Vec::new(),
         findings: Vec::new(),
+        failover_from: None,
+        follow_up_soon: false,
     };
-    let primary_status = observed(observation, primary);
+    let mut primary_status = observed(observation, primary).cloned();
+    if primary_status.is_none() && observation.current_primary.is_some() {
+        match plan_failover(observation, primary) {
+            FailoverStep::NotNeeded => {}
+            FailoverStep::Blocked(reason) => {
+                plan.findings.push(Finding::FailoverBlocked { reason })
+            }
+            FailoverStep::Fence(ordinals) => {
+                plan.actions.extend(
+                    ordinals
+                        .into_iter()
+                        .map(|ordinal| Action::StopReplicaIo { ordinal }),
+                );
+                plan.follow_up_soon = true;
+                return plan;
+            }
+            FailoverStep::Promote {
+                candidate,
+                everything,
+            } => {
+                plan.failover_from = Some(primary);
+                plan.primary = candidate;
+                plan.actions.push(Action::WaitForTransactions {
+                    ordinal: candidate,
+                    gtids: everything.clone(),
+                });
+                // From here on the candidate is treated as holding everything it was sent.
+                let mut status = observed(observation, candidate)
+                    .cloned()
+                    .expect("candidate was observed");
+                status.gtid_executed = everything;
+                primary_status = Some(status);
+            }
+        }
+    }
+    let primary = plan.primary;
+    let primary_status = primary_status.as_ref();
 
     // Demotions first: nothing but the primary may be writable when the primary is made so.
     for instance in &observation.instances {
@@ -131,6 +186,81 @@ pub fn decide(observation: &Observation) -> Plan {
         }
     }
     plan
+}
+
+/// Where a failover stands, judged from one observation.
+enum FailoverStep {
+    /// No replica followed the primary: nothing to fail over to (a new cluster, say).
+    NotNeeded,
+    /// Acting could lose acknowledged writes or split the cluster; the reason, for the status.
+    Blocked(String),
+    /// Stop replication I/O on these replicas first.
+    Fence(Vec<u8>),
+    /// Every observable replica is fenced: promote the one that holds everything.
+    Promote { candidate: u8, everything: GtidSet },
+}
+
+/// Decides the failover step when the recorded primary cannot be observed.
+///
+/// Safe only when enough replicas are observed that at least one of them holds every
+/// acknowledged transaction: with `w` acknowledgements per commit among `n - 1` replicas, any
+/// `n - w` replicas include one that acknowledged it.
+fn plan_failover(observation: &Observation, primary: u8) -> FailoverStep {
+    let replicas: Vec<(&InstanceObservation, &InstanceStatus)> = observation
+        .instances
+        .iter()
+        .filter(|i| i.ordinal != primary && i.replication_source == Some(primary))
+        .filter_map(|i| match &i.mysql {
+            MySqlObservation::Observed(s) => Some((i, s.as_ref())),
+            _ => None,
+        })
+        .collect();
+    if replicas.is_empty() {
+        return FailoverStep::NotNeeded;
+    }
+    let needed = usize::from(observation.desired_instances)
+        - semi_sync_wait_count(observation.desired_instances) as usize;
+    if replicas.len() < needed {
+        return FailoverStep::Blocked(format!(
+            "the primary is unreachable and only {} of the {needed} replicas needed to be sure no acknowledged write is lost can be observed",
+            replicas.len()
+        ));
+    }
+    let unfenced: Vec<u8> = replicas
+        .iter()
+        .filter(|(_, s)| {
+            s.replica
+                .as_ref()
+                .is_some_and(|r| r.io_thread != ThreadState::Stopped)
+        })
+        .map(|(i, _)| i.ordinal)
+        .collect();
+    if !unfenced.is_empty() {
+        return FailoverStep::Fence(unfenced);
+    }
+    let received = |s: &InstanceStatus| {
+        let retrieved = s
+            .replica
+            .as_ref()
+            .map(|r| r.retrieved_gtid_set.clone())
+            .unwrap_or_default();
+        s.gtid_executed.union(&retrieved)
+    };
+    let candidate = replicas.iter().find(|(_, s)| {
+        let mine = received(s);
+        replicas
+            .iter()
+            .all(|(_, other)| received(other).is_subset_of(&mine))
+    });
+    match candidate {
+        Some((instance, status)) => FailoverStep::Promote {
+            candidate: instance.ordinal,
+            everything: received(status),
+        },
+        None => FailoverStep::Blocked(
+            "the replicas' GTID sets diverge: no replica holds every other's transactions".into(),
+        ),
+    }
 }
 
 fn observed(observation: &Observation, ordinal: u8) -> Option<&InstanceStatus> {
@@ -242,6 +372,18 @@ fn replica_actions(
         let errant = status
             .gtid_executed
             .difference(&primary_status.gtid_executed);
+        // No replication source and transactions of its own: a former primary back after a
+        // failover. Semi-sync guarantees nobody acknowledged those transactions to a client, so
+        // the instance is re-seeded from the new primary's history and they are reported.
+        if !errant.is_empty() && status.replica.is_none() && !cloning {
+            plan.actions.push(Action::CloneFrom {
+                ordinal,
+                donor: choose_donor(observation, primary, primary_status),
+                discarded: Some(errant),
+            });
+            cloning = true;
+            continue;
+        }
         if !errant.is_empty() {
             plan.findings.push(Finding::ErrantTransactions {
                 ordinal,
@@ -257,6 +399,7 @@ fn replica_actions(
                 plan.actions.push(Action::CloneFrom {
                     ordinal,
                     donor: choose_donor(observation, primary, primary_status),
+                    discarded: None,
                 });
                 cloning = true;
             }
@@ -355,6 +498,7 @@ mod tests {
                 expected: vec![Action::CloneFrom {
                     ordinal: 1,
                     donor: 0,
+                    discarded: None,
                 }],
             },
             Scenario {
@@ -371,6 +515,7 @@ mod tests {
                 expected: vec![Action::CloneFrom {
                     ordinal: 2,
                     donor: 1,
+                    discarded: None,
                 }],
             },
             Scenario {
@@ -430,6 +575,7 @@ mod tests {
                 expected: vec![Action::CloneFrom {
                     ordinal: 1,
                     donor: 0,
+                    discarded: None,
                 }],
             },
             Scenario {
@@ -536,6 +682,184 @@ mod tests {
                 ],
             },
         ]
+    }
+
+    /// A replica of `source` whose I/O thread was stopped by the fence, having received `retrieved`.
+    fn fenced(ordinal: u8, source: u8, executed: &str, retrieved: &str) -> InstanceObservation {
+        let mut replica = gtids(replica_following(ordinal, source, executed), executed, "");
+        if let MySqlObservation::Observed(s) = &mut replica.mysql {
+            let r = s.replica.as_mut().unwrap();
+            r.io_thread = ThreadState::Stopped;
+            r.retrieved_gtid_set = GtidSet::parse(retrieved).unwrap();
+        }
+        replica
+    }
+
+    #[test]
+    fn failover_fences_first_and_looks_again() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let obs = observation(
+            3,
+            Some(0),
+            vec![
+                instance(0, None, Some("primary")),
+                replica_following(1, 0, history),
+                replica_following(2, 0, history),
+            ],
+        );
+        let plan = decide(&obs);
+        assert_eq!(
+            plan.actions,
+            vec![
+                Action::StopReplicaIo { ordinal: 1 },
+                Action::StopReplicaIo { ordinal: 2 }
+            ]
+        );
+        assert!(plan.follow_up_soon);
+        assert_eq!(
+            plan.primary, 0,
+            "nothing is promoted before the fence holds"
+        );
+    }
+
+    #[test]
+    fn failover_promotes_the_replica_that_received_everything() {
+        let obs = observation(
+            3,
+            Some(0),
+            vec![
+                instance(0, None, Some("primary")),
+                fenced(
+                    1,
+                    0,
+                    "aaaaaaaa-0000-0000-0000-000000000000:1-8",
+                    "aaaaaaaa-0000-0000-0000-000000000000:1-10",
+                ),
+                fenced(
+                    2,
+                    0,
+                    "aaaaaaaa-0000-0000-0000-000000000000:1-9",
+                    "aaaaaaaa-0000-0000-0000-000000000000:1-9",
+                ),
+            ],
+        );
+        let plan = decide(&obs);
+        assert_eq!(plan.primary, 1);
+        assert_eq!(plan.failover_from, Some(0));
+        assert_eq!(
+            plan.actions,
+            vec![
+                Action::WaitForTransactions {
+                    ordinal: 1,
+                    gtids: GtidSet::parse("aaaaaaaa-0000-0000-0000-000000000000:1-10").unwrap()
+                },
+                Action::StopReplicating { ordinal: 1 },
+                Action::EnableSemiSyncSource {
+                    ordinal: 1,
+                    wait_for_replica_count: 1
+                },
+                Action::MakeWritable { ordinal: 1 },
+                Action::ReplicateFrom {
+                    ordinal: 2,
+                    source: 1
+                },
+                Action::SetRoleLabel {
+                    ordinal: 0,
+                    role: Role::Replica
+                },
+                Action::SetRoleLabel {
+                    ordinal: 1,
+                    role: Role::Primary
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn failover_is_blocked_when_too_few_replicas_are_observed() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let obs = observation(
+            3,
+            Some(0),
+            vec![
+                instance(0, None, Some("primary")),
+                fenced(1, 0, history, history),
+                instance(2, None, Some("replica")),
+            ],
+        );
+        let plan = decide(&obs);
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert!(matches!(
+            &plan.findings[..],
+            [Finding::FailoverBlocked { .. }]
+        ));
+    }
+
+    #[test]
+    fn failover_is_blocked_when_replicas_diverge() {
+        let obs = observation(
+            3,
+            Some(0),
+            vec![
+                instance(0, None, Some("primary")),
+                fenced(1, 0, "aaaaaaaa-0000-0000-0000-000000000000:1-9", ""),
+                fenced(
+                    2,
+                    0,
+                    "aaaaaaaa-0000-0000-0000-000000000000:1-8,bbbbbbbb-0000-0000-0000-000000000000:1",
+                    "",
+                ),
+            ],
+        );
+        let plan = decide(&obs);
+        assert_eq!(plan.primary, 0);
+        assert!(
+            matches!(&plan.findings[..], [Finding::FailoverBlocked { reason }] if reason.contains("diverge"))
+        );
+    }
+
+    #[test]
+    fn a_former_primary_with_unacknowledged_transactions_is_recloned() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let lost = "aaaaaaaa-0000-0000-0000-000000000000:11";
+        let obs = observation(
+            3,
+            Some(1),
+            vec![
+                gtids(
+                    instance(0, Some(true), Some("replica")),
+                    "aaaaaaaa-0000-0000-0000-000000000000:1-11",
+                    "",
+                ),
+                primary_with(1, 3, history),
+                replica_following(2, 1, history),
+            ],
+        );
+        let plan = decide(&obs);
+        assert_eq!(
+            plan.actions,
+            vec![Action::CloneFrom {
+                ordinal: 0,
+                donor: 2,
+                discarded: Some(GtidSet::parse(lost).unwrap())
+            }]
+        );
+    }
+
+    #[test]
+    fn a_new_cluster_whose_first_pod_is_not_up_is_not_failed_over() {
+        let obs = observation(
+            3,
+            Some(0),
+            vec![
+                instance(0, None, Some("primary")),
+                instance(1, Some(true), Some("replica")),
+                instance(2, Some(true), Some("replica")),
+            ],
+        );
+        let plan = decide(&obs);
+        assert!(plan.actions.is_empty());
+        assert!(plan.findings.is_empty());
     }
 
     #[test]

@@ -19,6 +19,8 @@ use crate::resources::naming;
 const CLONE_TIMEOUT: Duration = Duration::from_secs(1800);
 /// How soon a replica's I/O thread retries a lost source: short, so failovers heal quickly.
 const SOURCE_CONNECT_RETRY: Duration = Duration::from_secs(2);
+/// How long a promotion waits for the candidate to apply what it received.
+const RELAY_LOG_TIMEOUT: Duration = Duration::from_secs(300);
 /// Retries before the I/O thread gives up (about two days at the retry interval above).
 const SOURCE_RETRY_COUNT: u32 = 86_400;
 
@@ -204,7 +206,40 @@ async fn carry_out<C: MySqlConnector>(
             )
             .await
         }
-        Action::CloneFrom { ordinal, donor } => {
+        Action::StopReplicaIo { ordinal } => {
+            sql(
+                connector,
+                target,
+                observation,
+                *ordinal,
+                "fence (stop replication I/O)",
+                |a| async move { a.stop_replica_io().await },
+            )
+            .await
+        }
+        Action::WaitForTransactions { ordinal, gtids } => {
+            let gtids = gtids.clone();
+            sql(
+                connector,
+                target,
+                observation,
+                *ordinal,
+                "apply the relay log",
+                |a| async move {
+                    if a.wait_for_gtid(&gtids, RELAY_LOG_TIMEOUT).await? {
+                        Ok(())
+                    } else {
+                        Err(MySqlError::Timeout {
+                            action: "apply the relay log before promotion".into(),
+                            endpoint: format!("instance {ordinal}"),
+                            after: RELAY_LOG_TIMEOUT,
+                        })
+                    }
+                },
+            )
+            .await
+        }
+        Action::CloneFrom { ordinal, donor, .. } => {
             let donor_endpoint = stable_endpoint(*donor);
             let credentials = target.replication.clone();
             sql(

@@ -29,7 +29,9 @@ use crate::resources::secret::ClusterPasswords;
 use crate::resources::{Resources, naming};
 
 /// How often a healthy cluster is looked at again, for the MySQL health check.
-pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// How soon a multi-step operation (a failover's fence) is looked at again.
+pub const FOLLOW_UP: Duration = Duration::from_millis(500);
 /// Back-off after a transient failure.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
@@ -49,7 +51,7 @@ pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
     let result = run_pipeline(&cluster, &ctx).await;
     drop(_guard);
     match result {
-        Ok(()) => Ok(Action::requeue(HEALTH_CHECK_INTERVAL)),
+        Ok(next) => Ok(Action::requeue(next)),
         Err(error) => {
             record_failure(&cluster, &ctx, &error).await;
             Err(error)
@@ -57,7 +59,8 @@ pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
     }
 }
 
-async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<(), Error> {
+/// Runs the pipeline; returns when to look at the cluster again.
+async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration, Error> {
     // validate
     let valid = validate(cluster, &ctx.settings)?;
     let ns = valid.namespace.as_str();
@@ -144,12 +147,34 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<(), Error
         }
     }
 
+    if let Some(old) = plan.failover_from {
+        let note = format!(
+            "failed over from unreachable {} to {}",
+            naming::pod(&valid.name, old),
+            naming::pod(&valid.name, plan.primary)
+        );
+        let pod = pod_reference(ns, naming::pod(&valid.name, plan.primary));
+        publish(
+            ctx,
+            cluster,
+            EventType::Warning,
+            "FailedOver",
+            note,
+            Some(pod),
+        )
+        .await;
+    }
+
     // status
     let status = compute_status(&valid, &observation, &plan, cluster.status.as_ref(), now());
     if cluster.status.as_ref() != Some(&status) {
         patch_status(ctx, cluster, &status).await?;
     }
-    Ok(())
+    Ok(if plan.follow_up_soon {
+        FOLLOW_UP
+    } else {
+        HEALTH_CHECK_INTERVAL
+    })
 }
 
 /// The actions a user wants to see as events, with the instance they concern; the rest are routine.
@@ -161,9 +186,20 @@ fn notable(cluster: &str, action: &ClusterAction) -> Option<(&'static str, Strin
             format!("made {} writable as the primary", pod(ordinal)),
             *ordinal,
         )),
-        ClusterAction::CloneFrom { ordinal, donor } => Some((
+        ClusterAction::CloneFrom {
+            ordinal,
+            donor,
+            discarded,
+        } => Some((
             "ReplicaCloned",
-            format!("seeded {} with a clone of {}", pod(ordinal), pod(donor)),
+            match discarded {
+                None => format!("seeded {} with a clone of {}", pod(ordinal), pod(donor)),
+                Some(gtids) => format!(
+                    "seeded {} with a clone of {}, discarding its unacknowledged transactions {gtids}",
+                    pod(ordinal),
+                    pod(donor)
+                ),
+            },
             *ordinal,
         )),
         ClusterAction::ReplicateFrom { ordinal, source } => Some((

@@ -228,6 +228,10 @@ pub fn compute_status(
         }
     }
     let primary_name = naming::pod(&cluster.name, plan.primary);
+    let failover_blocked = plan.findings.iter().find_map(|f| match f {
+        Finding::FailoverBlocked { reason } => Some(reason.clone()),
+        _ => None,
+    });
     if primary_reachable {
         set(
             WRITABLE,
@@ -235,6 +239,8 @@ pub fn compute_status(
             "PrimaryWritable",
             format!("{primary_name} accepts writes"),
         );
+    } else if let Some(reason) = failover_blocked {
+        set(WRITABLE, false, "FailoverBlocked", reason);
     } else {
         set(
             WRITABLE,
