@@ -7,6 +7,8 @@
 //! - `SAKILA_HELPER_IMAGE`: a small image with a shell and perl (default `debian:sid-slim`),
 //! - `SAKILA_MYSQL_IMAGE`: an image with the `mysql` client, for client pods.
 
+pub mod chaos;
+
 use std::future::Future;
 use std::process::Command;
 use std::time::{Duration, Instant};
