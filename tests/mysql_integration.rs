@@ -848,3 +848,41 @@ async fn connecting_to_a_closed_port_is_unreachable() {
     assert!(err.is_unreachable(), "{err:?}");
     assert_eq!(err.category(), "connect");
 }
+
+#[tokio::test]
+async fn record_cluster_identity_is_a_binlogged_idempotent_write_refused_when_read_only() {
+    if !mysql_tests_enabled(
+        "record_cluster_identity_is_a_binlogged_idempotent_write_refused_when_read_only",
+    ) {
+        return;
+    }
+    let server = Server::start(71).await;
+    let admin = server.admin().await;
+    admin.set_read_only(false).await.unwrap();
+    let before = admin.status().await.unwrap().gtid_executed;
+    admin
+        .record_cluster_identity("6b1c3e0e-uid", "db")
+        .await
+        .unwrap();
+    let after_first = admin.status().await.unwrap().gtid_executed;
+    assert!(
+        !after_first.difference(&before).is_empty(),
+        "the identity is a binlogged transaction"
+    );
+    // A second call changes nothing the table holds (INSERT IGNORE), whatever it logs.
+    admin
+        .record_cluster_identity("6b1c3e0e-uid", "db")
+        .await
+        .unwrap();
+    let rows = server
+        .query_strings("SELECT CONCAT(uid, ' ', name) FROM sakila.cluster")
+        .await;
+    assert_eq!(rows, vec!["6b1c3e0e-uid db".to_string()]);
+    // On a read-only server it is refused, never silently skipped.
+    admin.set_read_only(true).await.unwrap();
+    let err = admin
+        .record_cluster_identity("other", "db")
+        .await
+        .unwrap_err();
+    assert_eq!(err.category(), "read_only", "{err}");
+}
