@@ -295,7 +295,7 @@ async fn publish(
     let event = Event {
         type_,
         reason: reason.into(),
-        note: Some(note),
+        note: Some(truncate_note(note)),
         action: "Reconcile".into(),
         secondary: related,
     };
@@ -304,11 +304,39 @@ async fn publish(
     }
 }
 
+/// The events API refuses notes over 1 KiB; a long error chain keeps its head.
+fn truncate_note(mut note: String) -> String {
+    const LIMIT: usize = 1000;
+    if note.len() > LIMIT {
+        let mut end = LIMIT;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push_str(" ...");
+    }
+    note
+}
+
 /// What to do after a failed reconcile: wait for an edit when the spec is invalid, else back off.
 pub fn error_policy(_object: Arc<DynamicObject>, error: &Error, _ctx: Arc<Context>) -> Action {
     if error.waits_for_change() {
         Action::await_change()
     } else {
         Action::requeue(RETRY_AFTER_FAILURE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_notes_fit_the_events_api_limit() {
+        let long = "é".repeat(2000);
+        let note = truncate_note(long);
+        assert!(note.len() <= 1024, "{} bytes", note.len());
+        assert!(note.ends_with(" ..."));
+        assert_eq!(truncate_note("short".into()), "short");
     }
 }
