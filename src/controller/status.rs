@@ -284,7 +284,13 @@ pub fn compute_status(
     MySQLClusterStatus {
         observed_generation: generation,
         conditions,
-        current_primary: primary_reachable.then(|| naming::pod(&cluster.name, plan.primary)),
+        // The status is the operator's memory of who the primary is: an unreachable primary stays
+        // recorded, or the next round could not tell a failover from a cluster never bootstrapped.
+        current_primary: if primary_reachable {
+            Some(naming::pod(&cluster.name, plan.primary))
+        } else {
+            previous.and_then(|s| s.current_primary.clone())
+        },
         ready_instances,
         instances_summary: Some(format!("{ready_instances}/{desired}")),
         instances,
@@ -386,6 +392,34 @@ mod tests {
         assert_eq!(status.instances_summary.as_deref(), Some("3/3"));
         assert_eq!(status.instances[1].role, "replica");
         assert_eq!(status.observed_generation, Some(1));
+    }
+
+    #[test]
+    fn an_unreachable_primary_stays_recorded_so_the_failover_can_continue() {
+        let cluster = validated("db", 3);
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let settled = observation(
+            3,
+            Some(0),
+            vec![
+                primary_with(0, 3, history),
+                replica_following(1, 0, history),
+                replica_following(2, 0, history),
+            ],
+        );
+        let ready = compute_status(&cluster, &settled, &decide(&settled), None, at(100));
+        let lost = observation(
+            3,
+            Some(0),
+            vec![
+                instance(0, None, Some("primary")),
+                replica_following(1, 0, history),
+                replica_following(2, 0, history),
+            ],
+        );
+        let status = compute_status(&cluster, &lost, &decide(&lost), Some(&ready), at(200));
+        assert_eq!(status.current_primary.as_deref(), Some("db-0"));
+        assert_eq!(condition(&status, WRITABLE).status, "False");
     }
 
     #[test]
