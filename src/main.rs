@@ -27,10 +27,11 @@ struct Options {
     http_address: SocketAddr,
     scope: Scope,
     leader_election: bool,
+    lease_name: String,
 }
 
 const USAGE: &str = "expected --log-format=text|json, --mysql-image-repository=REPO, \
-    --http-address=ADDR:PORT, --watch-namespaces=a,b (empty: all), --leader-election=true|false";
+    --http-address=ADDR:PORT, --watch-namespaces=a,b (empty: all), --leader-election=true|false, --leader-election-lease=NAME";
 
 fn options() -> Result<Options, String> {
     let mut options = Options {
@@ -39,6 +40,7 @@ fn options() -> Result<Options, String> {
         http_address: SocketAddr::from(([0, 0, 0, 0], 8080)),
         scope: Scope::Cluster,
         leader_election: true,
+        lease_name: "sakila-operator".into(),
     };
     if let Ok(repository) = std::env::var("SAKILA_MYSQL_IMAGE_REPOSITORY") {
         options.settings.mysql_image_repository = repository;
@@ -70,6 +72,9 @@ fn options() -> Result<Options, String> {
             }
             Some(("--leader-election", "true")) => options.leader_election = true,
             Some(("--leader-election", "false")) => options.leader_election = false,
+            Some(("--leader-election-lease", name)) if !name.is_empty() => {
+                options.lease_name = name.to_string()
+            }
             _ => return Err(format!("unknown argument {arg:?}; {USAGE}")),
         }
     }
@@ -139,7 +144,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let namespace =
         std::env::var("POD_NAMESPACE").unwrap_or_else(|_| client.default_namespace().to_string());
     let identity = pod_name.ok_or("POD_NAME must name this pod for leader election")?;
-    let elector = LeaderElector::new(client, Config::new(namespace, identity), health, metrics);
+    let config = Config {
+        lease_name: options.lease_name,
+        ..Config::new(namespace, identity)
+    };
+    let elector = LeaderElector::new(client, config, health, metrics);
     match elector.lead(shutdown, SHUTDOWN_BUDGET, controller).await {
         Ending::LostLease => {
             // Another replica may lead soon: stop acting now, and let Kubernetes restart us.
