@@ -128,7 +128,8 @@ async fn measured(
 ) -> Result<Action, Error> {
     let namespace = object.namespace().unwrap_or_default();
     let name = object.name_any();
-    let span = tracing::info_span!("reconcile", namespace = %namespace, name = %name);
+    // `cluster`, not `name`: JSON logs already use `name` for the span's own name.
+    let span = tracing::info_span!("reconcile", namespace = %namespace, cluster = %name);
     let start = Instant::now();
     let result = reconcile(object, ctx).instrument(span).await;
     let category = result.as_ref().err().map(Error::category);
