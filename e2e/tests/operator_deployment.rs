@@ -1,4 +1,4 @@
-//! The operator as deployed by Helm: leader election hands over when the leader dies, a
+//! The operator as deployed by Helm: leader election hands over when the leader dies or freezes, a
 //! `helm upgrade` to a new operator image restarts no mysqld, and `helm test` passes.
 //!
 //! These tests change the shared operator release (`sakila` in `SAKILA_NAMESPACE`), so they take
@@ -203,7 +203,8 @@ async fn the_standby_takes_over_when_the_leader_dies_mid_creation_and_the_cluste
     let observed = started.elapsed();
     let from_lease = acquired_at.map(|at| at - killed_at);
     println!(
-        "takeover: killed leader {leader}; {new_leader} acquired the lease {} ms after the kill \
+        "takeover: deleted leader pod {leader} (grace 0: SIGTERM, lease released); {new_leader} \
+         acquired the lease {} ms after the kill \
          (lease acquireTime), seen by polling after {} ms",
         from_lease.map_or("?".into(), |ms| ms.to_string()),
         observed.as_millis()
@@ -312,4 +313,78 @@ async fn helm_test_checks_the_operator_answers_its_health_check() {
     );
     println!("{out}");
     assert!(out.contains("Succeeded"), "{out}");
+}
+
+/// The host pid of a pod's first container (the testbed's node is this machine).
+async fn host_pid(pods: &Api<Pod>, pod: &str) -> String {
+    let status = pods.get(pod).await.unwrap().status.unwrap();
+    let id = status.container_statuses.unwrap()[0]
+        .container_id
+        .clone()
+        .expect("the container runs");
+    let id = id.trim_start_matches("containerd://");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&run("crictl", &["inspect", id])).unwrap();
+    inspect["info"]["pid"].to_string()
+}
+
+fn restarts(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map_or(0, |cs| cs[0].restart_count)
+}
+
+#[tokio::test]
+async fn a_frozen_leader_is_replaced_and_exits_as_soon_as_it_wakes() {
+    let _one = RELEASE.lock().await;
+    let leader = wait_operator_settled().await;
+    let pods: Api<Pod> = Api::namespaced(client().await, &operator_namespace());
+    let leases = leases().await;
+    let restarts_before = restarts(&pods.get(&leader).await.unwrap());
+    let pid = host_pid(&pods, &leader).await;
+
+    // Frozen, the leader neither renews nor knows it should stop: like a partitioned node.
+    run("kill", &["-STOP", &pid]);
+    let started = Instant::now();
+    let new_leader = wait_until(
+        "a standby to take the lease of the frozen leader",
+        Duration::from_secs(60),
+        || async {
+            let (holder, _) = lease_holder(&leases).await?;
+            (holder != leader).then_some(holder)
+        },
+    )
+    .await;
+    let takeover = started.elapsed();
+    run("kill", &["-CONT", &pid]);
+    let woke = Instant::now();
+    // Awake, it finds its renew deadline long past and exits; the kubelet restarts it.
+    let exited = wait_until(
+        "the old leader to exit after waking",
+        Duration::from_secs(60),
+        || async {
+            let pod = pods.get(&leader).await.ok()?;
+            let status = pod.status.as_ref()?.container_statuses.as_ref()?[0].clone();
+            let code = status.last_state?.terminated?.exit_code;
+            (restarts(&pod) > restarts_before).then_some(code)
+        },
+    )
+    .await;
+    println!(
+        "frozen leader {leader}: {new_leader} took over {} ms after the freeze; the old leader \
+         exited with code {exited} within {} ms of waking (restart seen by polling)",
+        takeover.as_millis(),
+        woke.elapsed().as_millis()
+    );
+    assert_eq!(
+        exited, 1,
+        "a leader that lost its lease exits with an error"
+    );
+    let (holder, _) = lease_holder(&leases).await.unwrap();
+    assert_eq!(
+        holder, new_leader,
+        "the old leader did not take the lease back"
+    );
+    wait_operator_settled().await;
 }
