@@ -38,7 +38,7 @@ generate:
 	cp crds/mysqlcluster.yaml charts/sakila/crds/mysqlcluster.yaml
 	$(RENDER_OPERATOR) > config/operator/sakila.yaml
 
-RENDER_OPERATOR = helm template sakila charts/sakila --namespace sakila-system --include-crds
+RENDER_OPERATOR = helm template sakila charts/sakila --namespace sakila-system --include-crds --skip-tests
 
 ## The CRD and its chart copy match the Rust types (helm is not needed for this part).
 check-generated:

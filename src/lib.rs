@@ -3,6 +3,9 @@
 pub mod api;
 pub mod clustering;
 pub mod controller;
+pub mod http;
+pub mod leader_election;
+pub mod metrics;
 pub mod mysql;
 pub mod resources;
 pub mod telemetry;

@@ -1,55 +1,107 @@
 //! The operator process: wiring only.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use sakila::controller::context::Context;
+use sakila::controller::run::Scope;
 use sakila::controller::validate::OperatorSettings;
+use sakila::http::Health;
+use sakila::leader_election::{Config, Ending, LeaderElector};
+use sakila::metrics::Metrics;
 use sakila::mysql::MySqlClient;
 use sakila::telemetry::{self, LogFormat};
+use tokio::sync::watch;
+
+/// How long reconciles in flight may run on after SIGTERM before the lease is released anyway;
+/// within the pod's 30 s termination grace period.
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(20);
 
 /// Options from the command line and the environment.
 struct Options {
     log_format: LogFormat,
     settings: OperatorSettings,
+    http_address: SocketAddr,
+    scope: Scope,
+    leader_election: bool,
+    lease_name: String,
 }
 
+const USAGE: &str = "expected --log-format=text|json, --mysql-image-repository=REPO, \
+    --http-address=ADDR:PORT, --watch-namespaces=a,b (empty: all), --leader-election=true|false, --leader-election-lease=NAME";
+
 fn options() -> Result<Options, String> {
-    let mut log_format = LogFormat::Text;
-    let mut settings = OperatorSettings::default();
+    let mut options = Options {
+        log_format: LogFormat::Text,
+        settings: OperatorSettings::default(),
+        http_address: SocketAddr::from(([0, 0, 0, 0], 8080)),
+        scope: Scope::Cluster,
+        leader_election: true,
+        lease_name: "sakila-operator".into(),
+    };
     if let Ok(repository) = std::env::var("SAKILA_MYSQL_IMAGE_REPOSITORY") {
-        settings.mysql_image_repository = repository;
+        options.settings.mysql_image_repository = repository;
     }
     for arg in std::env::args().skip(1) {
         match arg.split_once('=') {
-            Some(("--log-format", "json")) => log_format = LogFormat::Json,
-            Some(("--log-format", "text")) => log_format = LogFormat::Text,
+            Some(("--log-format", "json")) => options.log_format = LogFormat::Json,
+            Some(("--log-format", "text")) => options.log_format = LogFormat::Text,
             Some(("--mysql-image-repository", repository)) => {
-                settings.mysql_image_repository = repository.to_string()
+                options.settings.mysql_image_repository = repository.to_string()
             }
-            _ => {
-                return Err(format!(
-                    "unknown argument {arg:?}; expected --log-format=text|json or --mysql-image-repository=REPO"
-                ));
+            Some(("--http-address", address)) => {
+                options.http_address = address
+                    .parse()
+                    .map_err(|e| format!("bad --http-address {address:?}: {e}"))?
             }
+            Some(("--watch-namespaces", list)) => {
+                let namespaces: Vec<String> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|ns| !ns.is_empty())
+                    .map(String::from)
+                    .collect();
+                options.scope = if namespaces.is_empty() {
+                    Scope::Cluster
+                } else {
+                    Scope::Namespaces(namespaces)
+                };
+            }
+            Some(("--leader-election", "true")) => options.leader_election = true,
+            Some(("--leader-election", "false")) => options.leader_election = false,
+            Some(("--leader-election-lease", name)) if !name.is_empty() => {
+                options.lease_name = name.to_string()
+            }
+            _ => return Err(format!("unknown argument {arg:?}; {USAGE}")),
         }
     }
-    Ok(Options {
-        log_format,
-        settings,
-    })
+    Ok(options)
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = options()?;
     telemetry::init(options.log_format);
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    tokio::spawn({
+        let (metrics, health) = (metrics.clone(), health.clone());
+        async move {
+            if let Err(e) = sakila::http::serve(options.http_address, metrics, health).await {
+                tracing::error!(error = %e, "the HTTP server failed");
+                std::process::exit(1);
+            }
+        }
+    });
+
     let client = Client::try_default().await?;
+    let pod_name = std::env::var("POD_NAME").ok();
     let reporter = Reporter {
         controller: "sakila-operator".into(),
-        instance: std::env::var("POD_NAME").ok(),
+        instance: pod_name.clone(),
     };
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
@@ -57,15 +109,53 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         settings: options.settings,
         connector: MySqlClient::new(Duration::from_secs(3), Duration::from_secs(10)),
     });
-    let shutdown = async {
+
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler installs");
         tokio::select! {
             _ = term.recv() => {},
             _ = tokio::signal::ctrl_c() => {},
         }
-        tracing::info!("shutting down");
+        tracing::info!("shutting down: no new reconciles");
+        let _ = stop.send(true);
+    });
+    let controller = {
+        let (client, shutdown, metrics, health) = (
+            client.clone(),
+            shutdown.clone(),
+            metrics.clone(),
+            health.clone(),
+        );
+        move || {
+            sakila::controller::run::run(client, context, options.scope, shutdown, metrics, health)
+        }
     };
-    sakila::controller::run::run(client, context, shutdown).await;
+
+    if !options.leader_election {
+        client.apiserver_version().await?;
+        health.set_connected();
+        health.set_leader(true);
+        metrics.set_leader(true);
+        controller().await;
+        return Ok(());
+    }
+    let namespace =
+        std::env::var("POD_NAMESPACE").unwrap_or_else(|_| client.default_namespace().to_string());
+    let identity = pod_name.ok_or("POD_NAME must name this pod for leader election")?;
+    let config = Config {
+        lease_name: options.lease_name,
+        ..Config::new(namespace, identity)
+    };
+    let elector = LeaderElector::new(client, config, health, metrics);
+    match elector.lead(shutdown, SHUTDOWN_BUDGET, controller).await {
+        Ending::LostLease => {
+            // Another replica may lead soon: stop acting now, and let Kubernetes restart us.
+            tracing::error!("lost the leader lease; exiting");
+            std::process::exit(1);
+        }
+        ending => tracing::info!(?ending, "stopped"),
+    }
     Ok(())
 }

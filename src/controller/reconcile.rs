@@ -44,12 +44,10 @@ pub fn parse_cluster(object: &DynamicObject) -> Result<MySQLCluster, Error> {
 
 /// Reconciles one MySQLCluster.
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // The span naming the cluster is opened around this future in run.rs (an entered span
+    // held across awaits would leak into the other reconciles polled on the same thread).
     let cluster = parse_cluster(&object)?;
-    let namespace = cluster.namespace().unwrap_or_default();
-    let span = tracing::info_span!("reconcile", namespace = %namespace, name = %cluster.name_any());
-    let _guard = span.enter();
     let result = run_pipeline(&cluster, &ctx).await;
-    drop(_guard);
     match result {
         Ok(next) => Ok(Action::requeue(next)),
         Err(error) => {

@@ -1,34 +1,107 @@
-//! Builds the controller: watches the clusters, the StatefulSets they own and their pods.
+//! Builds the controller: watches the clusters, the StatefulSets they own and their pods, in the
+//! whole cluster or in a list of namespaces (one controller per namespace).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::{ApiResource, DynamicObject};
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::context::Context;
+use super::error::Error;
 use super::reconcile::{error_policy, reconcile};
 use crate::api::MySQLCluster;
+use crate::http::Health;
+use crate::metrics::Metrics;
 
-/// Runs the controller until `shutdown` resolves.
+/// Where the controller looks for MySQLClusters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every namespace (needs ClusterRoles).
+    Cluster,
+    /// Only these namespaces (Roles in each suffice).
+    Namespaces(Vec<String>),
+}
+
+/// Runs the controller until `shutdown` turns true and the reconciles in flight have finished.
 pub async fn run(
     client: Client,
     context: Arc<Context>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    scope: Scope,
+    shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
 ) {
+    tracing::info!(crd = %MySQLCluster::crd_name(), ?scope, "starting controller");
+    let namespaces = match scope {
+        Scope::Cluster => vec![None],
+        Scope::Namespaces(list) => list.into_iter().map(Some).collect(),
+    };
+    let mut stores = Vec::new();
+    let mut controllers = Vec::new();
+    for namespace in namespaces {
+        let controller = controller(client.clone(), namespace.as_deref());
+        let store = controller.store();
+        metrics.watch_clusters(store.clone());
+        stores.push(store);
+        let mut stop = shutdown.clone();
+        let metrics = metrics.clone();
+        let context = context.clone();
+        controllers.push(
+            controller
+                .graceful_shutdown_on(async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                })
+                .run(
+                    move |object, ctx| measured(object, ctx, metrics.clone()),
+                    error_policy,
+                    context,
+                )
+                .for_each(|result| async move {
+                    match result {
+                        Ok((object, _)) => tracing::debug!(cluster = %object, "reconciled"),
+                        Err(e) => tracing::debug!(error = %e, "reconcile did not complete"),
+                    }
+                }),
+        );
+    }
+    let synced = async move {
+        for store in stores {
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+        }
+        tracing::info!("caches synced");
+        health.set_synced();
+    };
+    tokio::join!(futures::future::join_all(controllers), synced);
+}
+
+fn controller(client: Client, namespace: Option<&str>) -> Controller<DynamicObject> {
     // Watched as dynamic objects so one malformed cluster is reported as its own error.
     let resource = ApiResource::erase::<MySQLCluster>(&());
-    let clusters: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-    let pods: Api<Pod> = Api::all(client.clone());
-    let statefulsets: Api<StatefulSet> = Api::all(client.clone());
+    let (clusters, pods, statefulsets): (Api<DynamicObject>, Api<Pod>, Api<StatefulSet>) =
+        match namespace {
+            None => (
+                Api::all_with(client.clone(), &resource),
+                Api::all(client.clone()),
+                Api::all(client),
+            ),
+            Some(ns) => (
+                Api::namespaced_with(client.clone(), ns, &resource),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client, ns),
+            ),
+        };
     let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=sakila");
-
-    tracing::info!(crd = %MySQLCluster::crd_name(), "starting controller");
     Controller::new_with(clusters, watcher::Config::default(), resource.clone())
         .owns(statefulsets, managed.clone())
         // Pods belong to the StatefulSet, not the cluster: map them back by label, so a deleted
@@ -45,13 +118,21 @@ pub async fn run(
                 reference
             })
         })
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::debug!(cluster = %object, "reconciled"),
-                Err(e) => tracing::debug!(error = %e, "reconcile did not complete"),
-            }
-        })
-        .await;
+}
+
+/// One reconcile, timed and counted; the span names the cluster for every log line inside.
+async fn measured(
+    object: Arc<DynamicObject>,
+    ctx: Arc<Context>,
+    metrics: Arc<Metrics>,
+) -> Result<Action, Error> {
+    let namespace = object.namespace().unwrap_or_default();
+    let name = object.name_any();
+    // `cluster`, not `name`: JSON logs already use `name` for the span's own name.
+    let span = tracing::info_span!("reconcile", namespace = %namespace, cluster = %name);
+    let start = Instant::now();
+    let result = reconcile(object, ctx).instrument(span).await;
+    let category = result.as_ref().err().map(Error::category);
+    metrics.reconciled(&namespace, &name, category, start.elapsed());
+    result
 }

@@ -1,0 +1,390 @@
+//! The operator as deployed by Helm: leader election hands over when the leader dies or freezes, a
+//! `helm upgrade` to a new operator image restarts no mysqld, and `helm test` passes.
+//!
+//! These tests change the shared operator release (`sakila` in `SAKILA_NAMESPACE`), so they take
+//! one lock and run one at a time, and each puts the release back the way `e2e/prepare` left it.
+
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use sakila::api::MySQLCluster;
+use sakila_e2e::{TestNamespace, client, force_delete_pod, mysql_version, wait_until};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+/// The tests of this file change the one operator release; one at a time.
+static RELEASE: Mutex<()> = Mutex::const_new(());
+
+const RELEASE_NAME: &str = "sakila";
+/// The chart's fullname for the release `sakila`, which names the Lease too.
+const LEASE_NAME: &str = "sakila";
+const READY_TIMEOUT: Duration = Duration::from_secs(420);
+const OPERATOR_SELECTOR: &str = "app.kubernetes.io/name=sakila-operator";
+
+fn operator_namespace() -> String {
+    std::env::var("SAKILA_NAMESPACE").unwrap_or_else(|_| "sakila-system".into())
+}
+
+fn operator_image() -> String {
+    std::env::var("SAKILA_OPERATOR_IMAGE").expect(
+        "SAKILA_OPERATOR_IMAGE names the operator image under test (run through `make e2e`)",
+    )
+}
+
+fn chart_dir() -> String {
+    format!("{}/../charts/sakila", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("failed to run {program}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `helm upgrade` of the shared release to `image`, keeping every other value, and wait.
+fn helm_upgrade_to(image: &str) {
+    let (repository, tag) = image.rsplit_once(':').expect("image has a tag");
+    let namespace = operator_namespace();
+    run(
+        "helm",
+        &[
+            "upgrade",
+            RELEASE_NAME,
+            &chart_dir(),
+            "--namespace",
+            &namespace,
+            "--reuse-values",
+            "--set",
+            &format!("image.repository={repository}"),
+            "--set",
+            &format!("image.tag={tag}"),
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+    );
+}
+
+/// Puts the release back on the image under test, even when the test fails.
+struct RestoreRelease;
+
+impl Drop for RestoreRelease {
+    fn drop(&mut self) {
+        helm_upgrade_to(&operator_image());
+    }
+}
+
+fn cluster_manifest(name: &str, instances: i32) -> serde_json::Value {
+    json!({
+        "apiVersion": "mysql.sakila.dev/v1alpha1", "kind": "MySQLCluster",
+        "metadata": {"name": name},
+        "spec": {
+            "instances": instances,
+            "version": mysql_version(),
+            "storage": {"size": "256Mi"},
+            "mysqlConfig": {"innodb_buffer_pool_size": "32M", "performance_schema": "OFF"}
+        }
+    })
+}
+
+async fn wait_ready(ns: &TestNamespace, name: &str) {
+    let clusters: Api<MySQLCluster> = ns.api();
+    wait_until(
+        &format!("MySQLCluster {name} Ready"),
+        READY_TIMEOUT,
+        || async {
+            let cluster = clusters.get(name).await.ok()?;
+            cluster
+                .status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(())
+        },
+    )
+    .await
+}
+
+async fn leases() -> Api<Lease> {
+    Api::namespaced(client().await, &operator_namespace())
+}
+
+/// The holder of the operator's Lease and when it acquired it, if anyone holds it.
+async fn lease_holder(leases: &Api<Lease>) -> Option<(String, Option<i64>)> {
+    let spec = leases.get(LEASE_NAME).await.ok()?.spec?;
+    let holder = spec.holder_identity.filter(|h| !h.is_empty())?;
+    Some((holder, spec.acquire_time.map(|t| t.0.as_millisecond())))
+}
+
+/// Waits until the operator Deployment has all its replicas updated and ready, and one leads.
+async fn wait_operator_settled() -> String {
+    let client = client().await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &operator_namespace());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &operator_namespace());
+    let leases = leases().await;
+    wait_until(
+        "the operator's replicas ready and one of them leading",
+        Duration::from_secs(180),
+        || async {
+            let deployment = deployments.get(RELEASE_NAME).await.ok()?;
+            let want = deployment.spec?.replicas.unwrap_or(1);
+            let status = deployment.status?;
+            let settled = status.ready_replicas == Some(want)
+                && status.updated_replicas == Some(want)
+                && status.replicas == Some(want);
+            if !settled {
+                return None;
+            }
+            let (holder, _) = lease_holder(&leases).await?;
+            let running = pods
+                .list(&ListParams::default().labels(OPERATOR_SELECTOR))
+                .await
+                .ok()?;
+            running
+                .items
+                .iter()
+                .any(|p| p.metadata.name.as_deref() == Some(holder.as_str()))
+                .then_some(holder)
+        },
+    )
+    .await
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test]
+async fn the_standby_takes_over_when_the_leader_dies_mid_creation_and_the_cluster_becomes_ready() {
+    let _one = RELEASE.lock().await;
+    let leader = wait_operator_settled().await;
+    let operator_pods: Api<Pod> = Api::namespaced(client().await, &operator_namespace());
+    let leases = leases().await;
+
+    let ns = TestNamespace::new("takeover").await;
+    ns.create::<MySQLCluster>(cluster_manifest("handover", 3))
+        .await;
+    // The leader has started acting on the cluster: its StatefulSet exists.
+    let statefulsets: Api<k8s_openapi::api::apps::v1::StatefulSet> = ns.api();
+    wait_until(
+        "the leader to create the StatefulSet",
+        Duration::from_secs(60),
+        || async { statefulsets.get_opt("handover").await.ok()? },
+    )
+    .await;
+
+    let killed_at = now_millis();
+    let started = Instant::now();
+    force_delete_pod(&operator_pods, &leader).await;
+    let (new_leader, acquired_at) = wait_until(
+        "another operator pod to take the lease",
+        Duration::from_secs(120),
+        || async {
+            let (holder, acquired) = lease_holder(&leases).await?;
+            (holder != leader).then_some((holder, acquired))
+        },
+    )
+    .await;
+    let observed = started.elapsed();
+    let from_lease = acquired_at.map(|at| at - killed_at);
+    println!(
+        "takeover: deleted leader pod {leader} (grace 0: SIGTERM, lease released); {new_leader} \
+         acquired the lease {} ms after the kill \
+         (lease acquireTime), seen by polling after {} ms",
+        from_lease.map_or("?".into(), |ms| ms.to_string()),
+        observed.as_millis()
+    );
+
+    wait_ready(&ns, "handover").await;
+    // Leave the release as found: two replicas, one leading.
+    wait_operator_settled().await;
+}
+
+#[tokio::test]
+async fn helm_upgrade_to_a_new_operator_image_restarts_no_mysqld_pod() {
+    let _one = RELEASE.lock().await;
+    wait_operator_settled().await;
+    let ns = TestNamespace::new("upgrade").await;
+    ns.create::<MySQLCluster>(cluster_manifest("steady", 1))
+        .await;
+    wait_ready(&ns, "steady").await;
+    let pods: Api<Pod> = ns.api();
+    let snapshot = || async {
+        let list = pods
+            .list(&ListParams::default().labels("app.kubernetes.io/instance=steady"))
+            .await
+            .unwrap();
+        let mut seen: Vec<(String, String, i32)> = list
+            .items
+            .iter()
+            .map(|p| {
+                let restarts = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .map(|cs| cs.iter().map(|c| c.restart_count).sum())
+                    .unwrap_or(0);
+                (
+                    p.metadata.name.clone().unwrap(),
+                    p.metadata.uid.clone().unwrap(),
+                    restarts,
+                )
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    let before = snapshot().await;
+    assert!(!before.is_empty(), "the cluster has pods");
+
+    // The same binary under a new tag: to Kubernetes, a new operator version.
+    let image = operator_image();
+    let retagged = format!("{image}-upgrade");
+    run(
+        "ctr",
+        &[
+            "-n",
+            "k8s.io",
+            "--address",
+            "/run/sakila-testbed/containerd/containerd.sock",
+            "images",
+            "tag",
+            "--force",
+            &image,
+            &retagged,
+        ],
+    );
+    let _restore = RestoreRelease;
+    helm_upgrade_to(&retagged);
+    let leader = wait_operator_settled().await;
+    let operator_pods: Api<Pod> = Api::namespaced(client().await, &operator_namespace());
+    let leader_image = operator_pods
+        .get(&leader)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .containers[0]
+        .image
+        .clone();
+    assert_eq!(leader_image.as_deref(), Some(retagged.as_str()));
+    // Let the new leader reconcile the cluster a few times (it requeues every 10 s).
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    wait_ready(&ns, "steady").await;
+
+    let after = snapshot().await;
+    assert_eq!(
+        before, after,
+        "mysqld pods (name, UID, restarts) are unchanged by the operator upgrade"
+    );
+    println!("upgrade: operator now {retagged}, led by {leader}; mysqld pods unchanged: {after:?}");
+}
+
+#[tokio::test]
+async fn helm_test_checks_the_operator_answers_its_health_check() {
+    let _one = RELEASE.lock().await;
+    wait_operator_settled().await;
+    let out = run(
+        "helm",
+        &[
+            "test",
+            RELEASE_NAME,
+            "--namespace",
+            &operator_namespace(),
+            "--logs",
+            "--timeout",
+            "2m",
+        ],
+    );
+    println!("{out}");
+    assert!(out.contains("Succeeded"), "{out}");
+}
+
+/// The host pid of a pod's first container (the testbed's node is this machine).
+async fn host_pid(pods: &Api<Pod>, pod: &str) -> String {
+    let status = pods.get(pod).await.unwrap().status.unwrap();
+    let id = status.container_statuses.unwrap()[0]
+        .container_id
+        .clone()
+        .expect("the container runs");
+    let id = id.trim_start_matches("containerd://");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&run("crictl", &["inspect", id])).unwrap();
+    inspect["info"]["pid"].to_string()
+}
+
+fn restarts(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map_or(0, |cs| cs[0].restart_count)
+}
+
+#[tokio::test]
+async fn a_frozen_leader_is_replaced_and_exits_as_soon_as_it_wakes() {
+    let _one = RELEASE.lock().await;
+    let leader = wait_operator_settled().await;
+    let pods: Api<Pod> = Api::namespaced(client().await, &operator_namespace());
+    let leases = leases().await;
+    let restarts_before = restarts(&pods.get(&leader).await.unwrap());
+    let pid = host_pid(&pods, &leader).await;
+
+    // Frozen, the leader neither renews nor knows it should stop: like a partitioned node.
+    run("kill", &["-STOP", &pid]);
+    let started = Instant::now();
+    let new_leader = wait_until(
+        "a standby to take the lease of the frozen leader",
+        Duration::from_secs(60),
+        || async {
+            let (holder, _) = lease_holder(&leases).await?;
+            (holder != leader).then_some(holder)
+        },
+    )
+    .await;
+    let takeover = started.elapsed();
+    run("kill", &["-CONT", &pid]);
+    let woke = Instant::now();
+    // Awake, it finds its renew deadline long past and exits; the kubelet restarts it.
+    let exited = wait_until(
+        "the old leader to exit after waking",
+        Duration::from_secs(60),
+        || async {
+            let pod = pods.get(&leader).await.ok()?;
+            let status = pod.status.as_ref()?.container_statuses.as_ref()?[0].clone();
+            let code = status.last_state?.terminated?.exit_code;
+            (restarts(&pod) > restarts_before).then_some(code)
+        },
+    )
+    .await;
+    println!(
+        "frozen leader {leader}: {new_leader} took over {} ms after the freeze; the old leader \
+         exited with code {exited} within {} ms of waking (restart seen by polling)",
+        takeover.as_millis(),
+        woke.elapsed().as_millis()
+    );
+    assert_eq!(
+        exited, 1,
+        "a leader that lost its lease exits with an error"
+    );
+    let (holder, _) = lease_holder(&leases).await.unwrap();
+    assert_eq!(
+        holder, new_leader,
+        "the old leader did not take the lease back"
+    );
+    wait_operator_settled().await;
+}
