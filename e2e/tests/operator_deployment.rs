@@ -12,8 +12,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use sakila::api::MySQLCluster;
-use sakila_e2e::{TestNamespace, client, force_delete_pod, mysql_version, wait_until};
-use serde_json::json;
+use sakila_e2e::{TestNamespace, client, cluster_manifest, force_delete_pod, wait_until};
 use tokio::sync::Mutex;
 
 /// The tests of this file change the one operator release; one at a time.
@@ -84,19 +83,6 @@ impl Drop for RestoreRelease {
     fn drop(&mut self) {
         helm_upgrade_to(&operator_image());
     }
-}
-
-fn cluster_manifest(name: &str, instances: i32) -> serde_json::Value {
-    json!({
-        "apiVersion": "mysql.sakila.dev/v1alpha1", "kind": "MySQLCluster",
-        "metadata": {"name": name},
-        "spec": {
-            "instances": instances,
-            "version": mysql_version(),
-            "storage": {"size": "256Mi"},
-            "mysqlConfig": {"innodb_buffer_pool_size": "32M", "performance_schema": "OFF"}
-        }
-    })
 }
 
 async fn wait_ready(ns: &TestNamespace, name: &str) {

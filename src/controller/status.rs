@@ -369,6 +369,19 @@ mod tests {
         status.conditions.iter().find(|c| c.type_ == type_).unwrap()
     }
 
+    /// A primary and two replicas following it, all sharing `history`.
+    fn settled_trio(history: &str) -> Observation {
+        observation(
+            3,
+            Some(0),
+            vec![
+                primary_with(0, 3, history),
+                replica_following(1, 0, history),
+                replica_following(2, 0, history),
+            ],
+        )
+    }
+
     fn ready_observation() -> Observation {
         observation(
             3,
@@ -398,15 +411,7 @@ mod tests {
     fn an_unreachable_primary_stays_recorded_so_the_failover_can_continue() {
         let cluster = validated("db", 3);
         let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
-        let settled = observation(
-            3,
-            Some(0),
-            vec![
-                primary_with(0, 3, history),
-                replica_following(1, 0, history),
-                replica_following(2, 0, history),
-            ],
-        );
+        let settled = settled_trio(history);
         let ready = compute_status(&cluster, &settled, &decide(&settled), None, at(100));
         let lost = observation(
             3,
@@ -497,15 +502,7 @@ mod tests {
     #[test]
     fn replicas_following_the_primary_make_the_cluster_replicating() {
         let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
-        let obs = observation(
-            3,
-            Some(0),
-            vec![
-                primary_with(0, 3, history),
-                replica_following(1, 0, history),
-                replica_following(2, 0, history),
-            ],
-        );
+        let obs = settled_trio(history);
         let status = compute_status(&validated("db", 3), &obs, &decide(&obs), None, at(100));
         assert_eq!(condition(&status, REPLICATING).status, "True");
         assert_eq!(condition(&status, WRITABLE).status, "True");
