@@ -6,7 +6,7 @@ CARGO ?= cargo
 
 ## The main job: bring up the testbed (or use KUBECONFIG), install the operator, create the samples.
 demo: toolchain
-	e2e/demo
+	flock /run/sakila-e2e.lock e2e/demo
 
 ## The whole test suite; .ci/run calls exactly this.
 test: toolchain check unit integration e2e
