@@ -12,7 +12,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use sakila::api::MySQLCluster;
-use sakila_e2e::{TestNamespace, client, cluster_manifest, force_delete_pod, wait_until};
+use sakila_e2e::{
+    TestNamespace, client, cluster_manifest, force_delete_pod, wait_ready, wait_until,
+};
 use tokio::sync::Mutex;
 
 /// The tests of this file change the one operator release; one at a time.
@@ -21,7 +23,6 @@ static RELEASE: Mutex<()> = Mutex::const_new(());
 const RELEASE_NAME: &str = "sakila";
 /// The chart's fullname for the release `sakila`, which names the Lease too.
 const LEASE_NAME: &str = "sakila";
-const READY_TIMEOUT: Duration = Duration::from_secs(420);
 const OPERATOR_SELECTOR: &str = "app.kubernetes.io/name=sakila-operator";
 
 fn operator_namespace() -> String {
@@ -83,24 +84,6 @@ impl Drop for RestoreRelease {
     fn drop(&mut self) {
         helm_upgrade_to(&operator_image());
     }
-}
-
-async fn wait_ready(ns: &TestNamespace, name: &str) {
-    let clusters: Api<MySQLCluster> = ns.api();
-    wait_until(
-        &format!("MySQLCluster {name} Ready"),
-        READY_TIMEOUT,
-        || async {
-            let cluster = clusters.get(name).await.ok()?;
-            cluster
-                .status?
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-                .then_some(())
-        },
-    )
-    .await
 }
 
 async fn leases() -> Api<Lease> {
