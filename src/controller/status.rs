@@ -71,19 +71,19 @@ fn replication_problems(
     plan: &Plan,
     instances: &[InstanceStatus],
 ) -> Option<String> {
-    let primary_host_suffix = format!("-{}.", plan.primary);
     let problems: Vec<String> = observation
         .instances
         .iter()
         .zip(instances)
         .filter(|(i, _)| i.ordinal != plan.primary)
-        .filter_map(|(_, status)| {
+        .filter_map(|(observed, status)| {
             if let Some(errant) = &status.errant_gtids {
                 return Some(format!("{} has errant transactions {errant}", status.name));
             }
             match &status.replication {
                 None => Some(format!("{} does not replicate", status.name)),
-                Some(r) if !r.source.contains(&primary_host_suffix) => Some(format!(
+                // The source as observe parsed it into an ordinal of this cluster.
+                Some(r) if observed.replication_source != Some(plan.primary) => Some(format!(
                     "{} replicates from {} instead of the primary",
                     status.name, r.source
                 )),
