@@ -103,12 +103,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         controller: "sakila-operator".into(),
         instance: pod_name.clone(),
     };
-    let context = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
-        client: client.clone(),
-        settings: options.settings,
-        connector: MySqlClient::new(Duration::from_secs(3), Duration::from_secs(10)),
-    });
+    let context = Arc::new(Context::new(
+        client.clone(),
+        options.settings,
+        MySqlClient::new(Duration::from_secs(3), Duration::from_secs(10)),
+        Recorder::new(client.clone(), reporter),
+    ));
 
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(async move {

@@ -886,3 +886,63 @@ async fn record_cluster_identity_is_a_binlogged_idempotent_write_refused_when_re
         .unwrap_err();
     assert_eq!(err.category(), "read_only", "{err}");
 }
+
+#[tokio::test]
+async fn a_primary_whose_commit_waits_for_an_acknowledgement_that_never_comes_can_be_demoted() {
+    if !mysql_tests_enabled(
+        "a_primary_whose_commit_waits_for_an_acknowledgement_that_never_comes_can_be_demoted",
+    ) {
+        return;
+    }
+    let (primary, replica) = primary_and_replica(61, true).await;
+    wait_until("one semi-sync client", Duration::from_secs(30), || async {
+        primary.status().await.semi_sync.source_clients == 1
+    })
+    .await;
+    primary
+        .sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY)")
+        .await;
+    // The fence: the only replica stops acknowledging, as when the primary is cut off.
+    replica.admin().await.stop_replica_io().await.unwrap();
+    let mut conn = primary.conn().await;
+    let waiting_commit =
+        tokio::spawn(async move { conn.query_drop("INSERT INTO app.t VALUES (1)").await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting_commit.is_finished(),
+        "the commit should wait for an acknowledgement"
+    );
+
+    let admin = primary.admin().await;
+    let killed = admin.kill_client_sessions(&["sakila-repl"]).await.unwrap();
+    assert!(killed >= 1, "killed {killed} sessions");
+    // The client is disconnected at once: it never sees its commit succeed.
+    let outcome = tokio::time::timeout(Duration::from_secs(5), waiting_commit)
+        .await
+        .expect("a killed session's client is disconnected at once")
+        .unwrap();
+    assert!(
+        outcome.is_err(),
+        "the unacknowledged commit was reported done"
+    );
+    // But the server thread goes on waiting and holds super_read_only back...
+    let blocked = admin.set_read_only(true).await.unwrap_err();
+    assert!(matches!(blocked, MySqlError::Timeout { .. }), "{blocked}");
+    // ...until mysqld is shut down.
+    let admin = primary.admin().await;
+    admin.shutdown().await.unwrap();
+    let mut primary = primary;
+    let started = Instant::now();
+    primary.wait_for_exit_and_restart().await;
+    eprintln!(
+        "mysqld with a waiting commit shut down and restarted in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        primary
+            .query_strings("SELECT @@global.super_read_only")
+            .await,
+        vec!["1".to_string()],
+        "a restarted instance is read-only"
+    );
+}

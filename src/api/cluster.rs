@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,11 @@ pub const DEFAULT_INSTANCES: i32 = 3;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.primaryInstance) || self.primaryInstance < self.instances")
+        .message("primaryInstance must be the ordinal of one of the instances (below spec.instances); move the primary before scaling below it")
+        .field_path(".primaryInstance"),
+)]
 pub struct MySQLClusterSpec {
     /// Number of MySQL servers, 1 to 9. Instance 0 starts as the primary.
     #[serde(default = "default_instances")]
@@ -111,6 +116,78 @@ pub struct MySQLClusterSpec {
     /// The read-only Service `<name>-replicas`.
     #[serde(default, skip_serializing_if = "ClientServiceSpec::is_empty")]
     pub replicas_service: ClientServiceSpec,
+
+    /// The ordinal of the instance that should be the primary. Changing it is a planned
+    /// switchover; left out, the primary stays wherever bootstrap or the last failover put it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 8))]
+    pub primary_instance: Option<i32>,
+
+    /// Automatic failover when the primary is lost.
+    #[serde(default, skip_serializing_if = "FailoverSpec::is_default")]
+    pub failover: FailoverSpec,
+
+    /// While true the operator takes no action on the cluster (no failover, no switchover, no
+    /// changes to its resources); it only reports what it observes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+}
+
+/// When and how the operator replaces a lost primary.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverSpec {
+    /// Replace a lost primary automatically. When false, a lost primary is reported and a
+    /// person decides (e.g. by setting `primaryInstance`).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How often the primary is probed over SQL, in seconds; pod events are seen at once.
+    #[serde(default = "default_probe_interval_seconds")]
+    #[schemars(range(min = 1, max = 60))]
+    pub probe_interval_seconds: i32,
+    /// Consecutive failed probes of a primary whose pod still runs before it is declared lost.
+    /// A pod that is gone or whose mysqld container is not running is lost at once.
+    #[serde(default = "default_failure_threshold")]
+    #[schemars(range(min = 1, max = 20))]
+    pub failure_threshold: i32,
+    /// At most one automatic failover within this many seconds; a primary lost again sooner is
+    /// left to restart in place, and the status says so.
+    #[serde(default = "default_min_interval_seconds")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub min_interval_seconds: i32,
+}
+
+impl Default for FailoverSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            probe_interval_seconds: default_probe_interval_seconds(),
+            failure_threshold: default_failure_threshold(),
+            min_interval_seconds: default_min_interval_seconds(),
+        }
+    }
+}
+
+impl FailoverSpec {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_probe_interval_seconds() -> i32 {
+    2
+}
+
+fn default_failure_threshold() -> i32 {
+    3
+}
+
+fn default_min_interval_seconds() -> i32 {
+    300
 }
 
 /// Persistent storage of each instance, one PVC per instance from a StorageClass.
@@ -266,6 +343,9 @@ pub struct MySQLClusterStatus {
     /// The MySQL version the instances run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// When the operator last decided an automatic failover (for `spec.failover.minIntervalSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover_time: Option<Time>,
 }
 
 /// The state of one MySQL instance.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::intent::{FailoverGate, Intent};
 use super::observe::{InstanceObservation, MySqlObservation, Observation};
 use crate::mysql::{GtidSet, InstanceStatus, ThreadState};
 
@@ -31,8 +32,14 @@ impl Role {
 /// One change to make, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Set `super_read_only` on an instance that must not take writes.
+    /// Set `super_read_only` on the primary handing over in a switchover; if that cannot be done
+    /// in time the switchover stops there, the primary still writable.
     MakeReadOnly { ordinal: u8 },
+    /// Set `super_read_only` on a writable instance that must not be (an old primary back after
+    /// a failover). A commit there may wait for acknowledgements that cannot come and block
+    /// that; its client is disconnected first, then mysqld is shut down (it restarts read-only)
+    /// so that the commit is never acknowledged.
+    ForceReadOnly { ordinal: u8 },
     /// Forget a replication source on the primary (`RESET REPLICA ALL`).
     StopReplicating { ordinal: u8 },
     /// Lossless semi-sync as a source, waiting for `wait_for_replica_count` acknowledgements.
@@ -60,6 +67,11 @@ pub enum Action {
     StopReplicaIo { ordinal: u8 },
     /// Wait until the instance has applied these transactions (its relay log, before promotion).
     WaitForTransactions { ordinal: u8, gtids: GtidSet },
+    /// A switchover's catch-up: read what the demoted `source` executed (after it became
+    /// read-only, so nothing more can come) and wait until the instance has applied all of it.
+    CatchUpWith { ordinal: u8, source: u8 },
+    /// Forget a user's request to re-clone an instance, once it was carried out.
+    ClearRecloneRequest { ordinal: u8 },
     /// Move the pod's role label, which the client Services select on.
     SetRoleLabel { ordinal: u8, role: Role },
 }
@@ -72,6 +84,10 @@ pub enum Finding {
     ErrantTransactions { ordinal: u8, gtids: String },
     /// The primary is gone, and the operator cannot safely choose a new one.
     FailoverBlocked { reason: String },
+    /// The primary did not answer, but not often enough yet to be declared lost.
+    PrimaryUnresponsive { failures: u32, threshold: u32 },
+    /// A switchover is wanted but cannot happen yet.
+    SwitchoverWaiting { reason: String },
 }
 
 /// What `decide` concluded.
@@ -86,9 +102,25 @@ pub struct Plan {
     pub findings: Vec<Finding>,
     /// The primary this plan replaces, when it is a failover.
     pub failover_from: Option<u8>,
+    /// The primary this plan hands over from, when it is a planned switchover.
+    pub switchover_from: Option<u8>,
     /// The plan is one step of several (the fence): look again at once rather than at the
     /// next health check.
     pub follow_up_soon: bool,
+}
+
+impl Plan {
+    /// A plan that changes nothing, naming the primary as observed (for a paused cluster).
+    pub fn observed_only(observation: &Observation) -> Plan {
+        Plan {
+            primary: choose_primary(observation, &Intent::default()),
+            actions: Vec::new(),
+            findings: Vec::new(),
+            failover_from: None,
+            switchover_from: None,
+            follow_up_soon: false,
+        }
+    }
 }
 
 /// Acknowledgements a commit waits for: with the primary, a majority of the instances holds
@@ -98,22 +130,27 @@ pub fn semi_sync_wait_count(instances: u8) -> u32 {
 }
 
 /// Decides the primary and the changes that bring every instance in line with its role.
-pub fn decide(observation: &Observation) -> Plan {
-    let primary = observation
-        .current_primary
-        .filter(|p| *p < observation.desired_instances)
-        .unwrap_or(0);
+pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
+    let primary = choose_primary(observation, intent);
     let mut plan = Plan {
         primary,
         actions: Vec::new(),
         findings: Vec::new(),
         failover_from: None,
+        switchover_from: None,
         follow_up_soon: false,
     };
     let mut primary_status = observed(observation, primary).cloned();
-    if primary_status.is_none() && observation.current_primary.is_some() {
-        match plan_failover(observation, primary) {
+    if primary_status.is_none() && observation.current_primary == Some(primary) {
+        match failover_step(observation, intent, primary) {
             FailoverStep::NotNeeded => {}
+            FailoverStep::NotYet {
+                failures,
+                threshold,
+            } => plan.findings.push(Finding::PrimaryUnresponsive {
+                failures,
+                threshold,
+            }),
             FailoverStep::Blocked(reason) => {
                 plan.findings.push(Finding::FailoverBlocked { reason })
             }
@@ -144,6 +181,31 @@ pub fn decide(observation: &Observation) -> Plan {
                 primary_status = Some(status);
             }
         }
+    } else if let Some(status) = &primary_status {
+        match switchover_target(observation, intent, primary, status) {
+            Ok(None) => {}
+            Err(reason) => plan.findings.push(Finding::SwitchoverWaiting { reason }),
+            Ok(Some(target)) => {
+                plan.switchover_from = Some(primary);
+                plan.primary = target;
+                // After the catch-up the target holds everything the old primary and its
+                // replicas have; judge the others against that, not a snapshot of the target.
+                let everything = observation
+                    .instances
+                    .iter()
+                    .filter(|i| i.ordinal == primary || is_healthy_replica(primary, status, i))
+                    .filter_map(|i| match &i.mysql {
+                        MySqlObservation::Observed(s) => Some(s.gtid_executed.clone()),
+                        _ => None,
+                    })
+                    .fold(GtidSet::default(), |all, s| all.union(&s));
+                let mut target_status = observed(observation, target)
+                    .cloned()
+                    .expect("a switchover target was observed");
+                target_status.gtid_executed = everything;
+                primary_status = Some(target_status);
+            }
+        }
     }
     let primary = plan.primary;
     let primary_status = primary_status.as_ref();
@@ -154,10 +216,19 @@ pub fn decide(observation: &Observation) -> Plan {
             && let MySqlObservation::Observed(status) = &instance.mysql
             && !status.super_read_only
         {
-            plan.actions.push(Action::MakeReadOnly {
-                ordinal: instance.ordinal,
+            let ordinal = instance.ordinal;
+            plan.actions.push(if plan.switchover_from == Some(ordinal) {
+                Action::MakeReadOnly { ordinal }
+            } else {
+                Action::ForceReadOnly { ordinal }
             });
         }
+    }
+    if let Some(old) = plan.switchover_from {
+        plan.actions.push(Action::CatchUpWith {
+            ordinal: primary,
+            source: old,
+        });
     }
 
     if let Some(status) = primary_status {
@@ -188,10 +259,123 @@ pub fn decide(observation: &Observation) -> Plan {
     plan
 }
 
+/// The primary: the recorded one while it is writable; otherwise the single writable instance
+/// (a promotion whose status was never recorded, say because the operator died in between);
+/// otherwise the recorded one; a new cluster starts with the wanted one or instance 0.
+fn choose_primary(observation: &Observation, intent: &Intent) -> u8 {
+    let writable: Vec<u8> = observation
+        .instances
+        .iter()
+        .filter(|i| matches!(&i.mysql, MySqlObservation::Observed(s) if s.is_writable()))
+        .map(|i| i.ordinal)
+        .collect();
+    match observation.current_primary {
+        Some(recorded) if writable.contains(&recorded) => recorded,
+        _ if writable.len() == 1 => writable[0],
+        Some(recorded) => recorded,
+        None => intent
+            .desired_primary
+            .filter(|p| *p < observation.desired_instances)
+            .unwrap_or(0),
+    }
+}
+
+/// Whether the instance's server is certainly not serving, from what Kubernetes says: no pod,
+/// a pod being deleted, or a mysqld container that is not running or restarted and not up yet.
+fn certainly_down(instance: &InstanceObservation) -> bool {
+    match &instance.pod {
+        None => true,
+        Some(pod) => pod.terminating || !pod.mysqld_started || pod.ip.is_none(),
+    }
+}
+
+/// The failover step, once the recorded primary could not be observed.
+fn failover_step(observation: &Observation, intent: &Intent, primary: u8) -> FailoverStep {
+    let step = plan_failover(observation, primary);
+    if !matches!(step, FailoverStep::Fence(_) | FailoverStep::Promote { .. }) {
+        return step;
+    }
+    let instance = observation.instances.iter().find(|i| i.ordinal == primary);
+    let lost =
+        instance.is_none_or(certainly_down) || intent.primary_failures >= intent.failure_threshold;
+    if !lost {
+        return FailoverStep::NotYet {
+            failures: intent.primary_failures,
+            threshold: intent.failure_threshold,
+        };
+    }
+    match &intent.failover {
+        FailoverGate::Open => step,
+        FailoverGate::Closed(reason) => FailoverStep::Blocked(reason.clone()),
+    }
+}
+
+/// The instance to hand the primary role to, if a switchover is due: the primary's pod is being
+/// deleted (a drain, an eviction), the primary is beyond `spec.instances` (a scale-down), or
+/// `spec.primaryInstance` names another instance. `Err` says why a wanted switchover waits.
+fn switchover_target(
+    observation: &Observation,
+    intent: &Intent,
+    primary: u8,
+    primary_status: &InstanceStatus,
+) -> Result<Option<u8>, String> {
+    let primary_pod = observation
+        .instances
+        .iter()
+        .find(|i| i.ordinal == primary)
+        .and_then(|i| i.pod.as_ref());
+    let leaving =
+        primary_pod.is_some_and(|p| p.terminating) || primary >= observation.desired_instances;
+    let wanted = intent.desired_primary.filter(|d| *d != primary);
+    if !leaving && wanted.is_none() {
+        return Ok(None);
+    }
+    let candidates: Vec<&InstanceObservation> = observation
+        .instances
+        .iter()
+        .filter(|i| {
+            i.ordinal != primary
+                && i.ordinal < observation.desired_instances
+                && i.pod.as_ref().is_some_and(|p| !p.terminating)
+                && is_healthy_replica(primary, primary_status, i)
+                && matches!(&i.mysql, MySqlObservation::Observed(s) if s.semi_sync.replica_enabled)
+        })
+        .collect();
+    if let Some(wanted) = wanted {
+        if candidates.iter().any(|i| i.ordinal == wanted) {
+            return Ok(Some(wanted));
+        }
+        if !leaving {
+            return Err(format!(
+                "the primary moves to instance {wanted} once it is a healthy replica that follows the primary"
+            ));
+        }
+    }
+    // The replica that received the most, so the catch-up (the write gap) is shortest.
+    let received = |i: &InstanceObservation| match &i.mysql {
+        MySqlObservation::Observed(s) => s
+            .replica
+            .as_ref()
+            .map(|r| s.gtid_executed.union(&r.retrieved_gtid_set).count())
+            .unwrap_or(0),
+        _ => 0,
+    };
+    candidates
+        .iter()
+        .max_by_key(|i| (received(i), std::cmp::Reverse(i.ordinal)))
+        .map(|i| Some(i.ordinal))
+        .ok_or_else(|| {
+            "the primary is leaving but no healthy replica can take over; it stays primary until it goes"
+                .to_string()
+        })
+}
+
 /// Where a failover stands, judged from one observation.
 enum FailoverStep {
     /// No replica followed the primary: nothing to fail over to (a new cluster, say).
     NotNeeded,
+    /// The primary's pod runs but its server did not answer; too few times yet to act.
+    NotYet { failures: u32, threshold: u32 },
     /// Acting could lose acknowledged writes or split the cluster; the reason, for the status.
     Blocked(String),
     /// Stop replication I/O on these replicas first.
@@ -280,7 +464,18 @@ fn primary_actions(
     status: &InstanceStatus,
     plan: &mut Plan,
 ) {
-    if status.replica.is_some() {
+    if let Some(replica) = &status.replica {
+        // Forgetting the source drops the relay log: apply what was received first.
+        if !replica
+            .retrieved_gtid_set
+            .is_subset_of(&status.gtid_executed)
+            && plan.switchover_from.is_none()
+        {
+            plan.actions.push(Action::WaitForTransactions {
+                ordinal,
+                gtids: status.gtid_executed.union(&replica.retrieved_gtid_set),
+            });
+        }
         plan.actions.push(Action::StopReplicating { ordinal });
     }
     let wanted = semi_sync_wait_count(observation.desired_instances);
@@ -366,12 +561,27 @@ fn replica_actions(
             continue;
         };
         let ordinal = instance.ordinal;
-        if ordinal == primary {
+        let pod = instance.pod.as_ref();
+        // A pod on its way out is left alone; it comes back as a new pod.
+        if ordinal == primary || pod.is_some_and(|p| p.terminating) {
             continue;
         }
         let errant = status
             .gtid_executed
             .difference(&primary_status.gtid_executed);
+        // A person asked for this replica's data to be replaced (the re-clone annotation).
+        if pod.is_some_and(|p| p.reclone_requested) {
+            if !cloning {
+                plan.actions.push(Action::CloneFrom {
+                    ordinal,
+                    donor: choose_donor(observation, primary, primary_status),
+                    discarded: (!errant.is_empty()).then_some(errant),
+                });
+                plan.actions.push(Action::ClearRecloneRequest { ordinal });
+                cloning = true;
+            }
+            continue;
+        }
         // No replication source and transactions of its own: a former primary back after a
         // failover. Semi-sync guarantees nobody acknowledged those transactions to a client, so
         // the instance is re-seeded from the new primary's history and they are reported.
@@ -433,11 +643,24 @@ fn choose_donor(observation: &Observation, primary: u8, primary_status: &Instanc
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::clustering::intent::FailoverGate;
     use crate::clustering::observe::tests::{
         gtids, instance, observation, primary_with, replica_following,
     };
+
+    /// Decides with the recorded primary, if unreachable, failed often enough to be lost.
+    pub(crate) fn decided(observation: &Observation) -> Plan {
+        decide(
+            observation,
+            &Intent {
+                primary_failures: 3,
+                failure_threshold: 3,
+                ..Intent::default()
+            },
+        )
+    }
 
     struct Scenario {
         name: &'static str,
@@ -622,7 +845,7 @@ mod tests {
                     ],
                 ),
                 expected: vec![
-                    Action::MakeReadOnly { ordinal: 1 },
+                    Action::ForceReadOnly { ordinal: 1 },
                     Action::ReplicateFrom {
                         ordinal: 1,
                         source: 0,
@@ -707,7 +930,7 @@ mod tests {
                 replica_following(2, 0, history),
             ],
         );
-        let plan = decide(&obs);
+        let plan = decided(&obs);
         assert_eq!(
             plan.actions,
             vec![
@@ -743,7 +966,7 @@ mod tests {
                 ),
             ],
         );
-        let plan = decide(&obs);
+        let plan = decided(&obs);
         assert_eq!(plan.primary, 1);
         assert_eq!(plan.failover_from, Some(0));
         assert_eq!(
@@ -787,7 +1010,7 @@ mod tests {
                 instance(2, None, Some("replica")),
             ],
         );
-        let plan = decide(&obs);
+        let plan = decided(&obs);
         assert!(plan.actions.is_empty(), "{:?}", plan.actions);
         assert!(matches!(
             &plan.findings[..],
@@ -811,7 +1034,7 @@ mod tests {
                 ),
             ],
         );
-        let plan = decide(&obs);
+        let plan = decided(&obs);
         assert_eq!(plan.primary, 0);
         assert!(
             matches!(&plan.findings[..], [Finding::FailoverBlocked { reason }] if reason.contains("diverge"))
@@ -835,7 +1058,7 @@ mod tests {
                 replica_following(2, 1, history),
             ],
         );
-        let plan = decide(&obs);
+        let plan = decided(&obs);
         assert_eq!(
             plan.actions,
             vec![Action::CloneFrom {
@@ -857,7 +1080,7 @@ mod tests {
                 instance(2, Some(true), Some("replica")),
             ],
         );
-        let plan = decide(&obs);
+        let plan = decided(&obs);
         assert!(plan.actions.is_empty());
         assert!(plan.findings.is_empty());
     }
@@ -866,7 +1089,7 @@ mod tests {
     fn decide_scenarios() {
         for scenario in scenarios() {
             assert_eq!(
-                decide(&scenario.observation).actions,
+                decided(&scenario.observation).actions,
                 scenario.expected,
                 "scenario: {}",
                 scenario.name
@@ -890,7 +1113,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            decide(&obs).findings,
+            decided(&obs).findings,
             vec![Finding::ErrantTransactions {
                 ordinal: 1,
                 gtids: "bbbbbbbb-0000-0000-0000-000000000000:1-2".into()
@@ -914,36 +1137,307 @@ mod tests {
         }
     }
 
+    /// Walks the plan's actions and fails if two instances are ever writable at once.
+    fn assert_never_two_writers(name: &str, observation: &Observation, plan: &Plan) {
+        let mut writable: Vec<u8> = observation
+            .instances
+            .iter()
+            .filter(|i| matches!(&i.mysql, MySqlObservation::Observed(s) if s.is_writable()))
+            .map(|i| i.ordinal)
+            .collect();
+        for action in &plan.actions {
+            match action {
+                Action::MakeReadOnly { ordinal } | Action::ForceReadOnly { ordinal } => {
+                    writable.retain(|o| o != ordinal)
+                }
+                Action::MakeWritable { ordinal } => writable.push(*ordinal),
+                _ => {}
+            }
+            assert!(
+                writable.len() <= 1,
+                "scenario {name}: two writers after {action:?}"
+            );
+        }
+    }
+
     #[test]
     fn never_more_than_one_writable_after_any_action() {
         for scenario in scenarios() {
-            let plan = decide(&scenario.observation);
-            let mut writable: Vec<u8> = scenario
-                .observation
-                .instances
-                .iter()
-                .filter(|i| matches!(&i.mysql, MySqlObservation::Observed(s) if s.is_writable()))
-                .map(|i| i.ordinal)
-                .collect();
-            for action in &plan.actions {
-                match action {
-                    Action::MakeReadOnly { ordinal } => writable.retain(|o| o != ordinal),
-                    Action::MakeWritable { ordinal } => writable.push(*ordinal),
-                    _ => {}
-                }
-                assert!(
-                    writable.len() <= 1,
-                    "scenario {}: two writers after {action:?}",
-                    scenario.name
-                );
-            }
+            let plan = decided(&scenario.observation);
+            assert_never_two_writers(scenario.name, &scenario.observation, &plan);
         }
+    }
+
+    const HISTORY: &str = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+
+    fn settled_trio() -> Observation {
+        observation(
+            3,
+            Some(0),
+            vec![
+                primary_with(0, 3, HISTORY),
+                replica_following(1, 0, HISTORY),
+                replica_following(2, 0, HISTORY),
+            ],
+        )
+    }
+
+    fn wanting(primary: u8) -> Intent {
+        Intent {
+            desired_primary: Some(primary),
+            ..Intent::default()
+        }
+    }
+
+    #[test]
+    fn switchover_demotes_first_then_catches_up_then_promotes_and_repoints() {
+        let obs = settled_trio();
+        let plan = decide(&obs, &wanting(1));
+        assert_eq!(plan.primary, 1);
+        assert_eq!(plan.switchover_from, Some(0));
+        assert_eq!(
+            plan.actions,
+            vec![
+                Action::MakeReadOnly { ordinal: 0 },
+                Action::CatchUpWith {
+                    ordinal: 1,
+                    source: 0
+                },
+                Action::StopReplicating { ordinal: 1 },
+                Action::EnableSemiSyncSource {
+                    ordinal: 1,
+                    wait_for_replica_count: 1
+                },
+                Action::MakeWritable { ordinal: 1 },
+                Action::ReplicateFrom {
+                    ordinal: 0,
+                    source: 1
+                },
+                Action::ReplicateFrom {
+                    ordinal: 2,
+                    source: 1
+                },
+                label(0, Role::Replica),
+                label(1, Role::Primary),
+            ]
+        );
+        assert_never_two_writers("switchover", &obs, &plan);
+    }
+
+    #[test]
+    fn switchover_to_the_current_primary_changes_nothing() {
+        let plan = decide(&settled_trio(), &wanting(0));
+        assert_eq!(plan.actions, vec![]);
+        assert_eq!(plan.switchover_from, None);
+    }
+
+    #[test]
+    fn switchover_waits_until_the_target_is_a_healthy_replica() {
+        let obs = observation(
+            3,
+            Some(0),
+            vec![
+                primary_with(0, 3, HISTORY),
+                replica_following(1, 0, HISTORY),
+                fenced(2, 0, HISTORY, HISTORY),
+            ],
+        );
+        let plan = decide(&obs, &wanting(2));
+        assert_eq!(plan.primary, 0);
+        assert!(
+            !plan
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::MakeReadOnly { .. })),
+            "{:?}",
+            plan.actions
+        );
+        assert!(matches!(
+            &plan.findings[..],
+            [Finding::SwitchoverWaiting { reason }] if reason.contains("instance 2")
+        ));
+    }
+
+    #[test]
+    fn a_primary_pod_being_deleted_hands_over_to_the_replica_that_received_most() {
+        let mut obs = observation(
+            3,
+            Some(0),
+            vec![
+                primary_with(0, 3, HISTORY),
+                replica_following(1, 0, "aaaaaaaa-0000-0000-0000-000000000000:1-9"),
+                replica_following(2, 0, HISTORY),
+            ],
+        );
+        obs.instances[0].pod.as_mut().unwrap().terminating = true;
+        let plan = decided(&obs);
+        assert_eq!(plan.switchover_from, Some(0));
+        assert_eq!(plan.primary, 2);
+        assert_eq!(plan.actions[0], Action::MakeReadOnly { ordinal: 0 });
+        // The leaving pod is neither re-pointed nor relabelled: it comes back as a new pod.
+        assert!(!plan.actions.iter().any(|a| matches!(
+            a,
+            Action::ReplicateFrom { ordinal: 0, .. } | Action::SetRoleLabel { ordinal: 0, .. }
+        )));
+        assert!(plan.actions.contains(&Action::ReplicateFrom {
+            ordinal: 1,
+            source: 2
+        }));
+        assert_never_two_writers("drain", &obs, &plan);
+    }
+
+    fn primary_lost_trio() -> Observation {
+        observation(
+            3,
+            Some(0),
+            vec![
+                instance(0, None, Some("primary")),
+                replica_following(1, 0, HISTORY),
+                replica_following(2, 0, HISTORY),
+            ],
+        )
+    }
+
+    #[test]
+    fn an_unanswering_primary_whose_pod_runs_is_not_failed_over_before_the_threshold() {
+        let intent = Intent {
+            primary_failures: 2,
+            failure_threshold: 3,
+            ..Intent::default()
+        };
+        let plan = decide(&primary_lost_trio(), &intent);
+        assert_eq!(plan.actions, vec![]);
+        assert_eq!(
+            plan.findings,
+            vec![Finding::PrimaryUnresponsive {
+                failures: 2,
+                threshold: 3
+            }]
+        );
+    }
+
+    #[test]
+    fn a_primary_whose_mysqld_is_not_running_is_lost_at_once() {
+        let mut obs = primary_lost_trio();
+        obs.instances[0].pod.as_mut().unwrap().mysqld_started = false;
+        let intent = Intent {
+            primary_failures: 1,
+            failure_threshold: 3,
+            ..Intent::default()
+        };
+        let plan = decide(&obs, &intent);
+        assert_eq!(
+            plan.actions,
+            vec![
+                Action::StopReplicaIo { ordinal: 1 },
+                Action::StopReplicaIo { ordinal: 2 }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_closed_failover_gate_blocks_even_the_fence() {
+        let mut obs = primary_lost_trio();
+        obs.instances[0].pod = None;
+        let intent = Intent {
+            failover: FailoverGate::Closed("automatic failover is off".into()),
+            ..Intent::default()
+        };
+        let plan = decide(&obs, &intent);
+        assert_eq!(plan.actions, vec![]);
+        assert_eq!(
+            plan.findings,
+            vec![Finding::FailoverBlocked {
+                reason: "automatic failover is off".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_promotion_whose_status_was_never_recorded_is_adopted() {
+        // The operator died after making instance 1 writable, before recording it.
+        let obs = observation(
+            3,
+            Some(0),
+            vec![
+                instance(0, None, Some("primary")),
+                primary_with(1, 3, HISTORY),
+                fenced(2, 0, HISTORY, HISTORY),
+            ],
+        );
+        let plan = decided(&obs);
+        assert_eq!(plan.primary, 1);
+        assert_eq!(plan.failover_from, None);
+        assert!(plan.actions.contains(&Action::ReplicateFrom {
+            ordinal: 2,
+            source: 1
+        }));
+    }
+
+    #[test]
+    fn a_recorded_primary_that_is_still_a_replica_applies_its_relay_log_before_forgetting_it() {
+        // The operator recorded instance 1 as the new primary and died before promoting it.
+        let obs = observation(
+            3,
+            Some(1),
+            vec![
+                instance(0, None, Some("primary")),
+                fenced(1, 0, "aaaaaaaa-0000-0000-0000-000000000000:1-8", HISTORY),
+                fenced(2, 0, HISTORY, HISTORY),
+            ],
+        );
+        let plan = decided(&obs);
+        assert_eq!(plan.primary, 1);
+        assert_eq!(
+            &plan.actions[..3],
+            &[
+                Action::WaitForTransactions {
+                    ordinal: 1,
+                    gtids: GtidSet::parse(HISTORY).unwrap()
+                },
+                Action::StopReplicating { ordinal: 1 },
+                Action::EnableSemiSyncSource {
+                    ordinal: 1,
+                    wait_for_replica_count: 1
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_replica_with_errant_transactions_is_recloned_when_a_person_asks() {
+        let errant = "bbbbbbbb-0000-0000-0000-000000000000:1";
+        let mut obs = observation(
+            2,
+            Some(0),
+            vec![
+                primary_with(0, 2, HISTORY),
+                gtids(
+                    replica_following(1, 0, HISTORY),
+                    &format!("{HISTORY},{errant}"),
+                    "",
+                ),
+            ],
+        );
+        obs.instances[1].pod.as_mut().unwrap().reclone_requested = true;
+        let plan = decided(&obs);
+        assert_eq!(
+            plan.actions,
+            vec![
+                Action::CloneFrom {
+                    ordinal: 1,
+                    donor: 0,
+                    discarded: Some(GtidSet::parse(errant).unwrap())
+                },
+                Action::ClearRecloneRequest { ordinal: 1 },
+            ]
+        );
     }
 
     #[test]
     fn semi_sync_is_on_before_a_primary_with_history_becomes_writable() {
         for scenario in scenarios() {
-            let plan = decide(&scenario.observation);
+            let plan = decided(&scenario.observation);
             let writable_at = plan
                 .actions
                 .iter()

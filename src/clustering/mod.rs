@@ -2,8 +2,10 @@
 //! The states and invariants are written down in `docs/clustering.md`.
 
 pub mod decide;
+pub mod intent;
 pub mod observe;
 pub mod operate;
 
 pub use decide::{Action, Plan, Role, decide};
+pub use intent::{FailoverGate, FailoverPolicy, Intent};
 pub use observe::{InstanceObservation, MySqlObservation, Observation, PodFacts};

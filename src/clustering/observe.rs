@@ -40,6 +40,10 @@ pub struct PodFacts {
     pub ready: bool,
     pub role_label: Option<String>,
     pub terminating: bool,
+    /// The mysqld container runs and has passed its startup probe (it has not just restarted).
+    pub mysqld_started: bool,
+    /// A person asked for this instance to be re-cloned (the re-clone annotation).
+    pub reclone_requested: bool,
 }
 
 /// What an instance's mysqld said, or why it said nothing.
@@ -66,6 +70,16 @@ impl PodFacts {
             ready,
             role_label: pod.labels().get(naming::ROLE_LABEL).cloned(),
             terminating: pod.metadata.deletion_timestamp.is_some(),
+            mysqld_started: status
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.name == naming::MYSQLD_CONTAINER))
+                .is_some_and(|c| {
+                    c.state.as_ref().is_some_and(|s| s.running.is_some()) && c.started == Some(true)
+                }),
+            reclone_requested: pod
+                .annotations()
+                .get(naming::RECLONE_ANNOTATION)
+                .is_some_and(|v| v == "true"),
         }
     }
 }
@@ -173,6 +187,8 @@ pub(crate) mod tests {
                 ready: read_only.is_some(),
                 role_label: role.map(Into::into),
                 terminating: false,
+                mysqld_started: true,
+                reclone_requested: false,
             }),
             mysql: match read_only {
                 None => MySqlObservation::Unreachable("failed to connect".into()),

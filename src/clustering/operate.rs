@@ -21,6 +21,15 @@ const CLONE_TIMEOUT: Duration = Duration::from_secs(1800);
 const SOURCE_CONNECT_RETRY: Duration = Duration::from_secs(2);
 /// How long a promotion waits for the candidate to apply what it received.
 const RELAY_LOG_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a switchover waits for the new primary to apply the old one's last transactions;
+/// writes are refused meanwhile, so a replica this far behind should not have been chosen.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
+/// The operator's own accounts, whose sessions a demotion leaves alone.
+const OWN_USERS: &[&str] = &[
+    naming::OPERATOR_USER,
+    naming::REPLICATION_USER,
+    naming::PROBE_USER,
+];
 /// Retries before the I/O thread gives up (about two days at the retry interval above).
 const SOURCE_RETRY_COUNT: u32 = 86_400;
 
@@ -48,6 +57,12 @@ pub enum OperateError {
     },
     #[error("failed to {action} on instance {ordinal}: the pod has no IP")]
     NoAddress { action: &'static str, ordinal: u8 },
+    #[error("failed to remove the re-clone request from pod {pod}")]
+    Annotate {
+        pod: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("failed to label pod {pod} as {role}")]
     Label {
         pod: String,
@@ -62,7 +77,7 @@ impl OperateError {
     pub fn category(&self) -> &'static str {
         match self {
             OperateError::Sql { .. } | OperateError::NoAddress { .. } => "MySQLOperationFailed",
-            OperateError::Label { .. } => "PodLabelFailed",
+            OperateError::Label { .. } | OperateError::Annotate { .. } => "PodLabelFailed",
         }
     }
 }
@@ -111,15 +126,73 @@ async fn carry_out<C: MySqlConnector>(
             Ok(())
         }
         Action::MakeReadOnly { ordinal } => {
+            make_read_only(connector, target, observation, *ordinal).await
+        }
+        Action::ForceReadOnly { ordinal } => {
+            match make_read_only(connector, target, observation, *ordinal).await {
+                Err(OperateError::Sql {
+                    source: MySqlError::Timeout { .. },
+                    ..
+                }) => {
+                    // A commit waits for acknowledgements that cannot come (its replicas now
+                    // follow another primary) and holds `super_read_only` back. Its client was
+                    // disconnected; a restart is the one way out that acknowledges nothing.
+                    tracing::warn!(
+                        ordinal,
+                        "could not make a stray writable instance read-only; shutting it down"
+                    );
+                    sql(
+                        connector,
+                        target,
+                        observation,
+                        *ordinal,
+                        "shut down an instance that cannot be made read-only",
+                        |a| async move { a.shutdown().await },
+                    )
+                    .await
+                }
+                other => other,
+            }
+        }
+        Action::CatchUpWith { ordinal, source } => {
+            let gtids = sql(
+                connector,
+                target,
+                observation,
+                *source,
+                "read what the old primary executed",
+                |a| async move { Ok(a.status().await?.gtid_executed) },
+            )
+            .await?;
             sql(
                 connector,
                 target,
                 observation,
                 *ordinal,
-                "make read-only",
-                |a| async move { a.set_read_only(true).await },
+                "catch up with the old primary",
+                |a| async move {
+                    if a.wait_for_gtid(&gtids, CATCH_UP_TIMEOUT).await? {
+                        Ok(())
+                    } else {
+                        Err(MySqlError::Timeout {
+                            action: "catch up with the old primary".into(),
+                            endpoint: format!("instance {ordinal}"),
+                            after: CATCH_UP_TIMEOUT,
+                        })
+                    }
+                },
             )
             .await
+        }
+        Action::ClearRecloneRequest { ordinal } => {
+            let pod = naming::pod(target.cluster_name, *ordinal);
+            let patch = json!({"metadata": {"annotations": {naming::RECLONE_ANNOTATION: null}}});
+            target
+                .pods
+                .patch(&pod, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|source| OperateError::Annotate { pod, source })?;
+            Ok(())
         }
         Action::MakeWritable { ordinal } => {
             sql(
@@ -262,6 +335,32 @@ async fn carry_out<C: MySqlConnector>(
     }
 }
 
+/// Disconnects the clients and sets `super_read_only`.
+async fn make_read_only<C: MySqlConnector>(
+    connector: &C,
+    target: &OperateTarget<'_>,
+    observation: &Observation,
+    ordinal: u8,
+) -> Result<(), OperateError> {
+    sql(
+        connector,
+        target,
+        observation,
+        ordinal,
+        "make read-only",
+        |a| async move {
+            // Clients first: they reconnect through the Services to the new primary, and their
+            // commits cannot be acknowledged here once they are gone.
+            a.kill_client_sessions(OWN_USERS).await?;
+            a.set_read_only(true).await?;
+            // And those that connected meanwhile.
+            a.kill_client_sessions(OWN_USERS).await
+        },
+    )
+    .await
+    .map(|_killed| ())
+}
+
 /// Connects to one instance by its pod IP and runs `work` on the session.
 async fn sql<C, F, Fut, T>(
     connector: &C,
@@ -270,7 +369,7 @@ async fn sql<C, F, Fut, T>(
     ordinal: u8,
     action: &'static str,
     work: F,
-) -> Result<(), OperateError>
+) -> Result<T, OperateError>
 where
     C: MySqlConnector,
     F: FnOnce(C::Admin) -> Fut,
@@ -293,6 +392,5 @@ where
         .connect(&endpoint, target.operator)
         .await
         .map_err(wrap)?;
-    work(admin).await.map_err(wrap)?;
-    Ok(())
+    work(admin).await.map_err(wrap)
 }

@@ -1,9 +1,14 @@
 //! What every reconcile shares.
 
-use kube::Client;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use kube::runtime::events::Recorder;
+use kube::{Client, ResourceExt};
 
 use super::validate::OperatorSettings;
+use crate::api::MySQLCluster;
+use crate::clustering::{MySqlObservation, Observation};
 use crate::mysql::MySqlClient;
 
 /// Shared state of the controller.
@@ -12,4 +17,49 @@ pub struct Context {
     pub settings: OperatorSettings,
     pub connector: MySqlClient,
     pub recorder: Recorder,
+    /// Per cluster (by UID), how many observations in a row could not reach the recorded
+    /// primary. Kept in memory: a new leader starts counting afresh, which only delays a
+    /// failover by the threshold.
+    pub primary_failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context with no history.
+    pub fn new(
+        client: Client,
+        settings: OperatorSettings,
+        connector: MySqlClient,
+        recorder: Recorder,
+    ) -> Self {
+        Self {
+            client,
+            settings,
+            connector,
+            recorder,
+            primary_failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts this observation into the cluster's run of failed primary probes; returns the run.
+    pub fn count_primary_failures(&self, cluster: &MySQLCluster, observation: &Observation) -> u32 {
+        let failed = observation.current_primary.is_some_and(|primary| {
+            !observation
+                .instances
+                .iter()
+                .any(|i| i.ordinal == primary && matches!(i.mysql, MySqlObservation::Observed(_)))
+        });
+        let key = cluster.uid().unwrap_or_default();
+        let mut runs = self
+            .primary_failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if failed {
+            let run = runs.entry(key).or_insert(0);
+            *run += 1;
+            *run
+        } else {
+            runs.remove(&key);
+            0
+        }
+    }
 }

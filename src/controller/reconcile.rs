@@ -23,13 +23,11 @@ use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
 use crate::clustering::operate::{OperateTarget, operate};
-use crate::clustering::{Action as ClusterAction, decide};
+use crate::clustering::{Action as ClusterAction, Intent, Plan, decide};
 use crate::mysql::Credentials;
 use crate::resources::secret::ClusterPasswords;
 use crate::resources::{Resources, naming};
 
-/// How often a healthy cluster is looked at again, for the MySQL health check.
-pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// How soon a multi-step operation (a failover's fence) is looked at again.
 pub const FOLLOW_UP: Duration = Duration::from_millis(500);
 /// Back-off after a transient failure.
@@ -75,14 +73,16 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         })?;
     let passwords = ClusterPasswords::complete(&valid, existing_secret.as_ref());
 
-    // build, apply
-    let built = Resources::build(&valid, &passwords);
-    let (_applied, stats) = super::apply::apply_all(&ctx.client, ns, built).await?;
-    tracing::debug!(
-        written = stats.written,
-        unchanged = stats.unchanged,
-        "children applied"
-    );
+    // build, apply (a paused cluster's resources are left as they are)
+    if !valid.paused {
+        let built = Resources::build(&valid, &passwords);
+        let (_applied, stats) = super::apply::apply_all(&ctx.client, ns, built).await?;
+        tracing::debug!(
+            written = stats.written,
+            unchanged = stats.unchanged,
+            "children applied"
+        );
+    }
 
     // observe
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
@@ -121,8 +121,36 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     )
     .await;
 
-    // decide, operate
-    let plan = decide(&observation);
+    let primary_failures = ctx.count_primary_failures(cluster, &observation);
+    if valid.paused {
+        let plan = Plan::observed_only(&observation);
+        let status = compute_status(&valid, &observation, &plan, cluster.status.as_ref(), now());
+        if cluster.status.as_ref() != Some(&status) {
+            patch_status(ctx, cluster, &status).await?;
+        }
+        return Ok(valid.failover.probe_interval);
+    }
+
+    // decide
+    let last_failover = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.last_failover_time.as_ref())
+        .map(|t| t.0);
+    let intent = Intent {
+        desired_primary: valid.primary_instance,
+        failover: valid.failover.gate(last_failover, Timestamp::now()),
+        primary_failures,
+        failure_threshold: valid.failover.failure_threshold,
+    };
+    let plan = decide(&observation, &intent);
+    if plan.failover_from.is_some() {
+        // Record the new primary before promoting it: an operator that dies halfway leaves its
+        // successor a promotion to finish, never a second candidate to promote.
+        record_failover(ctx, cluster, &naming::pod(&valid.name, plan.primary)).await?;
+    }
+
+    // operate
     let replication = Credentials::new(
         naming::REPLICATION_USER,
         passwords
@@ -145,6 +173,23 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         }
     }
 
+    if let Some(old) = plan.switchover_from {
+        let note = format!(
+            "switched over from {} to {}",
+            naming::pod(&valid.name, old),
+            naming::pod(&valid.name, plan.primary)
+        );
+        let pod = pod_reference(ns, naming::pod(&valid.name, plan.primary));
+        publish(
+            ctx,
+            cluster,
+            EventType::Normal,
+            "SwitchedOver",
+            note,
+            Some(pod),
+        )
+        .await;
+    }
     if let Some(old) = plan.failover_from {
         let note = format!(
             "failed over from unreachable {} to {}",
@@ -171,8 +216,29 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     Ok(if plan.follow_up_soon {
         FOLLOW_UP
     } else {
-        HEALTH_CHECK_INTERVAL
+        valid.failover.probe_interval
     })
+}
+
+/// Records a failover's new primary and its time in the status, before the promotion.
+async fn record_failover(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    primary: &str,
+) -> Result<(), Error> {
+    let api: Api<MySQLCluster> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    // A merge patch of two fields: the full status follows with server-side apply after the
+    // promotion, which takes them over.
+    let patch = json!({"status": {"currentPrimary": primary, "lastFailoverTime": now()}});
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::Status)?;
+    Ok(())
 }
 
 /// The actions a user wants to see as events, with the instance they concern; the rest are routine.

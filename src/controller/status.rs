@@ -18,6 +18,7 @@ pub const DEGRADED: &str = "Degraded";
 pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
 pub const WRITABLE: &str = "Writable";
 pub const REPLICATING: &str = "Replicating";
+pub const PAUSED: &str = "Paused";
 
 fn thread_state(state: ThreadState) -> String {
     format!("{state:?}")
@@ -232,7 +233,23 @@ pub fn compute_status(
         Finding::FailoverBlocked { reason } => Some(reason.clone()),
         _ => None,
     });
-    if primary_reachable {
+    let unresponsive = plan.findings.iter().find_map(|f| match f {
+        Finding::PrimaryUnresponsive {
+            failures,
+            threshold,
+        } => Some((*failures, *threshold)),
+        _ => None,
+    });
+    if primary_reachable && cluster.paused {
+        set(
+            WRITABLE,
+            primary.is_some_and(
+                |p| matches!(&p.mysql, MySqlObservation::Observed(s) if s.is_writable()),
+            ),
+            "Paused",
+            format!("{primary_name} as observed; the operator is paused"),
+        );
+    } else if primary_reachable {
         set(
             WRITABLE,
             true,
@@ -241,6 +258,15 @@ pub fn compute_status(
         );
     } else if let Some(reason) = failover_blocked {
         set(WRITABLE, false, "FailoverBlocked", reason);
+    } else if let Some((failures, threshold)) = unresponsive {
+        set(
+            WRITABLE,
+            false,
+            "PrimaryUnresponsive",
+            format!(
+                "{primary_name} did not answer {failures} probe(s) in a row; it is declared lost after {threshold}"
+            ),
+        );
     } else {
         set(
             WRITABLE,
@@ -274,6 +300,44 @@ pub fn compute_status(
             Some(problems) => set(REPLICATING, false, "ReplicasNotFollowing", problems),
         }
     }
+    let switchover_waiting = plan.findings.iter().find_map(|f| match f {
+        Finding::SwitchoverWaiting { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    if cluster.paused {
+        set(
+            PAUSED,
+            true,
+            "PausedBySpec",
+            "spec.paused is true: no failover, switchover or change to the cluster's resources until it is false".into(),
+        );
+        set(
+            PROGRESSING,
+            false,
+            "Paused",
+            "the operator is paused".into(),
+        );
+    } else {
+        set(
+            PAUSED,
+            false,
+            "NotPaused",
+            "the operator manages the cluster".into(),
+        );
+        if let Some(old) = plan.switchover_from {
+            set(
+                PROGRESSING,
+                true,
+                "SwitchedOver",
+                format!(
+                    "switched the primary over from {} to {primary_name}",
+                    naming::pod(&cluster.name, old)
+                ),
+            );
+        } else if let Some(reason) = switchover_waiting {
+            set(PROGRESSING, true, "SwitchoverPending", reason);
+        }
+    }
     set(
         RECONCILE_SUCCESS,
         true,
@@ -298,6 +362,11 @@ pub fn compute_status(
             MySqlObservation::Observed(s) => Some(s.version.clone()),
             _ => None,
         }),
+        last_failover_time: if plan.failover_from.is_some() {
+            Some(now.clone())
+        } else {
+            previous.and_then(|s| s.last_failover_time.clone())
+        },
     }
 }
 
@@ -355,7 +424,7 @@ pub fn set_condition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clustering::decide;
+    use crate::clustering::decide::tests::decided;
     use crate::clustering::observe::tests::{
         instance, observation, primary_with, replica_following,
     };
@@ -397,7 +466,7 @@ mod tests {
     #[test]
     fn all_instances_ready_means_ready_with_the_primary_named() {
         let obs = ready_observation();
-        let status = compute_status(&validated("db", 3), &obs, &decide(&obs), None, at(100));
+        let status = compute_status(&validated("db", 3), &obs, &decided(&obs), None, at(100));
         assert_eq!(condition(&status, READY).status, "True");
         assert_eq!(condition(&status, PROGRESSING).status, "False");
         assert_eq!(status.current_primary.as_deref(), Some("db-0"));
@@ -412,7 +481,7 @@ mod tests {
         let cluster = validated("db", 3);
         let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
         let settled = settled_trio(history);
-        let ready = compute_status(&cluster, &settled, &decide(&settled), None, at(100));
+        let ready = compute_status(&cluster, &settled, &decided(&settled), None, at(100));
         let lost = observation(
             3,
             Some(0),
@@ -422,7 +491,7 @@ mod tests {
                 replica_following(2, 0, history),
             ],
         );
-        let status = compute_status(&cluster, &lost, &decide(&lost), Some(&ready), at(200));
+        let status = compute_status(&cluster, &lost, &decided(&lost), Some(&ready), at(200));
         assert_eq!(status.current_primary.as_deref(), Some("db-0"));
         assert_eq!(condition(&status, WRITABLE).status, "False");
     }
@@ -438,7 +507,7 @@ mod tests {
                 instance(2, None, None),
             ],
         );
-        let status = compute_status(&validated("db", 3), &obs, &decide(&obs), None, at(100));
+        let status = compute_status(&validated("db", 3), &obs, &decided(&obs), None, at(100));
         assert_eq!(condition(&status, READY).status, "False");
         assert_eq!(condition(&status, READY).reason, "PrimaryUnavailable");
         assert_eq!(condition(&status, PROGRESSING).status, "True");
@@ -450,7 +519,7 @@ mod tests {
     fn losing_an_instance_after_ready_is_degraded() {
         let cluster = validated("db", 3);
         let obs = ready_observation();
-        let ready = compute_status(&cluster, &obs, &decide(&obs), None, at(100));
+        let ready = compute_status(&cluster, &obs, &decided(&obs), None, at(100));
         let broken = observation(
             3,
             Some(0),
@@ -460,7 +529,7 @@ mod tests {
                 instance(2, Some(true), Some("replica")),
             ],
         );
-        let status = compute_status(&cluster, &broken, &decide(&broken), Some(&ready), at(200));
+        let status = compute_status(&cluster, &broken, &decided(&broken), Some(&ready), at(200));
         assert_eq!(condition(&status, DEGRADED).status, "True");
         assert!(condition(&status, DEGRADED).message.contains("db-1"));
         assert_eq!(condition(&status, READY).last_transition_time, at(200));
@@ -470,8 +539,8 @@ mod tests {
     fn transition_time_is_kept_when_the_status_does_not_change() {
         let cluster = validated("db", 3);
         let obs = ready_observation();
-        let first = compute_status(&cluster, &obs, &decide(&obs), None, at(100));
-        let second = compute_status(&cluster, &obs, &decide(&obs), Some(&first), at(200));
+        let first = compute_status(&cluster, &obs, &decided(&obs), None, at(100));
+        let second = compute_status(&cluster, &obs, &decided(&obs), Some(&first), at(200));
         assert_eq!(
             first, second,
             "a steady cluster yields an identical status, so no write is made"
@@ -482,7 +551,7 @@ mod tests {
     fn a_failed_reconcile_only_flips_reconcile_success() {
         let cluster = validated("db", 3);
         let obs = ready_observation();
-        let ready = compute_status(&cluster, &obs, &decide(&obs), None, at(100));
+        let ready = compute_status(&cluster, &obs, &decided(&obs), None, at(100));
         let failed = failed_status(
             Some(&ready),
             Some(2),
@@ -503,7 +572,7 @@ mod tests {
     fn replicas_following_the_primary_make_the_cluster_replicating() {
         let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
         let obs = settled_trio(history);
-        let status = compute_status(&validated("db", 3), &obs, &decide(&obs), None, at(100));
+        let status = compute_status(&validated("db", 3), &obs, &decided(&obs), None, at(100));
         assert_eq!(condition(&status, REPLICATING).status, "True");
         assert_eq!(condition(&status, WRITABLE).status, "True");
         let replica = &status.instances[1];
@@ -525,7 +594,7 @@ mod tests {
                 instance(2, Some(true), Some("replica")),
             ],
         );
-        let status = compute_status(&validated("db", 3), &obs, &decide(&obs), None, at(100));
+        let status = compute_status(&validated("db", 3), &obs, &decided(&obs), None, at(100));
         let replicating = condition(&status, REPLICATING);
         assert_eq!(replicating.status, "False");
         assert_eq!(replicating.message, "db-2 does not replicate");
@@ -541,7 +610,7 @@ mod tests {
             "",
         );
         let obs = observation(2, Some(0), vec![primary_with(0, 2, history), replica]);
-        let status = compute_status(&validated("db", 2), &obs, &decide(&obs), None, at(100));
+        let status = compute_status(&validated("db", 2), &obs, &decided(&obs), None, at(100));
         assert_eq!(status.instances[1].errant_gtids.as_deref(), Some(errant));
         assert!(condition(&status, REPLICATING).message.contains("errant"));
     }

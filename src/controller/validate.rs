@@ -5,6 +5,7 @@
 //! resolves defaults that depend on the operator's settings, such as the image.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -13,6 +14,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::api::owned_settings::is_owned_setting;
 use crate::api::{ClientServiceSpec, MySQLCluster, PodTemplateOverrides, SecretKeySelector};
+use crate::clustering::FailoverPolicy;
 use crate::resources::naming;
 
 /// Operator-wide settings that shape what the builders produce.
@@ -49,6 +51,10 @@ pub struct ValidatedCluster {
     pub pod_template: PodTemplateOverrides,
     pub primary_service: ClientServiceSpec,
     pub replicas_service: ClientServiceSpec,
+    /// `spec.primaryInstance`, checked to be one of the instances.
+    pub primary_instance: Option<u8>,
+    pub failover: FailoverPolicy,
+    pub paused: bool,
 }
 
 /// Why a spec cannot be acted on until the user edits it.
@@ -64,6 +70,10 @@ pub enum InvalidSpec {
     SettingName(String),
     #[error("spec.mysqlConfig value of {0:?} must be a single line")]
     SettingValue(String),
+    #[error(
+        "spec.primaryInstance must be the ordinal of one of the {instances} instances, got {got}"
+    )]
+    PrimaryInstance { got: i32, instances: u8 },
     #[error("the MySQLCluster has no {0}")]
     Metadata(&'static str),
 }
@@ -105,6 +115,23 @@ pub fn validate(
         }
     }
 
+    let primary_instance = match spec.primary_instance {
+        None => None,
+        Some(got) => Some(
+            u8::try_from(got)
+                .ok()
+                .filter(|p| *p < instances)
+                .ok_or(InvalidSpec::PrimaryInstance { got, instances })?,
+        ),
+    };
+    let seconds = |s: i32| Duration::from_secs(u64::try_from(s).unwrap_or(0));
+    let failover = FailoverPolicy {
+        enabled: spec.failover.enabled,
+        probe_interval: seconds(spec.failover.probe_interval_seconds.max(1)),
+        failure_threshold: u32::try_from(spec.failover.failure_threshold.max(1)).unwrap_or(1),
+        min_interval: seconds(spec.failover.min_interval_seconds),
+    };
+
     let image = spec
         .image
         .clone()
@@ -132,6 +159,9 @@ pub fn validate(
         pod_template: spec.pod_template.clone(),
         primary_service: spec.primary_service.clone(),
         replicas_service: spec.replicas_service.clone(),
+        primary_instance,
+        failover,
+        paused: spec.paused,
         name,
         namespace,
     })
@@ -169,6 +199,9 @@ pub(crate) mod tests {
                 pod_template: Default::default(),
                 primary_service: Default::default(),
                 replicas_service: Default::default(),
+                primary_instance: None,
+                failover: Default::default(),
+                paused: false,
             },
         );
         cluster.metadata.namespace = Some("shop".into());
@@ -230,6 +263,37 @@ pub(crate) mod tests {
         let err =
             validate(&with_config("[client]", "x"), &OperatorSettings::default()).unwrap_err();
         assert_eq!(err, InvalidSpec::SettingName("[client]".into()));
+    }
+
+    #[test]
+    fn primary_instance_must_be_one_of_the_instances() {
+        let mut cluster = sample_cluster("db", 3);
+        cluster.spec.primary_instance = Some(3);
+        let err = validate(&cluster, &OperatorSettings::default()).unwrap_err();
+        assert_eq!(
+            err,
+            InvalidSpec::PrimaryInstance {
+                got: 3,
+                instances: 3
+            }
+        );
+        cluster.spec.primary_instance = Some(2);
+        let valid = validate(&cluster, &OperatorSettings::default()).unwrap();
+        assert_eq!(valid.primary_instance, Some(2));
+    }
+
+    #[test]
+    fn failover_defaults_probe_every_two_seconds_and_allow_one_failover_in_five_minutes() {
+        let valid = validate(&sample_cluster("db", 3), &OperatorSettings::default()).unwrap();
+        assert_eq!(
+            valid.failover,
+            FailoverPolicy {
+                enabled: true,
+                probe_interval: Duration::from_secs(2),
+                failure_threshold: 3,
+                min_interval: Duration::from_secs(300),
+            }
+        );
     }
 
     #[test]

@@ -323,6 +323,18 @@ pub trait MySqlAdmin: Send + Sync {
     fn set_read_only(&self, read_only: bool)
     -> impl Future<Output = Result<(), MySqlError>> + Send;
 
+    /// Disconnects every client session except those of `keep_users` and the server's own
+    /// threads; returns how many were killed. Run on a demoted primary, so that clients reconnect
+    /// through the Services to the new one and no commit waits there for an acknowledgement.
+    fn kill_client_sessions(
+        &self,
+        keep_users: &[&str],
+    ) -> impl Future<Output = Result<u32, MySqlError>> + Send;
+
+    /// `SHUTDOWN`: mysqld stops, and its container restarts it (read-only, from its
+    /// configuration). Client connections are closed before anything waiting is released.
+    fn shutdown(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
     /// Creates the account, resets its password if it no longer logs in, and
     /// grants missing privileges; writes nothing when all is in place. Writes
     /// are replicated, so this runs on the writable primary only: on a

@@ -565,6 +565,51 @@ impl MySqlAdmin for MySqlSession {
         }
     }
 
+    async fn kill_client_sessions(&self, keep_users: &[&str]) -> Result<u32, MySqlError> {
+        const ACTION: &str = "kill client sessions";
+        let rows = self.query_rows(ACTION, "SHOW PROCESSLIST").await?;
+        let own_id = self
+            .run(ACTION, self.settings.query_timeout, |c| {
+                let id = c.id();
+                Box::pin(async move { Ok(id) })
+            })
+            .await?;
+        let mut killed = 0;
+        for row in rows {
+            let (Some(id), Some(user), Some(command)) = (
+                row.get_opt::<u32, usize>(0).and_then(Result::ok),
+                row.get_opt::<String, usize>(1).and_then(Result::ok),
+                row.get_opt::<String, usize>(4).and_then(Result::ok),
+            ) else {
+                continue;
+            };
+            let servers_own = matches!(
+                command.as_str(),
+                "Daemon" | "Binlog Dump" | "Binlog Dump GTID" | "Killed"
+            ) || matches!(user.as_str(), "system user" | "event_scheduler");
+            if id == own_id || servers_own || keep_users.contains(&user.as_str()) {
+                continue;
+            }
+            match self
+                .query_drop(ACTION, format!("KILL CONNECTION {id}"))
+                .await
+            {
+                Ok(()) => killed += 1,
+                Err(MySqlError::Query { code, .. }) if code == ER_NO_SUCH_THREAD => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(killed)
+    }
+
+    async fn shutdown(&self) -> Result<(), MySqlError> {
+        match self.query_drop("shut down", "SHUTDOWN".into()).await {
+            // The server may close this very connection as it goes down.
+            Ok(()) | Err(MySqlError::ConnectionLost { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn ensure_user(&self, user: &UserSpec) -> Result<UserChange, MySqlError> {
         const ACTION: &str = "ensure user";
         sql::validate_account(ACTION, &user.name, &user.host)?;

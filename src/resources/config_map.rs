@@ -15,6 +15,8 @@ pub const INIT_SCRIPT: &str = "init.sh";
 pub const READY_SCRIPT: &str = "ready.sh";
 /// The liveness probe's script.
 pub const ALIVE_SCRIPT: &str = "alive.sh";
+/// The mysqld container's preStop hook: a primary waits to be switched over.
+pub const PRE_STOP_SCRIPT: &str = "pre-stop.sh";
 
 /// Settings a user may override through `spec.mysqlConfig`.
 const OVERRIDABLE_DEFAULTS: &[(&str, &str)] = &[
@@ -89,6 +91,10 @@ pub fn build_config_map(cluster: &ValidatedCluster) -> ConfigMap {
             (
                 ALIVE_SCRIPT.to_string(),
                 include_str!("scripts/alive.sh").to_string(),
+            ),
+            (
+                PRE_STOP_SCRIPT.to_string(),
+                include_str!("scripts/pre-stop.sh").to_string(),
             ),
         ])),
         ..Default::default()

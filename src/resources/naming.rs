@@ -12,6 +12,9 @@ pub const ROLE_PRIMARY: &str = "primary";
 pub const ROLE_REPLICA: &str = "replica";
 /// The annotation holding a hash of what the operator last applied to an object.
 pub const APPLIED_HASH_ANNOTATION: &str = "mysql.sakila.dev/applied-hash";
+/// Set to "true" on a replica's pod to have its data replaced by a clone (e.g. to discard errant
+/// transactions); the operator removes it once done.
+pub const RECLONE_ANNOTATION: &str = "mysql.sakila.dev/reclone";
 /// The pod template annotation that changes when the mysqld configuration changes.
 pub const CONFIG_HASH_ANNOTATION: &str = "mysql.sakila.dev/config-hash";
 /// The field manager of every server-side apply the operator makes.

@@ -8,14 +8,14 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, DownwardAPIVolumeFile,
-    DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, Volume,
-    VolumeMount, VolumeResourceRequirements,
+    DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, Lifecycle,
+    LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
+    SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-use super::config_map::{ALIVE_SCRIPT, INIT_SCRIPT, MY_CNF, READY_SCRIPT};
+use super::config_map::{ALIVE_SCRIPT, INIT_SCRIPT, MY_CNF, PRE_STOP_SCRIPT, READY_SCRIPT};
 use super::{content_hash, meta, naming};
 use crate::controller::validate::ValidatedCluster;
 
@@ -23,6 +23,9 @@ use crate::controller::validate::ValidatedCluster;
 const MYSQL_UID: i64 = 999;
 /// Long enough for InnoDB to flush a large buffer pool on shutdown.
 const TERMINATION_GRACE_SECONDS: i64 = 300;
+/// How long a deleted primary's preStop hook waits for the operator's switchover; well inside
+/// the grace period, so mysqld still has minutes to shut down cleanly.
+const PRE_STOP_WAIT_SECONDS: u32 = 60;
 /// The PVC template's name; PVCs are `data-<pod>`.
 pub const DATA_VOLUME: &str = "data";
 
@@ -256,15 +259,32 @@ fn mysqld_container(cluster: &ValidatedCluster) -> Container {
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
-        env: Some(vec![EnvVar {
-            name: "MAX_REPLICA_LAG_SECONDS".into(),
-            value: Some(cluster.max_replica_lag_seconds.to_string()),
-            ..Default::default()
-        }]),
+        env: Some(vec![
+            EnvVar {
+                name: "MAX_REPLICA_LAG_SECONDS".into(),
+                value: Some(cluster.max_replica_lag_seconds.to_string()),
+                ..Default::default()
+            },
+            EnvVar {
+                name: "PRE_STOP_WAIT_SECONDS".into(),
+                value: Some(PRE_STOP_WAIT_SECONDS.to_string()),
+                ..Default::default()
+            },
+        ]),
         // Crash recovery of a large InnoDB can take long: allow an hour before liveness applies.
-        startup_probe: Some(script_probe(ALIVE_SCRIPT, 10, 360)),
+        // Probed often, so a restarted primary is routed to again as soon as it is back.
+        startup_probe: Some(script_probe(ALIVE_SCRIPT, 2, 1800)),
         liveness_probe: Some(script_probe(ALIVE_SCRIPT, 10, 6)),
         readiness_probe: Some(script_probe(READY_SCRIPT, 2, 2)),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(vec!["sh".into(), format!("/etc/sakila/{PRE_STOP_SCRIPT}")]),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         volume_mounts: Some(mounts),
         resources: cluster.resources.clone(),
         security_context: Some(restricted_security_context()),

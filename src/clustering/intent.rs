@@ -1,0 +1,129 @@
+//! What the user asked for and what the operator remembers, as `decide` needs it: the wanted
+//! primary and whether an automatic failover may happen now.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+/// `spec.failover`, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailoverPolicy {
+    /// Automatic failover is on.
+    pub enabled: bool,
+    /// How often a cluster is probed.
+    pub probe_interval: Duration,
+    /// Consecutive failed probes before a primary whose pod still runs is declared lost.
+    pub failure_threshold: u32,
+    /// At most one automatic failover within this period.
+    pub min_interval: Duration,
+}
+
+impl Default for FailoverPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            probe_interval: Duration::from_secs(2),
+            failure_threshold: 3,
+            min_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Whether an automatic failover may happen now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailoverGate {
+    Open,
+    /// Closed, with the reason for the status.
+    Closed(String),
+}
+
+impl FailoverPolicy {
+    /// The gate for a failover decided at `now`, given when the last one was decided.
+    pub fn gate(&self, last_failover: Option<Timestamp>, now: Timestamp) -> FailoverGate {
+        if !self.enabled {
+            return FailoverGate::Closed(
+                "automatic failover is off (spec.failover.enabled is false)".into(),
+            );
+        }
+        let Some(last) = last_failover else {
+            return FailoverGate::Open;
+        };
+        let Ok(period) = jiff::SignedDuration::try_from(self.min_interval) else {
+            return FailoverGate::Open;
+        };
+        match last.checked_add(period) {
+            Ok(next) if next > now => FailoverGate::Closed(format!(
+                "the last automatic failover was at {last}; spec.failover.minIntervalSeconds allows the next one from {next}",
+                last = last.round(jiff::Unit::Second).unwrap_or(last),
+                next = next.round(jiff::Unit::Second).unwrap_or(next),
+            )),
+            _ => FailoverGate::Open,
+        }
+    }
+}
+
+/// Everything besides the observation that `decide` takes into account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Intent {
+    /// `spec.primaryInstance`: a change is a planned switchover.
+    pub desired_primary: Option<u8>,
+    /// Whether an automatic failover may happen now.
+    pub failover: FailoverGate,
+    /// How many observations in a row could not reach the recorded primary, this one included.
+    pub primary_failures: u32,
+    /// Failed observations after which a primary whose pod still runs is declared lost.
+    pub failure_threshold: u32,
+}
+
+impl Default for Intent {
+    fn default() -> Self {
+        Self {
+            desired_primary: None,
+            failover: FailoverGate::Open,
+            primary_failures: 0,
+            failure_threshold: 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn failover_is_allowed_when_none_happened_yet() {
+        let gate = FailoverPolicy::default().gate(None, at("2026-11-26T10:00:00Z"));
+        assert_eq!(gate, FailoverGate::Open);
+    }
+
+    #[test]
+    fn a_second_failover_within_the_minimum_interval_is_refused_with_the_time_it_is_allowed() {
+        let gate = FailoverPolicy::default()
+            .gate(Some(at("2026-11-26T10:00:00Z")), at("2026-11-26T10:04:59Z"));
+        let FailoverGate::Closed(reason) = gate else {
+            panic!("expected closed, got {gate:?}");
+        };
+        assert!(reason.contains("2026-11-26T10:05:00Z"), "{reason}");
+    }
+
+    #[test]
+    fn failover_is_allowed_again_after_the_minimum_interval() {
+        let gate = FailoverPolicy::default()
+            .gate(Some(at("2026-11-26T10:00:00Z")), at("2026-11-26T10:05:00Z"));
+        assert_eq!(gate, FailoverGate::Open);
+    }
+
+    #[test]
+    fn disabled_failover_is_always_refused() {
+        let policy = FailoverPolicy {
+            enabled: false,
+            ..Default::default()
+        };
+        let gate = policy.gate(None, at("2026-11-26T10:00:00Z"));
+        assert!(matches!(gate, FailoverGate::Closed(r) if r.contains("spec.failover.enabled")));
+    }
+}
