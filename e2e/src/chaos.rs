@@ -1,9 +1,14 @@
 //! The chaos tools: a writer that records every acknowledged commit and a sampler that counts
 //! writable instances, both running inside a client pod so they see the cluster as a client does.
 
+use std::process::Command;
 use std::time::Duration;
 
-use crate::TestNamespace;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use sakila::api::MySQLCluster;
+
+use crate::{TestNamespace, wait_ready, wait_until};
 
 /// What the writer and the sampler saw during a scenario.
 #[derive(Debug)]
@@ -45,15 +50,17 @@ pub async fn start(ns: &TestNamespace, client: &str, cluster: &str, instances: u
         .map(|o| format!("{cluster}-{o}.{cluster}.{}.svc", ns.name))
         .collect();
     // Every id is tried once; only an acknowledged INSERT is recorded. A failed or timed-out
-    // attempt is not retried, so a recorded id is exactly an acknowledged commit.
+    // attempt is not retried, so a recorded id is exactly an acknowledged commit. The timeout
+    // keeps a commit that waits for acknowledgements (a primary cut off from its replicas) from
+    // stalling the writer: such a commit is not acknowledged.
     let writer = format!(
         "end=$(( $(date +%s) + {seconds} )); i=0; while [ $(date +%s) -lt $end ]; do i=$((i+1)); \
-         if mysql -h {primary} {login} -e \"INSERT INTO chaos.log VALUES ($i)\" 2>/dev/null; \
+         if timeout 3 mysql -h {primary} {login} -e \"INSERT INTO chaos.log VALUES ($i)\" 2>/dev/null; \
          then echo \"$i $(date +%s%N)\"; fi; done > /tmp/acked 2>&1"
     );
     let sampler = format!(
         "end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt $end ]; do n=0; \
-         for h in {hosts}; do v=$(mysql -h $h {login} -N -B -e 'SELECT @@global.super_read_only' 2>/dev/null); \
+         for h in {hosts}; do v=$(timeout 2 mysql -h $h {login} -N -B -e 'SELECT @@global.super_read_only' 2>/dev/null); \
          [ \"$v\" = 0 ] && n=$((n+1)); done; echo \"$(date +%s%N) $n\"; sleep 0.2; done > /tmp/writable 2>&1",
         hosts = hosts.join(" ")
     );
@@ -109,4 +116,186 @@ pub async fn missing_on(
         .map(|(id, _)| *id)
         .filter(|id| !present.contains(id))
         .collect())
+}
+
+/// Crashes mysqld in a pod: SIGSEGV to the container's PID 1 (a pid namespace's init ignores
+/// SIGKILL from inside; mysqld handles SIGSEGV by dying, as in a real crash).
+pub async fn crash_mysqld(ns: &TestNamespace, pod: &str) {
+    ns.try_exec(pod, "mysqld", &["kill", "-SEGV", "1"])
+        .await
+        .unwrap_or_else(|e| panic!("failed to crash mysqld in {pod}: {e}"));
+}
+
+/// The cluster's recorded primary.
+pub async fn current_primary(ns: &TestNamespace, cluster: &str) -> Option<String> {
+    let clusters: Api<MySQLCluster> = ns.api();
+    clusters.get(cluster).await.ok()?.status?.current_primary
+}
+
+/// Waits until the recorded primary differs from `old`, and returns it.
+pub async fn wait_for_new_primary(ns: &TestNamespace, cluster: &str, old: &str) -> String {
+    wait_until(
+        &format!("a primary other than {old}"),
+        Duration::from_secs(180),
+        || async { current_primary(ns, cluster).await.filter(|p| p != old) },
+    )
+    .await
+}
+
+/// What a scenario ended with, for the log and the benchmark.
+#[derive(Debug)]
+pub struct Outcome {
+    pub acknowledged: usize,
+    pub longest_write_gap: Duration,
+    pub most_writable_at_once: usize,
+    pub lost: usize,
+    pub primary: Option<String>,
+}
+
+/// The checks every scenario ends with: at most one writable instance was ever seen, the
+/// cluster is Ready again, every acknowledged write is on every instance, and the GTID sets of
+/// all instances converge.
+pub async fn verify(
+    ns: &TestNamespace,
+    cluster: &str,
+    instances: u8,
+    record: &ChaosRecord,
+) -> Outcome {
+    assert!(
+        record.most_writable_at_once() <= 1,
+        "two instances were writable at once"
+    );
+    wait_ready(ns, cluster).await;
+    let mut lost = 0;
+    for ordinal in 0..instances {
+        let pod = format!("{cluster}-{ordinal}");
+        let missing = wait_until(
+            &format!("{pod} to hold every acknowledged write"),
+            Duration::from_secs(240),
+            || async {
+                let missing = missing_on(ns, cluster, &pod, record).await.ok()?;
+                missing.is_empty().then_some(missing)
+            },
+        )
+        .await;
+        lost += missing.len();
+    }
+    let gtids = wait_until(
+        "the GTID sets to converge",
+        Duration::from_secs(120),
+        || async {
+            let mut sets = Vec::new();
+            for ordinal in 0..instances {
+                let pod = format!("{cluster}-{ordinal}");
+                let set = ns
+                    .sql(
+                        cluster,
+                        &pod,
+                        "SELECT REPLACE(@@global.gtid_executed, '\\n', '')",
+                    )
+                    .await
+                    .ok()?;
+                sets.push(set.trim().to_string());
+            }
+            sets.windows(2).all(|w| w[0] == w[1]).then_some(sets)
+        },
+    )
+    .await;
+    assert!(!gtids[0].is_empty());
+    let outcome = Outcome {
+        acknowledged: record.acknowledged.len(),
+        longest_write_gap: record.longest_write_gap(),
+        most_writable_at_once: record.most_writable_at_once(),
+        lost,
+        primary: current_primary(ns, cluster).await,
+    };
+    println!("chaos outcome in {}: {outcome:?}", ns.name);
+    outcome
+}
+
+/// The pod's IP.
+pub async fn pod_ip(ns: &TestNamespace, pod: &str) -> String {
+    let pods: Api<Pod> = ns.api();
+    pods.get(pod)
+        .await
+        .ok()
+        .and_then(|p| p.status?.pod_ip)
+        .unwrap_or_else(|| panic!("{pod} has no IP"))
+}
+
+/// A network partition of one pod from everything else, made with iptables on the testbed's
+/// node (pod traffic crosses the node's bridge, which iptables sees). Healed on drop.
+pub struct Partition {
+    ip: String,
+    healed: bool,
+}
+
+impl Partition {
+    /// Cuts the pod with this IP off; only on the testbed (the suite runs on its node as root).
+    pub fn cut(ip: &str) -> Partition {
+        for args in Self::rules(ip, "-I") {
+            run_iptables(&args);
+        }
+        Partition {
+            ip: ip.to_string(),
+            healed: false,
+        }
+    }
+
+    /// Removes the rules.
+    pub fn heal(mut self) {
+        self.remove();
+    }
+
+    fn remove(&mut self) {
+        if !self.healed {
+            for args in Self::rules(&self.ip, "-D") {
+                run_iptables(&args);
+            }
+            self.healed = true;
+        }
+    }
+
+    fn rules(ip: &str, op: &str) -> Vec<Vec<String>> {
+        ["-s", "-d"]
+            .iter()
+            .flat_map(|dir| {
+                ["FORWARD", "INPUT", "OUTPUT"].map(|chain| {
+                    [
+                        op,
+                        chain,
+                        dir,
+                        ip,
+                        "-j",
+                        "DROP",
+                        "-m",
+                        "comment",
+                        "--comment",
+                        "sakila-e2e-partition",
+                    ]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+                })
+            })
+            .collect()
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn run_iptables(args: &[String]) {
+    let out = Command::new("iptables")
+        .args(args)
+        .output()
+        .expect("iptables runs");
+    assert!(
+        out.status.success(),
+        "iptables {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

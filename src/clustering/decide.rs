@@ -1225,6 +1225,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_scale_down_below_the_primary_switches_over_first() {
+        let mut obs = settled_trio();
+        obs.desired_instances = 2;
+        obs.current_primary = Some(2);
+        obs.instances = vec![
+            replica_following(0, 2, HISTORY),
+            replica_following(1, 2, HISTORY),
+            primary_with(2, 3, HISTORY),
+        ];
+        let plan = decided(&obs);
+        assert_eq!(plan.switchover_from, Some(2));
+        assert_eq!(plan.primary, 0);
+        assert_never_two_writers("scale-down", &obs, &plan);
+    }
+
+    #[test]
     fn switchover_to_the_current_primary_changes_nothing() {
         let plan = decide(&settled_trio(), &wanting(0));
         assert_eq!(plan.actions, vec![]);

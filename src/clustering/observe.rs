@@ -16,7 +16,8 @@ pub struct Observation {
     pub desired_instances: u8,
     /// The primary recorded in the status, if any.
     pub current_primary: Option<u8>,
-    /// One entry per desired ordinal, in order.
+    /// One entry per ordinal, in order: every desired one, and the recorded primary if it is
+    /// beyond them (a scale-down that waits for a switchover).
     pub instances: Vec<InstanceObservation>,
 }
 
@@ -99,7 +100,8 @@ pub async fn observe<C: MySqlConnector>(
     current_primary: Option<u8>,
     pods: &[Pod],
 ) -> Observation {
-    let instances = (0..desired_instances).map(|ordinal| {
+    let observed = current_primary.map_or(desired_instances, |p| desired_instances.max(p + 1));
+    let instances = (0..observed).map(|ordinal| {
         let pod = pods
             .iter()
             .find(|p| naming::ordinal_of(cluster_name, &p.name_any()) == Some(ordinal))

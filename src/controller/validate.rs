@@ -40,6 +40,9 @@ pub struct ValidatedCluster {
     pub generation: Option<i64>,
     pub owner: OwnerReference,
     pub instances: u8,
+    /// Pods the StatefulSet keeps: `instances`, or more while the recorded primary is beyond
+    /// them (a scale-down waits for the switchover away from it).
+    pub serving_instances: u8,
     pub version: String,
     pub image: String,
     pub storage_size: Quantity,
@@ -124,6 +127,12 @@ pub fn validate(
                 .ok_or(InvalidSpec::PrimaryInstance { got, instances })?,
         ),
     };
+    let recorded_primary = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.current_primary.as_deref())
+        .and_then(|p| naming::ordinal_of(&name, p));
+    let serving_instances = recorded_primary.map_or(instances, |p| instances.max(p + 1));
     let seconds = |s: i32| Duration::from_secs(u64::try_from(s).unwrap_or(0));
     let failover = FailoverPolicy {
         enabled: spec.failover.enabled,
@@ -148,6 +157,7 @@ pub fn validate(
         generation: cluster.metadata.generation,
         owner,
         instances,
+        serving_instances,
         version: spec.version.clone(),
         image,
         storage_size: spec.storage.size.clone(),
@@ -280,6 +290,20 @@ pub(crate) mod tests {
         cluster.spec.primary_instance = Some(2);
         let valid = validate(&cluster, &OperatorSettings::default()).unwrap();
         assert_eq!(valid.primary_instance, Some(2));
+    }
+
+    #[test]
+    fn a_scale_down_keeps_the_primary_until_it_moved() {
+        let mut cluster = sample_cluster("db", 3);
+        cluster.status = Some(crate::api::MySQLClusterStatus {
+            current_primary: Some("db-4".into()),
+            ..Default::default()
+        });
+        let valid = validate(&cluster, &OperatorSettings::default()).unwrap();
+        assert_eq!((valid.instances, valid.serving_instances), (3, 5));
+        cluster.status.as_mut().unwrap().current_primary = Some("db-1".into());
+        let valid = validate(&cluster, &OperatorSettings::default()).unwrap();
+        assert_eq!((valid.instances, valid.serving_instances), (3, 3));
     }
 
     #[test]

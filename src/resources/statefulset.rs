@@ -47,7 +47,7 @@ pub fn build_statefulset(cluster: &ValidatedCluster, config_hash: &str) -> State
     StatefulSet {
         metadata: meta(cluster, name),
         spec: Some(StatefulSetSpec {
-            replicas: Some(i32::from(cluster.instances)),
+            replicas: Some(i32::from(cluster.serving_instances)),
             service_name: Some(naming::headless_service(&cluster.name)),
             selector: LabelSelector {
                 match_labels: Some(naming::selector_labels(&cluster.name)),

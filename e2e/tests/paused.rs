@@ -1,0 +1,78 @@
+//! `spec.paused`: the operator takes no action on a paused cluster and says so; unpausing
+//! resumes.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
+use sakila::api::MySQLCluster;
+use sakila_e2e::{TestNamespace, cluster_manifest, force_delete_pod, wait_ready, wait_until};
+use serde_json::json;
+
+async fn set_paused(clusters: &Api<MySQLCluster>, paused: bool) {
+    clusters
+        .patch(
+            "solo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": paused}})),
+        )
+        .await
+        .unwrap();
+}
+
+fn condition(cluster: &MySQLCluster, type_: &str) -> Option<String> {
+    cluster
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
+}
+
+#[tokio::test]
+async fn a_paused_cluster_is_not_healed_until_it_is_unpaused() {
+    let ns = TestNamespace::new("paused").await;
+    ns.create::<MySQLCluster>(cluster_manifest("solo", 1)).await;
+    wait_ready(&ns, "solo").await;
+    let clusters: Api<MySQLCluster> = ns.api();
+    set_paused(&clusters, true).await;
+    wait_until("the Paused condition", Duration::from_secs(30), || async {
+        let cluster = clusters.get("solo").await.ok()?;
+        (condition(&cluster, "Paused").as_deref() == Some("True")).then_some(())
+    })
+    .await;
+
+    // The primary's pod is replaced: its mysqld starts read-only, and only the operator would
+    // make it writable again.
+    let pods: Api<Pod> = ns.api();
+    force_delete_pod(&pods, "solo-0").await;
+    wait_until(
+        "solo-0's mysqld to answer",
+        Duration::from_secs(180),
+        || async { ns.sql("solo", "solo-0", "SELECT 1").await.ok() },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let read_only = ns
+        .sql("solo", "solo-0", "SELECT @@global.super_read_only")
+        .await
+        .unwrap();
+    assert_eq!(
+        read_only.trim(),
+        "1",
+        "the paused operator made solo-0 writable"
+    );
+    let cluster = clusters.get("solo").await.unwrap();
+    assert_eq!(condition(&cluster, "Ready").as_deref(), Some("False"));
+    assert_eq!(condition(&cluster, "Paused").as_deref(), Some("True"));
+
+    set_paused(&clusters, false).await;
+    let cluster = wait_ready(&ns, "solo").await;
+    assert_eq!(condition(&cluster, "Paused").as_deref(), Some("False"));
+    let read_only = ns
+        .sql("solo", "solo-0", "SELECT @@global.super_read_only")
+        .await
+        .unwrap();
+    assert_eq!(read_only.trim(), "0");
+}
