@@ -2,7 +2,7 @@
 //! writable instances, both running inside a client pod so they see the cluster as a client does.
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -149,6 +149,8 @@ pub struct Outcome {
     pub longest_write_gap: Duration,
     pub most_writable_at_once: usize,
     pub lost: usize,
+    /// Every instance ended with the same GTID set.
+    pub converged: bool,
     pub primary: Option<String>,
 }
 
@@ -165,48 +167,64 @@ pub async fn verify(
         record.most_writable_at_once() <= 1,
         "two instances were writable at once"
     );
+    let outcome = measure(ns, cluster, instances, record).await;
+    assert!(outcome.converged, "the GTID sets did not converge");
+    outcome
+}
+
+/// Waits for the cluster to be Ready and every instance to hold every acknowledged write (or
+/// for the wait to run out), and reports; asserts nothing, for the benchmark.
+pub async fn measure(
+    ns: &TestNamespace,
+    cluster: &str,
+    instances: u8,
+    record: &ChaosRecord,
+) -> Outcome {
     wait_ready(ns, cluster).await;
     let mut lost = 0;
     for ordinal in 0..instances {
         let pod = format!("{cluster}-{ordinal}");
-        let missing = wait_until(
-            &format!("{pod} to hold every acknowledged write"),
-            Duration::from_secs(240),
-            || async {
-                let missing = missing_on(ns, cluster, &pod, record).await.ok()?;
-                missing.is_empty().then_some(missing)
-            },
-        )
-        .await;
-        lost += missing.len();
-    }
-    let gtids = wait_until(
-        "the GTID sets to converge",
-        Duration::from_secs(120),
-        || async {
-            let mut sets = Vec::new();
-            for ordinal in 0..instances {
-                let pod = format!("{cluster}-{ordinal}");
-                let set = ns
-                    .sql(
-                        cluster,
-                        &pod,
-                        "SELECT REPLACE(@@global.gtid_executed, '\\n', '')",
-                    )
-                    .await
-                    .ok()?;
-                sets.push(set.trim().to_string());
+        let deadline = Instant::now() + Duration::from_secs(240);
+        let missing = loop {
+            let missing = missing_on(ns, cluster, &pod, record).await;
+            match missing {
+                Ok(m) if m.is_empty() => break 0,
+                Ok(m) if Instant::now() > deadline => break m.len(),
+                Err(e) if Instant::now() > deadline => panic!("cannot read {pod}: {e}"),
+                _ => tokio::time::sleep(Duration::from_millis(500)).await,
             }
-            sets.windows(2).all(|w| w[0] == w[1]).then_some(sets)
-        },
-    )
-    .await;
-    assert!(!gtids[0].is_empty());
+        };
+        lost += missing;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let converged = loop {
+        let mut sets = Vec::new();
+        for ordinal in 0..instances {
+            let pod = format!("{cluster}-{ordinal}");
+            let set = ns
+                .sql(
+                    cluster,
+                    &pod,
+                    "SELECT REPLACE(@@global.gtid_executed, '\\n', '')",
+                )
+                .await
+                .unwrap_or_default();
+            sets.push(set.trim().to_string());
+        }
+        if !sets[0].is_empty() && sets.windows(2).all(|w| w[0] == w[1]) {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let outcome = Outcome {
         acknowledged: record.acknowledged.len(),
         longest_write_gap: record.longest_write_gap(),
         most_writable_at_once: record.most_writable_at_once(),
         lost,
+        converged,
         primary: current_primary(ns, cluster).await,
     };
     println!("chaos outcome in {}: {outcome:?}", ns.name);

@@ -1,0 +1,136 @@
+//! Benchmark (prints figures, asserts nothing about them): each failure scenario repeated on one
+//! 3-instance cluster under the chaos writer, printing per scenario the write gap (the longest
+//! time between two acknowledged writes, which spans the failure) as median and max, the lost
+//! acknowledged writes, and how often two instances were seen writable. Ignored by the suite;
+//! run it with `e2e/bench/failover [RUNS]`.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use sakila::api::MySQLCluster;
+use sakila_e2e::chaos::{self, Outcome};
+use sakila_e2e::{
+    TestNamespace, cluster_manifest, force_delete_pod, mysql_client_image, wait_ready,
+};
+use serde_json::json;
+
+const WRITER_SECONDS: u64 = 30;
+const FAILURE_AFTER: Duration = Duration::from_secs(8);
+
+fn runs() -> usize {
+    std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5)
+}
+
+/// The failure to inject, given the namespace and the current primary's pod.
+#[derive(Clone, Copy, Debug)]
+enum Failure {
+    MysqldCrash,
+    PodForceDeleted,
+    Switchover,
+    PodDeleted,
+}
+
+async fn inject(ns: &TestNamespace, failure: Failure, primary: &str) {
+    let pods: Api<Pod> = ns.api();
+    match failure {
+        Failure::MysqldCrash => chaos::crash_mysqld(ns, primary).await,
+        Failure::PodForceDeleted => force_delete_pod(&pods, primary).await,
+        Failure::PodDeleted => {
+            pods.delete(primary, &DeleteParams::default())
+                .await
+                .unwrap();
+        }
+        Failure::Switchover => {
+            let ordinal: u8 = primary.trim_start_matches("trio-").parse().unwrap();
+            let clusters: Api<MySQLCluster> = ns.api();
+            clusters
+                .patch(
+                    "trio",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"primaryInstance": (ordinal + 1) % 3}})),
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn bench(failure: Failure) {
+    let ns = TestNamespace::new("bench-failover").await;
+    let mut manifest = cluster_manifest("trio", 3);
+    // Repeated failovers on one cluster: no minimum interval between them.
+    manifest["spec"]["failover"] = json!({"minIntervalSeconds": 0});
+    ns.create::<MySQLCluster>(manifest).await;
+    wait_ready(&ns, "trio").await;
+    ns.client_pod("client", &mysql_client_image()).await;
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for run in 1..=runs() {
+        let primary = chaos::current_primary(&ns, "trio").await.unwrap();
+        chaos::start(&ns, "client", "trio", 3, WRITER_SECONDS).await;
+        let started = Instant::now();
+        tokio::time::sleep(FAILURE_AFTER).await;
+        inject(&ns, failure, &primary).await;
+        let left = Duration::from_secs(WRITER_SECONDS).saturating_sub(started.elapsed());
+        let record = chaos::collect(&ns, "client", left.as_secs()).await;
+        let outcome = chaos::measure(&ns, "trio", 3, &record).await;
+        println!(
+            "{failure:?} run {run}: from {primary} to {:?}, write gap {:.2} s, {} acknowledged, {} lost, most writable at once {}",
+            outcome.primary,
+            outcome.longest_write_gap.as_secs_f64(),
+            outcome.acknowledged,
+            outcome.lost,
+            outcome.most_writable_at_once
+        );
+        outcomes.push(outcome);
+        // The replaced instance rejoins before the next run.
+        wait_ready(&ns, "trio").await;
+    }
+    let mut gaps: Vec<f64> = outcomes
+        .iter()
+        .map(|o| o.longest_write_gap.as_secs_f64())
+        .collect();
+    gaps.sort_by(|a, b| a.total_cmp(b));
+    let median = if gaps.len() % 2 == 1 {
+        gaps[gaps.len() / 2]
+    } else {
+        (gaps[gaps.len() / 2 - 1] + gaps[gaps.len() / 2]) / 2.0
+    };
+    println!(
+        "BENCH {failure:?}: write gap median {median:.2} s, max {:.2} s (n={}); lost acknowledged writes {}; runs with two writers {}",
+        gaps.last().copied().unwrap_or_default(),
+        gaps.len(),
+        outcomes.iter().map(|o| o.lost).sum::<usize>(),
+        outcomes
+            .iter()
+            .filter(|o| o.most_writable_at_once > 1)
+            .count()
+    );
+}
+
+#[tokio::test]
+#[ignore = "benchmark: e2e/bench/failover"]
+async fn bench_mysqld_crash() {
+    bench(Failure::MysqldCrash).await;
+}
+
+#[tokio::test]
+#[ignore = "benchmark: e2e/bench/failover"]
+async fn bench_primary_pod_force_deleted() {
+    bench(Failure::PodForceDeleted).await;
+}
+
+#[tokio::test]
+#[ignore = "benchmark: e2e/bench/failover"]
+async fn bench_switchover() {
+    bench(Failure::Switchover).await;
+}
+
+#[tokio::test]
+#[ignore = "benchmark: e2e/bench/failover"]
+async fn bench_primary_pod_deleted_gracefully() {
+    bench(Failure::PodDeleted).await;
+}
