@@ -19,6 +19,10 @@ pub const DEFAULT_MYSQL_VERSION: &str = "9.7.4";
 /// The number of instances used when `spec.instances` is left out.
 pub const DEFAULT_INSTANCES: i32 = 3;
 
+/// CEL: the new `version` is not lower than the old one, comparing major, minor and patch as
+/// numbers (the pattern on `version` guarantees three numeric parts).
+const VERSION_NOT_LOWER: &str = "int(self.version.split('.')[0]) > int(oldSelf.version.split('.')[0]) || (int(self.version.split('.')[0]) == int(oldSelf.version.split('.')[0]) && (int(self.version.split('.')[1]) > int(oldSelf.version.split('.')[1]) || (int(self.version.split('.')[1]) == int(oldSelf.version.split('.')[1]) && int(self.version.split('.')[2]) >= int(oldSelf.version.split('.')[2]))))";
+
 /// A replicated MySQL cluster: one writable primary and read-only replicas.
 // kube-derive takes one `printcolumn(...)` per column, which the lint mistakes for repetition.
 #[allow(clippy::duplicated_attributes)]
@@ -56,6 +60,9 @@ pub const DEFAULT_INSTANCES: i32 = 3;
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
+    validation = Rule::new(VERSION_NOT_LOWER)
+        .message("spec.version cannot be lowered: MySQL does not support downgrading a data directory in place; restore a backup into a new cluster instead")
+        .field_path(".version"),
     validation = Rule::new("!has(self.primaryInstance) || self.primaryInstance < self.instances")
         .message("primaryInstance must be the ordinal of one of the instances (below spec.instances); move the primary before scaling below it")
         .field_path(".primaryInstance"),
@@ -68,7 +75,7 @@ pub struct MySQLClusterSpec {
 
     /// MySQL server version, e.g. `9.7.4`. Selects the image unless `image` is set.
     #[serde(default = "default_version")]
-    #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+\.[0-9]+$"))]
+    #[schemars(regex(pattern = r"^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$"), length(max = 14))]
     pub version: String,
 
     /// Container image for mysqld; overrides the image derived from `version`.

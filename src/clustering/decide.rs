@@ -72,6 +72,9 @@ pub enum Action {
     CatchUpWith { ordinal: u8, source: u8 },
     /// Forget a user's request to re-clone an instance, once it was carried out.
     ClearRecloneRequest { ordinal: u8 },
+    /// Delete the pod (gracefully) so that the StatefulSet recreates it from the current
+    /// template: one step of a rollout.
+    RestartPod { ordinal: u8 },
     /// Move the pod's role label, which the client Services select on.
     SetRoleLabel { ordinal: u8, role: Role },
 }
@@ -88,6 +91,8 @@ pub enum Finding {
     PrimaryUnresponsive { failures: u32, threshold: u32 },
     /// A switchover is wanted but cannot happen yet.
     SwitchoverWaiting { reason: String },
+    /// Pods run an older template than the StatefulSet's: where the rollout stands.
+    RollingOut { message: String },
 }
 
 /// What `decide` concluded.
@@ -256,7 +261,133 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
             });
         }
     }
+    rollout(observation, &mut plan);
     plan
+}
+
+/// The instances the cluster is made of (beyond them: a scale-down in progress).
+fn members(observation: &Observation) -> impl Iterator<Item = &InstanceObservation> {
+    observation
+        .instances
+        .iter()
+        .filter(|i| i.ordinal < observation.desired_instances)
+}
+
+/// Whether the pod runs an older template than the StatefulSet's current one.
+fn outdated(observation: &Observation, instance: &InstanceObservation) -> bool {
+    match (&observation.update_revision, &instance.pod) {
+        (Some(update), Some(pod)) => pod.revision.as_ref().is_some_and(|r| r != update),
+        _ => false,
+    }
+}
+
+/// Ready in its role and answering.
+fn serving(instance: &InstanceObservation) -> bool {
+    instance
+        .pod
+        .as_ref()
+        .is_some_and(|p| p.ready && !p.terminating)
+        && matches!(instance.mysql, MySqlObservation::Observed(_))
+}
+
+/// Every other instance runs the current template and is ready: the primary's turn, which
+/// starts with a switchover.
+fn rollout_reached_the_primary(observation: &Observation, primary: u8) -> bool {
+    let Some(primary) = members(observation).find(|i| i.ordinal == primary) else {
+        return false;
+    };
+    outdated(observation, primary)
+        && members(observation).count() > 1
+        && members(observation)
+            .filter(|i| i.ordinal != primary.ordinal)
+            .all(|i| !outdated(observation, i) && serving(i))
+}
+
+/// The operator's rollout of a new pod template (a new version, image or restart-requiring
+/// setting): replicas one at a time, highest ordinal first, each ready before the next; then the
+/// switchover (see `switchover_target`); then the old primary. A replica of an older template
+/// that is not ready serves nobody and is restarted at once: that is how a fixed spec replaces a
+/// pod that never started, while a new pod that does not start stops the rollout there.
+fn rollout(observation: &Observation, plan: &mut Plan) {
+    let all: Vec<&InstanceObservation> = members(observation).collect();
+    let behind: Vec<u8> = all
+        .iter()
+        .filter(|i| outdated(observation, i))
+        .map(|i| i.ordinal)
+        .collect();
+    if behind.is_empty() {
+        return;
+    }
+    let pod = |ordinal: u8| {
+        all.iter()
+            .find(|i| i.ordinal == ordinal)
+            .and_then(|i| i.pod.as_ref())
+            .map(|p| p.name.clone())
+            .unwrap_or_default()
+    };
+    let progress = format!(
+        "{} of {} instances run the current pod template",
+        all.len() - behind.len(),
+        all.len()
+    );
+    let busy = plan.switchover_from.is_some()
+        || plan.failover_from.is_some()
+        || plan
+            .actions
+            .iter()
+            .any(|a| !matches!(a, Action::SetRoleLabel { .. }));
+    let primary = plan.primary;
+    let (message, restart) = if busy {
+        ("waiting for the cluster's other changes".to_string(), None)
+    } else if let Some(leaving) = all
+        .iter()
+        .find(|i| i.pod.as_ref().is_some_and(|p| p.terminating))
+    {
+        (
+            format!("waiting for {} to restart", pod(leaving.ordinal)),
+            None,
+        )
+    } else if let Some(broken) = all
+        .iter()
+        .find(|i| i.ordinal != primary && behind.contains(&i.ordinal) && !serving(i))
+    {
+        (
+            format!("restarting {}, which is not ready", pod(broken.ordinal)),
+            Some(broken.ordinal),
+        )
+    } else if let Some(unready) = all.iter().find(|i| !serving(i)) {
+        let why = unready
+            .pod
+            .as_ref()
+            .and_then(|p| p.waiting_reason.clone())
+            .unwrap_or_else(|| "not ready".into());
+        (
+            format!(
+                "waiting for {} to be ready before going on ({why})",
+                pod(unready.ordinal)
+            ),
+            None,
+        )
+    } else if let Some(next) = behind.iter().rev().find(|o| **o != primary) {
+        (format!("restarting {}", pod(*next)), Some(*next))
+    } else if all.len() == 1 {
+        // Nobody to switch over to: a single instance restarts in place.
+        (format!("restarting {}", pod(primary)), Some(primary))
+    } else {
+        (
+            format!(
+                "the primary {} restarts after a switchover to a replica that runs it",
+                pod(primary)
+            ),
+            None,
+        )
+    };
+    plan.findings.push(Finding::RollingOut {
+        message: format!("{progress}; {message}"),
+    });
+    if let Some(ordinal) = restart {
+        plan.actions.push(Action::RestartPod { ordinal });
+    }
 }
 
 /// The primary: the recorded one while it is writable; otherwise the single writable instance
@@ -324,8 +455,9 @@ fn switchover_target(
         .iter()
         .find(|i| i.ordinal == primary)
         .and_then(|i| i.pod.as_ref());
-    let leaving =
-        primary_pod.is_some_and(|p| p.terminating) || primary >= observation.desired_instances;
+    let leaving = primary_pod.is_some_and(|p| p.terminating)
+        || primary >= observation.desired_instances
+        || rollout_reached_the_primary(observation, primary);
     let wanted = intent.desired_primary.filter(|d| *d != primary);
     if !leaving && wanted.is_none() {
         return Ok(None);
@@ -1238,6 +1370,90 @@ pub(crate) mod tests {
         assert_eq!(plan.switchover_from, Some(2));
         assert_eq!(plan.primary, 0);
         assert_never_two_writers("scale-down", &obs, &plan);
+    }
+
+    /// The settled trio with each pod's template revision.
+    fn trio_at_revisions(revisions: [&str; 3]) -> Observation {
+        let mut obs = settled_trio();
+        obs.update_revision = Some("r2".into());
+        for (instance, revision) in obs.instances.iter_mut().zip(revisions) {
+            instance.pod.as_mut().unwrap().revision = Some(revision.into());
+        }
+        obs
+    }
+
+    #[test]
+    fn a_rollout_restarts_the_highest_replica_first() {
+        let plan = decided(&trio_at_revisions(["r1", "r1", "r1"]));
+        assert_eq!(plan.actions, vec![Action::RestartPod { ordinal: 2 }]);
+    }
+
+    #[test]
+    fn a_rollout_goes_on_only_once_the_restarted_replica_is_ready() {
+        let mut obs = trio_at_revisions(["r1", "r1", "r2"]);
+        let pod = obs.instances[2].pod.as_mut().unwrap();
+        pod.ready = false;
+        pod.waiting_reason = Some("ImagePullBackOff: no such image".into());
+        obs.instances[2].mysql = MySqlObservation::NotRunning;
+        let plan = decided(&obs);
+        assert_eq!(plan.actions, vec![]);
+        assert!(matches!(
+            &plan.findings[..],
+            [Finding::RollingOut { message }] if message.contains("db-2") && message.contains("ImagePullBackOff")
+        ));
+        // Ready now: the next replica.
+        let plan = decided(&trio_at_revisions(["r1", "r1", "r2"]));
+        assert_eq!(plan.actions, vec![Action::RestartPod { ordinal: 1 }]);
+    }
+
+    #[test]
+    fn a_replica_of_an_older_template_that_never_started_is_restarted_at_once() {
+        // The spec was fixed after a bad image: db-2 runs revision r2 (broken), r3 is current.
+        let mut obs = trio_at_revisions(["r1", "r1", "r2"]);
+        obs.update_revision = Some("r3".into());
+        obs.instances[2].pod.as_mut().unwrap().ready = false;
+        obs.instances[2].mysql = MySqlObservation::NotRunning;
+        let plan = decided(&obs);
+        assert_eq!(plan.actions, vec![Action::RestartPod { ordinal: 2 }]);
+    }
+
+    #[test]
+    fn a_rollout_reaching_the_primary_switches_over_once_then_restarts_the_old_primary() {
+        let obs = trio_at_revisions(["r1", "r2", "r2"]);
+        let plan = decided(&obs);
+        assert_eq!(plan.switchover_from, Some(0));
+        assert!(
+            !plan
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::RestartPod { .. }))
+        );
+        assert_never_two_writers("rollout switchover", &obs, &plan);
+        // After the switchover db-0 is a ready replica of the older template: restarted.
+        let mut after = observation(
+            3,
+            Some(plan.primary),
+            vec![
+                replica_following(0, plan.primary, HISTORY),
+                replica_following(1, plan.primary, HISTORY),
+                replica_following(2, plan.primary, HISTORY),
+            ],
+        );
+        after.instances[usize::from(plan.primary)] = primary_with(plan.primary, 3, HISTORY);
+        after.update_revision = Some("r2".into());
+        for (instance, revision) in after.instances.iter_mut().zip(["r1", "r2", "r2"]) {
+            instance.pod.as_mut().unwrap().revision = Some(revision.into());
+        }
+        let plan = decided(&after);
+        assert_eq!(plan.actions, vec![Action::RestartPod { ordinal: 0 }]);
+    }
+
+    #[test]
+    fn a_single_instance_restarts_in_place() {
+        let mut obs = observation(1, Some(0), vec![primary_with(0, 1, HISTORY)]);
+        obs.update_revision = Some("r2".into());
+        let plan = decided(&obs);
+        assert_eq!(plan.actions, vec![Action::RestartPod { ordinal: 0 }]);
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct Observation {
     pub desired_instances: u8,
     /// The primary recorded in the status, if any.
     pub current_primary: Option<u8>,
+    /// The StatefulSet's update revision: the pod template every pod should run.
+    pub update_revision: Option<String>,
     /// One entry per ordinal, in order: every desired one, and the recorded primary if it is
     /// beyond them (a scale-down that waits for a switchover).
     pub instances: Vec<InstanceObservation>,
@@ -45,6 +47,10 @@ pub struct PodFacts {
     pub mysqld_started: bool,
     /// A person asked for this instance to be re-cloned (the re-clone annotation).
     pub reclone_requested: bool,
+    /// The StatefulSet revision of the pod's template.
+    pub revision: Option<String>,
+    /// Why the mysqld container is not running, if it waits (e.g. `ImagePullBackOff`).
+    pub waiting_reason: Option<String>,
 }
 
 /// What an instance's mysqld said, or why it said nothing.
@@ -81,9 +87,21 @@ impl PodFacts {
                 .annotations()
                 .get(naming::RECLONE_ANNOTATION)
                 .is_some_and(|v| v == "true"),
+            revision: pod.labels().get(REVISION_LABEL).cloned(),
+            waiting_reason: status
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.name == naming::MYSQLD_CONTAINER))
+                .and_then(|c| c.state.as_ref()?.waiting.as_ref())
+                .map(|w| match &w.message {
+                    Some(m) => format!("{}: {m}", w.reason.as_deref().unwrap_or("Waiting")),
+                    None => w.reason.clone().unwrap_or_else(|| "Waiting".into()),
+                }),
         }
     }
 }
+
+/// The label the StatefulSet controller puts on each pod: its template's revision.
+const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// How long one observation of one instance may take.
 pub const OBSERVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,6 +116,7 @@ pub async fn observe<C: MySqlConnector>(
     namespace: &str,
     desired_instances: u8,
     current_primary: Option<u8>,
+    update_revision: Option<String>,
     pods: &[Pod],
 ) -> Observation {
     let observed = current_primary.map_or(desired_instances, |p| desired_instances.max(p + 1));
@@ -129,6 +148,7 @@ pub async fn observe<C: MySqlConnector>(
     Observation {
         desired_instances,
         current_primary,
+        update_revision,
         instances: join_all(instances).await,
     }
 }
@@ -191,6 +211,8 @@ pub(crate) mod tests {
                 terminating: false,
                 mysqld_started: true,
                 reclone_requested: false,
+                revision: Some("r1".into()),
+                waiting_reason: None,
             }),
             mysql: match read_only {
                 None => MySqlObservation::Unreachable("failed to connect".into()),
@@ -279,6 +301,7 @@ pub(crate) mod tests {
         Observation {
             desired_instances: desired,
             current_primary,
+            update_revision: Some("r1".into()),
             instances,
         }
     }

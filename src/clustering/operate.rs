@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::decide::{Action, Plan, SEMI_SYNC_TIMEOUT};
@@ -57,6 +57,12 @@ pub enum OperateError {
     },
     #[error("failed to {action} on instance {ordinal}: the pod has no IP")]
     NoAddress { action: &'static str, ordinal: u8 },
+    #[error("failed to delete pod {pod} for a rolling restart")]
+    Restart {
+        pod: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("failed to remove the re-clone request from pod {pod}")]
     Annotate {
         pod: String,
@@ -78,6 +84,7 @@ impl OperateError {
         match self {
             OperateError::Sql { .. } | OperateError::NoAddress { .. } => "MySQLOperationFailed",
             OperateError::Label { .. } | OperateError::Annotate { .. } => "PodLabelFailed",
+            OperateError::Restart { .. } => "PodRestartFailed",
         }
     }
 }
@@ -183,6 +190,15 @@ async fn carry_out<C: MySqlConnector>(
                 },
             )
             .await
+        }
+        Action::RestartPod { ordinal } => {
+            let pod = naming::pod(target.cluster_name, *ordinal);
+            target
+                .pods
+                .delete(&pod, &DeleteParams::default())
+                .await
+                .map_err(|source| OperateError::Restart { pod, source })?;
+            Ok(())
         }
         Action::ClearRecloneRequest { ordinal } => {
             let pod = naming::pod(target.cluster_name, *ordinal);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -110,6 +111,16 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         .as_ref()
         .and_then(|s| s.current_primary.as_deref())
         .and_then(|p| naming::ordinal_of(&valid.name, p));
+    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
+    let statefulset_name = naming::statefulset(&valid.name);
+    let update_revision = statefulsets
+        .get_opt(&statefulset_name)
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("StatefulSet {statefulset_name}"),
+            source,
+        })?
+        .and_then(|s| s.status?.update_revision);
     let observation = observe(
         &ctx.connector,
         &credentials,
@@ -117,6 +128,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         ns,
         valid.instances,
         current_primary,
+        update_revision,
         &pods,
     )
     .await;
@@ -264,6 +276,14 @@ fn notable(cluster: &str, action: &ClusterAction) -> Option<(&'static str, Strin
                     pod(donor)
                 ),
             },
+            *ordinal,
+        )),
+        ClusterAction::RestartPod { ordinal } => Some((
+            "RollingRestart",
+            format!(
+                "restarting {} to run the current pod template",
+                pod(ordinal)
+            ),
             *ordinal,
         )),
         ClusterAction::ReplicateFrom { ordinal, source } => Some((

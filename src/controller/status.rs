@@ -336,6 +336,11 @@ pub fn compute_status(
             );
         } else if let Some(reason) = switchover_waiting {
             set(PROGRESSING, true, "SwitchoverPending", reason);
+        } else if let Some(message) = plan.findings.iter().find_map(|f| match f {
+            Finding::RollingOut { message } => Some(message.clone()),
+            _ => None,
+        }) {
+            set(PROGRESSING, true, "RollingOut", message);
         }
     }
     set(

@@ -55,8 +55,10 @@ pub fn build_statefulset(cluster: &ValidatedCluster, config_hash: &str) -> State
             },
             // Instances start together; the operator, not pod order, decides who is primary.
             pod_management_policy: Some("Parallel".into()),
+            // The operator rolls pods itself (replicas first, one at a time, each healthy before
+            // the next, then one switchover and the old primary): see `decide`'s rollout.
             update_strategy: Some(StatefulSetUpdateStrategy {
-                type_: Some("RollingUpdate".into()),
+                type_: Some("OnDelete".into()),
                 ..Default::default()
             }),
             persistent_volume_claim_retention_policy: Some(
