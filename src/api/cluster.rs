@@ -350,6 +350,10 @@ pub struct MySQLClusterStatus {
     /// The MySQL version the instances run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Instances that have joined the cluster (seeded and replicating at least once); the
+    /// semi-sync majority is counted among them, so a replica still being seeded blocks nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
     /// When the operator last decided an automatic failover (for `spec.failover.minIntervalSeconds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failover_time: Option<Time>,

@@ -112,6 +112,8 @@ pub struct Plan {
     /// The plan is one step of several (the fence): look again at once rather than at the
     /// next health check.
     pub follow_up_soon: bool,
+    /// The instances that have joined the cluster, to record in the status.
+    pub members: Vec<u8>,
 }
 
 impl Plan {
@@ -124,8 +126,42 @@ impl Plan {
             failover_from: None,
             switchover_from: None,
             follow_up_soon: false,
+            members: joined(observation),
         }
     }
+}
+
+/// The members: those recorded before (still within `spec.instances`) and every instance that
+/// holds the cluster's data now. An instance still to be seeded is not one yet.
+fn joined(observation: &Observation) -> Vec<u8> {
+    let mut joined: Vec<u8> = observation
+        .members
+        .iter()
+        .copied()
+        .filter(|o| *o < observation.desired_instances)
+        .collect();
+    for instance in members(observation) {
+        if matches!(&instance.mysql, MySqlObservation::Observed(s) if !s.gtid_executed.is_empty())
+            && !joined.contains(&instance.ordinal)
+        {
+            joined.push(instance.ordinal);
+        }
+    }
+    joined.sort_unstable();
+    joined
+}
+
+/// How many instances a commit's majority is counted among: the members and the primary. An
+/// instance still being seeded (a scale-up) holds nothing yet and would only block commits; a
+/// member that is down still counts, so losing replicas never lowers the bar.
+fn voters(observation: &Observation, primary: u8, members: &[u8]) -> u8 {
+    let mut voters: Vec<u8> = members.to_vec();
+    if !voters.contains(&primary) {
+        voters.push(primary);
+    }
+    u8::try_from(voters.len())
+        .unwrap_or(u8::MAX)
+        .min(observation.desired_instances.max(1))
 }
 
 /// Acknowledgements a commit waits for: with the primary, a majority of the instances holds
@@ -144,6 +180,7 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
         failover_from: None,
         switchover_from: None,
         follow_up_soon: false,
+        members: joined(observation),
     };
     let mut primary_status = observed(observation, primary).cloned();
     if primary_status.is_none() && observation.current_primary == Some(primary) {
@@ -610,7 +647,7 @@ fn primary_actions(
         }
         plan.actions.push(Action::StopReplicating { ordinal });
     }
-    let wanted = semi_sync_wait_count(observation.desired_instances);
+    let wanted = semi_sync_wait_count(voters(observation, ordinal, &plan.members));
     let semi_sync = if wanted == 0 {
         status
             .semi_sync
@@ -827,13 +864,10 @@ pub(crate) mod tests {
                         instance(2, Some(true), None),
                     ],
                 ),
+                // Semi-sync comes once a replica has joined: nobody could acknowledge before.
                 expected: vec![
                     Action::MakeWritable { ordinal: 0 },
                     Action::RecordClusterIdentity { ordinal: 0 },
-                    Action::EnableSemiSyncSource {
-                        ordinal: 0,
-                        wait_for_replica_count: 1,
-                    },
                     label(0, Role::Primary),
                     label(1, Role::Replica),
                     label(2, Role::Replica),
@@ -841,20 +875,48 @@ pub(crate) mod tests {
             },
             Scenario {
                 name: "empty replicas are cloned one at a time, the first from the primary",
-                observation: observation(
-                    3,
-                    Some(0),
-                    vec![
-                        primary_with(0, 3, history),
-                        instance(1, Some(true), Some("replica")),
-                        instance(2, Some(true), Some("replica")),
-                    ],
-                ),
+                observation: Observation {
+                    // They had joined before and lost their data: they still count.
+                    members: vec![0, 1, 2],
+                    ..observation(
+                        3,
+                        Some(0),
+                        vec![
+                            primary_with(0, 3, history),
+                            instance(1, Some(true), Some("replica")),
+                            instance(2, Some(true), Some("replica")),
+                        ],
+                    )
+                },
                 expected: vec![Action::CloneFrom {
                     ordinal: 1,
                     donor: 0,
                     discarded: None,
                 }],
+            },
+            Scenario {
+                name: "scale-up from one: the primary commits alone while the new replicas are seeded",
+                observation: Observation {
+                    members: vec![0],
+                    ..observation(
+                        3,
+                        Some(0),
+                        vec![
+                            primary_with(0, 1, history),
+                            instance(1, Some(true), None),
+                            instance(2, Some(true), None),
+                        ],
+                    )
+                },
+                expected: vec![
+                    Action::CloneFrom {
+                        ordinal: 1,
+                        donor: 0,
+                        discarded: None,
+                    },
+                    label(1, Role::Replica),
+                    label(2, Role::Replica),
+                ],
             },
             Scenario {
                 name: "a later clone prefers a healthy replica as donor",
@@ -1013,12 +1075,15 @@ pub(crate) mod tests {
                 expected: vec![],
             },
             Scenario {
-                name: "five instances wait for two acknowledgements",
-                observation: observation(
-                    5,
-                    Some(0),
-                    vec![gtids(instance(0, Some(true), Some("primary")), history, "")],
-                ),
+                name: "five members wait for two acknowledgements",
+                observation: Observation {
+                    members: vec![0, 1, 2, 3, 4],
+                    ..observation(
+                        5,
+                        Some(0),
+                        vec![gtids(instance(0, Some(true), Some("primary")), history, "")],
+                    )
+                },
                 expected: vec![
                     Action::EnableSemiSyncSource {
                         ordinal: 0,

@@ -18,6 +18,9 @@ pub struct Observation {
     pub current_primary: Option<u8>,
     /// The StatefulSet's update revision: the pod template every pod should run.
     pub update_revision: Option<String>,
+    /// Instances that joined the cluster (held its data and followed a primary), recorded in
+    /// the status: they count towards the semi-sync majority even while they are down.
+    pub members: Vec<u8>,
     /// One entry per ordinal, in order: every desired one, and the recorded primary if it is
     /// beyond them (a scale-down that waits for a switchover).
     pub instances: Vec<InstanceObservation>,
@@ -116,6 +119,7 @@ pub async fn observe<C: MySqlConnector>(
     namespace: &str,
     desired_instances: u8,
     current_primary: Option<u8>,
+    members: Vec<u8>,
     update_revision: Option<String>,
     pods: &[Pod],
 ) -> Observation {
@@ -149,6 +153,7 @@ pub async fn observe<C: MySqlConnector>(
         desired_instances,
         current_primary,
         update_revision,
+        members,
         instances: join_all(instances).await,
     }
 }
@@ -302,6 +307,7 @@ pub(crate) mod tests {
             desired_instances: desired,
             current_primary,
             update_revision: Some("r1".into()),
+            members: Vec::new(),
             instances,
         }
     }

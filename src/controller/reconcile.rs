@@ -111,6 +111,16 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         .as_ref()
         .and_then(|s| s.current_primary.as_deref())
         .and_then(|p| naming::ordinal_of(&valid.name, p));
+    let recorded_members: Vec<u8> = cluster
+        .status
+        .as_ref()
+        .map(|s| {
+            s.members
+                .iter()
+                .filter_map(|m| naming::ordinal_of(&valid.name, m))
+                .collect()
+        })
+        .unwrap_or_default();
     let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
     let statefulset_name = naming::statefulset(&valid.name);
     let update_revision = statefulsets
@@ -128,6 +138,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         ns,
         valid.instances,
         current_primary,
+        recorded_members,
         update_revision,
         &pods,
     )

@@ -367,6 +367,11 @@ pub fn compute_status(
             MySqlObservation::Observed(s) => Some(s.version.clone()),
             _ => None,
         }),
+        members: plan
+            .members
+            .iter()
+            .map(|o| naming::pod(&cluster.name, *o))
+            .collect(),
         last_failover_time: if plan.failover_from.is_some() {
             Some(now.clone())
         } else {
