@@ -38,11 +38,15 @@ impl ChaosRecord {
 }
 
 /// Starts, in the client pod, a writer through `<cluster>-primary` and a sampler of every
-/// instance's `super_read_only` every 200 ms, both for `seconds`; `collect` reads their records.
+/// instance's `super_read_only` every 200 ms, both for `seconds` (or until `stop`); `collect`
+/// reads their records. Ids start from the clock, so later writers never reuse one.
 pub async fn start(ns: &TestNamespace, client: &str, cluster: &str, instances: u8, seconds: u64) {
     let password = ns.root_password(cluster).await;
     let login = format!("-uroot -p'{password}' --connect-timeout=2");
-    ns.sql(cluster, &format!("{cluster}-0"), "CREATE DATABASE IF NOT EXISTS chaos; CREATE TABLE IF NOT EXISTS chaos.log (id BIGINT PRIMARY KEY)")
+    let primary_pod = current_primary(ns, cluster)
+        .await
+        .unwrap_or_else(|| format!("{cluster}-0"));
+    ns.sql(cluster, &primary_pod, "CREATE DATABASE IF NOT EXISTS chaos; CREATE TABLE IF NOT EXISTS chaos.log (id BIGINT PRIMARY KEY)")
         .await
         .expect("the chaos table is created on the primary");
     let primary = format!("{cluster}-primary.{}.svc", ns.name);
@@ -54,16 +58,18 @@ pub async fn start(ns: &TestNamespace, client: &str, cluster: &str, instances: u
     // keeps a commit that waits for acknowledgements (a primary cut off from its replicas) from
     // stalling the writer: such a commit is not acknowledged.
     let writer = format!(
-        "end=$(( $(date +%s) + {seconds} )); i=0; while [ $(date +%s) -lt $end ]; do i=$((i+1)); \
+        "end=$(( $(date +%s) + {seconds} )); i=$(( $(date +%s) * 1000000 )); \
+         while [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop ]; do i=$((i+1)); \
          if timeout 3 mysql -h {primary} {login} -e \"INSERT INTO chaos.log VALUES ($i)\" 2>/dev/null; \
          then echo \"$i $(date +%s%N)\"; fi; done > /tmp/acked 2>&1"
     );
     let sampler = format!(
-        "end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt $end ]; do n=0; \
+        "end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop ]; do n=0; \
          for h in {hosts}; do v=$(timeout 2 mysql -h $h {login} -N -B -e 'SELECT @@global.super_read_only' 2>/dev/null); \
          [ \"$v\" = 0 ] && n=$((n+1)); done; echo \"$(date +%s%N) $n\"; sleep 0.2; done > /tmp/writable 2>&1",
         hosts = hosts.join(" ")
     );
+    ns.exec(client, "client", &["rm", "-f", "/tmp/stop"]).await;
     for script in [writer, sampler] {
         let detached = format!(
             "nohup sh -c '{}' >/dev/null 2>&1 &",
@@ -71,6 +77,11 @@ pub async fn start(ns: &TestNamespace, client: &str, cluster: &str, instances: u
         );
         ns.exec(client, "client", &["sh", "-c", &detached]).await;
     }
+}
+
+/// Tells the writer and the sampler to stop after their current round.
+pub async fn stop(ns: &TestNamespace, client: &str) {
+    ns.exec(client, "client", &["touch", "/tmp/stop"]).await;
 }
 
 /// Waits for the writer and sampler to finish and reads what they recorded.

@@ -75,7 +75,10 @@ pub struct MySQLClusterSpec {
 
     /// MySQL server version, e.g. `9.7.4`. Selects the image unless `image` is set.
     #[serde(default = "default_version")]
-    #[schemars(regex(pattern = r"^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$"), length(max = 14))]
+    #[schemars(
+        regex(pattern = r"^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$"),
+        length(max = 14)
+    )]
     pub version: String,
 
     /// Container image for mysqld; overrides the image derived from `version`.
