@@ -266,6 +266,20 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
             });
         }
     }
+    // A replica never waits for acknowledgements: a former primary that still had semi-sync on
+    // as a source would block its own applier (its relay log's transactions, binlogged again,
+    // wait for acknowledgements from replicas it does not have). After the demotions, so this
+    // never releases a commit on a writable instance.
+    for instance in &observation.instances {
+        if instance.ordinal != primary
+            && let MySqlObservation::Observed(status) = &instance.mysql
+            && status.semi_sync.source_enabled
+        {
+            plan.actions.push(Action::DisableSemiSyncSource {
+                ordinal: instance.ordinal,
+            });
+        }
+    }
     if let Some(old) = plan.switchover_from {
         plan.actions.push(Action::CatchUpWith {
             ordinal: primary,
@@ -1396,6 +1410,7 @@ pub(crate) mod tests {
             plan.actions,
             vec![
                 Action::MakeReadOnly { ordinal: 0 },
+                Action::DisableSemiSyncSource { ordinal: 0 },
                 Action::CatchUpWith {
                     ordinal: 1,
                     source: 0
