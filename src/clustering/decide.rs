@@ -274,6 +274,7 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
         if instance.ordinal != primary
             && let MySqlObservation::Observed(status) = &instance.mysql
             && status.semi_sync.source_enabled
+            && !instance.pod.as_ref().is_some_and(|p| p.terminating)
         {
             plan.actions.push(Action::DisableSemiSyncSource {
                 ordinal: instance.ordinal,

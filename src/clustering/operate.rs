@@ -10,7 +10,7 @@ use serde_json::json;
 use super::decide::{Action, Plan, SEMI_SYNC_TIMEOUT};
 use super::observe::Observation;
 use crate::mysql::{
-    Credentials, Endpoint, MySqlAdmin, MySqlConnector, MySqlError, ReplicationSource,
+    Credentials, Endpoint, GtidSet, MySqlAdmin, MySqlConnector, MySqlError, ReplicationSource,
     SemiSyncSourceConfig,
 };
 use crate::resources::naming;
@@ -97,19 +97,26 @@ pub async fn operate<C: MySqlConnector>(
     plan: &Plan,
 ) -> Result<Vec<Action>, OperateError> {
     let mut done = Vec::new();
+    let mut demoted = Demoted::new();
     for action in &plan.actions {
-        carry_out(connector, target, observation, action).await?;
+        carry_out(connector, target, observation, action, &mut demoted).await?;
         tracing::info!(?action, "done");
         done.push(action.clone());
     }
     Ok(done)
 }
 
+/// What each instance made read-only in this plan had executed, read in the same session right
+/// after: a switchover's catch-up needs it, and a primary whose pod is being deleted stops
+/// answering as soon as it is read-only (its preStop hook lets mysqld shut down).
+type Demoted = std::collections::HashMap<u8, GtidSet>;
+
 async fn carry_out<C: MySqlConnector>(
     connector: &C,
     target: &OperateTarget<'_>,
     observation: &Observation,
     action: &Action,
+    demoted: &mut Demoted,
 ) -> Result<(), OperateError> {
     let stable_endpoint = |ordinal: u8| {
         Endpoint::new(
@@ -133,10 +140,15 @@ async fn carry_out<C: MySqlConnector>(
             Ok(())
         }
         Action::MakeReadOnly { ordinal } => {
-            make_read_only(connector, target, observation, *ordinal).await
+            let executed = make_read_only(connector, target, observation, *ordinal).await?;
+            demoted.insert(*ordinal, executed);
+            Ok(())
         }
         Action::ForceReadOnly { ordinal } => {
-            match make_read_only(connector, target, observation, *ordinal).await {
+            match make_read_only(connector, target, observation, *ordinal)
+                .await
+                .map(|_executed| ())
+            {
                 Err(OperateError::Sql {
                     source: MySqlError::Timeout { .. },
                     ..
@@ -162,15 +174,20 @@ async fn carry_out<C: MySqlConnector>(
             }
         }
         Action::CatchUpWith { ordinal, source } => {
-            let gtids = sql(
-                connector,
-                target,
-                observation,
-                *source,
-                "read what the old primary executed",
-                |a| async move { Ok(a.status().await?.gtid_executed) },
-            )
-            .await?;
+            let gtids = match demoted.get(source) {
+                Some(executed) => executed.clone(),
+                None => {
+                    sql(
+                        connector,
+                        target,
+                        observation,
+                        *source,
+                        "read what the old primary executed",
+                        |a| async move { Ok(a.status().await?.gtid_executed) },
+                    )
+                    .await?
+                }
+            };
             sql(
                 connector,
                 target,
@@ -351,13 +368,14 @@ async fn carry_out<C: MySqlConnector>(
     }
 }
 
-/// Disconnects the clients and sets `super_read_only`.
+/// Disconnects the clients and sets `super_read_only`; returns what the instance had executed
+/// by then (nothing more can come).
 async fn make_read_only<C: MySqlConnector>(
     connector: &C,
     target: &OperateTarget<'_>,
     observation: &Observation,
     ordinal: u8,
-) -> Result<(), OperateError> {
+) -> Result<GtidSet, OperateError> {
     sql(
         connector,
         target,
@@ -369,12 +387,17 @@ async fn make_read_only<C: MySqlConnector>(
             // commits cannot be acknowledged here once they are gone.
             a.kill_client_sessions(OWN_USERS).await?;
             a.set_read_only(true).await?;
-            // And those that connected meanwhile.
-            a.kill_client_sessions(OWN_USERS).await
+            // At once: a primary whose pod is being deleted shuts down right after this.
+            let executed = a.status().await?.gtid_executed;
+            // And the clients that connected meanwhile; best effort, as the server may be
+            // going down already.
+            if let Err(e) = a.kill_client_sessions(OWN_USERS).await {
+                tracing::debug!(error = %e, "clients of a demoted instance not disconnected");
+            }
+            Ok(executed)
         },
     )
     .await
-    .map(|_killed| ())
 }
 
 /// Connects to one instance by its pod IP and runs `work` on the session.
