@@ -156,3 +156,47 @@ pub async fn expand_volumes(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pvc(value: serde_json::Value) -> PersistentVolumeClaim {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_bound_claim_is_read_with_its_request_capacity_class_and_resize_state() {
+        let bound = pvc(json!({
+            "metadata": {"name": "data-db-1"},
+            "spec": {"storageClassName": "standard", "resources": {"requests": {"storage": "2Gi"}}},
+            "status": {
+                "phase": "Bound",
+                "capacity": {"storage": "1Gi"},
+                "conditions": [{"type": "FileSystemResizePending", "status": "True"}]
+            }
+        }));
+        assert_eq!(
+            claim("db", &bound),
+            Some(ClaimObservation {
+                name: "data-db-1".into(),
+                ordinal: 1,
+                requested: Some(Quantity("2Gi".into())),
+                capacity: Some(Quantity("1Gi".into())),
+                bound: true,
+                storage_class: Some("standard".into()),
+                file_system_resize_pending: true,
+            })
+        );
+    }
+
+    #[test]
+    fn claims_that_are_not_this_clusters_data_volumes_are_ignored() {
+        for name in ["data-dbx-0", "other-db-0", "data-db-primary"] {
+            let other = pvc(json!({"metadata": {"name": name}}));
+            assert_eq!(claim("db", &other), None, "{name}");
+        }
+        let pending = claim("db", &pvc(json!({"metadata": {"name": "data-db-0"}}))).unwrap();
+        assert!(!pending.bound);
+    }
+}
