@@ -55,11 +55,12 @@ pub const DEFAULT_INSTANCES: i32 = 3;
     ),
     // On the whole object, so the rule can read the status: a size that was never carried out
     // (the StorageClass refused it) may be undone, a volume that really grew cannot shrink.
-    // `string()`: a quantity may be written as a number.
+    // `string()`: a quantity may be written as a number. A size that is not a quantity at all is
+    // left to the rule on the field, which names the problem.
     validation = Rule::new(
-        "quantity(string(self.spec.storage.size)).compareTo(quantity(string(oldSelf.spec.storage.size))) >= 0 || (has(self.status) && has(self.status.volumeSize) && quantity(string(self.spec.storage.size)).compareTo(quantity(string(self.status.volumeSize))) >= 0)"
+        "!isQuantity(string(self.spec.storage.size)) || !isQuantity(string(oldSelf.spec.storage.size)) || quantity(string(self.spec.storage.size)).compareTo(quantity(string(oldSelf.spec.storage.size))) >= 0 || (has(self.status) && has(self.status.volumeSize) && isQuantity(string(self.status.volumeSize)) && quantity(string(self.spec.storage.size)).compareTo(quantity(string(self.status.volumeSize))) >= 0)"
     )
-    .message("spec.storage.size cannot shrink: volumes cannot be made smaller (it may only go back down to status.volumeSize, the size the volumes have)")
+    .message("cannot shrink: volumes cannot be made smaller; it may only go back down to status.volumeSize, the size the volumes have")
     .field_path(".spec.storage.size")
 )]
 #[serde(rename_all = "camelCase")]
