@@ -8,4 +8,5 @@ pub mod leader_election;
 pub mod metrics;
 pub mod mysql;
 pub mod resources;
+pub mod storage;
 pub mod telemetry;

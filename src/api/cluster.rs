@@ -56,7 +56,16 @@ const VERSION_NOT_LOWER: &str = "int(self.version.split('.')[0]) > int(oldSelf.v
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    // On the whole object, so the rule can read the status: a size that was never carried out
+    // (the StorageClass refused it) may be undone, a volume that really grew cannot shrink.
+    // `string()`: a quantity may be written as a number. A size that is not a quantity at all is
+    // left to the rule on the field, which names the problem.
+    validation = Rule::new(
+        "!isQuantity(string(self.spec.storage.size)) || !isQuantity(string(oldSelf.spec.storage.size)) || quantity(string(self.spec.storage.size)).compareTo(quantity(string(oldSelf.spec.storage.size))) >= 0 || (has(self.status) && has(self.status.volumeSize) && isQuantity(string(self.status.volumeSize)) && quantity(string(self.spec.storage.size)).compareTo(quantity(string(self.status.volumeSize))) >= 0)"
     )
+    .message("cannot shrink: volumes cannot be made smaller; it may only go back down to status.volumeSize, the size the volumes have")
+    .field_path(".spec.storage.size")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -209,12 +218,42 @@ fn default_min_interval_seconds() -> i32 {
         .field_path(".storageClassName"),
 )]
 pub struct StorageSpec {
-    /// Size of each instance's volume, e.g. `10Gi`.
+    /// Size of each instance's volume, e.g. `10Gi`. May grow (when the StorageClass allows volume expansion), never shrink.
+    #[x_kube(validation = Rule::new("isQuantity(string(self))").message("size must be a quantity such as 10Gi"))]
     pub size: Quantity,
     /// StorageClass of the volumes; the cluster default when left out. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub storage_class_name: Option<String>,
+    /// What happens to the volumes when the MySQLCluster is deleted: `Retain` (default) keeps
+    /// them and the credentials Secret, so a new cluster of the same name starts on the same
+    /// data; `Delete` removes them with the cluster.
+    #[serde(default, skip_serializing_if = "DeletionPolicy::is_default")]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// What happens to a cluster's volumes (and credentials) when the cluster is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Keep the PVCs and the credentials Secret; delete them by hand when no longer wanted.
+    #[default]
+    Retain,
+    /// Delete the PVCs and the credentials Secret with the cluster.
+    Delete,
+}
+
+impl DeletionPolicy {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The value of a StatefulSet's `persistentVolumeClaimRetentionPolicy.whenDeleted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletionPolicy::Retain => "Retain",
+            DeletionPolicy::Delete => "Delete",
+        }
+    }
 }
 
 /// Replication settings.
@@ -360,6 +399,9 @@ pub struct MySQLClusterStatus {
     /// When the operator last decided an automatic failover (for `spec.failover.minIntervalSeconds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failover_time: Option<Time>,
+    /// The largest size a data volume has or is growing to; spec.storage.size may not go below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_size: Option<Quantity>,
 }
 
 /// The state of one MySQL instance.

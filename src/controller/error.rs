@@ -2,6 +2,7 @@
 
 use super::validate::InvalidSpec;
 use crate::clustering::operate::OperateError;
+use crate::storage::StorageError;
 
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum Error {
     },
     #[error("failed to carry out the clustering plan")]
     Operate(#[from] OperateError),
+    #[error("failed to grow the data volumes")]
+    Storage(#[from] StorageError),
     #[error("failed to patch the status")]
     Status(#[source] kube::Error),
 }
@@ -37,6 +40,7 @@ impl Error {
             Error::Fetch { .. } => "FetchFailed",
             Error::Apply { .. } => "ApplyFailed",
             Error::Operate(e) => e.category(),
+            Error::Storage(e) => e.category(),
             Error::Status(_) => "StatusPatchFailed",
         }
     }

@@ -19,7 +19,7 @@ use serde_json::json;
 use super::context::Context;
 use super::error::Error;
 use super::status::{compute_status, failed_status};
-use super::validate::validate;
+use super::validate::{ValidatedCluster, validate};
 use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
@@ -27,7 +27,10 @@ use crate::clustering::operate::{OperateTarget, operate};
 use crate::clustering::{Action as ClusterAction, Intent, Plan, decide};
 use crate::mysql::Credentials;
 use crate::resources::secret::ClusterPasswords;
+use crate::resources::statefulset::claim_template_size;
 use crate::resources::{Resources, naming};
+use crate::storage::status::{newly_refused, record_volumes};
+use crate::storage::{VolumePlan, decide_volumes, expand_volumes, observe_volumes};
 
 /// How soon a multi-step operation (a failover's fence) is looked at again.
 pub const FOLLOW_UP: Duration = Duration::from_millis(500);
@@ -76,7 +79,9 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
 
     // build, apply (a paused cluster's resources are left as they are)
     if !valid.paused {
-        let built = Resources::build(&valid, &passwords);
+        let existing = fetch_statefulset(ctx, &valid).await?;
+        let claim_size = claim_template_size(&valid, existing.as_ref());
+        let built = Resources::build(&valid, &passwords, &claim_size);
         let (_applied, stats) = super::apply::apply_all(&ctx.client, ns, built).await?;
         tracing::debug!(
             written = stats.written,
@@ -231,8 +236,16 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         .await;
     }
 
+    // volumes: grow the PVCs to spec.storage.size, where their StorageClass allows it
+    let volumes = reconcile_volumes(ctx, cluster, &valid).await?;
+
     // status
-    let status = compute_status(&valid, &observation, &plan, cluster.status.as_ref(), now());
+    let mut status = compute_status(&valid, &observation, &plan, cluster.status.as_ref(), now());
+    record_volumes(&mut status, &volumes, valid.generation, now());
+    if newly_refused(cluster.status.as_ref(), &status) {
+        let (_, reason, message) = volumes.condition();
+        publish(ctx, cluster, EventType::Warning, reason, message, None).await;
+    }
     if cluster.status.as_ref() != Some(&status) {
         patch_status(ctx, cluster, &status).await?;
     }
@@ -262,6 +275,52 @@ async fn record_failover(
     .await
     .map_err(Error::Status)?;
     Ok(())
+}
+
+/// The existing StatefulSet, whose volume claim template cannot change any more.
+async fn fetch_statefulset(
+    ctx: &Context,
+    valid: &ValidatedCluster,
+) -> Result<Option<StatefulSet>, Error> {
+    let name = naming::statefulset(&valid.name);
+    Api::<StatefulSet>::namespaced(ctx.client.clone(), &valid.namespace)
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::Fetch {
+            what: format!("StatefulSet {name}"),
+            source,
+        })
+}
+
+/// Observes the data volumes, grows those smaller than the spec (announced with an event), and
+/// returns the plan for the status.
+async fn reconcile_volumes(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    valid: &ValidatedCluster,
+) -> Result<VolumePlan, Error> {
+    let ns = valid.namespace.as_str();
+    let observation = observe_volumes(&ctx.client, ns, &valid.name, &valid.storage_size).await?;
+    let plan = decide_volumes(&valid.storage_size, valid.instances, &observation);
+    if !plan.expand.is_empty() {
+        expand_volumes(&ctx.client, ns, &plan.expand).await?;
+        let claims: Vec<&str> = plan.expand.iter().map(|e| e.claim.as_str()).collect();
+        let note = format!(
+            "expanding {} to {}",
+            claims.join(", "),
+            valid.storage_size.0
+        );
+        publish(
+            ctx,
+            cluster,
+            EventType::Normal,
+            "VolumeExpansion",
+            note,
+            None,
+        )
+        .await;
+    }
+    Ok(plan)
 }
 
 /// The actions a user wants to see as events, with the instance they concern; the rest are routine.

@@ -377,6 +377,8 @@ pub fn compute_status(
         } else {
             previous.and_then(|s| s.last_failover_time.clone())
         },
+        // Written by the volumes step (crate::storage::status); kept until then.
+        volume_size: previous.and_then(|s| s.volume_size.clone()),
     }
 }
 

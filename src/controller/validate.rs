@@ -13,9 +13,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
 use crate::api::owned_settings::is_owned_setting;
-use crate::api::{ClientServiceSpec, MySQLCluster, PodTemplateOverrides, SecretKeySelector};
+use crate::api::{
+    ClientServiceSpec, DeletionPolicy, MySQLCluster, PodTemplateOverrides, SecretKeySelector,
+};
 use crate::clustering::FailoverPolicy;
 use crate::resources::naming;
+use crate::storage::quantity;
 
 /// Operator-wide settings that shape what the builders produce.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +50,7 @@ pub struct ValidatedCluster {
     pub image: String,
     pub storage_size: Quantity,
     pub storage_class_name: Option<String>,
+    pub deletion_policy: DeletionPolicy,
     pub resources: Option<ResourceRequirements>,
     pub mysql_config: BTreeMap<String, String>,
     pub max_replica_lag_seconds: i32,
@@ -77,6 +81,8 @@ pub enum InvalidSpec {
         "spec.primaryInstance must be the ordinal of one of the {instances} instances, got {got}"
     )]
     PrimaryInstance { got: i32, instances: u8 },
+    #[error("spec.storage.size must be a quantity such as 10Gi, got {0:?}")]
+    StorageSize(String),
     #[error("the MySQLCluster has no {0}")]
     Metadata(&'static str),
 }
@@ -101,6 +107,9 @@ pub fn validate(
         .ok_or(InvalidSpec::Instances(spec.instances))?;
     if !is_version(&spec.version) {
         return Err(InvalidSpec::Version(spec.version.clone()));
+    }
+    if quantity::parse(&spec.storage.size).is_none() {
+        return Err(InvalidSpec::StorageSize(spec.storage.size.0.clone()));
     }
     for (key, value) in &spec.mysql_config {
         if key.is_empty()
@@ -162,6 +171,7 @@ pub fn validate(
         image,
         storage_size: spec.storage.size.clone(),
         storage_class_name: spec.storage.storage_class_name.clone(),
+        deletion_policy: spec.storage.deletion_policy,
         resources: spec.resources.clone(),
         mysql_config: spec.mysql_config.clone(),
         max_replica_lag_seconds: spec.replication.max_lag_seconds,
@@ -201,6 +211,7 @@ pub(crate) mod tests {
                 storage: StorageSpec {
                     size: Quantity("1Gi".into()),
                     storage_class_name: None,
+                    deletion_policy: Default::default(),
                 },
                 resources: None,
                 mysql_config: BTreeMap::new(),
@@ -318,6 +329,14 @@ pub(crate) mod tests {
                 min_interval: Duration::from_secs(300),
             }
         );
+    }
+
+    #[test]
+    fn a_storage_size_that_is_not_a_quantity_is_invalid() {
+        let mut cluster = sample_cluster("db", 1);
+        cluster.spec.storage.size = Quantity("ten gigs".into());
+        let err = validate(&cluster, &OperatorSettings::default()).unwrap_err();
+        assert_eq!(err, InvalidSpec::StorageSize("ten gigs".into()));
     }
 
     #[test]

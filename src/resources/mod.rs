@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -40,8 +41,12 @@ pub struct Resources<State> {
 }
 
 impl Resources<Built> {
-    /// Builds every child of the cluster.
-    pub fn build(cluster: &ValidatedCluster, credentials: &ClusterPasswords) -> Self {
+    /// Builds every child of the cluster; `claim_size` from `statefulset::claim_template_size`.
+    pub fn build(
+        cluster: &ValidatedCluster,
+        credentials: &ClusterPasswords,
+        claim_size: &Quantity,
+    ) -> Self {
         let config_map = config_map::build_config_map(cluster);
         let config_hash = statefulset::config_hash(&config_map);
         Self {
@@ -49,7 +54,7 @@ impl Resources<Built> {
             headless_service: service::build_headless_service(cluster),
             primary_service: service::build_primary_service(cluster),
             replicas_service: service::build_replicas_service(cluster),
-            statefulset: statefulset::build_statefulset(cluster, &config_hash),
+            statefulset: statefulset::build_statefulset(cluster, &config_hash, claim_size),
             pod_disruption_budget: pod_disruption_budget::build_pod_disruption_budget(cluster),
             config_map,
             state: PhantomData,
@@ -94,6 +99,7 @@ pub(crate) mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::api::DeletionPolicy;
     use crate::controller::validate::{OperatorSettings, validate};
 
     /// A validated cluster with the image the testbed uses.
@@ -140,10 +146,14 @@ pub(crate) mod tests {
         pretty_assertions::assert_eq!(committed, rendered, "{name} differs from its fixture");
     }
 
+    fn build(cluster: &ValidatedCluster, credentials: &ClusterPasswords) -> Resources<Built> {
+        Resources::build(cluster, credentials, &cluster.storage_size)
+    }
+
     fn three_instance_resources() -> Resources<Built> {
         let cluster = validated("db", 3);
         let credentials = fixed_credentials(&cluster);
-        Resources::build(&cluster, &credentials)
+        build(&cluster, &credentials)
     }
 
     #[test]
@@ -179,7 +189,10 @@ pub(crate) mod tests {
 
     #[test]
     fn every_child_is_owned_by_the_cluster_as_controller() {
-        let r = three_instance_resources();
+        // The credentials Secret too, when the volumes go with the cluster (see build_secret).
+        let mut cluster = validated("db", 3);
+        cluster.deletion_policy = DeletionPolicy::Delete;
+        let r = build(&cluster, &fixed_credentials(&cluster));
         let metas = [
             &r.secret.metadata,
             &r.config_map.metadata,
@@ -201,10 +214,10 @@ pub(crate) mod tests {
     fn pod_template_changes_only_when_the_configuration_changes() {
         let cluster = validated("db", 3);
         let credentials = fixed_credentials(&cluster);
-        let before = Resources::build(&cluster, &credentials).statefulset;
+        let before = build(&cluster, &credentials).statefulset;
         // New passwords must not roll pods: they are read at init time from the Secret.
         let other_credentials = ClusterPasswords::complete(&cluster, None);
-        let same = Resources::build(&cluster, &other_credentials).statefulset;
+        let same = build(&cluster, &other_credentials).statefulset;
         assert_eq!(
             before.spec.as_ref().unwrap().template,
             same.spec.as_ref().unwrap().template
@@ -214,8 +227,63 @@ pub(crate) mod tests {
         changed
             .mysql_config
             .insert("max_connections".into(), "500".into());
-        let after = Resources::build(&changed, &credentials).statefulset;
+        let after = build(&changed, &credentials).statefulset;
         assert_ne!(before.spec.unwrap().template, after.spec.unwrap().template);
+    }
+
+    fn template_size(statefulset: &StatefulSet) -> &Quantity {
+        let template = &statefulset
+            .spec
+            .as_ref()
+            .unwrap()
+            .volume_claim_templates
+            .as_ref()
+            .unwrap()[0];
+        let resources = template.spec.as_ref().unwrap().resources.as_ref().unwrap();
+        &resources.requests.as_ref().unwrap()["storage"]
+    }
+
+    #[test]
+    fn a_larger_storage_size_leaves_the_statefulset_unchanged_once_it_exists() {
+        let cluster = validated("db", 3);
+        let credentials = fixed_credentials(&cluster);
+        let created = build(&cluster, &credentials).statefulset;
+        assert_eq!(
+            statefulset::claim_template_size(&cluster, None),
+            cluster.storage_size,
+            "a new StatefulSet takes the spec's size"
+        );
+
+        let mut grown = cluster.clone();
+        grown.storage_size = Quantity("5Gi".into());
+        let size = statefulset::claim_template_size(&grown, Some(&created));
+        assert_eq!(size, Quantity("1Gi".into()));
+        let after = Resources::build(&grown, &credentials, &size).statefulset;
+        assert_eq!(template_size(&after), &Quantity("1Gi".into()));
+        assert_eq!(
+            content_hash(&after),
+            content_hash(&created),
+            "the apply step sees no change, so the immutable template is never sent changed"
+        );
+    }
+
+    #[test]
+    fn the_deletion_policy_decides_when_deleted_and_a_scale_down_always_keeps_volumes() {
+        for (policy, when_deleted) in [
+            (DeletionPolicy::Retain, "Retain"),
+            (DeletionPolicy::Delete, "Delete"),
+        ] {
+            let mut cluster = validated("db", 3);
+            cluster.deletion_policy = policy;
+            let statefulset = build(&cluster, &fixed_credentials(&cluster)).statefulset;
+            let retention = statefulset
+                .spec
+                .unwrap()
+                .persistent_volume_claim_retention_policy
+                .unwrap();
+            assert_eq!(retention.when_deleted.as_deref(), Some(when_deleted));
+            assert_eq!(retention.when_scaled.as_deref(), Some("Retain"));
+        }
     }
 
     #[test]

@@ -87,6 +87,22 @@ pub fn ordinal_of(cluster: &str, pod_name: &str) -> Option<u8> {
         .ok()
 }
 
+/// The StatefulSet's volume claim template; the PVCs are `data-<pod>`.
+pub const DATA_VOLUME: &str = "data";
+
+/// The data volume (PVC) of instance `ordinal`, as the StatefulSet controller names it.
+pub fn data_claim(cluster: &str, ordinal: u8) -> String {
+    format!("{DATA_VOLUME}-{}", pod(cluster, ordinal))
+}
+
+/// The ordinal of a data volume of this cluster, from its name.
+pub fn data_claim_ordinal(cluster: &str, claim_name: &str) -> Option<u8> {
+    ordinal_of(
+        cluster,
+        claim_name.strip_prefix(DATA_VOLUME)?.strip_prefix('-')?,
+    )
+}
+
 /// The stable DNS name of a pod under the headless Service.
 pub fn pod_host(cluster: &str, namespace: &str, ordinal: u8) -> String {
     format!(
@@ -125,6 +141,15 @@ mod tests {
         assert_eq!(ordinal_of("db", "db-primary"), None);
         assert_eq!(ordinal_of("db", "dbx-1"), None);
         assert_eq!(ordinal_of("db-1", "db-1-0"), Some(0));
+    }
+
+    #[test]
+    fn data_claims_are_named_after_the_template_and_the_pod() {
+        assert_eq!(data_claim("db", 2), "data-db-2");
+        assert_eq!(data_claim_ordinal("db", "data-db-2"), Some(2));
+        assert_eq!(data_claim_ordinal("db", "data-dbx-2"), None);
+        assert_eq!(data_claim_ordinal("db", "db-2"), None);
+        assert_eq!(data_claim_ordinal("data", "data-data-0"), Some(0));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::OsRng;
 
 use super::{meta, naming};
+use crate::api::DeletionPolicy;
 use crate::controller::validate::ValidatedCluster;
 
 /// Length of generated passwords; alphanumeric, so about 190 bits of entropy.
@@ -71,9 +72,18 @@ fn generate_password() -> String {
 }
 
 /// Builds the Secret from the cluster's credentials.
+///
+/// The passwords are part of the data: the accounts in a data directory were created with them.
+/// So the Secret lives as long as the volumes. With `deletionPolicy: Retain` it has no owner
+/// reference and outlives the cluster with the PVCs, and a new cluster of the same name finds
+/// both and starts with the accounts it can log in to; with `Delete` it goes with the cluster.
 pub fn build_secret(cluster: &ValidatedCluster, credentials: &ClusterPasswords) -> Secret {
+    let mut metadata = meta(cluster, naming::credentials_secret(&cluster.name));
+    if cluster.deletion_policy == DeletionPolicy::Retain {
+        metadata.owner_references = None;
+    }
     Secret {
-        metadata: meta(cluster, naming::credentials_secret(&cluster.name)),
+        metadata,
         type_: Some("Opaque".into()),
         data: Some(
             credentials
@@ -124,6 +134,24 @@ mod tests {
         let credentials = ClusterPasswords::complete(&cluster, None);
         assert_eq!(credentials.get(naming::ROOT_PASSWORD_KEY), None);
         assert!(credentials.get(naming::OPERATOR_PASSWORD_KEY).is_some());
+    }
+
+    #[test]
+    fn credentials_are_owned_by_the_cluster_only_when_its_volumes_go_with_it() {
+        let mut cluster = validated("db", 3);
+        let credentials = ClusterPasswords::complete(&cluster, None);
+        assert_eq!(cluster.deletion_policy, DeletionPolicy::Retain);
+        let kept = build_secret(&cluster, &credentials);
+        assert_eq!(
+            kept.metadata.owner_references, None,
+            "kept volumes need their passwords"
+        );
+
+        cluster.deletion_policy = DeletionPolicy::Delete;
+        let owned = build_secret(&cluster, &credentials);
+        let owners = owned.metadata.owner_references.unwrap();
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].controller, Some(true));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
     SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::config_map::{ALIVE_SCRIPT, INIT_SCRIPT, MY_CNF, PRE_STOP_SCRIPT, READY_SCRIPT};
@@ -27,7 +28,7 @@ const TERMINATION_GRACE_SECONDS: i64 = 300;
 /// the grace period, so mysqld still has minutes to shut down cleanly.
 const PRE_STOP_WAIT_SECONDS: u32 = 60;
 /// The PVC template's name; PVCs are `data-<pod>`.
-pub const DATA_VOLUME: &str = "data";
+pub const DATA_VOLUME: &str = naming::DATA_VOLUME;
 
 const CONFIG_VOLUME: &str = "config";
 const RUNTIME_VOLUME: &str = "sakila-run";
@@ -35,9 +36,38 @@ const SOCKET_VOLUME: &str = "mysqld-run";
 const TMP_VOLUME: &str = "tmp";
 const PODINFO_VOLUME: &str = "podinfo";
 
+/// The size in the volume claim template: `spec.storage.size` for a new StatefulSet, and the
+/// size an existing one was created with.
+///
+/// Kubernetes refuses any change to a StatefulSet's volumeClaimTemplates, so a template that
+/// followed `spec.storage.size` would make every apply fail after a resize. The template only
+/// shapes PVCs not created yet; existing ones are grown one by one (`crate::storage`), and so are
+/// PVCs created later from the old size. Deleting the StatefulSet with its pods orphaned and
+/// creating it again with a new template would also work, but leaves the pods without a
+/// controller in between, and buys nothing the expansion does not already do.
+pub fn claim_template_size(cluster: &ValidatedCluster, existing: Option<&StatefulSet>) -> Quantity {
+    existing
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.volume_claim_templates.as_ref())
+        .and_then(|templates| {
+            templates
+                .iter()
+                .find(|t| t.metadata.name.as_deref() == Some(DATA_VOLUME))
+        })
+        .and_then(|t| t.spec.as_ref()?.resources.as_ref()?.requests.as_ref())
+        .and_then(|requests| requests.get("storage"))
+        .cloned()
+        .unwrap_or_else(|| cluster.storage_size.clone())
+}
+
 /// Builds the StatefulSet. `config_hash` is the hash of the ConfigMap's data: a configuration
-/// change rolls the pods, and nothing else about the operator does.
-pub fn build_statefulset(cluster: &ValidatedCluster, config_hash: &str) -> StatefulSet {
+/// change rolls the pods, and nothing else about the operator does. `claim_size` comes from
+/// `claim_template_size`.
+pub fn build_statefulset(
+    cluster: &ValidatedCluster,
+    config_hash: &str,
+    claim_size: &Quantity,
+) -> StatefulSet {
     let name = naming::statefulset(&cluster.name);
     let mut pod_labels = cluster.pod_template.labels.clone();
     pod_labels.extend(naming::common_labels(&cluster.name));
@@ -63,7 +93,9 @@ pub fn build_statefulset(cluster: &ValidatedCluster, config_hash: &str) -> State
             }),
             persistent_volume_claim_retention_policy: Some(
                 StatefulSetPersistentVolumeClaimRetentionPolicy {
-                    when_deleted: Some("Retain".into()),
+                    when_deleted: Some(cluster.deletion_policy.as_str().into()),
+                    // A scale-down is routine and often undone; the data of a removed instance
+                    // is kept whatever the deletion policy, and reused if it comes back.
                     when_scaled: Some("Retain".into()),
                 },
             ),
@@ -75,14 +107,14 @@ pub fn build_statefulset(cluster: &ValidatedCluster, config_hash: &str) -> State
                 }),
                 spec: Some(pod_spec(cluster)),
             },
-            volume_claim_templates: Some(vec![data_claim(cluster)]),
+            volume_claim_templates: Some(vec![data_claim(cluster, claim_size)]),
             ..Default::default()
         }),
         ..Default::default()
     }
 }
 
-fn data_claim(cluster: &ValidatedCluster) -> PersistentVolumeClaim {
+fn data_claim(cluster: &ValidatedCluster, size: &Quantity) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(DATA_VOLUME.into()),
@@ -93,10 +125,7 @@ fn data_claim(cluster: &ValidatedCluster) -> PersistentVolumeClaim {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
             storage_class_name: cluster.storage_class_name.clone(),
             resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".to_string(),
-                    cluster.storage_size.clone(),
-                )])),
+                requests: Some(BTreeMap::from([("storage".to_string(), size.clone())])),
                 ..Default::default()
             }),
             ..Default::default()
