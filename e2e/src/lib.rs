@@ -309,3 +309,34 @@ pub async fn force_delete_pod(pods: &Api<Pod>, name: &str) {
         .await
         .unwrap_or_else(|e| panic!("failed to delete pod {name}: {e}"));
 }
+
+/// How many times the MySQLClusters in the namespace reported this event reason (an event
+/// series counts each time).
+pub async fn event_count(ns: &TestNamespace, reason: &str) -> usize {
+    let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
+    events
+        .list(&kube::api::ListParams::default().fields("involvedObject.kind=MySQLCluster"))
+        .await
+        .unwrap_or_else(|e| panic!("failed to list events: {e}"))
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| {
+            let series = e.series.as_ref().and_then(|s| s.count).unwrap_or(0);
+            e.count.unwrap_or(1).max(series).max(1) as usize
+        })
+        .sum()
+}
+
+/// Merges `spec` into the MySQLCluster's spec.
+pub async fn patch_spec(ns: &TestNamespace, cluster: &str, spec: serde_json::Value) {
+    let clusters: Api<MySQLCluster> = ns.api();
+    clusters
+        .patch(
+            cluster,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({ "spec": spec })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("failed to patch {cluster}: {e}"));
+}

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use sakila::api::MySQLCluster;
 use sakila_e2e::chaos::{self, Partition};
@@ -52,23 +52,6 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
     }
 }
 
-/// How many times each event reason was reported about the cluster (a series counts each time).
-async fn event_count(ns: &TestNamespace, reason: &str) -> usize {
-    let events: Api<Event> = ns.api();
-    events
-        .list(&ListParams::default().fields("involvedObject.kind=MySQLCluster"))
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .map(|e| {
-            let series = e.series.as_ref().and_then(|s| s.count).unwrap_or(0);
-            e.count.unwrap_or(1).max(series).max(1) as usize
-        })
-        .sum()
-}
-
 /// Collects the writer's record once it is done and runs the common checks.
 async fn finish(scenario: &Scenario) -> chaos::Outcome {
     let left =
@@ -96,7 +79,7 @@ async fn mysqld_crashed_twice_in_a_row_is_recovered_without_losing_acknowledged_
     chaos::crash_mysqld(ns, &second).await;
     let outcome = finish(&s).await;
     assert_eq!(outcome.primary.as_deref(), Some(second.as_str()));
-    assert_eq!(event_count(ns, "FailedOver").await, 1);
+    assert_eq!(sakila_e2e::event_count(ns, "FailedOver").await, 1);
 }
 
 #[tokio::test]
@@ -110,7 +93,7 @@ async fn primary_pod_force_deleted_under_writes_fails_over_without_losing_acknow
         Some("trio-0"),
         "a replica was promoted"
     );
-    assert_eq!(event_count(&s.ns, "FailedOver").await, 1);
+    assert_eq!(sakila_e2e::event_count(&s.ns, "FailedOver").await, 1);
 }
 
 #[tokio::test]
@@ -178,7 +161,7 @@ async fn operator_leader_killed_during_a_failover_never_promotes_twice() {
     assert_ne!(outcome.primary.as_deref(), Some("trio-0"));
     // The first leader may have promoted before it died (then its successor adopts the
     // promotion and reports nothing), or not (then its successor fails over): once at most.
-    assert!(event_count(ns, "FailedOver").await <= 1);
+    assert!(sakila_e2e::event_count(ns, "FailedOver").await <= 1);
 }
 
 #[tokio::test]
@@ -243,8 +226,8 @@ async fn switchover_through_primary_instance_under_writes_moves_the_primary_once
         .unwrap();
     let outcome = finish(&s).await;
     assert_eq!(outcome.primary.as_deref(), Some("trio-1"));
-    assert_eq!(event_count(ns, "SwitchedOver").await, 1);
-    assert_eq!(event_count(ns, "FailedOver").await, 0);
+    assert_eq!(sakila_e2e::event_count(ns, "SwitchedOver").await, 1);
+    assert_eq!(sakila_e2e::event_count(ns, "FailedOver").await, 0);
 }
 
 #[tokio::test]
@@ -257,6 +240,6 @@ async fn deleting_the_primary_pod_gracefully_switches_over_instead_of_failing_ov
         .unwrap();
     let outcome = finish(&s).await;
     assert_ne!(outcome.primary.as_deref(), Some("trio-0"));
-    assert_eq!(event_count(ns, "SwitchedOver").await, 1);
-    assert_eq!(event_count(ns, "FailedOver").await, 0);
+    assert_eq!(sakila_e2e::event_count(ns, "SwitchedOver").await, 1);
+    assert_eq!(sakila_e2e::event_count(ns, "FailedOver").await, 0);
 }

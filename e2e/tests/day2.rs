@@ -4,41 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
 use sakila::api::MySQLCluster;
 use sakila_e2e::chaos::{self, ChaosRecord};
 use sakila_e2e::{TestNamespace, cluster_manifest, mysql_client_image, wait_ready, wait_until};
 use serde_json::json;
-
-async fn patch_spec(ns: &TestNamespace, cluster: &str, spec: serde_json::Value) {
-    let clusters: Api<MySQLCluster> = ns.api();
-    clusters
-        .patch(
-            cluster,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": spec })),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("failed to patch {cluster}: {e}"));
-}
-
-/// How many times the cluster reported this event reason (a series counts each time).
-async fn event_count(ns: &TestNamespace, reason: &str) -> usize {
-    let events: Api<Event> = ns.api();
-    events
-        .list(&ListParams::default().fields("involvedObject.kind=MySQLCluster"))
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .map(|e| {
-            let series = e.series.as_ref().and_then(|s| s.count).unwrap_or(0);
-            e.count.unwrap_or(1).max(series).max(1) as usize
-        })
-        .sum()
-}
 
 /// The mysqld image each pod runs, by pod name.
 async fn pod_images(ns: &TestNamespace, cluster: &str) -> Vec<(String, String)> {
@@ -102,16 +73,16 @@ async fn an_image_upgrade_rolls_replicas_first_then_switches_over_once() {
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     let upgrade_started = Instant::now();
-    patch_spec(&ns, "trio", json!({"image": new_image})).await;
+    sakila_e2e::patch_spec(&ns, "trio", json!({"image": new_image})).await;
     wait_rolled_out(&ns, "trio", 3, &new_image).await;
     println!(
         "upgrade: 3 instances rolled out to {new_image} and Ready in {:.1} s",
         upgrade_started.elapsed().as_secs_f64()
     );
     finish(&ns, started, writer_seconds, 3).await;
-    assert_eq!(event_count(&ns, "SwitchedOver").await, 1);
-    assert_eq!(event_count(&ns, "FailedOver").await, 0);
-    assert_eq!(event_count(&ns, "RollingRestart").await, 3);
+    assert_eq!(sakila_e2e::event_count(&ns, "SwitchedOver").await, 1);
+    assert_eq!(sakila_e2e::event_count(&ns, "FailedOver").await, 0);
+    assert_eq!(sakila_e2e::event_count(&ns, "RollingRestart").await, 3);
 }
 
 #[tokio::test]
@@ -126,7 +97,7 @@ async fn a_bad_image_stops_the_rollout_at_the_first_replica_until_the_spec_is_fi
     let started = Instant::now();
 
     let bad_image = "localhost/sakila/mysql:no-such-build";
-    patch_spec(&ns, "trio", json!({"image": bad_image})).await;
+    sakila_e2e::patch_spec(&ns, "trio", json!({"image": bad_image})).await;
     let clusters: Api<MySQLCluster> = ns.api();
     let message = wait_until(
         "the rollout to report it waits for trio-2",
@@ -156,10 +127,10 @@ async fn a_bad_image_stops_the_rollout_at_the_first_replica_until_the_spec_is_fi
     );
 
     // The fix resumes: trio-2, which never started, is replaced at once.
-    patch_spec(&ns, "trio", json!({"image": good_image})).await;
+    sakila_e2e::patch_spec(&ns, "trio", json!({"image": good_image})).await;
     wait_rolled_out(&ns, "trio", 3, &good_image).await;
     finish(&ns, started, writer_seconds, 3).await;
-    assert_eq!(event_count(&ns, "SwitchedOver").await, 0);
+    assert_eq!(sakila_e2e::event_count(&ns, "SwitchedOver").await, 0);
 }
 
 #[tokio::test]
@@ -176,7 +147,7 @@ async fn scaling_one_three_five_three_one_under_writes() {
         chaos::start(&ns, "client", "trio", from.max(to), writer_seconds).await;
         let started = Instant::now();
         tokio::time::sleep(Duration::from_secs(5)).await;
-        patch_spec(&ns, "trio", json!({"instances": to})).await;
+        sakila_e2e::patch_spec(&ns, "trio", json!({"instances": to})).await;
         wait_until(
             &format!("trio to have {to} pods"),
             Duration::from_secs(600),
