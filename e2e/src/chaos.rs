@@ -132,7 +132,8 @@ pub async fn missing_on(
 /// Crashes mysqld in a pod: SIGSEGV to the container's PID 1 (a pid namespace's init ignores
 /// SIGKILL from inside; mysqld handles SIGSEGV by dying, as in a real crash).
 pub async fn crash_mysqld(ns: &TestNamespace, pod: &str) {
-    ns.try_exec(pod, "mysqld", &["kill", "-SEGV", "1"])
+    // The shell's builtin kill: the image has no kill binary.
+    ns.try_exec(pod, "mysqld", &["sh", "-c", "kill -SEGV 1"])
         .await
         .unwrap_or_else(|e| panic!("failed to crash mysqld in {pod}: {e}"));
 }

@@ -410,6 +410,10 @@ pub struct MySQLClusterStatus {
 pub struct InstanceStatus {
     /// Pod name, `<cluster>-<ordinal>`.
     pub name: String,
+    /// The pod's IP when it was observed. After a pod is force-deleted its server may live on
+    /// for a while at this address, and a failover demotes it there first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ip: Option<String>,
     /// `primary`, `replica`, or `unknown` while it cannot be observed.
     pub role: String,
     /// Whether the instance is ready in its role.

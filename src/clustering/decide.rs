@@ -70,6 +70,10 @@ pub enum Action {
     /// A switchover's catch-up: read what the demoted `source` executed (after it became
     /// read-only, so nothing more can come) and wait until the instance has applied all of it.
     CatchUpWith { ordinal: u8, source: u8 },
+    /// Before a failover: if the old primary's server still answers at the address where it was
+    /// last seen (its pod was force-deleted, its process not yet gone), make it read-only there
+    /// as `ForceReadOnly` does; if it does not answer, there is nothing to do.
+    DemoteAtAddress { ordinal: u8, address: String },
     /// Forget a user's request to re-clone an instance, once it was carried out.
     ClearRecloneRequest { ordinal: u8 },
     /// Delete the pod (gracefully) so that the StatefulSet recreates it from the current
@@ -197,6 +201,7 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
                 plan.findings.push(Finding::FailoverBlocked { reason })
             }
             FailoverStep::Fence(ordinals) => {
+                plan.actions.extend(demote_stale(intent, primary));
                 plan.actions.extend(
                     ordinals
                         .into_iter()
@@ -211,6 +216,7 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
             } => {
                 plan.failover_from = Some(primary);
                 plan.primary = candidate;
+                plan.actions.extend(demote_stale(intent, primary));
                 plan.actions.push(Action::WaitForTransactions {
                     ordinal: candidate,
                     gtids: everything.clone(),
@@ -461,6 +467,17 @@ fn choose_primary(observation: &Observation, intent: &Intent) -> u8 {
             .filter(|p| *p < observation.desired_instances)
             .unwrap_or(0),
     }
+}
+
+/// The demotion of a lost primary's server at its last address, if it had one.
+fn demote_stale(intent: &Intent, primary: u8) -> Option<Action> {
+    intent
+        .stale_primary_address
+        .clone()
+        .map(|address| Action::DemoteAtAddress {
+            ordinal: primary,
+            address,
+        })
 }
 
 /// Whether the instance's server is certainly not serving, from what Kubernetes says: no pod,
@@ -1642,6 +1659,28 @@ pub(crate) mod tests {
         assert_eq!(
             plan.actions,
             vec![
+                Action::StopReplicaIo { ordinal: 1 },
+                Action::StopReplicaIo { ordinal: 2 }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_force_deleted_primary_is_demoted_at_its_old_address_before_the_fence() {
+        let mut obs = primary_lost_trio();
+        obs.instances[0].pod = None;
+        let intent = Intent {
+            stale_primary_address: Some("10.244.0.9".into()),
+            ..Intent::default()
+        };
+        let plan = decide(&obs, &intent);
+        assert_eq!(
+            plan.actions,
+            vec![
+                Action::DemoteAtAddress {
+                    ordinal: 0,
+                    address: "10.244.0.9".into()
+                },
                 Action::StopReplicaIo { ordinal: 1 },
                 Action::StopReplicaIo { ordinal: 2 }
             ]

@@ -73,6 +73,9 @@ pub struct Intent {
     pub primary_failures: u32,
     /// Failed observations after which a primary whose pod still runs is declared lost.
     pub failure_threshold: u32,
+    /// Where the recorded primary's server was last seen, when its pod is no longer there (a
+    /// force-deleted pod's server can live on for a while at its old address).
+    pub stale_primary_address: Option<String>,
 }
 
 impl Default for Intent {
@@ -82,6 +85,7 @@ impl Default for Intent {
             failover: FailoverGate::Open,
             primary_failures: 0,
             failure_threshold: 1,
+            stale_primary_address: None,
         }
     }
 }

@@ -145,31 +145,14 @@ async fn carry_out<C: MySqlConnector>(
             Ok(())
         }
         Action::ForceReadOnly { ordinal } => {
-            match make_read_only(connector, target, observation, *ordinal)
-                .await
-                .map(|_executed| ())
-            {
-                Err(OperateError::Sql {
-                    source: MySqlError::Timeout { .. },
-                    ..
-                }) => {
-                    // A commit waits for acknowledgements that cannot come (its replicas now
-                    // follow another primary) and holds `super_read_only` back. Its client was
-                    // disconnected; a restart is the one way out that acknowledges nothing.
-                    tracing::warn!(
-                        ordinal,
-                        "could not make a stray writable instance read-only; shutting it down"
-                    );
-                    sql(
-                        connector,
-                        target,
-                        observation,
-                        *ordinal,
-                        "shut down an instance that cannot be made read-only",
-                        |a| async move { a.shutdown().await },
-                    )
-                    .await
-                }
+            let endpoint = pod_endpoint(observation, *ordinal, "make read-only")?;
+            force_read_only(connector, target, *ordinal, &endpoint).await
+        }
+        Action::DemoteAtAddress { ordinal, address } => {
+            let endpoint = Endpoint::new(address.clone(), naming::MYSQL_PORT as u16);
+            match force_read_only(connector, target, *ordinal, &endpoint).await {
+                // Gone (or not answering): nothing is left there to demote.
+                Err(OperateError::Sql { source, .. }) if source.is_unreachable() => Ok(()),
                 other => other,
             }
         }
@@ -368,6 +351,40 @@ async fn carry_out<C: MySqlConnector>(
     }
 }
 
+/// Makes a writable instance that must not be read-only; if a commit waiting for
+/// acknowledgements that cannot come holds that back, shuts mysqld down (see `ForceReadOnly`).
+async fn force_read_only<C: MySqlConnector>(
+    connector: &C,
+    target: &OperateTarget<'_>,
+    ordinal: u8,
+    endpoint: &Endpoint,
+) -> Result<(), OperateError> {
+    match make_read_only_at(connector, target, ordinal, endpoint).await {
+        Err(OperateError::Sql {
+            source: MySqlError::Timeout { .. },
+            ..
+        }) => {
+            // Its replicas now follow another primary; the waiting commit's client was
+            // disconnected, and a restart is the one way out that acknowledges nothing.
+            tracing::warn!(
+                ordinal,
+                %endpoint,
+                "could not make a stray writable instance read-only; shutting it down"
+            );
+            sql_at(
+                connector,
+                target,
+                endpoint,
+                ordinal,
+                "shut down an instance that cannot be made read-only",
+                |a| async move { a.shutdown().await },
+            )
+            .await
+        }
+        other => other.map(|_executed| ()),
+    }
+}
+
 /// Disconnects the clients and sets `super_read_only`; returns what the instance had executed
 /// by then (nothing more can come).
 async fn make_read_only<C: MySqlConnector>(
@@ -376,10 +393,20 @@ async fn make_read_only<C: MySqlConnector>(
     observation: &Observation,
     ordinal: u8,
 ) -> Result<GtidSet, OperateError> {
-    sql(
+    let endpoint = pod_endpoint(observation, ordinal, "make read-only")?;
+    make_read_only_at(connector, target, ordinal, &endpoint).await
+}
+
+async fn make_read_only_at<C: MySqlConnector>(
+    connector: &C,
+    target: &OperateTarget<'_>,
+    ordinal: u8,
+    endpoint: &Endpoint,
+) -> Result<GtidSet, OperateError> {
+    sql_at(
         connector,
         target,
-        observation,
+        endpoint,
         ordinal,
         "make read-only",
         |a| async move {
@@ -400,6 +427,22 @@ async fn make_read_only<C: MySqlConnector>(
     .await
 }
 
+/// The address of an instance's pod.
+fn pod_endpoint(
+    observation: &Observation,
+    ordinal: u8,
+    action: &'static str,
+) -> Result<Endpoint, OperateError> {
+    let ip = observation
+        .instances
+        .iter()
+        .find(|i| i.ordinal == ordinal)
+        .and_then(|i| i.pod.as_ref())
+        .and_then(|p| p.ip.clone())
+        .ok_or(OperateError::NoAddress { action, ordinal })?;
+    Ok(Endpoint::new(ip, naming::MYSQL_PORT as u16))
+}
+
 /// Connects to one instance by its pod IP and runs `work` on the session.
 async fn sql<C, F, Fut, T>(
     connector: &C,
@@ -414,21 +457,31 @@ where
     F: FnOnce(C::Admin) -> Fut,
     Fut: Future<Output = Result<T, MySqlError>>,
 {
-    let ip = observation
-        .instances
-        .iter()
-        .find(|i| i.ordinal == ordinal)
-        .and_then(|i| i.pod.as_ref())
-        .and_then(|p| p.ip.clone())
-        .ok_or(OperateError::NoAddress { action, ordinal })?;
-    let endpoint = Endpoint::new(ip, naming::MYSQL_PORT as u16);
+    let endpoint = pod_endpoint(observation, ordinal, action)?;
+    sql_at(connector, target, &endpoint, ordinal, action, work).await
+}
+
+/// Connects to an instance at `endpoint` and runs `work` on the session.
+async fn sql_at<C, F, Fut, T>(
+    connector: &C,
+    target: &OperateTarget<'_>,
+    endpoint: &Endpoint,
+    ordinal: u8,
+    action: &'static str,
+    work: F,
+) -> Result<T, OperateError>
+where
+    C: MySqlConnector,
+    F: FnOnce(C::Admin) -> Fut,
+    Fut: Future<Output = Result<T, MySqlError>>,
+{
     let wrap = |source| OperateError::Sql {
         action,
         ordinal,
         source,
     };
     let admin = connector
-        .connect(&endpoint, target.operator)
+        .connect(endpoint, target.operator)
         .await
         .map_err(wrap)?;
     work(admin).await.map_err(wrap)

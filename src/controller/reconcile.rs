@@ -24,7 +24,7 @@ use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
 use crate::clustering::operate::{OperateTarget, operate};
-use crate::clustering::{Action as ClusterAction, Intent, Plan, decide};
+use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, decide};
 use crate::mysql::Credentials;
 use crate::resources::secret::ClusterPasswords;
 use crate::resources::statefulset::claim_template_size;
@@ -170,6 +170,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         failover: valid.failover.gate(last_failover, Timestamp::now()),
         primary_failures,
         failure_threshold: valid.failover.failure_threshold,
+        stale_primary_address: stale_primary_address(cluster, &observation),
     };
     let plan = decide(&observation, &intent);
     if plan.failover_from.is_some() {
@@ -254,6 +255,26 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     } else {
         valid.failover.probe_interval
     })
+}
+
+/// The address where the recorded primary's server was last seen, if its pod is no longer
+/// there (deleted, or replaced by a pod with another address).
+fn stale_primary_address(cluster: &MySQLCluster, observation: &Observation) -> Option<String> {
+    let status = cluster.status.as_ref()?;
+    let primary = status.current_primary.as_deref()?;
+    let last_seen = status
+        .instances
+        .iter()
+        .find(|i| i.name == primary)?
+        .pod_ip
+        .clone()?;
+    let now = observation
+        .instances
+        .iter()
+        .find(|i| observation.current_primary == Some(i.ordinal))
+        .and_then(|i| i.pod.as_ref())
+        .and_then(|p| p.ip.clone());
+    (now.as_deref() != Some(last_seen.as_str())).then_some(last_seen)
 }
 
 /// Records a failover's new primary and its time in the status, before the promotion.

@@ -38,6 +38,7 @@ fn instance_status(cluster: &str, plan: &Plan, i: &InstanceObservation) -> Insta
     });
     InstanceStatus {
         name: naming::pod(cluster, i.ordinal),
+        pod_ip: i.pod.as_ref().and_then(|p| p.ip.clone()),
         role: match (observed, i.ordinal == plan.primary) {
             (Some(_), true) => naming::ROLE_PRIMARY.into(),
             (Some(_), false) => naming::ROLE_REPLICA.into(),

@@ -860,6 +860,10 @@ impl MySqlAdmin for MySqlSession {
     ) -> Result<CloneOutcome, MySqlError> {
         const ACTION: &str = "clone instance";
         self.ensure_plugin(Plugin::Clone).await?;
+        // The data is about to be replaced: an applier still running on it refused the clone
+        // ("read-only") in the re-clone end-to-end test. STOP REPLICA is a no-op without a source.
+        self.query_drop("stop replication before a clone", "STOP REPLICA".into())
+            .await?;
         self.exec_drop(
             "set clone donor list",
             "SET GLOBAL clone_valid_donor_list = ?",
