@@ -659,6 +659,11 @@ async fn clone_from_seeds_an_empty_replica() {
         .await;
     let donor_gtids = donor_admin.status().await.unwrap().gtid_executed;
     let recipient_uuid = recipient.status().await.server_uuid;
+    // User data on the recipient, which the clone drops first: refused under super_read_only
+    // unless clone_from lifts it.
+    recipient
+        .sql("SET GLOBAL super_read_only = OFF; CREATE DATABASE stale; SET GLOBAL super_read_only = ON")
+        .await;
 
     let recipient_admin = recipient.admin().await;
     let outcome = recipient_admin
@@ -686,6 +691,15 @@ async fn clone_from_seeds_an_empty_replica() {
         "clone must not copy auto.cnf"
     );
     assert!(cloned.super_read_only);
+    assert!(
+        recipient
+            .query_strings(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'stale'"
+            )
+            .await
+            .is_empty(),
+        "the recipient's own data is gone"
+    );
     let clone = cloned.clone.expect("clone status");
     assert_eq!(clone.state, "Completed", "{clone:?}");
     assert_eq!(clone.source, donor.endpoint.to_string());

@@ -38,7 +38,7 @@ impl ChaosRecord {
 }
 
 /// Starts, in the client pod, a writer through `<cluster>-primary` and a sampler of every
-/// instance's `super_read_only` every 200 ms, both for `seconds` (or until `stop`); `collect`
+/// instance's `read_only` every 200 ms, both for `seconds` (or until `stop`); `collect`
 /// reads their records. Ids start from the clock, so later writers never reuse one.
 pub async fn start(ns: &TestNamespace, client: &str, cluster: &str, instances: u8, seconds: u64) {
     let password = ns.root_password(cluster).await;
@@ -63,9 +63,12 @@ pub async fn start(ns: &TestNamespace, client: &str, cluster: &str, instances: u
          if timeout 3 mysql -h {primary} {login} -e \"INSERT INTO chaos.log VALUES ($i)\" 2>/dev/null; \
          then echo \"$i $(date +%s%N)\"; fi; done > /tmp/acked 2>&1"
     );
+    // Writable means what a client sees: read_only off. The operator sets and clears it together
+    // with super_read_only, except while a replica is re-cloned (the clone drops its user data,
+    // which super_read_only refuses; read_only stays on).
     let sampler = format!(
         "end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop ]; do n=0; \
-         for h in {hosts}; do v=$(timeout 2 mysql -h $h {login} -N -B -e 'SELECT @@global.super_read_only' 2>/dev/null); \
+         for h in {hosts}; do v=$(timeout 2 mysql -h $h {login} -N -B -e 'SELECT @@global.read_only' 2>/dev/null); \
          [ \"$v\" = 0 ] && n=$((n+1)); done; echo \"$(date +%s%N) $n\"; sleep 0.2; done > /tmp/writable 2>&1",
         hosts = hosts.join(" ")
     );

@@ -860,10 +860,19 @@ impl MySqlAdmin for MySqlSession {
     ) -> Result<CloneOutcome, MySqlError> {
         const ACTION: &str = "clone instance";
         self.ensure_plugin(Plugin::Clone).await?;
-        // The data is about to be replaced: an applier still running on it refused the clone
-        // ("read-only") in the re-clone end-to-end test. STOP REPLICA is a no-op without a source.
+        // The data is about to be replaced: nothing may apply to it meanwhile. A no-op without
+        // a source.
         self.query_drop("stop replication before a clone", "STOP REPLICA".into())
             .await?;
+        // The clone first drops the recipient's user data, which super_read_only refuses
+        // (error 1290) once the instance holds any: lift it, keeping read_only, so ordinary
+        // clients still cannot write. mysqld restarts read-only from its configuration after the
+        // clone; if the clone fails, super_read_only is set again below.
+        self.query_drop(
+            "lift super_read_only for a clone",
+            "SET GLOBAL super_read_only = OFF".into(),
+        )
+        .await?;
         self.exec_drop(
             "set clone donor list",
             "SET GLOBAL clone_valid_donor_list = ?",
@@ -882,7 +891,27 @@ impl MySqlAdmin for MySqlSession {
                 Ok(CloneOutcome::ShutDown)
             }
             Err(MySqlError::ConnectionLost { .. }) => Ok(CloneOutcome::ConnectionClosed),
-            Err(e) => Err(e),
+            Err(e) => {
+                self.restore_super_read_only_after_failed_clone().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl MySqlSession {
+    /// Best effort, on a new connection (the clone's session is gone): the instance was not
+    /// replaced, so it must be super_read_only again.
+    async fn restore_super_read_only_after_failed_clone(&self) {
+        let restored = async {
+            let mut conn = open(self.settings, &self.endpoint, &self.credentials).await?;
+            let result = conn.query_drop("SET GLOBAL super_read_only = ON").await;
+            let _ = conn.disconnect().await;
+            result.map_err(|e| self.driver_error("restore super_read_only", e))
+        };
+        if let Err(e) = restored.await {
+            tracing::warn!(endpoint = %self.endpoint, error = %e,
+                "could not restore super_read_only after a failed clone; it returns on restart");
         }
     }
 }
