@@ -108,8 +108,12 @@ async fn a_bad_image_stops_the_rollout_at_the_first_replica_until_the_spec_is_fi
                 .conditions
                 .iter()
                 .find(|c| c.type_ == "Progressing")?;
+            // It names the pod and the container's reason (an image that cannot be pulled).
             (progressing.reason == "RollingOut"
-                && progressing.message.contains("waiting for trio-2"))
+                && progressing
+                    .message
+                    .contains("waiting for trio-2 to be ready")
+                && progressing.message.contains("Image"))
             .then(|| progressing.message.clone())
         },
     )
