@@ -77,10 +77,17 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         })?;
     let passwords = ClusterPasswords::complete(&valid, existing_secret.as_ref());
 
+    // The StatefulSet as it is: its volume claim template cannot change any more, and its
+    // update revision is the pod template every pod should run (one read for both; a template
+    // applied below shows in the next reconcile, which its change triggers).
+    let existing_statefulset = fetch_statefulset(ctx, &valid).await?;
+    let update_revision = existing_statefulset
+        .as_ref()
+        .and_then(|s| s.status.as_ref()?.update_revision.clone());
+
     // build, apply (a paused cluster's resources are left as they are)
     if !valid.paused {
-        let existing = fetch_statefulset(ctx, &valid).await?;
-        let claim_size = claim_template_size(&valid, existing.as_ref());
+        let claim_size = claim_template_size(&valid, existing_statefulset.as_ref());
         let built = Resources::build(&valid, &passwords, &claim_size);
         let (_applied, stats) = super::apply::apply_all(&ctx.client, ns, built).await?;
         tracing::debug!(
@@ -126,16 +133,6 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
                 .collect()
         })
         .unwrap_or_default();
-    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
-    let statefulset_name = naming::statefulset(&valid.name);
-    let update_revision = statefulsets
-        .get_opt(&statefulset_name)
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("StatefulSet {statefulset_name}"),
-            source,
-        })?
-        .and_then(|s| s.status?.update_revision);
     let observation = observe(
         &ctx.connector,
         &credentials,
