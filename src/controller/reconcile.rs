@@ -170,10 +170,27 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         stale_primary_address: stale_primary_address(cluster, &observation),
     };
     let plan = decide(&observation, &intent);
-    if plan.failover_from.is_some() {
+    if let Some(old) = plan.failover_from {
         // Record the new primary before promoting it: an operator that dies halfway leaves its
         // successor a promotion to finish, never a second candidate to promote.
         record_failover(ctx, cluster, &naming::pod(&valid.name, plan.primary)).await?;
+        // Announced once it is recorded: if the promotion fails halfway, the next round finishes
+        // it as the recorded primary's ordinary preparation, which is no new failover.
+        let note = format!(
+            "failing over from unreachable {} to {}",
+            naming::pod(&valid.name, old),
+            naming::pod(&valid.name, plan.primary)
+        );
+        let pod = pod_reference(ns, naming::pod(&valid.name, plan.primary));
+        publish(
+            ctx,
+            cluster,
+            EventType::Warning,
+            "FailedOver",
+            note,
+            Some(pod),
+        )
+        .await;
     }
 
     // operate
@@ -211,23 +228,6 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
             cluster,
             EventType::Normal,
             "SwitchedOver",
-            note,
-            Some(pod),
-        )
-        .await;
-    }
-    if let Some(old) = plan.failover_from {
-        let note = format!(
-            "failed over from unreachable {} to {}",
-            naming::pod(&valid.name, old),
-            naming::pod(&valid.name, plan.primary)
-        );
-        let pod = pod_reference(ns, naming::pod(&valid.name, plan.primary));
-        publish(
-            ctx,
-            cluster,
-            EventType::Warning,
-            "FailedOver",
             note,
             Some(pod),
         )
