@@ -91,16 +91,37 @@ impl PodFacts {
                 .get(naming::RECLONE_ANNOTATION)
                 .is_some_and(|v| v == "true"),
             revision: pod.labels().get(REVISION_LABEL).cloned(),
-            waiting_reason: status
-                .and_then(|s| s.container_statuses.as_ref())
-                .and_then(|cs| cs.iter().find(|c| c.name == naming::MYSQLD_CONTAINER))
-                .and_then(|c| c.state.as_ref()?.waiting.as_ref())
-                .map(|w| match &w.message {
-                    Some(m) => format!("{}: {m}", w.reason.as_deref().unwrap_or("Waiting")),
-                    None => w.reason.clone().unwrap_or_else(|| "Waiting".into()),
-                }),
+            waiting_reason: waiting_reason(pod),
         }
     }
+}
+
+/// Why the pod's server is not running yet: a waiting init container first (an image that
+/// cannot be pulled stops the init container before mysqld's own shows anything but
+/// `PodInitializing`), else the mysqld container.
+fn waiting_reason(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let waiting = |c: &k8s_openapi::api::core::v1::ContainerStatus| {
+        let w = c.state.as_ref()?.waiting.as_ref()?;
+        let reason = w.reason.clone().unwrap_or_else(|| "Waiting".into());
+        Some(match &w.message {
+            Some(m) => format!("{}: {reason}: {m}", c.name),
+            None => format!("{}: {reason}", c.name),
+        })
+    };
+    status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .find_map(waiting)
+        .or_else(|| {
+            status
+                .container_statuses
+                .iter()
+                .flatten()
+                .filter(|c| c.name == naming::MYSQLD_CONTAINER)
+                .find_map(waiting)
+        })
 }
 
 /// The label the StatefulSet controller puts on each pod: its template's revision.
@@ -310,6 +331,24 @@ pub(crate) mod tests {
             members: Vec::new(),
             instances,
         }
+    }
+
+    #[test]
+    fn a_waiting_init_container_names_why_the_pod_does_not_start() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "db-2"},
+            "status": {
+                "initContainerStatuses": [{"name": "init", "image": "x", "imageID": "", "ready": false,
+                    "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}],
+                "containerStatuses": [{"name": "mysqld", "image": "x", "imageID": "", "ready": false,
+                    "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}]
+            }
+        }))
+        .unwrap();
+        assert_eq!(
+            PodFacts::from_pod(&pod).waiting_reason.as_deref(),
+            Some("init: ImagePullBackOff: no such image")
+        );
     }
 
     #[test]
