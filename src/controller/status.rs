@@ -135,7 +135,12 @@ pub fn compute_status(
         .and_then(|p| p.pod.as_ref())
         .is_some_and(|p| p.ready);
     let desired = i32::from(cluster.instances);
-    let all_ready = ready_instances == desired && primary_ready;
+    // Paused, no plan ran: the primary counts only if it is writable as observed (a replaced
+    // pod has no role label yet, so its readiness alone does not say it serves writes).
+    let primary_serves = !cluster.paused
+        || primary
+            .is_some_and(|p| matches!(&p.mysql, MySqlObservation::Observed(s) if s.is_writable()));
+    let all_ready = ready_instances == desired && primary_ready && primary_serves;
     let was_ready = previous
         .map(|s| {
             s.conditions
@@ -474,6 +479,18 @@ mod tests {
                 instance(2, Some(true), Some("replica")),
             ],
         )
+    }
+
+    #[test]
+    fn a_paused_cluster_whose_primary_is_read_only_is_not_ready() {
+        let mut cluster = validated("db", 1);
+        cluster.paused = true;
+        // A replaced pod: ready (no role label yet), its mysqld read-only.
+        let obs = observation(1, Some(0), vec![instance(0, Some(true), None)]);
+        let plan = Plan::observed_only(&obs);
+        let status = compute_status(&cluster, &obs, &plan, None, at(100));
+        let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(ready.status, "False");
     }
 
     #[test]
