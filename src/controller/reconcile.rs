@@ -176,21 +176,12 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         record_failover(ctx, cluster, &naming::pod(&valid.name, plan.primary)).await?;
         // Announced once it is recorded: if the promotion fails halfway, the next round finishes
         // it as the recorded primary's ordinary preparation, which is no new failover.
-        let note = format!(
-            "failing over from unreachable {} to {}",
-            naming::pod(&valid.name, old),
-            naming::pod(&valid.name, plan.primary)
-        );
-        let pod = pod_reference(ns, naming::pod(&valid.name, plan.primary));
-        publish(
-            ctx,
-            cluster,
-            EventType::Warning,
-            "FailedOver",
-            note,
-            Some(pod),
-        )
-        .await;
+        let primary_move = PrimaryMove {
+            type_: EventType::Warning,
+            reason: "FailedOver",
+            how: "failing over from unreachable",
+        };
+        announce(ctx, cluster, &valid.name, primary_move, old, plan.primary).await;
     }
 
     // operate
@@ -217,21 +208,12 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     }
 
     if let Some(old) = plan.switchover_from {
-        let note = format!(
-            "switched over from {} to {}",
-            naming::pod(&valid.name, old),
-            naming::pod(&valid.name, plan.primary)
-        );
-        let pod = pod_reference(ns, naming::pod(&valid.name, plan.primary));
-        publish(
-            ctx,
-            cluster,
-            EventType::Normal,
-            "SwitchedOver",
-            note,
-            Some(pod),
-        )
-        .await;
+        let primary_move = PrimaryMove {
+            type_: EventType::Normal,
+            reason: "SwitchedOver",
+            how: "switched over from",
+        };
+        announce(ctx, cluster, &valid.name, primary_move, old, plan.primary).await;
     }
 
     // volumes: grow the PVCs to spec.storage.size, where their StorageClass allows it
@@ -339,6 +321,44 @@ async fn reconcile_volumes(
         .await;
     }
     Ok(plan)
+}
+
+/// How the primary moved, for its event.
+struct PrimaryMove {
+    type_: EventType,
+    reason: &'static str,
+    /// The note's opening words, followed by "<old pod> to <new pod>".
+    how: &'static str,
+}
+
+/// Publishes the event of a primary move, related to the new primary's pod.
+async fn announce(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    name: &str,
+    primary_move: PrimaryMove,
+    old: u8,
+    new: u8,
+) {
+    let note = format!(
+        "{} {} to {}",
+        primary_move.how,
+        naming::pod(name, old),
+        naming::pod(name, new)
+    );
+    let pod = pod_reference(
+        &cluster.namespace().unwrap_or_default(),
+        naming::pod(name, new),
+    );
+    publish(
+        ctx,
+        cluster,
+        primary_move.type_,
+        primary_move.reason,
+        note,
+        Some(pod),
+    )
+    .await;
 }
 
 /// The actions a user wants to see as events, with the instance they concern; the rest are routine.
