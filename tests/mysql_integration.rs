@@ -960,3 +960,83 @@ async fn a_primary_whose_commit_waits_for_an_acknowledgement_that_never_comes_ca
         "a restarted instance is read-only"
     );
 }
+
+/// The list of settings applied online is checked against this very mysqld: each one takes
+/// `SET GLOBAL` (a static one would fail with 1238), option-file spellings of values become
+/// literals it accepts, removed settings return to their defaults, and it all works on a
+/// read-only server (a replica).
+#[tokio::test]
+async fn online_settings_are_dynamic_in_this_mysql() {
+    if !mysql_tests_enabled("online_settings_are_dynamic_in_this_mysql") {
+        return;
+    }
+    use sakila::resources::mysql_settings::ONLINE;
+    let server = Server::start(101).await;
+    let admin = server.admin().await;
+    admin.set_read_only(true).await.unwrap();
+    let mut conn = server.conn().await;
+    let global = |name: &str| format!("SELECT CAST(@@GLOBAL.{name} AS CHAR)");
+
+    for name in ONLINE {
+        let current: Option<String> = conn.query_first(global(name)).await.unwrap();
+        let current = current.unwrap_or_else(|| panic!("{name} is not a variable"));
+        admin
+            .set_global_variables(&[(name.to_string(), current.clone())], &[])
+            .await
+            .unwrap_or_else(|e| panic!("{name} = {current:?}: {}", chain(&e)));
+    }
+
+    let changes: Vec<(String, String)> = [
+        ("max_connections", "1K"),
+        ("slow_query_log", "on"),
+        ("long_query_time", "0.5"),
+        ("sql_mode", "STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION"),
+        ("binlog_row_image", "MINIMAL"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    admin.set_global_variables(&changes, &[]).await.unwrap();
+    for (name, expected) in [
+        ("max_connections", "1024"),
+        ("slow_query_log", "1"),
+        ("long_query_time", "0.500000"),
+        ("sql_mode", "STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION"),
+        ("binlog_row_image", "MINIMAL"),
+    ] {
+        let value: Option<String> = conn.query_first(global(name)).await.unwrap();
+        assert_eq!(value.as_deref(), Some(expected), "{name}");
+    }
+
+    admin
+        .set_global_variables(&[], &["max_connections".into()])
+        .await
+        .unwrap();
+    let value: Option<String> = conn.query_first(global("max_connections")).await.unwrap();
+    assert_eq!(
+        value.as_deref(),
+        Some("151"),
+        "back to the compiled default"
+    );
+
+    // A setting left off the list needs a restart, and the server says so.
+    let err = admin
+        .set_global_variables(&[("back_log".into(), "100".into())], &[])
+        .await
+        .expect_err("back_log is read-only at run time");
+    assert!(
+        matches!(err, MySqlError::Query { code: 1238, .. }),
+        "{}",
+        chain(&err)
+    );
+    // A value the server refuses is reported, with the statement.
+    let err = admin
+        .set_global_variables(&[("max_connections".into(), "lots".into())], &[])
+        .await
+        .expect_err("max_connections takes a number");
+    assert!(
+        chain(&err).contains("SET GLOBAL max_connections = 'lots'"),
+        "{}",
+        chain(&err)
+    );
+}

@@ -5,6 +5,7 @@ pub mod decide;
 pub mod intent;
 pub mod observe;
 pub mod operate;
+pub mod settings;
 
 pub use decide::{Action, Plan, Role, decide};
 pub use intent::{FailoverGate, FailoverPolicy, Intent};

@@ -54,6 +54,10 @@ pub struct PodFacts {
     pub revision: Option<String>,
     /// Why the mysqld container is not running, if it waits (e.g. `ImagePullBackOff`).
     pub waiting_reason: Option<String>,
+    /// The settings the operator applied online to this pod's mysqld (its annotation), if any.
+    pub online_settings: Option<String>,
+    /// The restart-requiring settings the pod's template was made with, if it says.
+    pub restart_settings: Option<String>,
 }
 
 /// What an instance's mysqld said, or why it said nothing.
@@ -92,6 +96,14 @@ impl PodFacts {
                 .is_some_and(|v| v == "true"),
             revision: pod.labels().get(REVISION_LABEL).cloned(),
             waiting_reason: waiting_reason(pod),
+            online_settings: pod
+                .annotations()
+                .get(naming::ONLINE_SETTINGS_ANNOTATION)
+                .cloned(),
+            restart_settings: pod
+                .annotations()
+                .get(naming::RESTART_SETTINGS_ANNOTATION)
+                .cloned(),
         }
     }
 }
@@ -239,6 +251,8 @@ pub(crate) mod tests {
                 reclone_requested: false,
                 revision: Some("r1".into()),
                 waiting_reason: None,
+                online_settings: None,
+                restart_settings: None,
             }),
             mysql: match read_only {
                 None => MySqlObservation::Unreachable("failed to connect".into()),

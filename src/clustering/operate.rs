@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::decide::{Action, Plan, SEMI_SYNC_TIMEOUT};
 use super::observe::Observation;
+use super::settings::SettingsChange;
 use crate::mysql::{
     Credentials, Endpoint, GtidSet, MySqlAdmin, MySqlConnector, MySqlError, ReplicationSource,
     SemiSyncSourceConfig,
@@ -63,7 +64,7 @@ pub enum OperateError {
         #[source]
         source: kube::Error,
     },
-    #[error("failed to remove the re-clone request from pod {pod}")]
+    #[error("failed to annotate pod {pod}")]
     Annotate {
         pod: String,
         #[source]
@@ -104,6 +105,69 @@ pub async fn operate<C: MySqlConnector>(
         done.push(action.clone());
     }
     Ok(done)
+}
+
+/// How applying settings online to one instance went.
+#[derive(Debug)]
+pub struct SettingsOutcome {
+    pub change: SettingsChange,
+    /// The error, if the server refused a value or the pod could not be annotated.
+    pub error: Option<OperateError>,
+}
+
+/// Applies each instance's online settings and records them on its pod. Unlike `operate`, a
+/// failure on one instance does not stop the others: a value the server refuses is the user's
+/// to fix, and it must not hold back the rest of the cluster's settings.
+pub async fn apply_settings<C: MySqlConnector>(
+    connector: &C,
+    target: &OperateTarget<'_>,
+    observation: &Observation,
+    changes: &[SettingsChange],
+) -> Vec<SettingsOutcome> {
+    let mut outcomes = Vec::with_capacity(changes.len());
+    for change in changes {
+        let error = apply_settings_to(connector, target, observation, change)
+            .await
+            .err();
+        match &error {
+            None => tracing::info!(?change, "settings applied online"),
+            Some(e) => tracing::warn!(?change, error = %e, "settings not applied"),
+        }
+        outcomes.push(SettingsOutcome {
+            change: change.clone(),
+            error,
+        });
+    }
+    outcomes
+}
+
+async fn apply_settings_to<C: MySqlConnector>(
+    connector: &C,
+    target: &OperateTarget<'_>,
+    observation: &Observation,
+    change: &SettingsChange,
+) -> Result<(), OperateError> {
+    let (set, reset) = (change.set.clone(), change.reset.clone());
+    sql(
+        connector,
+        target,
+        observation,
+        change.ordinal,
+        "apply settings online",
+        |a| async move { a.set_global_variables(&set, &reset).await },
+    )
+    .await?;
+    let patch =
+        json!({"metadata": {"annotations": {naming::ONLINE_SETTINGS_ANNOTATION: change.record}}});
+    target
+        .pods
+        .patch(&change.pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| OperateError::Annotate {
+            pod: change.pod.clone(),
+            source,
+        })?;
+    Ok(())
 }
 
 /// What each instance made read-only in this plan had executed, read in the same session right

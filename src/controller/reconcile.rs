@@ -18,17 +18,21 @@ use serde_json::json;
 
 use super::context::Context;
 use super::error::Error;
-use super::status::{compute_status, failed_status};
+use super::status::{
+    APPLIED_ONLINE, CONFIG_APPLIED, RefusedSetting, SETTING_REFUSED, compute_status, failed_status,
+    record_settings,
+};
 use super::validate::{ValidatedCluster, validate};
 use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
-use crate::clustering::operate::{OperateTarget, operate};
+use crate::clustering::operate::{OperateTarget, apply_settings, operate};
+use crate::clustering::settings::plan_settings;
 use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, decide};
 use crate::mysql::Credentials;
 use crate::resources::secret::ClusterPasswords;
 use crate::resources::statefulset::claim_template_size;
-use crate::resources::{Resources, naming};
+use crate::resources::{Resources, mysql_settings, naming};
 use crate::storage::status::{newly_refused, record_volumes};
 use crate::storage::{VolumePlan, decide_volumes, expand_volumes, observe_volumes};
 
@@ -216,6 +220,19 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         announce(ctx, cluster, &valid.name, primary_move, old, plan.primary).await;
     }
 
+    // settings: spec.mysqlConfig changes MySQL takes at run time, applied without a restart
+    let settings = plan_settings(&observation, &mysql_settings::split(&valid.mysql_config));
+    let outcomes = apply_settings(&ctx.connector, &target, &observation, &settings.online).await;
+    let refused: Vec<RefusedSetting> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.error.as_ref().map(|e| RefusedSetting {
+                pod: o.change.pod.clone(),
+                error: error_chain(e),
+            })
+        })
+        .collect();
+
     // volumes: grow the PVCs to spec.storage.size, where their StorageClass allows it
     let volumes = reconcile_volumes(ctx, cluster, &valid).await?;
 
@@ -226,6 +243,8 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         let (_, reason, message) = volumes.condition();
         publish(ctx, cluster, EventType::Warning, reason, message, None).await;
     }
+    record_settings(&mut status, &settings, &refused, valid.generation, now());
+    announce_settings(ctx, cluster, &status).await;
     if cluster.status.as_ref() != Some(&status) {
         patch_status(ctx, cluster, &status).await?;
     }
@@ -472,6 +491,29 @@ async fn record_failure(cluster: &MySQLCluster, ctx: &Context, error: &Error) {
     {
         tracing::warn!(error = %error_chain(&e), "could not record the failure in the status");
     }
+}
+
+/// Events for the `ConfigApplied` condition's news: a change applied online (Normal) or a
+/// setting mysqld refused (Warning), each once, when the condition first says it.
+async fn announce_settings(ctx: &Context, cluster: &MySQLCluster, status: &MySQLClusterStatus) {
+    let config = |s: &MySQLClusterStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == CONFIG_APPLIED)
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    let Some((reason, message)) = config(status) else {
+        return;
+    };
+    if cluster.status.as_ref().and_then(config) == Some((reason.clone(), message.clone())) {
+        return;
+    }
+    let type_ = match reason.as_str() {
+        SETTING_REFUSED => EventType::Warning,
+        APPLIED_ONLINE => EventType::Normal,
+        _ => return,
+    };
+    publish(ctx, cluster, type_, &reason, message, None).await;
 }
 
 /// Publishes an event about the cluster; `related` names the pod it concerns, which also keeps

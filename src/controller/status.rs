@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use super::validate::ValidatedCluster;
 use crate::api::{InstanceStatus, MySQLClusterStatus, ReplicationStatus};
 use crate::clustering::decide::Finding;
+use crate::clustering::settings::SettingsPlan;
 use crate::clustering::{InstanceObservation, MySqlObservation, Observation, Plan};
 use crate::mysql::ThreadState;
 use crate::resources::naming;
@@ -19,6 +20,12 @@ pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
 pub const WRITABLE: &str = "Writable";
 pub const REPLICATING: &str = "Replicating";
 pub const PAUSED: &str = "Paused";
+pub const CONFIG_APPLIED: &str = "ConfigApplied";
+/// `ConfigApplied` reasons: the path the last `spec.mysqlConfig` change took.
+pub const APPLIED_ONLINE: &str = "AppliedOnline";
+pub const ROLLING_RESTART: &str = "RollingRestart";
+pub const APPLIED_BY_RESTART: &str = "AppliedByRestart";
+pub const SETTING_REFUSED: &str = "SettingRefused";
 
 fn thread_state(state: ThreadState) -> String {
     format!("{state:?}")
@@ -410,6 +417,112 @@ pub fn failed_status(
 }
 
 /// Upserts a condition, keeping `lastTransitionTime` unless the status flips.
+/// A setting an instance's mysqld refused to take online.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedSetting {
+    pub pod: String,
+    /// The error with its causes (the server's message included).
+    pub error: String,
+}
+
+/// The `ConfigApplied` condition: whether every instance runs `spec.mysqlConfig`, and which path
+/// the last change took: online (`SET GLOBAL`, nothing restarted) or a rolling restart. The
+/// message starts with the settings' names, so that the path taken can still name them once
+/// the restart is over.
+pub fn config_condition(
+    previous: Option<&Condition>,
+    plan: &SettingsPlan,
+    refused: &[RefusedSetting],
+) -> (bool, String, String) {
+    let (ok, reason, message) = config_path(previous, plan, refused);
+    (ok, reason.to_string(), message)
+}
+
+fn config_path<'a>(
+    previous: Option<&'a Condition>,
+    plan: &SettingsPlan,
+    refused: &[RefusedSetting],
+) -> (bool, &'a str, String) {
+    if let Some(first) = refused.first() {
+        return (
+            false,
+            SETTING_REFUSED,
+            format!(
+                "{}: mysqld refused a setting of spec.mysqlConfig online: {}; fix spec.mysqlConfig",
+                first.pod, first.error
+            ),
+        );
+    }
+    let online = plan.online_names();
+    if !plan.awaiting_restart.is_empty() {
+        let mut message = format!(
+            "{}: a change only a restart applies; rolling restart in progress (replicas one at a time, then one switchover, then the old primary)",
+            plan.awaiting_restart.join(", ")
+        );
+        if !online.is_empty() {
+            message.push_str(&format!("; {} applied online", online.join(", ")));
+        }
+        return (false, ROLLING_RESTART, message);
+    }
+    if !online.is_empty() {
+        return (
+            true,
+            APPLIED_ONLINE,
+            format!(
+                "{}: applied online with SET GLOBAL on every running instance; nothing restarted",
+                online.join(", ")
+            ),
+        );
+    }
+    match previous {
+        Some(c) if c.reason == ROLLING_RESTART => {
+            let names = c.message.split(':').next().unwrap_or_default();
+            (
+                true,
+                APPLIED_BY_RESTART,
+                format!("{names}: applied by a rolling restart"),
+            )
+        }
+        // A refusal that is no longer reported: the spec was fixed.
+        Some(c) if c.reason == SETTING_REFUSED => (
+            true,
+            "Applied",
+            "every instance runs spec.mysqlConfig".into(),
+        ),
+        Some(c) => (c.status == "True", c.reason.as_str(), c.message.clone()),
+        None => (
+            true,
+            "Applied",
+            "every instance runs spec.mysqlConfig".into(),
+        ),
+    }
+}
+
+/// Records `config_condition` in the status.
+pub fn record_settings(
+    status: &mut MySQLClusterStatus,
+    plan: &SettingsPlan,
+    refused: &[RefusedSetting],
+    generation: Option<i64>,
+    now: Time,
+) {
+    let previous = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == CONFIG_APPLIED)
+        .cloned();
+    let (ok, reason, message) = config_condition(previous.as_ref(), plan, refused);
+    set_condition(
+        &mut status.conditions,
+        CONFIG_APPLIED,
+        ok,
+        &reason,
+        message,
+        generation,
+        now,
+    );
+}
+
 pub fn set_condition(
     conditions: &mut Vec<Condition>,
     type_: &str,
@@ -643,5 +756,147 @@ mod tests {
         let status = compute_status(&validated("db", 2), &obs, &decided(&obs), None, at(100));
         assert_eq!(status.instances[1].errant_gtids.as_deref(), Some(errant));
         assert!(condition(&status, REPLICATING).message.contains("errant"));
+    }
+
+    mod config_condition {
+        use super::super::*;
+        use crate::clustering::settings::{SettingsChange, SettingsPlan};
+
+        fn change(first: bool) -> SettingsChange {
+            SettingsChange {
+                ordinal: 0,
+                pod: "db-0".into(),
+                set: vec![("max_connections".into(), "500".into())],
+                reset: Vec::new(),
+                record: "max_connections=500".into(),
+                first,
+            }
+        }
+
+        fn previous(status: &str, reason: &str, message: &str) -> Condition {
+            Condition {
+                type_: CONFIG_APPLIED.into(),
+                status: status.into(),
+                reason: reason.into(),
+                message: message.into(),
+                observed_generation: None,
+                last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+            }
+        }
+
+        #[test]
+        fn each_path_is_named_with_its_settings() {
+            let online = SettingsPlan {
+                online: vec![change(false)],
+                awaiting_restart: Vec::new(),
+            };
+            let restart = SettingsPlan {
+                online: Vec::new(),
+                awaiting_restart: vec!["back_log".into()],
+            };
+            let settled = SettingsPlan::default();
+            let refused = [RefusedSetting {
+                pod: "db-1".into(),
+                error: "server error 1232: Incorrect argument type".into(),
+            }];
+            let rolling = previous("False", ROLLING_RESTART, "back_log: a change ...");
+            struct Case<'a> {
+                name: &'a str,
+                previous: Option<&'a Condition>,
+                plan: &'a SettingsPlan,
+                refused: &'a [RefusedSetting],
+                want: (bool, &'a str),
+                message_starts: &'a str,
+            }
+            let cases = [
+                Case {
+                    name: "first look",
+                    previous: None,
+                    plan: &settled,
+                    refused: &[],
+                    want: (true, "Applied"),
+                    message_starts: "every instance",
+                },
+                Case {
+                    name: "online",
+                    previous: None,
+                    plan: &online,
+                    refused: &[],
+                    want: (true, APPLIED_ONLINE),
+                    message_starts: "max_connections: applied online",
+                },
+                Case {
+                    name: "restart",
+                    previous: None,
+                    plan: &restart,
+                    refused: &[],
+                    want: (false, ROLLING_RESTART),
+                    message_starts: "back_log: a change only a restart applies",
+                },
+                Case {
+                    name: "restart over",
+                    previous: Some(&rolling),
+                    plan: &settled,
+                    refused: &[],
+                    want: (true, APPLIED_BY_RESTART),
+                    message_starts: "back_log: applied by a rolling restart",
+                },
+                Case {
+                    name: "refused",
+                    previous: None,
+                    plan: &online,
+                    refused: &refused,
+                    want: (false, SETTING_REFUSED),
+                    message_starts: "db-1: mysqld refused",
+                },
+            ];
+            for case in cases {
+                let (ok, reason, message) =
+                    config_condition(case.previous, case.plan, case.refused);
+                assert_eq!((ok, reason.as_str()), case.want, "{}", case.name);
+                assert!(
+                    message.starts_with(case.message_starts),
+                    "{}: {message}",
+                    case.name
+                );
+            }
+        }
+
+        #[test]
+        fn a_settled_cluster_keeps_saying_which_path_the_last_change_took() {
+            let last = previous(
+                "True",
+                APPLIED_ONLINE,
+                "max_connections: applied online ...",
+            );
+            let (ok, reason, message) =
+                config_condition(Some(&last), &SettingsPlan::default(), &[]);
+            assert_eq!(
+                (ok, reason.as_str(), message.as_str()),
+                (true, APPLIED_ONLINE, last.message.as_str())
+            );
+        }
+
+        #[test]
+        fn a_new_pods_first_settings_are_no_online_change() {
+            let plan = SettingsPlan {
+                online: vec![change(true)],
+                awaiting_restart: Vec::new(),
+            };
+            let last = previous(
+                "True",
+                APPLIED_BY_RESTART,
+                "back_log: applied by a rolling restart",
+            );
+            let (_, reason, _) = config_condition(Some(&last), &plan, &[]);
+            assert_eq!(reason, APPLIED_BY_RESTART);
+        }
+
+        #[test]
+        fn a_fixed_refusal_clears() {
+            let last = previous("False", SETTING_REFUSED, "db-1: mysqld refused ...");
+            let (ok, reason, _) = config_condition(Some(&last), &SettingsPlan::default(), &[]);
+            assert_eq!((ok, reason.as_str()), (true, "Applied"));
+        }
     }
 }

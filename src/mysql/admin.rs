@@ -331,6 +331,15 @@ pub trait MySqlAdmin: Send + Sync {
         keep_users: &[&str],
     ) -> impl Future<Output = Result<u32, MySqlError>> + Send;
 
+    /// `SET GLOBAL` each `(variable, option-file value)` of `set`, then `SET GLOBAL v = DEFAULT`
+    /// for each of `reset`, in order, stopping at the first the server refuses. Not persisted: a
+    /// restarted mysqld reads the same values from its configuration.
+    fn set_global_variables(
+        &self,
+        set: &[(String, String)],
+        reset: &[String],
+    ) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
     /// `SHUTDOWN`: mysqld stops, and its container restarts it (read-only, from its
     /// configuration). Client connections are closed before anything waiting is released.
     fn shutdown(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;

@@ -602,6 +602,24 @@ impl MySqlAdmin for MySqlSession {
         Ok(killed)
     }
 
+    async fn set_global_variables(
+        &self,
+        set: &[(String, String)],
+        reset: &[String],
+    ) -> Result<(), MySqlError> {
+        for (name, value) in set {
+            let statement = sql::set_global(name, value)?;
+            self.query_drop(&format!("run {statement}"), statement.clone())
+                .await?;
+        }
+        for name in reset {
+            let statement = sql::reset_global(name)?;
+            self.query_drop(&format!("run {statement}"), statement.clone())
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn shutdown(&self) -> Result<(), MySqlError> {
         match self.query_drop("shut down", "SHUTDOWN".into()).await {
             // The server may close this very connection as it goes down.

@@ -145,6 +145,91 @@ pub fn donor_list_entry(donor: &Endpoint) -> String {
     format!("{}:{}", donor.host, donor.port)
 }
 
+/// A system variable's name as `SET GLOBAL` takes it: only lowercase letters, digits and `_`,
+/// so it needs no quoting and cannot carry anything else.
+fn validate_variable(action: &str, name: &str) -> Result<(), MySqlError> {
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        Ok(())
+    } else {
+        Err(MySqlError::InvalidInput {
+            action: action.to_owned(),
+            detail: format!("{name:?} is not a system variable name"),
+        })
+    }
+}
+
+/// An option-file value as a literal `SET GLOBAL` accepts for the same setting. Option files
+/// take `1G` and unquoted words; `SET` takes neither a size suffix nor a number in quotes
+/// (error 1232), so whole numbers (with a suffix multiplied out) and decimals go unquoted,
+/// ON/OFF/TRUE/FALSE go as keywords, and anything else as a string.
+pub fn setting_literal(value: &str) -> String {
+    let value = value.trim();
+    let unquoted = ['\'', '"']
+        .iter()
+        .find_map(|q| value.strip_prefix(*q)?.strip_suffix(*q))
+        .unwrap_or(value);
+    if let Some(number) = whole_number_with_suffix(unquoted) {
+        return number.to_string();
+    }
+    let decimal = unquoted.split_once('.').is_some_and(|(whole, fraction)| {
+        !whole.is_empty()
+            && whole.chars().all(|c| c.is_ascii_digit())
+            && fraction.chars().all(|c| c.is_ascii_digit())
+    });
+    if decimal {
+        return unquoted.to_string();
+    }
+    let keyword = unquoted.to_ascii_uppercase();
+    if matches!(keyword.as_str(), "ON" | "OFF" | "TRUE" | "FALSE") {
+        return keyword;
+    }
+    quote_string(unquoted)
+}
+
+/// `123`, or `4K`, `16M`, `1G`, `2T`, `1P`, `1E` (any case) multiplied out as option files do;
+/// `None` for anything else or a value that overflows.
+fn whole_number_with_suffix(value: &str) -> Option<u64> {
+    let (digits, shift) = match value.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                'P' => 50,
+                'E' => 60,
+                _ => return None,
+            };
+            (&value[..i], shift)
+        }
+        _ => (value, 0),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let number: u64 = digits.parse().ok()?;
+    number
+        .checked_mul(1u64.checked_shl(shift)?)
+        .filter(|n| n >> shift == number)
+}
+
+/// `SET GLOBAL name = literal`, the value given as in an option file.
+pub fn set_global(name: &str, value: &str) -> Result<String, MySqlError> {
+    validate_variable("set a system variable", name)?;
+    Ok(format!("SET GLOBAL {name} = {}", setting_literal(value)))
+}
+
+/// `SET GLOBAL name = DEFAULT`: a setting removed from the configuration returns to the value
+/// a restart would give it.
+pub fn reset_global(name: &str) -> Result<String, MySqlError> {
+    validate_variable("reset a system variable", name)?;
+    Ok(format!("SET GLOBAL {name} = DEFAULT"))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -269,5 +354,54 @@ mod tests {
             clone_instance(&Endpoint::new("h", 1), &Credentials::new("u", "p"), true)
                 .ends_with("REQUIRE SSL")
         );
+    }
+
+    #[test]
+    fn setting_literals_are_what_set_global_accepts() {
+        for (value, literal) in [
+            ("500", "500"),
+            (" 500 ", "500"),
+            ("'500'", "500"),
+            ("1K", "1024"),
+            ("16m", "16777216"),
+            ("1G", "1073741824"),
+            ("2T", "2199023255552"),
+            ("0.5", "0.5"),
+            ("10.", "10."),
+            ("on", "ON"),
+            ("Off", "OFF"),
+            ("true", "TRUE"),
+            ("\"FALSE\"", "FALSE"),
+            ("ROW", "'ROW'"),
+            (
+                "STRICT_TRANS_TABLES,NO_ZERO_DATE",
+                "'STRICT_TRANS_TABLES,NO_ZERO_DATE'",
+            ),
+            ("+00:00", "'+00:00'"),
+            ("1X", "'1X'"),
+            ("K", "'K'"),
+            ("-1", "'-1'"),
+            ("99999999999999999999", "'99999999999999999999'"),
+            ("16E", "'16E'"),
+            ("it's", "'it\\'s'"),
+        ] {
+            assert_eq!(setting_literal(value), literal, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn set_global_takes_only_plain_variable_names() {
+        assert_eq!(
+            set_global("max_connections", "1K").unwrap(),
+            "SET GLOBAL max_connections = 1024"
+        );
+        assert_eq!(
+            reset_global("max_connections").unwrap(),
+            "SET GLOBAL max_connections = DEFAULT"
+        );
+        for name in ["", "max-connections", "a;DROP", "x = 1, y", "Max"] {
+            assert!(set_global(name, "1").is_err(), "{name:?}");
+            assert!(reset_global(name).is_err(), "{name:?}");
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::{meta, naming};
+use super::{meta, mysql_settings, naming};
 use crate::controller::validate::ValidatedCluster;
 
 /// The option file every mysqld reads.
@@ -74,6 +74,17 @@ pub fn render_my_cnf(cluster: &ValidatedCluster) -> String {
     cnf
 }
 
+/// The hash of what a running mysqld reads only when it starts: the ConfigMap as it would be
+/// without the settings that are applied online. It goes into the pod template, so that a change
+/// to it (and to nothing else in the ConfigMap) rolls the pods.
+pub fn restart_hash(cluster: &ValidatedCluster) -> String {
+    let mut without_online = cluster.clone();
+    without_online
+        .mysql_config
+        .retain(|key, _| !mysql_settings::is_online(key));
+    super::content_hash(&build_config_map(&without_online).data)
+}
+
 /// Builds the ConfigMap.
 pub fn build_config_map(cluster: &ValidatedCluster) -> ConfigMap {
     ConfigMap {
@@ -133,5 +144,22 @@ mod tests {
             cnf.find("skip_name_resolve = ON").unwrap()
                 < cnf.find("skip_name_resolve = OFF").unwrap()
         );
+    }
+
+    #[test]
+    fn only_settings_that_need_a_restart_change_the_restart_hash() {
+        let base = validated("db", 3);
+        let with = |key: &str, value: &str| {
+            let mut cluster = base.clone();
+            cluster.mysql_config.insert(key.into(), value.into());
+            cluster
+        };
+        let before = restart_hash(&base);
+        assert_eq!(restart_hash(&with("max_connections", "500")), before);
+        assert_eq!(restart_hash(&with("long-query-time", "0.5")), before);
+        assert_ne!(restart_hash(&with("back_log", "100")), before);
+        // The ConfigMap itself holds every setting: a restarted mysqld keeps the online ones.
+        let cnf = render_my_cnf(&with("max_connections", "500"));
+        assert!(cnf.contains("max_connections = 500"));
     }
 }

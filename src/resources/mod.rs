@@ -1,6 +1,7 @@
 //! Pure builders, one per child kind. Each returns plain `k8s_openapi` objects with deterministic names.
 
 pub mod config_map;
+pub mod mysql_settings;
 pub mod naming;
 pub mod pod_disruption_budget;
 pub mod secret;
@@ -48,7 +49,7 @@ impl Resources<Built> {
         claim_size: &Quantity,
     ) -> Self {
         let config_map = config_map::build_config_map(cluster);
-        let config_hash = statefulset::config_hash(&config_map);
+        let config_hash = config_map::restart_hash(cluster);
         Self {
             secret: secret::build_secret(cluster, credentials),
             headless_service: service::build_headless_service(cluster),
@@ -223,11 +224,35 @@ pub(crate) mod tests {
             same.spec.as_ref().unwrap().template
         );
 
-        let mut changed = cluster.clone();
-        changed
+        // A setting MySQL takes at run time is applied online: no new template, no restart.
+        let mut online = cluster.clone();
+        online
             .mysql_config
             .insert("max_connections".into(), "500".into());
+        let same = build(&online, &credentials).statefulset;
+        assert_eq!(
+            before.spec.as_ref().unwrap().template,
+            same.spec.as_ref().unwrap().template
+        );
+
+        let mut changed = cluster.clone();
+        changed.mysql_config.insert("back_log".into(), "100".into());
         let after = build(&changed, &credentials).statefulset;
+        let annotations = after
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .clone()
+            .unwrap();
+        assert_eq!(
+            annotations[naming::RESTART_SETTINGS_ANNOTATION],
+            "back_log=100"
+        );
         assert_ne!(before.spec.unwrap().template, after.spec.unwrap().template);
     }
 

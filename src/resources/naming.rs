@@ -15,8 +15,15 @@ pub const APPLIED_HASH_ANNOTATION: &str = "mysql.sakila.dev/applied-hash";
 /// Set to "true" on a replica's pod to have its data replaced by a clone (e.g. to discard errant
 /// transactions); the operator removes it once done.
 pub const RECLONE_ANNOTATION: &str = "mysql.sakila.dev/reclone";
-/// The pod template annotation that changes when the mysqld configuration changes.
+/// The pod template annotation that changes when a part of the mysqld configuration that only
+/// a restart applies changes (settings applied online are left out of it).
 pub const CONFIG_HASH_ANNOTATION: &str = "mysql.sakila.dev/config-hash";
+/// The pod template annotation listing the `spec.mysqlConfig` settings that need a restart, as
+/// `name=value` lines: comparing a pod's copy with the template's names what a rollout changes.
+pub const RESTART_SETTINGS_ANNOTATION: &str = "mysql.sakila.dev/restart-settings";
+/// The pod annotation listing the settings the operator applied online to that instance's
+/// mysqld, as `name=value` lines; a new pod has none until they are applied.
+pub const ONLINE_SETTINGS_ANNOTATION: &str = "mysql.sakila.dev/online-settings";
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "sakila-operator";
 

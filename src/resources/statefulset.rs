@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::config_map::{ALIVE_SCRIPT, INIT_SCRIPT, MY_CNF, PRE_STOP_SCRIPT, READY_SCRIPT};
-use super::{content_hash, meta, naming};
+use super::{meta, mysql_settings, naming};
 use crate::controller::validate::ValidatedCluster;
 
 /// The uid and gid of the `mysql` user in the official image (and in Sakila's Debian image).
@@ -60,8 +60,8 @@ pub fn claim_template_size(cluster: &ValidatedCluster, existing: Option<&Statefu
         .unwrap_or_else(|| cluster.storage_size.clone())
 }
 
-/// Builds the StatefulSet. `config_hash` is the hash of the ConfigMap's data: a configuration
-/// change rolls the pods, and nothing else about the operator does. `claim_size` comes from
+/// Builds the StatefulSet. `config_hash` is `config_map::restart_hash`: a configuration change
+/// that only a restart applies rolls the pods, and nothing else about the operator does. `claim_size` comes from
 /// `claim_template_size`.
 pub fn build_statefulset(
     cluster: &ValidatedCluster,
@@ -73,6 +73,10 @@ pub fn build_statefulset(
     pod_labels.extend(naming::common_labels(&cluster.name));
     let mut pod_annotations = cluster.pod_template.annotations.clone();
     pod_annotations.insert(naming::CONFIG_HASH_ANNOTATION.into(), config_hash.into());
+    pod_annotations.insert(
+        naming::RESTART_SETTINGS_ANNOTATION.into(),
+        mysql_settings::encode(&mysql_settings::split(&cluster.mysql_config).restart),
+    );
 
     StatefulSet {
         metadata: meta(cluster, name),
@@ -364,9 +368,4 @@ fn volumes(cluster: &ValidatedCluster) -> Vec<Volume> {
             ..Default::default()
         },
     ]
-}
-
-/// The hash that goes into the pod template: the ConfigMap's data only.
-pub fn config_hash(config: &k8s_openapi::api::core::v1::ConfigMap) -> String {
-    content_hash(&config.data)
 }
