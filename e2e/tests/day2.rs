@@ -174,3 +174,142 @@ async fn scaling_one_three_five_three_one_under_writes() {
     }
     assert!(writes.iter().all(|w| *w > 10), "writes went on: {writes:?}");
 }
+
+/// The uid of each pod of the cluster, by name: a restarted pod gets a new one.
+async fn pod_uids(ns: &TestNamespace, cluster: &str) -> Vec<(String, String)> {
+    let pods: Api<Pod> = ns.api();
+    let mut uids: Vec<(String, String)> = pods
+        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={cluster}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| Some((p.metadata.name?, p.metadata.uid?)))
+        .collect();
+    uids.sort();
+    uids
+}
+
+/// `SELECT @@GLOBAL.<variable>` on every pod of the trio, in ordinal order.
+async fn global_on_each(ns: &TestNamespace, variable: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    for pod in ["trio-0", "trio-1", "trio-2"] {
+        let value = ns
+            .sql("trio", pod, &format!("SELECT @@GLOBAL.{variable}"))
+            .await
+            .unwrap_or_else(|e| format!("error: {e}"));
+        values.push(value.trim().to_string());
+    }
+    values
+}
+
+/// Waits until the ConfigApplied condition has this reason; returns its message.
+async fn wait_config_applied(ns: &TestNamespace, reason: &str, timeout: Duration) -> String {
+    let clusters: Api<MySQLCluster> = ns.api();
+    wait_until(
+        &format!("ConfigApplied reason {reason}"),
+        timeout,
+        || async {
+            let status = clusters.get("trio").await.ok()?.status?;
+            let condition = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "ConfigApplied")?;
+            (condition.reason == reason).then(|| condition.message.clone())
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_config_change_is_applied_online_or_by_one_rolling_restart() {
+    let ns = TestNamespace::new("config").await;
+    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
+    wait_ready(&ns, "trio").await;
+    ns.client_pod("client", &mysql_client_image()).await;
+    let writer_seconds = 300;
+    chaos::start(&ns, "client", "trio", 3, writer_seconds).await;
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // A setting MySQL takes at run time: applied on every instance, nothing restarts.
+    let before = pod_uids(&ns, "trio").await;
+    let online_started = Instant::now();
+    sakila_e2e::patch_spec(
+        &ns,
+        "trio",
+        json!({"mysqlConfig": {"max_connections": "321"}}),
+    )
+    .await;
+    let message = wait_config_applied(&ns, "AppliedOnline", Duration::from_secs(120)).await;
+    println!(
+        "online config change: {message} ({:.1} s)",
+        online_started.elapsed().as_secs_f64()
+    );
+    assert!(message.starts_with("max_connections:"), "{message}");
+    assert_eq!(global_on_each(&ns, "max_connections").await, ["321"; 3]);
+    assert_eq!(pod_uids(&ns, "trio").await, before, "no pod was restarted");
+    assert_eq!(sakila_e2e::event_count(&ns, "SwitchedOver").await, 0);
+    assert_eq!(sakila_e2e::event_count(&ns, "RollingRestart").await, 0);
+    assert_eq!(sakila_e2e::event_count(&ns, "AppliedOnline").await, 1);
+
+    // A setting read only at start: one rolling restart, replicas first, one switchover.
+    let restart_started = Instant::now();
+    sakila_e2e::patch_spec(&ns, "trio", json!({"mysqlConfig": {"back_log": "123"}})).await;
+    wait_config_applied(&ns, "RollingRestart", Duration::from_secs(60)).await;
+    let message = wait_config_applied(&ns, "AppliedByRestart", Duration::from_secs(900)).await;
+    wait_ready(&ns, "trio").await;
+    println!(
+        "restart config change: {message} ({:.1} s)",
+        restart_started.elapsed().as_secs_f64()
+    );
+    assert!(message.starts_with("back_log:"), "{message}");
+    assert_eq!(global_on_each(&ns, "back_log").await, ["123"; 3]);
+    assert_eq!(
+        global_on_each(&ns, "max_connections").await,
+        ["321"; 3],
+        "the online setting survives the restart (it is in my.cnf too)"
+    );
+    let after = pod_uids(&ns, "trio").await;
+    assert!(
+        before
+            .iter()
+            .zip(&after)
+            .all(|(b, a)| b.0 == a.0 && b.1 != a.1),
+        "every pod was replaced once: {before:?} -> {after:?}"
+    );
+    finish(&ns, started, writer_seconds, 3).await;
+    assert_eq!(sakila_e2e::event_count(&ns, "SwitchedOver").await, 1);
+    assert_eq!(sakila_e2e::event_count(&ns, "FailedOver").await, 0);
+    assert_eq!(sakila_e2e::event_count(&ns, "RollingRestart").await, 3);
+}
+
+#[tokio::test]
+async fn a_downgrade_is_refused_at_admission_with_the_reason() {
+    let ns = TestNamespace::new("downgrade").await;
+    ns.create::<MySQLCluster>(cluster_manifest("solo", 1)).await;
+    let clusters: Api<MySQLCluster> = ns.api();
+    let version = sakila_e2e::mysql_version();
+    for lower in ["9.6.0", "8.4.3", "9.7.0"] {
+        if lower == version {
+            continue;
+        }
+        let err = clusters
+            .patch(
+                "solo",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"spec": {"version": lower}})),
+            )
+            .await
+            .expect_err(&format!("{version} -> {lower} was accepted"));
+        let text = err.to_string();
+        assert!(
+            text.contains("spec.version") && text.contains("cannot be lowered"),
+            "{version} -> {lower}: {text}"
+        );
+    }
+    let spec_version = clusters.get("solo").await.unwrap().spec.version;
+    assert_eq!(spec_version, version, "the spec was left as it was");
+    // Same or higher is accepted (an upgrade is allowed through admission).
+    sakila_e2e::patch_spec(&ns, "solo", json!({"version": version})).await;
+}
