@@ -228,6 +228,19 @@ async fn an_errant_transaction_on_a_replica_is_reported_and_recloned_on_request(
         annotations.is_none_or(|a| !a.contains_key("mysql.sakila.dev/reclone")),
         "the request is removed once carried out"
     );
+    // What the clone threw away stays on record in the status.
+    let discarded = clusters
+        .get("trio")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .discarded_transactions;
+    assert_eq!(discarded.len(), 1, "{discarded:?}");
+    assert_eq!(
+        (discarded[0].instance.as_str(), discarded[0].gtids.as_str()),
+        ("trio-2", errant)
+    );
 }
 
 #[tokio::test]

@@ -402,6 +402,23 @@ pub struct MySQLClusterStatus {
     /// The largest size a data volume has or is growing to; spec.storage.size may not go below it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_size: Option<Quantity>,
+    /// Transactions the operator threw away when it re-cloned an instance: a former primary's
+    /// commits that no replica acknowledged (so no client was told they succeeded), or errant
+    /// ones a user asked to discard. The most recent last; at most 10 are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discarded_transactions: Vec<DiscardedTransactions>,
+}
+
+/// One re-clone that discarded transactions.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscardedTransactions {
+    /// The pod whose data was replaced.
+    pub instance: String,
+    /// The GTID set it held that the rest of the cluster did not.
+    pub gtids: String,
+    /// When the clone was made.
+    pub time: Time,
 }
 
 /// The state of one MySQL instance.

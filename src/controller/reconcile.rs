@@ -20,7 +20,7 @@ use super::context::Context;
 use super::error::Error;
 use super::status::{
     APPLIED_ONLINE, CONFIG_APPLIED, RefusedSetting, SETTING_REFUSED, compute_status, failed_status,
-    record_settings,
+    record_discarded, record_settings,
 };
 use super::validate::{ValidatedCluster, validate};
 use crate::api::{MySQLCluster, MySQLClusterStatus};
@@ -244,6 +244,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         publish(ctx, cluster, EventType::Warning, reason, message, None).await;
     }
     record_settings(&mut status, &settings, &refused, valid.generation, now());
+    record_discarded(&mut status, &valid.name, &done, now());
     announce_settings(ctx, cluster, &status).await;
     if cluster.status.as_ref() != Some(&status) {
         patch_status(ctx, cluster, &status).await?;

@@ -6,10 +6,10 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::validate::ValidatedCluster;
-use crate::api::{InstanceStatus, MySQLClusterStatus, ReplicationStatus};
+use crate::api::{DiscardedTransactions, InstanceStatus, MySQLClusterStatus, ReplicationStatus};
 use crate::clustering::decide::Finding;
 use crate::clustering::settings::SettingsPlan;
-use crate::clustering::{InstanceObservation, MySqlObservation, Observation, Plan};
+use crate::clustering::{Action, InstanceObservation, MySqlObservation, Observation, Plan};
 use crate::mysql::ThreadState;
 use crate::resources::naming;
 
@@ -392,7 +392,42 @@ pub fn compute_status(
         },
         // Written by the volumes step (crate::storage::status); kept until then.
         volume_size: previous.and_then(|s| s.volume_size.clone()),
+        // Added to by `record_discarded` after the operate step; a history, so it is kept.
+        discarded_transactions: previous
+            .map(|s| s.discarded_transactions.clone())
+            .unwrap_or_default(),
     }
+}
+
+/// How many re-clones that discarded transactions the status remembers.
+pub const DISCARDED_KEPT: usize = 10;
+
+/// Appends the transactions each clone in `done` discarded to the status' history.
+pub fn record_discarded(
+    status: &mut MySQLClusterStatus,
+    cluster_name: &str,
+    done: &[Action],
+    now: Time,
+) {
+    for action in done {
+        if let Action::CloneFrom {
+            ordinal,
+            discarded: Some(gtids),
+            ..
+        } = action
+        {
+            status.discarded_transactions.push(DiscardedTransactions {
+                instance: naming::pod(cluster_name, *ordinal),
+                gtids: gtids.to_string(),
+                time: now.clone(),
+            });
+        }
+    }
+    let excess = status
+        .discarded_transactions
+        .len()
+        .saturating_sub(DISCARDED_KEPT);
+    status.discarded_transactions.drain(..excess);
 }
 
 /// The previous status with `ReconcileSuccess` set to False, for a reconcile that failed.
@@ -416,7 +451,6 @@ pub fn failed_status(
     status
 }
 
-/// Upserts a condition, keeping `lastTransitionTime` unless the status flips.
 /// A setting an instance's mysqld refused to take online.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefusedSetting {
@@ -523,6 +557,7 @@ pub fn record_settings(
     );
 }
 
+/// Upserts a condition, keeping `lastTransitionTime` unless the status flips.
 pub fn set_condition(
     conditions: &mut Vec<Condition>,
     type_: &str,
@@ -898,5 +933,41 @@ mod tests {
             let (ok, reason, _) = config_condition(Some(&last), &SettingsPlan::default(), &[]);
             assert_eq!((ok, reason.as_str()), (true, "Applied"));
         }
+    }
+
+    #[test]
+    fn discarded_transactions_are_kept_most_recent_last_up_to_a_limit() {
+        let mut status = MySQLClusterStatus::default();
+        let uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let clone = |ordinal: u8, gno: u64| Action::CloneFrom {
+            ordinal,
+            donor: 0,
+            discarded: Some(format!("{uuid}:{gno}").parse().unwrap()),
+        };
+        let at = |s: i64| Time(jiff::Timestamp::from_second(s).unwrap());
+        let seeded = Action::CloneFrom {
+            ordinal: 2,
+            donor: 0,
+            discarded: None,
+        };
+        record_discarded(&mut status, "db", &[seeded, clone(1, 7)], at(1));
+        assert_eq!(
+            status.discarded_transactions,
+            [DiscardedTransactions {
+                instance: "db-1".into(),
+                gtids: format!("{uuid}:7"),
+                time: at(1),
+            }],
+            "a clone that discarded nothing is not listed"
+        );
+        for gno in 8..20 {
+            record_discarded(&mut status, "db", &[clone(2, gno)], at(gno as i64));
+        }
+        assert_eq!(status.discarded_transactions.len(), DISCARDED_KEPT);
+        assert_eq!(
+            status.discarded_transactions.last().unwrap().gtids,
+            format!("{uuid}:19")
+        );
+        assert_eq!(status.discarded_transactions[0].gtids, format!("{uuid}:10"));
     }
 }
