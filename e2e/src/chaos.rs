@@ -112,6 +112,27 @@ pub async fn collect(ns: &TestNamespace, client: &str, seconds_left: u64) -> Cha
     }
 }
 
+/// Stops the writer and sampler now and runs `verify`; for a change whose duration is not known
+/// in advance. The writer must have made progress (`min_acknowledged` commits).
+pub async fn stop_and_verify(
+    ns: &TestNamespace,
+    client: &str,
+    cluster: &str,
+    instances: u8,
+    min_acknowledged: usize,
+) -> Outcome {
+    stop(ns, client).await;
+    let record = collect(ns, client, 0).await;
+    assert!(
+        record.acknowledged.len() >= min_acknowledged,
+        "the writer made progress: {} acknowledged",
+        record.acknowledged.len()
+    );
+    let outcome = verify(ns, cluster, instances, &record).await;
+    assert_eq!(outcome.lost, 0, "acknowledged writes were lost");
+    outcome
+}
+
 /// The acknowledged ids missing from `pod`'s `chaos.log`.
 pub async fn missing_on(
     ns: &TestNamespace,

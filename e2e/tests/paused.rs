@@ -6,7 +6,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use sakila::api::MySQLCluster;
-use sakila_e2e::{TestNamespace, cluster_manifest, force_delete_pod, wait_ready, wait_until};
+use sakila_e2e::chaos;
+use sakila_e2e::{
+    TestNamespace, cluster_manifest, force_delete_pod, mysql_client_image, wait_ready, wait_until,
+};
 use serde_json::json;
 
 async fn set_paused(clusters: &Api<MySQLCluster>, paused: bool) {
@@ -35,6 +38,9 @@ async fn a_paused_cluster_is_not_healed_until_it_is_unpaused() {
     let ns = TestNamespace::new("paused").await;
     ns.create::<MySQLCluster>(cluster_manifest("solo", 1)).await;
     wait_ready(&ns, "solo").await;
+    // Writes fail while the paused cluster has no writable primary; none acknowledged may be lost.
+    ns.client_pod("client", &mysql_client_image()).await;
+    chaos::start(&ns, "client", "solo", 1, 600).await;
     let clusters: Api<MySQLCluster> = ns.api();
     set_paused(&clusters, true).await;
     wait_until("the Paused condition", Duration::from_secs(30), || async {
@@ -75,4 +81,6 @@ async fn a_paused_cluster_is_not_healed_until_it_is_unpaused() {
         .await
         .unwrap();
     assert_eq!(read_only.trim(), "0");
+    let outcome = chaos::stop_and_verify(&ns, "client", "solo", 1, 20).await;
+    println!("writer through pause and unpause: {outcome:?}");
 }

@@ -13,9 +13,12 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use sakila::api::MySQLCluster;
-use sakila_e2e::{TestNamespace, cluster_manifest, wait_ready, wait_until};
+use sakila_e2e::chaos;
+use sakila_e2e::{TestNamespace, cluster_manifest, mysql_client_image, wait_ready, wait_until};
 use serde_json::json;
 
+/// The writer's limit; each test stops it as soon as its change is done.
+const WRITER_SECONDS: u64 = 600;
 /// How long the operator may take to notice a spec change or the garbage collector to act.
 const REACT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -89,6 +92,8 @@ async fn growth_the_storage_class_refuses_is_reported_the_cluster_keeps_serving_
     let ns = TestNamespace::new("resize").await;
     ns.create::<MySQLCluster>(cluster_manifest("grow", 1)).await;
     wait_ready(&ns, "grow").await;
+    ns.client_pod("client", &mysql_client_image()).await;
+    chaos::start(&ns, "client", "grow", 1, WRITER_SECONDS).await;
     let clusters: Api<MySQLCluster> = ns.api();
     let (cluster, _) = wait_storage_reason(&clusters, "grow", 1, "VolumesAtSize").await;
     let volume_size = cluster.status.as_ref().unwrap().volume_size.clone();
@@ -184,6 +189,8 @@ async fn growth_the_storage_class_refuses_is_reported_the_cluster_keeps_serving_
         .await
         .unwrap();
     assert_eq!(rows.trim(), "1");
+    let outcome = chaos::stop_and_verify(&ns, "client", "grow", 1, 20).await;
+    println!("writer during the refused growth: {outcome:?}");
 }
 
 /// Deletes the MySQLCluster and waits until its StatefulSet and pods are gone.
@@ -220,6 +227,10 @@ async fn a_deleted_cluster_keeps_its_volume_and_credentials_and_a_new_one_of_the
     let ns = TestNamespace::new("retain").await;
     ns.create::<MySQLCluster>(cluster_manifest("keep", 1)).await;
     wait_ready(&ns, "keep").await;
+    // The writer runs through the deletion and the new cluster: every write acknowledged before
+    // the deletion must be served by the new cluster.
+    ns.client_pod("client", &mysql_client_image()).await;
+    chaos::start(&ns, "client", "keep", 1, WRITER_SECONDS).await;
     ns.sql(
         "keep",
         "keep-0",
@@ -271,6 +282,8 @@ async fn a_deleted_cluster_keeps_its_volume_and_credentials_and_a_new_one_of_the
     )
     .await
     .expect("and takes writes");
+    let outcome = chaos::stop_and_verify(&ns, "client", "keep", 1, 20).await;
+    println!("writer across deletion and re-creation: {outcome:?}");
 }
 
 #[tokio::test]
