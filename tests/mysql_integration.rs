@@ -1040,3 +1040,39 @@ async fn online_settings_are_dynamic_in_this_mysql() {
         chain(&err)
     );
 }
+
+/// The primary lease is written in one round trip without a GTID of its own (it must never be
+/// an errant transaction), and the session's binlogging is on again afterwards.
+#[tokio::test]
+async fn the_primary_lease_is_renewed_without_binlogging() {
+    if !mysql_tests_enabled("the_primary_lease_is_renewed_without_binlogging") {
+        return;
+    }
+    let server = Server::start(111).await;
+    let admin = server.admin().await;
+    admin.set_read_only(false).await.unwrap();
+    admin.record_cluster_identity("uid-1", "db").await.unwrap();
+    let before = admin.status().await.unwrap().gtid_executed;
+    let peers = vec!["10.244.0.11".to_string(), "10.244.0.12".to_string()];
+    admin
+        .renew_primary_lease(Duration::from_secs(6), &peers)
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    admin
+        .renew_primary_lease(Duration::from_secs(6), &peers)
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(admin.status().await.unwrap().gtid_executed, before);
+    let mut conn = server.conn().await;
+    let row: Option<(u8, String)> = conn
+        .query_first(
+            "SELECT expires > NOW(6) AND expires <= NOW(6) + INTERVAL 6 SECOND, peers \
+             FROM sakila.primary_lease WHERE id = 1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(row, Some((1, "10.244.0.11 10.244.0.12".to_string())));
+    // Still binlogging: a write on the same session gets a GTID.
+    admin.record_cluster_identity("uid-2", "db").await.unwrap();
+    assert_ne!(admin.status().await.unwrap().gtid_executed, before);
+}

@@ -208,50 +208,6 @@ pub async fn verify(
     outcome
 }
 
-/// The partition's checks: an old primary cut off from everything cannot be demoted until it
-/// can be reached again, so after the heal it may be seen writable for a moment, until the
-/// operator demotes it; never before the heal, and not for longer than `grace`. It acknowledges
-/// nothing meanwhile (its replicas were fenced): the common checks on lost writes and GTID sets
-/// follow.
-pub async fn verify_after_partition(
-    ns: &TestNamespace,
-    cluster: &str,
-    instances: u8,
-    record: &ChaosRecord,
-    healed_at_ns: u128,
-    grace: Duration,
-) -> Outcome {
-    let doubles: Vec<u128> = record
-        .writable_samples
-        .iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(t, _)| *t)
-        .collect();
-    if let (Some(first), Some(last)) = (doubles.first(), doubles.last()) {
-        assert!(
-            *first >= healed_at_ns,
-            "two instances were writable before the partition healed"
-        );
-        let span = Duration::from_nanos((last - healed_at_ns) as u64);
-        println!("partition: two writable instances seen for {span:?} after the heal");
-        assert!(
-            span <= grace,
-            "the old primary stayed writable {span:?} after the heal"
-        );
-    }
-    let outcome = measure(ns, cluster, instances, record).await;
-    assert!(outcome.converged, "the GTID sets did not converge");
-    outcome
-}
-
-/// Now, in the clock the chaos records use (ns since the epoch; the pods run on this node).
-pub fn now_ns() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
 /// Waits for the cluster to be Ready and every instance to hold every acknowledged write (or
 /// for the wait to run out), and reports; asserts nothing, for the benchmark.
 pub async fn measure(

@@ -504,10 +504,21 @@ fn failover_step(observation: &Observation, intent: &Intent, primary: u8) -> Fai
             threshold: intent.failure_threshold,
         };
     }
-    match &intent.failover {
-        FailoverGate::Open => step,
-        FailoverGate::Closed(reason) => FailoverStep::Blocked(reason.clone()),
+    if let FailoverGate::Closed(reason) = &intent.failover {
+        return FailoverStep::Blocked(reason.clone());
     }
+    // A primary that may still run (no answer, but its pod and mysqld are there) is promoted
+    // over only once it has fenced itself if it is cut off: never two writable instances. The
+    // fence of the replicas goes ahead meanwhile.
+    if matches!(step, FailoverStep::Promote { .. })
+        && !instance.is_none_or(certainly_down)
+        && !intent.primary_self_fenced
+    {
+        return FailoverStep::Blocked(
+            "waiting for the unresponsive primary's lease to expire: cut off, it makes itself read-only, then a replica is promoted".into(),
+        );
+    }
+    step
 }
 
 /// The instance to hand the primary role to, if a switchover is due: the primary's pod is being
@@ -1225,6 +1236,52 @@ pub(crate) mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_primary_that_may_still_run_is_promoted_over_only_after_it_fenced_itself() {
+        let fenced_pair = || {
+            vec![
+                fenced(1, 0, "aaaaaaaa-0000-0000-0000-000000000000:1-10", ""),
+                fenced(2, 0, "aaaaaaaa-0000-0000-0000-000000000000:1-9", ""),
+            ]
+        };
+        let lease_running = Intent {
+            primary_failures: 3,
+            failure_threshold: 3,
+            primary_self_fenced: false,
+            ..Intent::default()
+        };
+        // Unanswering, but its pod and mysqld run: maybe cut off and still writable.
+        let mut instances = vec![instance(0, None, Some("primary"))];
+        instances.extend(fenced_pair());
+        let obs = observation(3, Some(0), instances);
+        let plan = decide(&obs, &lease_running);
+        assert_eq!(plan.primary, 0);
+        assert_eq!(plan.failover_from, None);
+        assert!(
+            !plan.actions.iter().any(|a| matches!(
+                a,
+                Action::MakeWritable { .. } | Action::StopReplicating { .. }
+            )),
+            "{:?}",
+            plan.actions
+        );
+        assert!(
+            plan.findings.iter().any(
+                |f| matches!(f, Finding::FailoverBlocked { reason } if reason.contains("lease"))
+            ),
+            "{:?}",
+            plan.findings
+        );
+        // Its mysqld is known not to run (crashed, restarting): nothing to wait for.
+        let mut crashed = instance(0, None, Some("primary"));
+        crashed.pod.as_mut().unwrap().mysqld_started = false;
+        let mut instances = vec![crashed];
+        instances.extend(fenced_pair());
+        let plan = decide(&observation(3, Some(0), instances), &lease_running);
+        assert_eq!(plan.failover_from, Some(0));
+        assert_eq!(plan.primary, 1);
     }
 
     #[test]

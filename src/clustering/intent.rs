@@ -5,6 +5,19 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+/// How long a primary's lease lasts from each renewal (every probe it answers).
+pub const PRIMARY_LEASE: Duration = Duration::from_secs(6);
+/// How long after its lease expired a cut-off primary has surely fenced itself: `fence.sh` looks
+/// every second, tries each replica for 1 s, disconnects clients and waits at most 3 s for
+/// super_read_only before it shuts mysqld down.
+pub const SELF_FENCE_MARGIN: Duration = Duration::from_secs(8);
+
+/// Whether a primary whose lease was last renewed at `last_renewal` has fenced itself by `now`
+/// if it is cut off: only then may a replica be promoted in its place while it may still run.
+pub fn self_fenced_by(last_renewal: std::time::Instant, now: std::time::Instant) -> bool {
+    now.saturating_duration_since(last_renewal) >= PRIMARY_LEASE + SELF_FENCE_MARGIN
+}
+
 /// `spec.failover`, resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailoverPolicy {
@@ -76,6 +89,9 @@ pub struct Intent {
     /// Where the recorded primary's server was last seen, when its pod is no longer there (a
     /// force-deleted pod's server can live on for a while at its old address).
     pub stale_primary_address: Option<String>,
+    /// The recorded primary's lease expired long enough ago that, if it runs cut off from
+    /// everything, it has made itself read-only (`self_fenced_by`).
+    pub primary_self_fenced: bool,
 }
 
 impl Default for Intent {
@@ -86,6 +102,7 @@ impl Default for Intent {
             primary_failures: 0,
             failure_threshold: 1,
             stale_primary_address: None,
+            primary_self_fenced: true,
         }
     }
 }
@@ -129,5 +146,17 @@ mod tests {
         };
         let gate = policy.gate(None, at("2026-11-26T10:00:00Z"));
         assert!(matches!(gate, FailoverGate::Closed(r) if r.contains("spec.failover.enabled")));
+    }
+
+    #[test]
+    fn a_cut_off_primary_counts_as_fenced_only_after_its_lease_and_the_margin() {
+        let renewed = std::time::Instant::now();
+        let after = |secs: u64| renewed + Duration::from_secs(secs);
+        assert!(!self_fenced_by(renewed, renewed));
+        assert!(!self_fenced_by(renewed, after(13)));
+        assert!(self_fenced_by(renewed, after(14)));
+        assert!(self_fenced_by(renewed, after(60)));
+        // A renewal seen later than now (clock order across tasks) is no expiry.
+        assert!(!self_fenced_by(after(5), renewed));
     }
 }

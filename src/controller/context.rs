@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use kube::runtime::events::Recorder;
 use kube::{Client, ResourceExt};
@@ -21,6 +22,10 @@ pub struct Context {
     /// primary. Kept in memory: a new leader starts counting afresh, which only delays a
     /// failover by the threshold.
     pub primary_failures: Mutex<HashMap<String, u32>>,
+    /// Per cluster (by UID), when its primary's lease was last renewed, or when this operator
+    /// first looked at the cluster: a new leader cannot know of a renewal before its time, so it
+    /// counts the lease from there.
+    pub lease_renewed: Mutex<HashMap<String, Instant>>,
 }
 
 impl Context {
@@ -37,7 +42,27 @@ impl Context {
             connector,
             recorder,
             primary_failures: Mutex::new(HashMap::new()),
+            lease_renewed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records a renewal of the cluster's primary lease.
+    pub fn record_lease_renewal(&self, cluster: &MySQLCluster, at: Instant) {
+        self.lease_renewed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(cluster.uid().unwrap_or_default(), at);
+    }
+
+    /// When the cluster's primary lease was last renewed, as far as this operator knows (its first
+    /// look at the cluster, if it renewed none yet).
+    pub fn last_lease_renewal(&self, cluster: &MySQLCluster, now: Instant) -> Instant {
+        *self
+            .lease_renewed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(cluster.uid().unwrap_or_default())
+            .or_insert(now)
     }
 
     /// Counts this observation into the cluster's run of failed primary probes; returns the run.

@@ -24,12 +24,14 @@ use super::status::{
 };
 use super::validate::{ValidatedCluster, validate};
 use crate::api::{MySQLCluster, MySQLClusterStatus};
+use crate::clustering::MySqlObservation;
+use crate::clustering::intent::{PRIMARY_LEASE, self_fenced_by};
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
 use crate::clustering::operate::{OperateTarget, apply_settings, operate};
 use crate::clustering::settings::plan_settings;
 use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, decide};
-use crate::mysql::Credentials;
+use crate::mysql::{Credentials, Endpoint, MySqlAdmin, MySqlConnector};
 use crate::resources::secret::ClusterPasswords;
 use crate::resources::statefulset::claim_template_size;
 use crate::resources::{Resources, mysql_settings, naming};
@@ -172,6 +174,10 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         primary_failures,
         failure_threshold: valid.failover.failure_threshold,
         stale_primary_address: stale_primary_address(cluster, &observation),
+        primary_self_fenced: self_fenced_by(
+            ctx.last_lease_renewal(cluster, std::time::Instant::now()),
+            std::time::Instant::now(),
+        ),
     };
     let plan = decide(&observation, &intent);
     if let Some(old) = plan.failover_from {
@@ -220,6 +226,9 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         announce(ctx, cluster, &valid.name, primary_move, old, plan.primary).await;
     }
 
+    // lease: the primary, answering, is good for another PRIMARY_LEASE
+    renew_primary_lease(ctx, cluster, &observation, &plan, &credentials).await;
+
     // settings: spec.mysqlConfig changes MySQL takes at run time, applied without a restart
     let settings = plan_settings(&observation, &mysql_settings::split(&valid.mysql_config));
     let outcomes = apply_settings(&ctx.connector, &target, &observation, &settings.online).await;
@@ -254,6 +263,45 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     } else {
         valid.failover.probe_interval
     })
+}
+
+/// Renews the lease of the plan's primary if it answered this round (a renewal attempt on a
+/// server that does not answer would only hold the reconcile up for the connect timeout).
+/// A failure is logged, not returned: the lease only matters to a primary cut off from everyone.
+async fn renew_primary_lease(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    observation: &Observation,
+    plan: &Plan,
+    credentials: &Credentials,
+) {
+    let Some(primary) = observation
+        .instances
+        .iter()
+        .find(|i| i.ordinal == plan.primary && matches!(i.mysql, MySqlObservation::Observed(_)))
+    else {
+        return;
+    };
+    let Some(ip) = primary.pod.as_ref().and_then(|p| p.ip.clone()) else {
+        return;
+    };
+    let peers: Vec<String> = observation
+        .instances
+        .iter()
+        .filter(|i| i.ordinal != plan.primary)
+        .filter_map(|i| i.pod.as_ref()?.ip.clone())
+        .collect();
+    let endpoint = Endpoint::new(ip, naming::MYSQL_PORT as u16);
+    let renewed = match ctx.connector.connect(&endpoint, credentials).await {
+        Ok(admin) => admin.renew_primary_lease(PRIMARY_LEASE, &peers).await,
+        Err(e) => Err(e),
+    };
+    match renewed {
+        // Counted from when the renewal returned, the latest moment the primary can have taken
+        // it: the lease runs out on the primary no later than PRIMARY_LEASE after this.
+        Ok(()) => ctx.record_lease_renewal(cluster, std::time::Instant::now()),
+        Err(e) => tracing::warn!(error = %error_chain(&e), "primary lease not renewed"),
+    }
 }
 
 /// The address where the recorded primary's server was last seen, if its pod is no longer

@@ -340,6 +340,16 @@ pub trait MySqlAdmin: Send + Sync {
         reset: &[String],
     ) -> impl Future<Output = Result<(), MySqlError>> + Send;
 
+    /// Writes the primary's lease: it is valid for `valid_for` from now, and `peers` are the
+    /// addresses of its replicas. The pod's self-fence (`fence.sh`) makes a writable primary whose
+    /// lease expired read-only when none of the peers answers. Not binlogged: the lease is this
+    /// instance's alone, never a transaction of the cluster's history.
+    fn renew_primary_lease(
+        &self,
+        valid_for: std::time::Duration,
+        peers: &[String],
+    ) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
     /// `SHUTDOWN`: mysqld stops, and its container restarts it (read-only, from its
     /// configuration). Client connections are closed before anything waiting is released.
     fn shutdown(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;

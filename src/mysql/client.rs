@@ -620,6 +620,26 @@ impl MySqlAdmin for MySqlSession {
         Ok(())
     }
 
+    async fn renew_primary_lease(
+        &self,
+        valid_for: Duration,
+        peers: &[String],
+    ) -> Result<(), MySqlError> {
+        const ACTION: &str = "renew the primary lease";
+        // One round trip, and sql_log_bin is back on before the statement returns, whatever
+        // this session is used for next.
+        let micros = u64::try_from(valid_for.as_micros()).unwrap_or(u64::MAX);
+        let statement = format!(
+            "SET SESSION sql_log_bin = 0; \
+             CREATE TABLE IF NOT EXISTS sakila.primary_lease (id TINYINT PRIMARY KEY, \
+             expires TIMESTAMP(6) NOT NULL, peers VARCHAR(2048) NOT NULL); \
+             REPLACE INTO sakila.primary_lease VALUES (1, NOW(6) + INTERVAL {micros} MICROSECOND, {}); \
+             SET SESSION sql_log_bin = 1",
+            sql::quote_string(&peers.join(" "))
+        );
+        self.query_drop(ACTION, statement).await
+    }
+
     async fn shutdown(&self) -> Result<(), MySqlError> {
         match self.query_drop("shut down", "SHUTDOWN".into()).await {
             // The server may close this very connection as it goes down.

@@ -17,6 +17,9 @@ pub const READY_SCRIPT: &str = "ready.sh";
 pub const ALIVE_SCRIPT: &str = "alive.sh";
 /// The mysqld container's preStop hook: a primary waits to be switched over.
 pub const PRE_STOP_SCRIPT: &str = "pre-stop.sh";
+/// The fence container's loop: a primary cut off from the operator and its replicas makes
+/// itself read-only.
+pub const FENCE_SCRIPT: &str = "fence.sh";
 
 /// Settings a user may override through `spec.mysqlConfig`.
 const OVERRIDABLE_DEFAULTS: &[(&str, &str)] = &[
@@ -106,6 +109,10 @@ pub fn build_config_map(cluster: &ValidatedCluster) -> ConfigMap {
             (
                 PRE_STOP_SCRIPT.to_string(),
                 include_str!("scripts/pre-stop.sh").to_string(),
+            ),
+            (
+                FENCE_SCRIPT.to_string(),
+                include_str!("scripts/fence.sh").to_string(),
             ),
         ])),
         ..Default::default()

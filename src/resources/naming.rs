@@ -44,6 +44,8 @@ pub const PROBE_PASSWORD_KEY: &str = "probe-password";
 pub const OPERATOR_USER: &str = "sakila-operator";
 pub const REPLICATION_USER: &str = "sakila-repl";
 pub const PROBE_USER: &str = "sakila-probe";
+/// The container running the self-fence loop beside mysqld.
+pub const FENCE_CONTAINER: &str = "fence";
 
 /// StatefulSet, PodDisruptionBudget and headless Service share the cluster's name.
 pub fn statefulset(cluster: &str) -> String {

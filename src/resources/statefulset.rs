@@ -10,13 +10,15 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, DownwardAPIVolumeFile,
     DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, Lifecycle,
     LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
-    SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-use super::config_map::{ALIVE_SCRIPT, INIT_SCRIPT, MY_CNF, PRE_STOP_SCRIPT, READY_SCRIPT};
+use super::config_map::{
+    ALIVE_SCRIPT, FENCE_SCRIPT, INIT_SCRIPT, MY_CNF, PRE_STOP_SCRIPT, READY_SCRIPT,
+};
 use super::{meta, mysql_settings, naming};
 use crate::controller::validate::ValidatedCluster;
 
@@ -142,7 +144,7 @@ fn pod_spec(cluster: &ValidatedCluster) -> PodSpec {
     let overrides = &cluster.pod_template;
     PodSpec {
         init_containers: Some(vec![init_container(cluster)]),
-        containers: vec![mysqld_container(cluster)],
+        containers: vec![mysqld_container(cluster), fence_container(cluster)],
         volumes: Some(volumes(cluster)),
         security_context: Some(PodSecurityContext {
             run_as_user: Some(MYSQL_UID),
@@ -260,6 +262,31 @@ fn init_container(cluster: &ValidatedCluster) -> Container {
         ]),
         volume_mounts: Some(common_mounts()),
         resources: cluster.resources.clone(),
+        security_context: Some(restricted_security_context()),
+        ..Default::default()
+    }
+}
+
+/// The self-fence loop (`fence.sh`), beside mysqld: the same image (it has the mysql client),
+/// the local socket and the probe account.
+fn fence_container(cluster: &ValidatedCluster) -> Container {
+    Container {
+        name: naming::FENCE_CONTAINER.into(),
+        image: Some(cluster.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["sh".into(), format!("/etc/sakila/{FENCE_SCRIPT}")]),
+        volume_mounts: Some(vec![
+            mount(CONFIG_VOLUME, "/etc/sakila"),
+            mount(RUNTIME_VOLUME, "/var/run/sakila"),
+            mount(SOCKET_VOLUME, "/var/run/mysqld"),
+        ]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("10m".into())),
+                ("memory".to_string(), Quantity("16Mi".into())),
+            ])),
+            ..Default::default()
+        }),
         security_context: Some(restricted_security_context()),
         ..Default::default()
     }

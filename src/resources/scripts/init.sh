@@ -45,7 +45,10 @@ GRANT ALL PRIVILEGES ON *.* TO 'sakila-operator'@'%' WITH GRANT OPTION;
 CREATE USER 'sakila-repl'@'%' IDENTIFIED BY $(sql_string "$REPLICATION_PASSWORD");
 GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO 'sakila-repl'@'%';
 CREATE USER 'sakila-probe'@'localhost' IDENTIFIED BY $(sql_string "$PROBE_PASSWORD");
-GRANT REPLICATION CLIENT ON *.* TO 'sakila-probe'@'localhost';
+-- Local only. Besides the probes it runs the pod's self-fence (fence.sh): it reads the primary's
+-- lease, disconnects clients, sets super_read_only and, failing that, shuts mysqld down.
+GRANT REPLICATION CLIENT, PROCESS, CONNECTION_ADMIN, SYSTEM_VARIABLES_ADMIN, SHUTDOWN ON *.* TO 'sakila-probe'@'localhost';
+GRANT SELECT ON sakila.* TO 'sakila-probe'@'localhost';
 -- Initialisation itself leaves transactions in gtid_executed; a fresh instance must have none,
 -- or replication would count them as errant.
 RESET BINARY LOGS AND GTIDS;

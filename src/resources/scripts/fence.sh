@@ -1,0 +1,46 @@
+#!/bin/sh
+# Self-fence, in the pod next to mysqld. A primary that the operator can no longer reach cannot be
+# demoted by it; the operator fails over once the primary's lease (renewed on every probe it
+# answers) has expired plus a margin. Before that, this loop makes the old primary read-only
+# itself if it finds itself writable, its lease expired, and no replica answering: cut off from
+# both the operator and its replicas, it is the side of a partition that must stop writing.
+# With a replica answering it stays as it is (the operator alone is down: nothing to fence).
+# A commit waiting for acknowledgements blocks super_read_only, so clients are disconnected first,
+# and mysqld is shut down (it restarts read-only) if that is not enough.
+set -u
+
+cnf=/var/run/sakila/probe.cnf
+client() { mysql --defaults-extra-file="$cnf" -N -B "$@" 2>/dev/null; }
+log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $*"; }
+
+while true; do
+  sleep 1
+  state=$(client -e "SELECT @@global.super_read_only, @@global.rpl_semi_sync_source_enabled, \
+    expires < NOW(6), peers FROM sakila.primary_lease WHERE id = 1") || continue
+  [ -n "$state" ] || continue
+  # shellcheck disable=SC2086 # the peers are a space-separated list
+  set -- $state
+  [ "$1" = 0 ] && [ "$2" = 1 ] && [ "$3" = 1 ] || continue
+  shift 3
+  isolated=yes
+  for peer in "$@"; do
+    # 0 whenever a server answers, even with "access denied" (this account is local-only).
+    if mysqladmin --defaults-extra-file="$cnf" --protocol=tcp -h "$peer" \
+      --connect-timeout=1 ping >/dev/null 2>&1; then
+      isolated=no
+      break
+    fi
+  done
+  [ "$isolated" = yes ] || continue
+  log "writable primary with an expired lease and no replica answering ($*): fencing"
+  kills=$(client -e "SELECT GROUP_CONCAT(CONCAT('KILL ', id) SEPARATOR '; ') \
+    FROM information_schema.processlist WHERE user NOT IN ('system user', 'event_scheduler', \
+    'sakila-operator', 'sakila-repl', 'sakila-probe') AND id <> CONNECTION_ID()")
+  if [ -n "$kills" ] && [ "$kills" != NULL ]; then client -e "$kills"; fi
+  if timeout 3 mysql --defaults-extra-file="$cnf" -e "SET GLOBAL super_read_only = ON" 2>/dev/null; then
+    log "fenced: super_read_only is on"
+  else
+    log "super_read_only did not take within 3 s: shutting mysqld down (it restarts read-only)"
+    client -e "SHUTDOWN"
+  fi
+done
