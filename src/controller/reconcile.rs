@@ -209,7 +209,11 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         replication: &replication,
         pods: &pods_api,
     };
-    let done = operate(&ctx.connector, &target, &observation, &plan).await?;
+    let operated = operate(&ctx.connector, &target, &observation, &plan).await;
+    // lease: the primary, answering, is good for another PRIMARY_LEASE; renewed even when an
+    // action failed, which is no reason for a primary to fence itself
+    renew_primary_lease(ctx, cluster, &observation, &plan, &credentials).await;
+    let done = operated?;
     for action in &done {
         if let Some((reason, note, ordinal)) = notable(&valid.name, action) {
             let pod = pod_reference(ns, naming::pod(&valid.name, ordinal));
@@ -225,9 +229,6 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         };
         announce(ctx, cluster, &valid.name, primary_move, old, plan.primary).await;
     }
-
-    // lease: the primary, answering, is good for another PRIMARY_LEASE
-    renew_primary_lease(ctx, cluster, &observation, &plan, &credentials).await;
 
     // settings: spec.mysqlConfig changes MySQL takes at run time, applied without a restart
     let settings = plan_settings(&observation, &mysql_settings::split(&valid.mysql_config));
