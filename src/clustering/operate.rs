@@ -80,6 +80,20 @@ pub enum OperateError {
 }
 
 impl OperateError {
+    /// The server answered and refused the statement (or the input could never be valid), as
+    /// opposed to not answering at all.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            OperateError::Sql {
+                source: MySqlError::Query { .. }
+                    | MySqlError::InvalidInput { .. }
+                    | MySqlError::ReadOnly { .. },
+                ..
+            }
+        )
+    }
+
     /// A static category for event reasons and metric labels.
     pub fn category(&self) -> &'static str {
         match self {
@@ -90,21 +104,36 @@ impl OperateError {
     }
 }
 
-/// Carries out the plan; returns the actions that were done.
+/// What carrying out a plan did.
+#[derive(Debug)]
+pub struct Operated {
+    /// The actions done, in order.
+    pub done: Vec<Action>,
+    /// The failure that stopped the plan, if one did. What was done before it still happened:
+    /// a clone that discarded transactions must be reported even when a later action failed.
+    pub failed: Option<OperateError>,
+}
+
+/// Carries out the plan in order, stopping at the first failure.
 pub async fn operate<C: MySqlConnector>(
     connector: &C,
     target: &OperateTarget<'_>,
     observation: &Observation,
     plan: &Plan,
-) -> Result<Vec<Action>, OperateError> {
+) -> Operated {
     let mut done = Vec::new();
     let mut demoted = Demoted::new();
     for action in &plan.actions {
-        carry_out(connector, target, observation, action, &mut demoted).await?;
+        if let Err(error) = carry_out(connector, target, observation, action, &mut demoted).await {
+            return Operated {
+                done,
+                failed: Some(error),
+            };
+        }
         tracing::info!(?action, "done");
         done.push(action.clone());
     }
-    Ok(done)
+    Operated { done, failed: None }
 }
 
 /// How applying settings online to one instance went.
@@ -549,4 +578,35 @@ where
         .await
         .map_err(wrap)?;
     work(admin).await.map_err(wrap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_answer_from_the_server_is_a_refusal() {
+        let sql = |source| OperateError::Sql {
+            action: "apply settings online",
+            ordinal: 1,
+            source,
+        };
+        let refused = sql(MySqlError::Query {
+            action: "run SET GLOBAL max_connections = 'lots'".into(),
+            endpoint: "10.0.0.1:3306".into(),
+            code: 1232,
+            source: "Incorrect argument type".into(),
+        });
+        let down = sql(MySqlError::ConnectTimeout {
+            endpoint: "10.0.0.1:3306".into(),
+            after: Duration::from_secs(3),
+        });
+        let no_ip = OperateError::NoAddress {
+            action: "apply settings online",
+            ordinal: 1,
+        };
+        assert!(refused.is_refusal());
+        assert!(!down.is_refusal());
+        assert!(!no_ip.is_refusal());
+    }
 }

@@ -213,13 +213,19 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     // lease: the primary, answering, is good for another PRIMARY_LEASE; renewed even when an
     // action failed, which is no reason for a primary to fence itself
     renew_primary_lease(ctx, cluster, &observation, &plan, &credentials).await;
-    let done = operated?;
-    for action in &done {
+    // What was done is announced even when a later action failed: it happened.
+    for action in &operated.done {
         if let Some((reason, note, ordinal)) = notable(&valid.name, action) {
             let pod = pod_reference(ns, naming::pod(&valid.name, ordinal));
             publish(ctx, cluster, EventType::Normal, reason, note, Some(pod)).await;
         }
     }
+    if let Some(error) = operated.failed {
+        // The status step is not reached: keep what a clone discarded on record now.
+        record_discarded_now(ctx, cluster, &valid.name, &operated.done).await;
+        return Err(error.into());
+    }
+    let done = operated.done;
 
     if let Some(old) = plan.switchover_from {
         let primary_move = PrimaryMove {
@@ -233,13 +239,18 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     // settings: spec.mysqlConfig changes MySQL takes at run time, applied without a restart
     let settings = plan_settings(&observation, &mysql_settings::split(&valid.mysql_config));
     let outcomes = apply_settings(&ctx.connector, &target, &observation, &settings.online).await;
+    // Only the server's own refusal is the user's to fix; a server that does not answer (it is
+    // restarting) gets the settings when it answers again, as the annotation is still missing.
     let refused: Vec<RefusedSetting> = outcomes
         .iter()
         .filter_map(|o| {
-            o.error.as_ref().map(|e| RefusedSetting {
-                pod: o.change.pod.clone(),
-                error: error_chain(e),
-            })
+            o.error
+                .as_ref()
+                .filter(|e| e.is_refusal())
+                .map(|e| RefusedSetting {
+                    pod: o.change.pod.clone(),
+                    error: error_chain(e),
+                })
         })
         .collect();
 
@@ -344,6 +355,43 @@ async fn record_failover(
     .await
     .map_err(Error::Status)?;
     Ok(())
+}
+
+/// Writes `status.discardedTransactions` at once with what the clones in `done` discarded, for
+/// a reconcile that stops before its status step. Nothing to write: no request.
+async fn record_discarded_now(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    name: &str,
+    done: &[ClusterAction],
+) {
+    let discarded_some = done.iter().any(|a| {
+        matches!(
+            a,
+            ClusterAction::CloneFrom {
+                discarded: Some(_),
+                ..
+            }
+        )
+    });
+    if !discarded_some {
+        return;
+    }
+    let mut status = cluster.status.clone().unwrap_or_default();
+    record_discarded(&mut status, name, done, now());
+    let api: Api<MySQLCluster> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let patch = json!({"status": {"discardedTransactions": status.discarded_transactions}});
+    if let Err(e) = api
+        .patch_status(
+            &cluster.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "discarded transactions not recorded");
+    }
 }
 
 /// The existing StatefulSet, whose volume claim template cannot change any more.
