@@ -1076,3 +1076,24 @@ async fn the_primary_lease_is_renewed_without_binlogging() {
     admin.record_cluster_identity("uid-2", "db").await.unwrap();
     assert_ne!(admin.status().await.unwrap().gtid_executed, before);
 }
+
+/// A closed port refuses the connection, and the error says so through its chain of sources:
+/// the failover tells "nothing listens there" (no server to fence) from "no answer" by it.
+#[tokio::test]
+async fn a_refused_connection_is_recognised_as_such() {
+    let port = free_port();
+    let err = client()
+        .connect(&Endpoint::new("127.0.0.1", port), &root())
+        .await
+        .expect_err("nothing listens on a free port");
+    assert!(
+        sakila::clustering::observe::connection_refused(&err),
+        "{}",
+        chain(&err)
+    );
+    let other = MySqlError::InvalidInput {
+        action: "x".into(),
+        detail: "y".into(),
+    };
+    assert!(!sakila::clustering::observe::connection_refused(&other));
+}

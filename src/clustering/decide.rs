@@ -510,8 +510,11 @@ fn failover_step(observation: &Observation, intent: &Intent, primary: u8) -> Fai
     // A primary that may still run (no answer, but its pod and mysqld are there) is promoted
     // over only once it has fenced itself if it is cut off: never two writable instances. The
     // fence of the replicas goes ahead meanwhile.
+    let cannot_write = |i: &InstanceObservation| {
+        certainly_down(i) || matches!(i.mysql, MySqlObservation::NotListening(_))
+    };
     if matches!(step, FailoverStep::Promote { .. })
-        && !instance.is_none_or(certainly_down)
+        && !instance.is_none_or(cannot_write)
         && !intent.primary_self_fenced
     {
         return FailoverStep::Blocked(
@@ -1274,6 +1277,13 @@ pub(crate) mod tests {
             "{:?}",
             plan.findings
         );
+        // Nothing listens at its address (connection refused): no server there to fence.
+        let mut refusing = instance(0, None, Some("primary"));
+        refusing.mysql = MySqlObservation::NotListening("Connection refused".into());
+        let mut instances = vec![refusing];
+        instances.extend(fenced_pair());
+        let plan = decide(&observation(3, Some(0), instances), &lease_running);
+        assert_eq!(plan.failover_from, Some(0));
         // Its mysqld is known not to run (crashed, restarting): nothing to wait for.
         let mut crashed = instance(0, None, Some("primary"));
         crashed.pod.as_mut().unwrap().mysqld_started = false;

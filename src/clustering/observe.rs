@@ -67,6 +67,10 @@ pub enum MySqlObservation {
     NotRunning,
     /// The server did not answer; the reason, for the status.
     Unreachable(String),
+    /// The connection was refused: nothing listens on the MySQL port at the pod's address, so
+    /// no mysqld runs there that could take a write (it crashed or is restarting). A partition
+    /// drops packets instead, which is `Unreachable`.
+    NotListening(String),
     /// The server answered.
     Observed(Box<InstanceStatus>),
 }
@@ -203,11 +207,27 @@ async fn observe_mysql<C: MySqlConnector>(
     };
     match tokio::time::timeout(OBSERVE_TIMEOUT, attempt).await {
         Ok(Ok(status)) => MySqlObservation::Observed(Box::new(status)),
+        Ok(Err(e)) if connection_refused(&e) => MySqlObservation::NotListening(error_chain(&e)),
         Ok(Err(e)) => MySqlObservation::Unreachable(error_chain(&e)),
         Err(_) => MySqlObservation::Unreachable(format!(
             "failed to observe {endpoint} within {OBSERVE_TIMEOUT:?}"
         )),
     }
+}
+
+/// Whether an error was caused by a refused TCP connection (`ECONNREFUSED`) anywhere in its
+/// chain of sources.
+pub fn connection_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// The ordinal of the pod whose stable name is `host`, if it is one of this cluster's.

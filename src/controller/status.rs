@@ -67,7 +67,9 @@ fn instance_status(cluster: &str, plan: &Plan, i: &InstanceObservation) -> Insta
         }),
         errant_gtids,
         unreachable: match &i.mysql {
-            MySqlObservation::Unreachable(reason) => Some(reason.clone()),
+            MySqlObservation::Unreachable(reason) | MySqlObservation::NotListening(reason) => {
+                Some(reason.clone())
+            }
             MySqlObservation::NotRunning => Some("no running pod".into()),
             MySqlObservation::Observed(_) => None,
         },
