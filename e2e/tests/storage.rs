@@ -231,6 +231,8 @@ async fn a_deleted_cluster_keeps_its_volume_and_credentials_and_a_new_one_of_the
     // the deletion must be served by the new cluster.
     ns.client_pod("client", &mysql_client_image()).await;
     chaos::start(&ns, "client", "keep", 1, WRITER_SECONDS).await;
+    // Some writes are acknowledged by the first cluster before it is deleted.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     ns.sql(
         "keep",
         "keep-0",
