@@ -114,13 +114,7 @@ pub fn plan_settings(observation: &Observation, wanted: &SplitSettings) -> Setti
 mod tests {
     use super::*;
     use crate::clustering::observe::tests::{instance, observation};
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::resources::mysql_settings::tests::map;
 
     fn wanted(online: &[(&str, &str)], restart: &[(&str, &str)]) -> SplitSettings {
         SplitSettings {
