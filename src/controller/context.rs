@@ -26,6 +26,23 @@ pub struct Context {
     /// first looked at the cluster: a new leader cannot know of a renewal before its time, so it
     /// counts the lease from there.
     pub lease_renewed: Mutex<HashMap<String, Instant>>,
+    /// Per cluster (by UID), the resourceVersion of the newest copy of it this operator has from
+    /// the API server itself: the answer to its own last status write, or a read.
+    pub known_versions: Mutex<HashMap<String, String>>,
+}
+
+/// Whether the watched copy of a cluster may predate what this operator knows of it.
+///
+/// The watch delivers the operator's own status writes some time after they are made, and a
+/// reconcile triggered meanwhile (by a pod it just annotated, say) would otherwise build on the
+/// status before that write and then overwrite it. resourceVersions are opaque, so only
+/// equality tells: a copy other than the known one is read again from the API server.
+pub fn watched_copy_is_stale(known: Option<&str>, watched: Option<&str>) -> bool {
+    match (known, watched) {
+        (None, _) => false,
+        (Some(known), Some(watched)) => known != watched,
+        (Some(_), None) => true,
+    }
 }
 
 impl Context {
@@ -43,7 +60,30 @@ impl Context {
             recorder,
             primary_failures: Mutex::new(HashMap::new()),
             lease_renewed: Mutex::new(HashMap::new()),
+            known_versions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Remembers the resourceVersion of a copy of the cluster the API server just returned.
+    pub fn record_version(&self, cluster: &MySQLCluster) {
+        let Some(version) = cluster.resource_version() else {
+            return;
+        };
+        self.known_versions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(cluster.uid().unwrap_or_default(), version);
+    }
+
+    /// Whether this watched copy of the cluster may be older than one the operator has seen.
+    pub fn is_stale(&self, watched: &MySQLCluster) -> bool {
+        let known = self
+            .known_versions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&watched.uid().unwrap_or_default())
+            .cloned();
+        watched_copy_is_stale(known.as_deref(), watched.resource_version().as_deref())
     }
 
     /// Records a renewal of the cluster's primary lease.
@@ -85,6 +125,32 @@ impl Context {
         } else {
             runs.remove(&key);
             0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watched_copy_is_stale;
+
+    #[test]
+    fn only_a_copy_other_than_the_known_one_is_read_again() {
+        let cases = [
+            // (known, watched, stale)
+            (None, Some("7"), false),
+            (None, None, false),
+            (Some("7"), Some("7"), false),
+            (Some("8"), Some("7"), true),
+            // Opaque: a watched version that looks newer is read again all the same.
+            (Some("7"), Some("8"), true),
+            (Some("7"), None, true),
+        ];
+        for (known, watched, stale) in cases {
+            assert_eq!(
+                watched_copy_is_stale(known, watched),
+                stale,
+                "known {known:?}, watched {watched:?}"
+            );
         }
     }
 }

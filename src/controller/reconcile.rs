@@ -54,13 +54,48 @@ pub fn parse_cluster(object: &DynamicObject) -> Result<MySQLCluster, Error> {
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     // The span naming the cluster is opened around this future in run.rs (an entered span
     // held across awaits would leak into the other reconciles polled on the same thread).
-    let cluster = parse_cluster(&object)?;
+    let watched = parse_cluster(&object)?;
+    let cluster = match freshest(&ctx, watched).await {
+        Ok(cluster) => cluster,
+        Err((watched, error)) => {
+            record_failure(&watched, &ctx, &error).await;
+            return Err(error);
+        }
+    };
     let result = run_pipeline(&cluster, &ctx).await;
     match result {
         Ok(next) => Ok(Action::requeue(next)),
         Err(error) => {
             record_failure(&cluster, &ctx, &error).await;
             Err(error)
+        }
+    }
+}
+
+/// The watched copy of the cluster, or a fresh read of it when the watch has not yet delivered
+/// what this operator last wrote (see `watched_copy_is_stale`). Gone meanwhile: the watched
+/// copy, whose deletion arrives as the next event.
+async fn freshest(
+    ctx: &Context,
+    watched: MySQLCluster,
+) -> Result<MySQLCluster, (MySQLCluster, Error)> {
+    if !ctx.is_stale(&watched) {
+        return Ok(watched);
+    }
+    let api: Api<MySQLCluster> =
+        Api::namespaced(ctx.client.clone(), &watched.namespace().unwrap_or_default());
+    match api.get_opt(&watched.name_any()).await {
+        Ok(Some(fresh)) => {
+            ctx.record_version(&fresh);
+            Ok(fresh)
+        }
+        Ok(None) => Ok(watched),
+        Err(source) => {
+            let error = Error::Fetch {
+                what: format!("MySQLCluster {}", watched.name_any()),
+                source,
+            };
+            Err((watched, error))
         }
     }
 }
@@ -347,13 +382,15 @@ async fn record_failover(
     // A merge patch of two fields: the full status follows with server-side apply after the
     // promotion, which takes them over.
     let patch = json!({"status": {"currentPrimary": primary, "lastFailoverTime": now()}});
-    api.patch_status(
-        &cluster.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(Error::Status)?;
+    let written = api
+        .patch_status(
+            &cluster.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(Error::Status)?;
+    ctx.record_version(&written);
     Ok(())
 }
 
@@ -382,7 +419,7 @@ async fn record_discarded_now(
     let api: Api<MySQLCluster> =
         Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     let patch = json!({"status": {"discardedTransactions": status.discarded_transactions}});
-    if let Err(e) = api
+    match api
         .patch_status(
             &cluster.name_any(),
             &PatchParams::default(),
@@ -390,7 +427,8 @@ async fn record_discarded_now(
         )
         .await
     {
-        tracing::warn!(error = %e, "discarded transactions not recorded");
+        Ok(written) => ctx.record_version(&written),
+        Err(e) => tracing::warn!(error = %e, "discarded transactions not recorded"),
     }
 }
 
@@ -547,13 +585,15 @@ async fn patch_status(
         "kind": MySQLCluster::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &cluster.name_any(),
-        &PatchParams::apply(naming::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Status)?;
+    let written = api
+        .patch_status(
+            &cluster.name_any(),
+            &PatchParams::apply(naming::FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::Status)?;
+    ctx.record_version(&written);
     Ok(())
 }
 
