@@ -283,7 +283,8 @@ pub fn cluster_manifest(name: &str, instances: i32) -> serde_json::Value {
     })
 }
 
-/// Waits until the MySQLCluster's Ready condition is True and returns it.
+/// Waits until the MySQLCluster is Ready and no longer progressing, both for its current
+/// generation, and returns it.
 pub async fn wait_ready(ns: &TestNamespace, name: &str) -> MySQLCluster {
     let clusters: Api<MySQLCluster> = ns.api();
     wait_until(
@@ -291,13 +292,16 @@ pub async fn wait_ready(ns: &TestNamespace, name: &str) -> MySQLCluster {
         READY_TIMEOUT,
         || async {
             let cluster = clusters.get(name).await.ok()?;
-            let ready = cluster
-                .status
-                .as_ref()?
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            ready.then_some(cluster)
+            // For the spec as it is now: a condition from before the last edit says nothing
+            // about the change. Ready while still rolling a change out is not at rest yet.
+            let generation = cluster.metadata.generation;
+            let conditions = &cluster.status.as_ref()?.conditions;
+            let holds = |type_: &str, status: &str| {
+                conditions.iter().any(|c| {
+                    c.type_ == type_ && c.status == status && c.observed_generation == generation
+                })
+            };
+            (holds("Ready", "True") && holds("Progressing", "False")).then_some(cluster)
         },
     )
     .await
