@@ -165,7 +165,8 @@ pub struct FailoverSpec {
     #[schemars(range(min = 1, max = 60))]
     pub probe_interval_seconds: i32,
     /// Consecutive failed probes of a primary whose pod still runs before it is declared lost.
-    /// A pod that is gone or whose mysqld container is not running is lost at once.
+    /// A pod that is gone, a mysqld container that is not running, or an address that refuses
+    /// connections is lost at once.
     #[serde(default = "default_failure_threshold")]
     #[schemars(range(min = 1, max = 20))]
     pub failure_threshold: i32,

@@ -118,6 +118,9 @@ pub struct Plan {
     pub follow_up_soon: bool,
     /// The instances that have joined the cluster, to record in the status.
     pub members: Vec<u8>,
+    /// The primary whose failover this round began or still waits on (its replicas are fenced),
+    /// for the next round's `Intent::failover_underway`.
+    pub failover_underway: Option<u8>,
 }
 
 impl Plan {
@@ -131,6 +134,7 @@ impl Plan {
             switchover_from: None,
             follow_up_soon: false,
             members: joined(observation),
+            failover_underway: None,
         }
     }
 }
@@ -185,10 +189,21 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
         switchover_from: None,
         follow_up_soon: false,
         members: joined(observation),
+        failover_underway: None,
     };
     let mut primary_status = observed(observation, primary).cloned();
-    if primary_status.is_none() && observation.current_primary == Some(primary) {
-        match failover_step(observation, intent, primary) {
+    // A primary that answers again, read-only, after its replicas were fenced for its failover
+    // has restarted (my.cnf starts every mysqld read-only) or fenced itself: the failover
+    // finishes rather than race it back to writable, and it returns as a replica.
+    let returned_read_only = intent.failover_underway == Some(primary)
+        && primary_status.as_ref().is_some_and(|s| !s.is_writable());
+    if primary_status.is_none() {
+        plan.failover_underway = intent.failover_underway.filter(|p| *p == primary);
+    }
+    if (primary_status.is_none() || returned_read_only)
+        && observation.current_primary == Some(primary)
+    {
+        match failover_step(observation, intent, primary, returned_read_only) {
             FailoverStep::NotNeeded => {}
             FailoverStep::NotYet {
                 failures,
@@ -208,6 +223,7 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
                         .map(|ordinal| Action::StopReplicaIo { ordinal }),
                 );
                 plan.follow_up_soon = true;
+                plan.failover_underway = Some(primary);
                 return plan;
             }
             FailoverStep::Promote {
@@ -215,6 +231,7 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
                 everything,
             } => {
                 plan.failover_from = Some(primary);
+                plan.failover_underway = None;
                 plan.primary = candidate;
                 plan.actions.extend(demote_stale(intent, primary));
                 plan.actions.push(Action::WaitForTransactions {
@@ -489,15 +506,30 @@ fn certainly_down(instance: &InstanceObservation) -> bool {
     }
 }
 
-/// The failover step, once the recorded primary could not be observed.
-fn failover_step(observation: &Observation, intent: &Intent, primary: u8) -> FailoverStep {
+/// Nothing listens at the instance's address (the connection was refused): its mysqld is not
+/// running, whatever the pod says yet.
+fn not_listening(instance: &InstanceObservation) -> bool {
+    matches!(instance.mysql, MySqlObservation::NotListening(_))
+}
+
+/// The failover step, once the recorded primary could not be observed, or answered read-only
+/// again while its failover was under way (`returned_read_only`).
+fn failover_step(
+    observation: &Observation,
+    intent: &Intent,
+    primary: u8,
+    returned_read_only: bool,
+) -> FailoverStep {
     let step = plan_failover(observation, primary);
     if !matches!(step, FailoverStep::Fence(_) | FailoverStep::Promote { .. }) {
         return step;
     }
     let instance = observation.instances.iter().find(|i| i.ordinal == primary);
-    let lost =
-        instance.is_none_or(certainly_down) || intent.primary_failures >= intent.failure_threshold;
+    // No threshold for what is no network blip: the pod or its mysqld is gone, or the address
+    // refuses connections (a dropped packet is what a blip looks like).
+    let lost = returned_read_only
+        || instance.is_none_or(|i| certainly_down(i) || not_listening(i))
+        || intent.primary_failures >= intent.failure_threshold;
     if !lost {
         return FailoverStep::NotYet {
             failures: intent.primary_failures,
@@ -510,10 +542,9 @@ fn failover_step(observation: &Observation, intent: &Intent, primary: u8) -> Fai
     // A primary that may still run (no answer, but its pod and mysqld are there) is promoted
     // over only once it has fenced itself if it is cut off: never two writable instances. The
     // fence of the replicas goes ahead meanwhile.
-    let cannot_write = |i: &InstanceObservation| {
-        certainly_down(i) || matches!(i.mysql, MySqlObservation::NotListening(_))
-    };
+    let cannot_write = |i: &InstanceObservation| certainly_down(i) || not_listening(i);
     if matches!(step, FailoverStep::Promote { .. })
+        && !returned_read_only
         && !instance.is_none_or(cannot_write)
         && !intent.primary_self_fenced
     {
@@ -1292,6 +1323,117 @@ pub(crate) mod tests {
         let plan = decide(&observation(3, Some(0), instances), &lease_running);
         assert_eq!(plan.failover_from, Some(0));
         assert_eq!(plan.primary, 1);
+    }
+
+    #[test]
+    fn a_primary_refusing_connections_is_lost_without_the_threshold() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let mut refusing = instance(0, None, Some("primary"));
+        refusing.mysql = MySqlObservation::NotListening("Connection refused".into());
+        let obs = observation(
+            3,
+            Some(0),
+            vec![
+                refusing,
+                replica_following(1, 0, history),
+                replica_following(2, 0, history),
+            ],
+        );
+        let first_failure = Intent {
+            primary_failures: 1,
+            failure_threshold: 3,
+            ..Intent::default()
+        };
+        let plan = decide(&obs, &first_failure);
+        assert_eq!(
+            plan.actions,
+            vec![
+                Action::StopReplicaIo { ordinal: 1 },
+                Action::StopReplicaIo { ordinal: 2 }
+            ]
+        );
+        assert_eq!(
+            plan.failover_underway,
+            Some(0),
+            "the fence begins a failover"
+        );
+        // A timeout is what a network blip looks like: it waits for the threshold.
+        let mut silent = obs.clone();
+        silent.instances[0].mysql = MySqlObservation::Unreachable("timed out".into());
+        let plan = decide(&silent, &first_failure);
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(plan.failover_underway, None);
+    }
+
+    #[test]
+    fn a_failover_under_way_finishes_when_the_old_primary_returns_read_only() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let fenced_pair = || {
+            vec![
+                fenced(1, 0, history, history),
+                fenced(2, 0, "aaaaaaaa-0000-0000-0000-000000000000:1-9", history),
+            ]
+        };
+        let underway = Intent {
+            failover_underway: Some(0),
+            failure_threshold: 3,
+            ..Intent::default()
+        };
+        // Its mysqld restarted (read-only, from my.cnf) before the promotion.
+        let mut instances = vec![gtids(instance(0, Some(true), Some("primary")), history, "")];
+        instances.extend(fenced_pair());
+        let plan = decide(&observation(3, Some(0), instances), &underway);
+        assert_eq!(plan.failover_from, Some(0));
+        assert_eq!(plan.primary, 1);
+        assert_eq!(plan.failover_underway, None, "finished");
+        let writable: Vec<u8> = plan
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::MakeWritable { ordinal } => Some(*ordinal),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(writable, [1], "{:?}", plan.actions);
+        assert!(
+            plan.actions.contains(&Action::ReplicateFrom {
+                ordinal: 0,
+                source: 1
+            }),
+            "the old primary returns as a replica: {:?}",
+            plan.actions
+        );
+
+        // Still writable: it never went down (a blip), so it stays primary and the fence is undone.
+        let mut instances = vec![gtids(
+            instance(0, Some(false), Some("primary")),
+            history,
+            "",
+        )];
+        instances.extend(fenced_pair());
+        let plan = decide(&observation(3, Some(0), instances), &underway);
+        assert_eq!(plan.failover_from, None);
+        assert_eq!(plan.primary, 0);
+        assert_eq!(plan.failover_underway, None);
+
+        // Not answering yet and promotion blocked (its lease): the failover stays under way.
+        let waiting = Intent {
+            primary_self_fenced: false,
+            primary_failures: 3,
+            ..underway.clone()
+        };
+        let mut instances = vec![instance(0, None, Some("primary"))];
+        instances.extend(fenced_pair());
+        let plan = decide(&observation(3, Some(0), instances), &waiting);
+        assert_eq!(plan.failover_from, None);
+        assert_eq!(plan.failover_underway, Some(0));
+
+        // Without a failover under way, a primary that answers read-only is made writable again.
+        let mut instances = vec![gtids(instance(0, Some(true), Some("primary")), history, "")];
+        instances.extend(fenced_pair());
+        let plan = decide(&observation(3, Some(0), instances), &Intent::default());
+        assert_eq!(plan.failover_from, None);
+        assert!(plan.actions.contains(&Action::MakeWritable { ordinal: 0 }));
     }
 
     #[test]

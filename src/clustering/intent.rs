@@ -92,6 +92,9 @@ pub struct Intent {
     /// The recorded primary's lease expired long enough ago that, if it runs cut off from
     /// everything, it has made itself read-only (`self_fenced_by`).
     pub primary_self_fenced: bool,
+    /// The recorded primary whose replicas an earlier round fenced for a failover that has not
+    /// finished yet (`Plan::failover_underway` of the last round).
+    pub failover_underway: Option<u8>,
 }
 
 impl Default for Intent {
@@ -103,6 +106,7 @@ impl Default for Intent {
             failure_threshold: 1,
             stale_primary_address: None,
             primary_self_fenced: true,
+            failover_underway: None,
         }
     }
 }

@@ -29,6 +29,10 @@ pub struct Context {
     /// Per cluster (by UID), the resourceVersion of the newest copy of it this operator has from
     /// the API server itself: the answer to its own last status write, or a read.
     pub known_versions: Mutex<HashMap<String, String>>,
+    /// Per cluster (by UID), the primary whose failover has begun (its replicas are fenced) and
+    /// not finished. In memory: a new leader that does not know it lets a primary that returns
+    /// meanwhile stay primary, which is safe too, only not the failover that was begun.
+    pub failovers_underway: Mutex<HashMap<String, u8>>,
 }
 
 /// Whether the watched copy of a cluster may predate what this operator knows of it.
@@ -61,7 +65,30 @@ impl Context {
             primary_failures: Mutex::new(HashMap::new()),
             lease_renewed: Mutex::new(HashMap::new()),
             known_versions: Mutex::new(HashMap::new()),
+            failovers_underway: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The primary whose failover an earlier round began and that has not finished.
+    pub fn failover_underway(&self, cluster: &MySQLCluster) -> Option<u8> {
+        self.failovers_underway
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&cluster.uid().unwrap_or_default())
+            .copied()
+    }
+
+    /// Remembers what this round's plan says of a failover under way.
+    pub fn record_failover_underway(&self, cluster: &MySQLCluster, primary: Option<u8>) {
+        let mut underway = self
+            .failovers_underway
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = cluster.uid().unwrap_or_default();
+        match primary {
+            Some(primary) => underway.insert(key, primary),
+            None => underway.remove(&key),
+        };
     }
 
     /// Remembers the resourceVersion of a copy of the cluster the API server just returned.

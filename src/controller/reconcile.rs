@@ -213,8 +213,12 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
             ctx.last_lease_renewal(cluster, std::time::Instant::now()),
             std::time::Instant::now(),
         ),
+        failover_underway: ctx.failover_underway(cluster),
     };
     let plan = decide(&observation, &intent);
+    // Remembered before the plan is carried out: a fence that fails halfway is begun all the
+    // same, and the next round finishes or repeats it.
+    ctx.record_failover_underway(cluster, plan.failover_underway);
     if let Some(old) = plan.failover_from {
         // Record the new primary before promoting it: an operator that dies halfway leaves its
         // successor a promotion to finish, never a second candidate to promote.
