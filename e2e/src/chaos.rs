@@ -66,10 +66,18 @@ pub async fn start(ns: &TestNamespace, client: &str, cluster: &str, instances: u
     // Writable means what a client sees: read_only off. The operator sets and clears it together
     // with super_read_only, except while a replica is re-cloned (the clone drops its user data,
     // which super_read_only refuses; read_only stays on).
+    //
+    // The instances are read one after the other, so one round's reads are no snapshot: a round
+    // that reads the old primary just before a switchover demotes it and the new one just after
+    // it is promoted saw two writable instances that never were writable together. An instance
+    // counts as writable in a round only if this round's read and the previous round's both said
+    // so: every read of the previous round came before every read of this one, so two instances
+    // counted in one round were both writable at the moment between the rounds.
     let sampler = format!(
-        "end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop ]; do n=0; \
-         for h in {hosts}; do v=$(timeout 2 mysql -h $h {login} -N -B -e 'SELECT @@global.read_only' 2>/dev/null); \
-         [ \"$v\" = 0 ] && n=$((n+1)); done; echo \"$(date +%s%N) $n\"; sleep 0.2; done > /tmp/writable 2>&1",
+        "end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop ]; do n=0; i=0; \
+         for h in {hosts}; do i=$((i+1)); v=$(timeout 2 mysql -h $h {login} -N -B -e 'SELECT @@global.read_only' 2>/dev/null); \
+         w=0; [ \"$v\" = 0 ] && w=1; eval \"was=\\${{was_$i:-0}}\"; [ $w = 1 ] && [ $was = 1 ] && n=$((n+1)); \
+         eval \"was_$i=$w\"; done; echo \"$(date +%s%N) $n\"; sleep 0.2; done > /tmp/writable 2>&1",
         hosts = hosts.join(" ")
     );
     ns.exec(client, "client", &["rm", "-f", "/tmp/stop"]).await;
