@@ -108,9 +108,13 @@ async fn wait_operator_settled() -> String {
         Duration::from_secs(180),
         || async {
             let deployment = deployments.get(RELEASE_NAME).await.ok()?;
+            let generation = deployment.metadata.generation;
             let want = deployment.spec?.replicas.unwrap_or(1);
             let status = deployment.status?;
-            let settled = status.ready_replicas == Some(want)
+            // Right after `helm upgrade` the status still describes the previous template until
+            // the Deployment controller has seen the new one.
+            let settled = status.observed_generation == generation
+                && status.ready_replicas == Some(want)
                 && status.updated_replicas == Some(want)
                 && status.replicas == Some(want);
             if !settled {
@@ -121,10 +125,14 @@ async fn wait_operator_settled() -> String {
                 .list(&ListParams::default().labels(OPERATOR_SELECTOR))
                 .await
                 .ok()?;
+            // A pod on its way out may hold the lease until it releases it.
             running
                 .items
                 .iter()
-                .any(|p| p.metadata.name.as_deref() == Some(holder.as_str()))
+                .any(|p| {
+                    p.metadata.name.as_deref() == Some(holder.as_str())
+                        && p.metadata.deletion_timestamp.is_none()
+                })
                 .then_some(holder)
         },
     )
