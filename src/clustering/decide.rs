@@ -1327,18 +1327,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_primary_refusing_connections_is_lost_without_the_threshold() {
-        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
-        let mut refusing = instance(0, None, Some("primary"));
-        refusing.mysql = MySqlObservation::NotListening("Connection refused".into());
-        let obs = observation(
-            3,
-            Some(0),
-            vec![
-                refusing,
-                replica_following(1, 0, history),
-                replica_following(2, 0, history),
-            ],
-        );
+        let mut obs = primary_lost_trio();
+        obs.instances[0].mysql = MySqlObservation::NotListening("Connection refused".into());
         let first_failure = Intent {
             primary_failures: 1,
             failure_threshold: 3,
