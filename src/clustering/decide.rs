@@ -1326,36 +1326,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_primary_refusing_connections_is_lost_without_the_threshold() {
-        let mut obs = primary_lost_trio();
-        obs.instances[0].mysql = MySqlObservation::NotListening("Connection refused".into());
-        let first_failure = Intent {
-            primary_failures: 1,
-            failure_threshold: 3,
-            ..Intent::default()
-        };
-        let plan = decide(&obs, &first_failure);
-        assert_eq!(
-            plan.actions,
-            vec![
-                Action::StopReplicaIo { ordinal: 1 },
-                Action::StopReplicaIo { ordinal: 2 }
-            ]
-        );
-        assert_eq!(
-            plan.failover_underway,
-            Some(0),
-            "the fence begins a failover"
-        );
-        // A timeout is what a network blip looks like: it waits for the threshold.
-        let mut silent = obs.clone();
-        silent.instances[0].mysql = MySqlObservation::Unreachable("timed out".into());
-        let plan = decide(&silent, &first_failure);
-        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
-        assert_eq!(plan.failover_underway, None);
-    }
-
-    #[test]
     fn a_failover_under_way_finishes_when_the_old_primary_returns_read_only() {
         let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
         let fenced_pair = || {
@@ -1846,22 +1816,48 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_primary_whose_mysqld_is_not_running_is_lost_at_once() {
-        let mut obs = primary_lost_trio();
-        obs.instances[0].pod.as_mut().unwrap().mysqld_started = false;
-        let intent = Intent {
+    fn a_primary_known_not_to_run_is_lost_at_once() {
+        let first_failure = Intent {
             primary_failures: 1,
             failure_threshold: 3,
             ..Intent::default()
         };
-        let plan = decide(&obs, &intent);
-        assert_eq!(
-            plan.actions,
-            vec![
-                Action::StopReplicaIo { ordinal: 1 },
-                Action::StopReplicaIo { ordinal: 2 }
-            ]
-        );
+        let not_running = |obs: &mut Observation| {
+            obs.instances[0].pod.as_mut().unwrap().mysqld_started = false;
+        };
+        let refusing = |obs: &mut Observation| {
+            obs.instances[0].mysql = MySqlObservation::NotListening("Connection refused".into());
+        };
+        /// Makes the lost-primary trio say that its primary cannot be running.
+        type Evidence = fn(&mut Observation);
+        let evidence: [(&str, Evidence); 2] = [
+            ("its mysqld container is not running", not_running),
+            ("its address refuses connections", refusing),
+        ];
+        for (name, make) in evidence {
+            let mut obs = primary_lost_trio();
+            make(&mut obs);
+            let plan = decide(&obs, &first_failure);
+            assert_eq!(
+                plan.actions,
+                vec![
+                    Action::StopReplicaIo { ordinal: 1 },
+                    Action::StopReplicaIo { ordinal: 2 }
+                ],
+                "{name}"
+            );
+            assert_eq!(
+                plan.failover_underway,
+                Some(0),
+                "{name}: the fence begins a failover"
+            );
+        }
+        // A timeout is what a network blip looks like: it waits for the threshold.
+        let mut silent = primary_lost_trio();
+        silent.instances[0].mysql = MySqlObservation::Unreachable("timed out".into());
+        let plan = decide(&silent, &first_failure);
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(plan.failover_underway, None);
     }
 
     #[test]
