@@ -400,6 +400,11 @@ pub struct MySQLClusterStatus {
     /// When the operator last decided an automatic failover (for `spec.failover.minIntervalSeconds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failover_time: Option<Time>,
+    /// The primary the last automatic failover replaced. Only this instance's transactions that
+    /// no replica holds are discarded automatically when it returns (semi-sync guarantees no
+    /// client was told they committed); anyone else's are reported, never thrown away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover_from: Option<String>,
     /// The largest size a data volume has or is growing to; spec.storage.size may not go below it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_size: Option<Quantity>,

@@ -97,13 +97,52 @@ pub enum Finding {
     SwitchoverWaiting { reason: String },
     /// Pods run an older template than the StatefulSet's: where the rollout stands.
     RollingOut { message: String },
+    /// No instance may be made writable now: the reason (a condition reason) and why.
+    PrimaryWithheld {
+        reason: WithheldReason,
+        message: String,
+    },
+    /// An instance holds the history of another cluster (`sakila.cluster`): it is left alone,
+    /// never merged, cloned over or promoted.
+    ForeignData { ordinal: u8, identity: String },
 }
+
+/// Why no instance may be made writable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WithheldReason {
+    /// Instances whose volumes predate the cluster have not answered yet.
+    WaitingForInstances,
+    /// No instance's history contains every other's.
+    HistoriesDiverge,
+    /// The instances hold the histories of different clusters.
+    ForeignHistories,
+    /// Instances hold data, but none answered with it.
+    NoInstanceWithData,
+}
+
+impl WithheldReason {
+    /// The `Writable` condition's reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WithheldReason::WaitingForInstances => "WaitingForInstances",
+            WithheldReason::HistoriesDiverge => "HistoriesDiverge",
+            WithheldReason::ForeignHistories => "ForeignHistories",
+            WithheldReason::NoInstanceWithData => "NoInstanceWithData",
+        }
+    }
+}
+
+/// How long a cluster with no recorded primary waits for instances whose volumes predate it
+/// (retained from an earlier cluster of the same name) before it chooses among those that
+/// answered: they may hold transactions the others lack.
+pub const BOOTSTRAP_WAIT: Duration = Duration::from_secs(300);
 
 /// What `decide` concluded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
-    /// The instance that is, or is about to be, the primary.
-    pub primary: u8,
+    /// The instance that is, or is about to be, the primary; `None` while no instance may be
+    /// writable (a choice withheld, a primary that lost its data and cannot be replaced yet).
+    pub primary: Option<u8>,
     /// Changes in the order they must be made: every demotion before any promotion, so two
     /// instances are never writable at once.
     pub actions: Vec<Action>,
@@ -127,7 +166,7 @@ impl Plan {
     /// A plan that changes nothing, naming the primary as observed (for a paused cluster).
     pub fn observed_only(observation: &Observation) -> Plan {
         Plan {
-            primary: choose_primary(observation, &Intent::default()),
+            primary: choose_primary(observation, &Intent::default()).ok(),
             actions: Vec::new(),
             findings: Vec::new(),
             failover_from: None,
@@ -180,9 +219,8 @@ pub fn semi_sync_wait_count(instances: u8) -> u32 {
 
 /// Decides the primary and the changes that bring every instance in line with its role.
 pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
-    let primary = choose_primary(observation, intent);
     let mut plan = Plan {
-        primary,
+        primary: None,
         actions: Vec::new(),
         findings: Vec::new(),
         failover_from: None,
@@ -191,19 +229,52 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
         members: joined(observation),
         failover_underway: None,
     };
+    let primary = match choose_primary(observation, intent) {
+        Ok(primary) => primary,
+        Err((reason, message)) => {
+            withhold_primary(observation, &mut plan, reason, message);
+            return plan;
+        }
+    };
+    plan.primary = Some(primary);
     let mut primary_status = observed(observation, primary).cloned();
     // A primary that answers again, read-only, after its replicas were fenced for its failover
     // has restarted (my.cnf starts every mysqld read-only) or fenced itself: the failover
     // finishes rather than race it back to writable, and it returns as a replica.
     let returned_read_only = intent.failover_underway == Some(primary)
         && primary_status.as_ref().is_some_and(|s| !s.is_writable());
+    // A recorded primary that answers with no history while the cluster has one lost its data
+    // (a new volume, a wiped data directory): it is as lost as a crashed one, and it never
+    // becomes writable, or the cluster would serve an empty database.
+    let lost_its_data = primary_status
+        .as_ref()
+        .is_some_and(|s| s.gtid_executed.is_empty())
+        && has_history_beyond(observation, primary);
     if primary_status.is_none() {
         plan.failover_underway = intent.failover_underway.filter(|p| *p == primary);
     }
-    if (primary_status.is_none() || returned_read_only)
+    if (primary_status.is_none() || returned_read_only || lost_its_data)
         && observation.current_primary == Some(primary)
     {
-        match failover_step(observation, intent, primary, returned_read_only) {
+        let lost_anyway = returned_read_only || lost_its_data;
+        let step = failover_step(observation, intent, primary, lost_anyway);
+        if lost_its_data && !matches!(step, FailoverStep::Promote { .. }) {
+            // Nothing may be written to it; it is demoted below like any other non-primary.
+            plan.primary = None;
+            primary_status = None;
+            if !matches!(step, FailoverStep::Fence(_)) {
+                let why = match &step {
+                    FailoverStep::Blocked(reason) => reason.clone(),
+                    _ => "no replica that holds the cluster's data followed it".into(),
+                };
+                plan.findings.push(Finding::FailoverBlocked {
+                    reason: format!(
+                        "instance {primary}, the primary, answers with no data while the cluster has data; it is not made writable; {why}"
+                    ),
+                });
+            }
+        }
+        match step {
             FailoverStep::NotNeeded => {}
             FailoverStep::NotYet {
                 failures,
@@ -213,7 +284,9 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
                 threshold,
             }),
             FailoverStep::Blocked(reason) => {
-                plan.findings.push(Finding::FailoverBlocked { reason })
+                if !lost_its_data {
+                    plan.findings.push(Finding::FailoverBlocked { reason })
+                }
             }
             FailoverStep::Fence(ordinals) => {
                 plan.actions.extend(demote_stale(intent, primary));
@@ -232,7 +305,7 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
             } => {
                 plan.failover_from = Some(primary);
                 plan.failover_underway = None;
-                plan.primary = candidate;
+                plan.primary = Some(candidate);
                 plan.actions.extend(demote_stale(intent, primary));
                 plan.actions.push(Action::WaitForTransactions {
                     ordinal: candidate,
@@ -252,7 +325,7 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
             Err(reason) => plan.findings.push(Finding::SwitchoverWaiting { reason }),
             Ok(Some(target)) => {
                 plan.switchover_from = Some(primary);
-                plan.primary = target;
+                plan.primary = Some(target);
                 // After the catch-up the target holds everything the old primary and its
                 // replicas have; judge the others against that, not a snapshot of the target.
                 let everything = observation
@@ -272,38 +345,11 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
             }
         }
     }
-    let primary = plan.primary;
     let primary_status = primary_status.as_ref();
-
-    // Demotions first: nothing but the primary may be writable when the primary is made so.
-    for instance in &observation.instances {
-        if instance.ordinal != primary
-            && let MySqlObservation::Observed(status) = &instance.mysql
-            && !status.super_read_only
-        {
-            let ordinal = instance.ordinal;
-            plan.actions.push(if plan.switchover_from == Some(ordinal) {
-                Action::MakeReadOnly { ordinal }
-            } else {
-                Action::ForceReadOnly { ordinal }
-            });
-        }
-    }
-    // A replica never waits for acknowledgements: a former primary that still had semi-sync on
-    // as a source would block its own applier (its relay log's transactions, binlogged again,
-    // wait for acknowledgements from replicas it does not have). After the demotions, so this
-    // never releases a commit on a writable instance.
-    for instance in &observation.instances {
-        if instance.ordinal != primary
-            && let MySqlObservation::Observed(status) = &instance.mysql
-            && status.semi_sync.source_enabled
-            && !instance.pod.as_ref().is_some_and(|p| p.terminating)
-        {
-            plan.actions.push(Action::DisableSemiSyncSource {
-                ordinal: instance.ordinal,
-            });
-        }
-    }
+    demote_all_but(observation, &mut plan);
+    let Some(primary) = plan.primary else {
+        return plan;
+    };
     if let Some(old) = plan.switchover_from {
         plan.actions.push(Action::CatchUpWith {
             ordinal: primary,
@@ -338,6 +384,62 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
     }
     rollout(observation, &mut plan);
     plan
+}
+
+/// No instance may be writable now: every writable one is demoted, and nothing else is done.
+fn withhold_primary(
+    observation: &Observation,
+    plan: &mut Plan,
+    reason: WithheldReason,
+    message: String,
+) {
+    plan.findings
+        .push(Finding::PrimaryWithheld { reason, message });
+    demote_all_but(observation, plan);
+}
+
+/// Whether any instance but `ordinal` holds the cluster's data, or the status recorded members
+/// (instances that held it): then an instance without data must not serve as the primary.
+fn has_history_beyond(observation: &Observation, ordinal: u8) -> bool {
+    !observation.members.is_empty()
+        || observation.instances.iter().any(|i| {
+            i.ordinal != ordinal
+                && matches!(&i.mysql, MySqlObservation::Observed(s) if !s.gtid_executed.is_empty())
+        })
+}
+
+/// The demotions that come before anything else in a plan: nothing but the plan's primary may
+/// be writable when the primary is made so. Then semi-sync off as a source on non-primaries.
+fn demote_all_but(observation: &Observation, plan: &mut Plan) {
+    let primary = plan.primary;
+    for instance in &observation.instances {
+        if Some(instance.ordinal) != primary
+            && let MySqlObservation::Observed(status) = &instance.mysql
+            && !status.super_read_only
+        {
+            let ordinal = instance.ordinal;
+            plan.actions.push(if plan.switchover_from == Some(ordinal) {
+                Action::MakeReadOnly { ordinal }
+            } else {
+                Action::ForceReadOnly { ordinal }
+            });
+        }
+    }
+    // A replica never waits for acknowledgements: a former primary that still had semi-sync on
+    // as a source would block its own applier (its relay log's transactions, binlogged again,
+    // wait for acknowledgements from replicas it does not have). After the demotions, so this
+    // never releases a commit on a writable instance.
+    for instance in &observation.instances {
+        if Some(instance.ordinal) != primary
+            && let MySqlObservation::Observed(status) = &instance.mysql
+            && status.semi_sync.source_enabled
+            && !instance.pod.as_ref().is_some_and(|p| p.terminating)
+        {
+            plan.actions.push(Action::DisableSemiSyncSource {
+                ordinal: instance.ordinal,
+            });
+        }
+    }
 }
 
 /// The instances the cluster is made of (beyond them: a scale-down in progress).
@@ -411,7 +513,9 @@ fn rollout(observation: &Observation, plan: &mut Plan) {
             .actions
             .iter()
             .any(|a| !matches!(a, Action::SetRoleLabel { .. }));
-    let primary = plan.primary;
+    let Some(primary) = plan.primary else {
+        return;
+    };
     let (message, restart) = if busy {
         ("waiting for the cluster's other changes".to_string(), None)
     } else if let Some(leaving) = all
@@ -467,8 +571,12 @@ fn rollout(observation: &Observation, plan: &mut Plan) {
 
 /// The primary: the recorded one while it is writable; otherwise the single writable instance
 /// (a promotion whose status was never recorded, say because the operator died in between);
-/// otherwise the recorded one; a new cluster starts with the wanted one or instance 0.
-fn choose_primary(observation: &Observation, intent: &Intent) -> u8 {
+/// otherwise the recorded one. With none recorded (a new cluster, or one re-created over
+/// retained volumes), see `bootstrap_primary`.
+fn choose_primary(
+    observation: &Observation,
+    intent: &Intent,
+) -> Result<u8, (WithheldReason, String)> {
     let writable: Vec<u8> = observation
         .instances
         .iter()
@@ -476,14 +584,139 @@ fn choose_primary(observation: &Observation, intent: &Intent) -> u8 {
         .map(|i| i.ordinal)
         .collect();
     match observation.current_primary {
-        Some(recorded) if writable.contains(&recorded) => recorded,
-        _ if writable.len() == 1 => writable[0],
-        Some(recorded) => recorded,
-        None => intent
-            .desired_primary
-            .filter(|p| *p < observation.desired_instances)
-            .unwrap_or(0),
+        Some(recorded) if writable.contains(&recorded) => Ok(recorded),
+        Some(_) if writable.len() == 1 => Ok(writable[0]),
+        Some(recorded) => Ok(recorded),
+        None => bootstrap_primary(observation, intent),
     }
+}
+
+/// The primary of a cluster whose status records none. A new cluster (no instance holds data,
+/// no volume predates the cluster) starts with `spec.primaryInstance` or instance 0. Otherwise
+/// the volumes hold a history, and only an instance whose GTID set contains every other's may
+/// serve it; the instances whose volumes predate the cluster are waited for (at most
+/// `BOOTSTRAP_WAIT`), since any of them may hold transactions the others lack. Ties go to
+/// `spec.primaryInstance`, then the lowest ordinal. When histories diverge, or belong to
+/// different clusters, nobody is made writable until `spec.primaryInstance` names the instance
+/// whose data to keep.
+fn bootstrap_primary(
+    observation: &Observation,
+    intent: &Intent,
+) -> Result<u8, (WithheldReason, String)> {
+    let desired = intent
+        .desired_primary
+        .filter(|p| *p < observation.desired_instances);
+    let histories: Vec<(u8, &InstanceStatus)> = members(observation)
+        .filter_map(|i| match &i.mysql {
+            MySqlObservation::Observed(s) if !s.gtid_executed.is_empty() => {
+                Some((i.ordinal, s.as_ref()))
+            }
+            _ => None,
+        })
+        .collect();
+    let unheard: Vec<u8> = members(observation)
+        .filter(|i| {
+            observation.retained_volumes.contains(&i.ordinal)
+                && !matches!(i.mysql, MySqlObservation::Observed(_))
+        })
+        .map(|i| i.ordinal)
+        .collect();
+    if histories.is_empty() && unheard.is_empty() && observation.members.is_empty() {
+        return Ok(desired.unwrap_or(0));
+    }
+    let names = |ordinals: &[u8]| {
+        ordinals
+            .iter()
+            .map(|o| format!("instance {o}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !unheard.is_empty() && !intent.bootstrap_wait_over {
+        return Err((
+            WithheldReason::WaitingForInstances,
+            format!(
+                "no primary is recorded and the volumes of {} predate this cluster: they may hold transactions the others lack, so the primary is chosen once they answer (at most {} s after the cluster was created)",
+                names(&unheard),
+                BOOTSTRAP_WAIT.as_secs()
+            ),
+        ));
+    }
+    if histories.is_empty() {
+        return Err((
+            WithheldReason::NoInstanceWithData,
+            format!(
+                "no instance that answers holds data, yet the cluster had data ({}); an empty instance is never made the primary",
+                if unheard.is_empty() {
+                    "members are recorded".to_string()
+                } else {
+                    format!("waiting for {}", names(&unheard))
+                }
+            ),
+        ));
+    }
+    let identities: std::collections::BTreeSet<&str> = histories
+        .iter()
+        .filter_map(|(_, s)| s.cluster_identity.as_deref())
+        .collect();
+    if identities.len() > 1 {
+        let held = histories
+            .iter()
+            .map(|(o, s)| {
+                format!(
+                    "instance {o}: cluster {}",
+                    s.cluster_identity.as_deref().unwrap_or("unknown")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        return match desired.filter(|d| histories.iter().any(|(o, _)| o == d)) {
+            Some(chosen) => Ok(chosen),
+            None => Err((
+                WithheldReason::ForeignHistories,
+                format!(
+                    "the volumes hold the histories of different clusters ({held}); none is merged into another: set spec.primaryInstance to the instance whose data to keep"
+                ),
+            )),
+        };
+    }
+    let contains_all = |(_, mine): &(u8, &InstanceStatus)| {
+        histories
+            .iter()
+            .all(|(_, other)| other.gtid_executed.is_subset_of(&mine.gtid_executed))
+    };
+    let candidates: Vec<u8> = histories
+        .iter()
+        .filter(|h| contains_all(h))
+        .map(|(o, _)| *o)
+        .collect();
+    if let Some(chosen) = desired
+        .filter(|d| candidates.contains(d))
+        .or_else(|| candidates.first().copied())
+    {
+        return Ok(chosen);
+    }
+    if let Some(chosen) = desired.filter(|d| histories.iter().any(|(o, _)| o == d)) {
+        return Ok(chosen);
+    }
+    let (first, first_status) = histories[0];
+    let differences = histories
+        .iter()
+        .skip(1)
+        .map(|(o, s)| {
+            let only_first = first_status.gtid_executed.difference(&s.gtid_executed);
+            let only_other = s.gtid_executed.difference(&first_status.gtid_executed);
+            format!(
+                "instance {first} has [{only_first}] that instance {o} lacks, instance {o} has [{only_other}] that instance {first} lacks"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err((
+        WithheldReason::HistoriesDiverge,
+        format!(
+            "no instance holds every other's transactions ({differences}); nobody is made writable until spec.primaryInstance names the instance whose data to keep"
+        ),
+    ))
 }
 
 /// The demotion of a lost primary's server at its last address, if it had one.
@@ -815,6 +1048,12 @@ fn replica_actions(
         let errant = status
             .gtid_executed
             .difference(&primary_status.gtid_executed);
+        // Another cluster's history is never merged or written over without a person's word
+        // (the re-clone annotation, below).
+        let foreign = match (&status.cluster_identity, &primary_status.cluster_identity) {
+            (Some(mine), Some(primary)) if mine != primary => Some(mine.clone()),
+            _ => None,
+        };
         // A person asked for this replica's data to be replaced (the re-clone annotation).
         if pod.is_some_and(|p| p.reclone_requested) {
             if !cloning {
@@ -828,10 +1067,22 @@ fn replica_actions(
             }
             continue;
         }
-        // No replication source and transactions of its own: a former primary back after a
-        // failover. Semi-sync guarantees nobody acknowledged those transactions to a client, so
-        // the instance is re-seeded from the new primary's history and they are reported.
-        if !errant.is_empty() && status.replica.is_none() && !cloning {
+        if let Some(identity) = foreign {
+            plan.findings
+                .push(Finding::ForeignData { ordinal, identity });
+            continue;
+        }
+        // No replication source and transactions of its own: the primary the last failover
+        // replaced, back. Semi-sync guarantees nobody acknowledged those transactions to a
+        // client (the new primary was chosen as holding every fenced replica's), so the
+        // instance is re-seeded from the new primary's history and they are reported. Any other
+        // instance's extra transactions may have been acknowledged: reported, never discarded
+        // automatically.
+        if !errant.is_empty()
+            && status.replica.is_none()
+            && observation.failed_over_from == Some(ordinal)
+            && !cloning
+        {
             plan.actions.push(Action::CloneFrom {
                 ordinal,
                 donor: choose_donor(observation, primary, primary_status),
@@ -1214,7 +1465,8 @@ pub(crate) mod tests {
         );
         assert!(plan.follow_up_soon);
         assert_eq!(
-            plan.primary, 0,
+            plan.primary,
+            Some(0),
             "nothing is promoted before the fence holds"
         );
     }
@@ -1241,7 +1493,7 @@ pub(crate) mod tests {
             ],
         );
         let plan = decided(&obs);
-        assert_eq!(plan.primary, 1);
+        assert_eq!(plan.primary, Some(1));
         assert_eq!(plan.failover_from, Some(0));
         assert_eq!(
             plan.actions,
@@ -1291,7 +1543,7 @@ pub(crate) mod tests {
         instances.extend(fenced_pair());
         let obs = observation(3, Some(0), instances);
         let plan = decide(&obs, &lease_running);
-        assert_eq!(plan.primary, 0);
+        assert_eq!(plan.primary, Some(0));
         assert_eq!(plan.failover_from, None);
         assert!(
             !plan.actions.iter().any(|a| matches!(
@@ -1322,7 +1574,7 @@ pub(crate) mod tests {
         instances.extend(fenced_pair());
         let plan = decide(&observation(3, Some(0), instances), &lease_running);
         assert_eq!(plan.failover_from, Some(0));
-        assert_eq!(plan.primary, 1);
+        assert_eq!(plan.primary, Some(1));
     }
 
     #[test]
@@ -1344,7 +1596,7 @@ pub(crate) mod tests {
         instances.extend(fenced_pair());
         let plan = decide(&observation(3, Some(0), instances), &underway);
         assert_eq!(plan.failover_from, Some(0));
-        assert_eq!(plan.primary, 1);
+        assert_eq!(plan.primary, Some(1));
         assert_eq!(plan.failover_underway, None, "finished");
         let writable: Vec<u8> = plan
             .actions
@@ -1373,7 +1625,7 @@ pub(crate) mod tests {
         instances.extend(fenced_pair());
         let plan = decide(&observation(3, Some(0), instances), &underway);
         assert_eq!(plan.failover_from, None);
-        assert_eq!(plan.primary, 0);
+        assert_eq!(plan.primary, Some(0));
         assert_eq!(plan.failover_underway, None);
 
         // Not answering yet and promotion blocked (its lease): the failover stays under way.
@@ -1433,7 +1685,7 @@ pub(crate) mod tests {
             ],
         );
         let plan = decided(&obs);
-        assert_eq!(plan.primary, 0);
+        assert_eq!(plan.primary, Some(0));
         assert!(
             matches!(&plan.findings[..], [Finding::FailoverBlocked { reason }] if reason.contains("diverge"))
         );
@@ -1443,7 +1695,24 @@ pub(crate) mod tests {
     fn a_former_primary_with_unacknowledged_transactions_is_recloned() {
         let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
         let lost = "aaaaaaaa-0000-0000-0000-000000000000:11";
-        let obs = observation(
+        let obs = Observation {
+            failed_over_from: Some(0),
+            ..former_primary_back(history)
+        };
+        let plan = decided(&obs);
+        assert_eq!(
+            plan.actions,
+            vec![Action::CloneFrom {
+                ordinal: 0,
+                donor: 2,
+                discarded: Some(GtidSet::parse(lost).unwrap())
+            }]
+        );
+    }
+
+    /// Instance 0 holds one transaction more than the primary 1, and no replication source.
+    fn former_primary_back(history: &str) -> Observation {
+        observation(
             3,
             Some(1),
             vec![
@@ -1455,14 +1724,357 @@ pub(crate) mod tests {
                 primary_with(1, 3, history),
                 replica_following(2, 1, history),
             ],
+        )
+    }
+
+    #[test]
+    fn extra_transactions_of_an_instance_no_failover_replaced_are_reported_not_discarded() {
+        // Without the record that a failover replaced it, nothing says no client was told those
+        // transactions committed (a cluster re-created over its volumes, a user's choice).
+        let plan = decided(&former_primary_back(
+            "aaaaaaaa-0000-0000-0000-000000000000:1-10",
+        ));
+        assert_eq!(plan.actions, vec![]);
+        assert_eq!(
+            plan.findings,
+            vec![Finding::ErrantTransactions {
+                ordinal: 0,
+                gtids: "aaaaaaaa-0000-0000-0000-000000000000:11".into()
+            }]
         );
-        let plan = decided(&obs);
+    }
+
+    /// One bootstrap row: name, instances, retained volumes, spec.primaryInstance, wait over,
+    /// expected outcome.
+    type BootstrapRow = (
+        &'static str,
+        Vec<InstanceObservation>,
+        Vec<u8>,
+        Option<u8>,
+        bool,
+        Bootstrap,
+    );
+
+    /// What a bootstrap (no primary recorded) must decide.
+    enum Bootstrap {
+        Primary(u8),
+        Withheld(WithheldReason, &'static [&'static str]),
+    }
+
+    #[test]
+    fn with_no_recorded_primary_only_an_instance_holding_every_history_is_chosen() {
+        const A: &str = "aaaaaaaa-0000-0000-0000-000000000000";
+        let held =
+            |ordinal: u8, gtid_set: &str| gtids(instance(ordinal, Some(true), None), gtid_set, "");
+        let owned_by = |mut i: InstanceObservation, uid: &str| {
+            if let MySqlObservation::Observed(s) = &mut i.mysql {
+                s.cluster_identity = Some(uid.into());
+            }
+            i
+        };
+        let a20 = format!("{A}:1-20");
+        let a50 = format!("{A}:1-50");
+        let b = "bbbbbbbb-0000-0000-0000-000000000000:1-5";
+        let rows: Vec<BootstrapRow> = vec![
+            (
+                "re-created over volumes: a lagging instance 0 is passed over for the complete one",
+                vec![held(0, &a20), held(1, &a50), held(2, &a50)],
+                vec![0, 1, 2],
+                None,
+                false,
+                Bootstrap::Primary(1),
+            ),
+            (
+                "spec.primaryInstance breaks a tie between complete instances",
+                vec![held(0, &a20), held(1, &a50), held(2, &a50)],
+                vec![0, 1, 2],
+                Some(2),
+                false,
+                Bootstrap::Primary(2),
+            ),
+            (
+                "spec.primaryInstance never picks an instance that lacks others' transactions",
+                vec![held(0, &a20), held(1, &a50), held(2, &a50)],
+                vec![0, 1, 2],
+                Some(0),
+                false,
+                Bootstrap::Primary(1),
+            ),
+            (
+                "an instance whose retained volume has not answered is waited for",
+                vec![held(0, &a20), held(1, &a50), instance(2, None, None)],
+                vec![0, 1, 2],
+                None,
+                false,
+                Bootstrap::Withheld(WithheldReason::WaitingForInstances, &["instance 2"]),
+            ),
+            (
+                "after the wait, the choice is made among those that answered",
+                vec![held(0, &a20), held(1, &a50), instance(2, None, None)],
+                vec![0, 1, 2],
+                None,
+                true,
+                Bootstrap::Primary(1),
+            ),
+            (
+                "an unanswering instance with a volume of this cluster's own is not waited for",
+                vec![held(0, &a50), held(1, &a50), instance(2, None, None)],
+                vec![0, 1],
+                None,
+                false,
+                Bootstrap::Primary(0),
+            ),
+            (
+                "an empty instance among instances with history is never chosen",
+                vec![held(0, ""), held(1, &a20), held(2, &a50)],
+                vec![0, 1, 2],
+                None,
+                false,
+                Bootstrap::Primary(2),
+            ),
+            (
+                "divergent histories: nobody is writable, the differences are named",
+                vec![
+                    held(0, &format!("{A}:1-20,{b}")),
+                    held(1, &a50),
+                    held(2, &a20),
+                ],
+                vec![0, 1, 2],
+                None,
+                false,
+                Bootstrap::Withheld(
+                    WithheldReason::HistoriesDiverge,
+                    &[
+                        "bbbbbbbb-0000-0000-0000-000000000000:1-5",
+                        ":21-50",
+                        "spec.primaryInstance",
+                    ],
+                ),
+            ),
+            (
+                "divergent histories: spec.primaryInstance is the person's choice",
+                vec![
+                    held(0, &format!("{A}:1-20,{b}")),
+                    held(1, &a50),
+                    held(2, &a20),
+                ],
+                vec![0, 1, 2],
+                Some(0),
+                false,
+                Bootstrap::Primary(0),
+            ),
+            (
+                "volumes of different clusters are never merged",
+                vec![
+                    owned_by(held(0, &a50), "uid-1"),
+                    owned_by(held(1, &a50), "uid-2"),
+                    held(2, ""),
+                ],
+                vec![0, 1, 2],
+                None,
+                false,
+                Bootstrap::Withheld(WithheldReason::ForeignHistories, &["uid-1", "uid-2"]),
+            ),
+            (
+                "retained volumes that answer empty while no one has data: a new cluster",
+                vec![held(0, ""), held(1, ""), held(2, "")],
+                vec![0, 1, 2],
+                None,
+                false,
+                Bootstrap::Primary(0),
+            ),
+        ];
+        for (name, instances, retained, desired, wait_over, expected) in rows {
+            let obs = Observation {
+                retained_volumes: retained,
+                ..observation(3, None, instances)
+            };
+            let intent = Intent {
+                desired_primary: desired,
+                bootstrap_wait_over: wait_over,
+                ..Intent::default()
+            };
+            let plan = decide(&obs, &intent);
+            assert_never_two_writers(name, &obs, &plan);
+            match expected {
+                Bootstrap::Primary(p) => {
+                    assert_eq!(plan.primary, Some(p), "{name}");
+                    assert!(
+                        plan.actions.contains(&Action::MakeWritable { ordinal: p }),
+                        "{name}: {:?}",
+                        plan.actions
+                    );
+                }
+                Bootstrap::Withheld(reason, words) => {
+                    assert_eq!(plan.primary, None, "{name}");
+                    assert!(
+                        !plan
+                            .actions
+                            .iter()
+                            .any(|a| matches!(a, Action::MakeWritable { .. })),
+                        "{name}: {:?}",
+                        plan.actions
+                    );
+                    let Some(Finding::PrimaryWithheld { reason: r, message }) =
+                        plan.findings.first()
+                    else {
+                        panic!("{name}: {:?}", plan.findings);
+                    };
+                    assert_eq!(*r, reason, "{name}");
+                    for word in words {
+                        assert!(message.contains(word), "{name}: {message:?} lacks {word:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_withheld_choice_demotes_every_writable_instance() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let obs = observation(
+            2,
+            None,
+            vec![
+                gtids(instance(0, Some(false), None), history, ""),
+                gtids(
+                    instance(1, Some(false), None),
+                    "bbbbbbbb-0000-0000-0000-000000000000:1",
+                    "",
+                ),
+            ],
+        );
+        let plan = decide(&obs, &Intent::default());
+        assert_eq!(plan.primary, None);
         assert_eq!(
             plan.actions,
-            vec![Action::CloneFrom {
-                ordinal: 0,
-                donor: 2,
-                discarded: Some(GtidSet::parse(lost).unwrap())
+            vec![
+                Action::ForceReadOnly { ordinal: 0 },
+                Action::ForceReadOnly { ordinal: 1 }
+            ]
+        );
+    }
+
+    /// The recorded primary 0 answers with an empty data directory; 1 and 2 hold the history and
+    /// replicate from 0 (their I/O threads as given).
+    fn primary_lost_its_data(io: ThreadState) -> Observation {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let mut obs = Observation {
+            members: vec![0, 1, 2],
+            ..observation(
+                3,
+                Some(0),
+                vec![
+                    instance(0, Some(true), Some("primary")),
+                    replica_following(1, 0, history),
+                    replica_following(2, 0, history),
+                ],
+            )
+        };
+        for i in &mut obs.instances[1..] {
+            if let MySqlObservation::Observed(s) = &mut i.mysql {
+                s.replica.as_mut().unwrap().io_thread = io;
+            }
+        }
+        obs
+    }
+
+    #[test]
+    fn a_primary_that_lost_its_data_is_failed_over_at_once_and_never_made_writable() {
+        let fence = decide(
+            &primary_lost_its_data(ThreadState::Running),
+            &Intent::default(),
+        );
+        assert_eq!(
+            fence.actions,
+            vec![
+                Action::StopReplicaIo { ordinal: 1 },
+                Action::StopReplicaIo { ordinal: 2 }
+            ]
+        );
+        let promote = decide(
+            &primary_lost_its_data(ThreadState::Stopped),
+            &Intent::default(),
+        );
+        assert_eq!(promote.failover_from, Some(0));
+        assert_eq!(promote.primary, Some(1));
+        assert!(
+            !promote
+                .actions
+                .contains(&Action::MakeWritable { ordinal: 0 }),
+            "{:?}",
+            promote.actions
+        );
+    }
+
+    #[test]
+    fn a_primary_that_lost_its_data_stays_read_only_when_failover_is_off() {
+        let obs = primary_lost_its_data(ThreadState::Stopped);
+        let intent = Intent {
+            failover: FailoverGate::Closed("automatic failover is off".into()),
+            ..Intent::default()
+        };
+        let plan = decide(&obs, &intent);
+        assert_eq!(plan.primary, None);
+        assert!(
+            !plan.actions.iter().any(|a| matches!(
+                a,
+                Action::MakeWritable { .. } | Action::RecordClusterIdentity { .. }
+            )),
+            "{:?}",
+            plan.actions
+        );
+        assert!(
+            matches!(&plan.findings[..], [Finding::FailoverBlocked { reason }]
+                if reason.contains("no data") && reason.contains("automatic failover is off")),
+            "{:?}",
+            plan.findings
+        );
+    }
+
+    #[test]
+    fn a_single_instance_that_lost_its_data_is_not_made_writable() {
+        let obs = Observation {
+            members: vec![0],
+            ..observation(1, Some(0), vec![instance(0, Some(true), Some("primary"))])
+        };
+        let plan = decided(&obs);
+        assert_eq!(plan.primary, None);
+        assert_eq!(plan.actions, vec![]);
+    }
+
+    #[test]
+    fn an_instance_holding_another_clusters_history_is_left_alone() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let mut obs = observation(
+            3,
+            Some(0),
+            vec![
+                primary_with(0, 3, history),
+                replica_following(1, 0, history),
+                gtids(
+                    instance(2, Some(true), Some("replica")),
+                    "cccccccc-0000-0000-0000-000000000000:1-3",
+                    "",
+                ),
+            ],
+        );
+        for (i, uid) in obs
+            .instances
+            .iter_mut()
+            .zip(["uid-a", "uid-a", "uid-other"])
+        {
+            if let MySqlObservation::Observed(s) = &mut i.mysql {
+                s.cluster_identity = Some(uid.into());
+            }
+        }
+        let plan = decided(&obs);
+        assert_eq!(plan.actions, vec![]);
+        assert_eq!(
+            plan.findings,
+            vec![Finding::ForeignData {
+                ordinal: 2,
+                identity: "uid-other".into()
             }]
         );
     }
@@ -1591,7 +2203,7 @@ pub(crate) mod tests {
     fn switchover_demotes_first_then_catches_up_then_promotes_and_repoints() {
         let obs = settled_trio();
         let plan = decide(&obs, &wanting(1));
-        assert_eq!(plan.primary, 1);
+        assert_eq!(plan.primary, Some(1));
         assert_eq!(plan.switchover_from, Some(0));
         assert_eq!(
             plan.actions,
@@ -1635,7 +2247,7 @@ pub(crate) mod tests {
         ];
         let plan = decided(&obs);
         assert_eq!(plan.switchover_from, Some(2));
-        assert_eq!(plan.primary, 0);
+        assert_eq!(plan.primary, Some(0));
         assert_never_two_writers("scale-down", &obs, &plan);
     }
 
@@ -1697,16 +2309,17 @@ pub(crate) mod tests {
         );
         assert_never_two_writers("rollout switchover", &obs, &plan);
         // After the switchover db-0 is a ready replica of the older template: restarted.
+        let new_primary = plan.primary.expect("a switchover names the new primary");
         let mut after = observation(
             3,
-            Some(plan.primary),
+            Some(new_primary),
             vec![
-                replica_following(0, plan.primary, HISTORY),
-                replica_following(1, plan.primary, HISTORY),
-                replica_following(2, plan.primary, HISTORY),
+                replica_following(0, new_primary, HISTORY),
+                replica_following(1, new_primary, HISTORY),
+                replica_following(2, new_primary, HISTORY),
             ],
         );
-        after.instances[usize::from(plan.primary)] = primary_with(plan.primary, 3, HISTORY);
+        after.instances[usize::from(new_primary)] = primary_with(new_primary, 3, HISTORY);
         after.update_revision = Some("r2".into());
         for (instance, revision) in after.instances.iter_mut().zip(["r1", "r2", "r2"]) {
             instance.pod.as_mut().unwrap().revision = Some(revision.into());
@@ -1742,7 +2355,7 @@ pub(crate) mod tests {
             ],
         );
         let plan = decide(&obs, &wanting(2));
-        assert_eq!(plan.primary, 0);
+        assert_eq!(plan.primary, Some(0));
         assert!(
             !plan
                 .actions
@@ -1771,7 +2384,7 @@ pub(crate) mod tests {
         obs.instances[0].pod.as_mut().unwrap().terminating = true;
         let plan = decided(&obs);
         assert_eq!(plan.switchover_from, Some(0));
-        assert_eq!(plan.primary, 2);
+        assert_eq!(plan.primary, Some(2));
         assert_eq!(plan.actions[0], Action::MakeReadOnly { ordinal: 0 });
         // The leaving pod is neither re-pointed nor relabelled: it comes back as a new pod.
         assert!(!plan.actions.iter().any(|a| matches!(
@@ -1913,7 +2526,7 @@ pub(crate) mod tests {
             ],
         );
         let plan = decided(&obs);
-        assert_eq!(plan.primary, 1);
+        assert_eq!(plan.primary, Some(1));
         assert_eq!(plan.failover_from, None);
         assert!(plan.actions.contains(&Action::ReplicateFrom {
             ordinal: 2,
@@ -1934,7 +2547,7 @@ pub(crate) mod tests {
             ],
         );
         let plan = decided(&obs);
-        assert_eq!(plan.primary, 1);
+        assert_eq!(plan.primary, Some(1));
         assert_eq!(
             &plan.actions[..3],
             &[
@@ -1993,10 +2606,12 @@ pub(crate) mod tests {
                 .actions
                 .iter()
                 .position(|a| matches!(a, Action::EnableSemiSyncSource { .. }));
-            let has_history = matches!(
-                &scenario.observation.instances[usize::from(plan.primary)].mysql,
-                MySqlObservation::Observed(s) if !s.gtid_executed.is_empty()
-            );
+            let has_history = plan.primary.is_some_and(|p| {
+                matches!(
+                    &scenario.observation.instances[usize::from(p)].mysql,
+                    MySqlObservation::Observed(s) if !s.gtid_executed.is_empty()
+                )
+            });
             if let (Some(w), Some(s), true) = (writable_at, semi_sync_at, has_history) {
                 assert!(
                     s < w,

@@ -95,6 +95,9 @@ pub struct Intent {
     /// The recorded primary whose replicas an earlier round fenced for a failover that has not
     /// finished yet (`Plan::failover_underway` of the last round).
     pub failover_underway: Option<u8>,
+    /// The cluster exists longer than `decide::BOOTSTRAP_WAIT`: with no primary recorded, the
+    /// choice no longer waits for instances whose retained volumes have not answered.
+    pub bootstrap_wait_over: bool,
 }
 
 impl Default for Intent {
@@ -107,6 +110,7 @@ impl Default for Intent {
             stale_primary_address: None,
             primary_self_fenced: true,
             failover_underway: None,
+            bootstrap_wait_over: false,
         }
     }
 }

@@ -24,6 +24,11 @@ pub struct Observation {
     /// One entry per ordinal, in order: every desired one, and the recorded primary if it is
     /// beyond them (a scale-down that waits for a switchover).
     pub instances: Vec<InstanceObservation>,
+    /// Ordinals whose data volume is older than the MySQLCluster (kept from an earlier cluster
+    /// of the same name): they may hold history. Read only while no primary is recorded.
+    pub retained_volumes: Vec<u8>,
+    /// The primary the last automatic failover replaced (`status.lastFailoverFrom`).
+    pub failed_over_from: Option<u8>,
 }
 
 /// One instance as observed.
@@ -192,6 +197,9 @@ pub async fn observe<C: MySqlConnector>(
         update_revision,
         members,
         instances: join_all(instances).await,
+        // From the API server and the status, filled in by the caller.
+        retained_volumes: Vec::new(),
+        failed_over_from: None,
     }
 }
 
@@ -287,6 +295,7 @@ pub(crate) mod tests {
                     replica: None,
                     semi_sync: SemiSyncStatus::default(),
                     clone: None,
+                    cluster_identity: None,
                 })),
             },
             replication_source: None,
@@ -364,6 +373,8 @@ pub(crate) mod tests {
             update_revision: Some("r1".into()),
             members: Vec::new(),
             instances,
+            retained_volumes: Vec::new(),
+            failed_over_from: None,
         }
     }
 

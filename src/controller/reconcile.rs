@@ -36,7 +36,9 @@ use crate::resources::secret::ClusterPasswords;
 use crate::resources::statefulset::claim_template_size;
 use crate::resources::{Resources, mysql_settings, naming};
 use crate::storage::status::{newly_refused, record_volumes};
-use crate::storage::{VolumePlan, decide_volumes, expand_volumes, observe_volumes};
+use crate::storage::{
+    VolumePlan, decide_volumes, expand_volumes, observe_volumes, volumes_older_than,
+};
 
 /// How soon a multi-step operation (a failover's fence) is looked at again.
 pub const FOLLOW_UP: Duration = Duration::from_millis(500);
@@ -174,7 +176,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
                 .collect()
         })
         .unwrap_or_default();
-    let observation = observe(
+    let mut observation = observe(
         &ctx.connector,
         &credentials,
         &valid.name,
@@ -186,6 +188,20 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         &pods,
     )
     .await;
+    observation.failed_over_from = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.last_failover_from.as_deref())
+        .and_then(|p| naming::ordinal_of(&valid.name, p));
+    // Only a cluster with no recorded primary chooses one from the volumes' histories; one list
+    // call until then, none after.
+    if current_primary.is_none()
+        && let Some(created) = cluster.metadata.creation_timestamp.as_ref()
+    {
+        observation.retained_volumes = volumes_older_than(&ctx.client, ns, &valid.name, created)
+            .await
+            .map_err(Error::Storage)?;
+    }
 
     let primary_failures = ctx.count_primary_failures(cluster, &observation);
     if valid.paused {
@@ -214,15 +230,30 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
             std::time::Instant::now(),
         ),
         failover_underway: ctx.failover_underway(cluster),
+        bootstrap_wait_over: cluster
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(|t| {
+                t.0.checked_add(crate::clustering::decide::BOOTSTRAP_WAIT)
+                    .ok()
+            })
+            .is_some_and(|deadline| deadline <= Timestamp::now()),
     };
     let plan = decide(&observation, &intent);
     // Remembered before the plan is carried out: a fence that fails halfway is begun all the
     // same, and the next round finishes or repeats it.
     ctx.record_failover_underway(cluster, plan.failover_underway);
-    if let Some(old) = plan.failover_from {
+    if let (Some(old), Some(new)) = (plan.failover_from, plan.primary) {
         // Record the new primary before promoting it: an operator that dies halfway leaves its
         // successor a promotion to finish, never a second candidate to promote.
-        record_failover(ctx, cluster, &naming::pod(&valid.name, plan.primary)).await?;
+        record_failover(
+            ctx,
+            cluster,
+            &naming::pod(&valid.name, new),
+            &naming::pod(&valid.name, old),
+        )
+        .await?;
         // Announced once it is recorded: if the promotion fails halfway, the next round finishes
         // it as the recorded primary's ordinary preparation, which is no new failover.
         let primary_move = PrimaryMove {
@@ -230,7 +261,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
             reason: "FailedOver",
             how: "failing over from unreachable",
         };
-        announce(ctx, cluster, &valid.name, primary_move, old, plan.primary).await;
+        announce(ctx, cluster, &valid.name, primary_move, old, new).await;
     }
 
     // operate
@@ -266,13 +297,13 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     }
     let done = operated.done;
 
-    if let Some(old) = plan.switchover_from {
+    if let (Some(old), Some(new)) = (plan.switchover_from, plan.primary) {
         let primary_move = PrimaryMove {
             type_: EventType::Normal,
             reason: "SwitchedOver",
             how: "switched over from",
         };
-        announce(ctx, cluster, &valid.name, primary_move, old, plan.primary).await;
+        announce(ctx, cluster, &valid.name, primary_move, old, new).await;
     }
 
     // settings: spec.mysqlConfig changes MySQL takes at run time, applied without a restart
@@ -326,11 +357,9 @@ async fn renew_primary_lease(
     plan: &Plan,
     credentials: &Credentials,
 ) {
-    let Some(primary) = observation
-        .instances
-        .iter()
-        .find(|i| i.ordinal == plan.primary && matches!(i.mysql, MySqlObservation::Observed(_)))
-    else {
+    let Some(primary) = observation.instances.iter().find(|i| {
+        Some(i.ordinal) == plan.primary && matches!(i.mysql, MySqlObservation::Observed(_))
+    }) else {
         return;
     };
     let Some(ip) = primary.pod.as_ref().and_then(|p| p.ip.clone()) else {
@@ -339,7 +368,7 @@ async fn renew_primary_lease(
     let peers: Vec<String> = observation
         .instances
         .iter()
-        .filter(|i| i.ordinal != plan.primary)
+        .filter(|i| Some(i.ordinal) != plan.primary)
         .filter_map(|i| i.pod.as_ref()?.ip.clone())
         .collect();
     let endpoint = Endpoint::new(ip, naming::MYSQL_PORT as u16);
@@ -375,17 +404,23 @@ fn stale_primary_address(cluster: &MySQLCluster, observation: &Observation) -> O
     (now.as_deref() != Some(last_seen.as_str())).then_some(last_seen)
 }
 
-/// Records a failover's new primary and its time in the status, before the promotion.
+/// Records a failover's new primary, the one it replaces and its time in the status, before the
+/// promotion.
 async fn record_failover(
     ctx: &Context,
     cluster: &MySQLCluster,
     primary: &str,
+    replaced: &str,
 ) -> Result<(), Error> {
     let api: Api<MySQLCluster> =
         Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     // A merge patch of two fields: the full status follows with server-side apply after the
     // promotion, which takes them over.
-    let patch = json!({"status": {"currentPrimary": primary, "lastFailoverTime": now()}});
+    let patch = json!({"status": {
+        "currentPrimary": primary,
+        "lastFailoverTime": now(),
+        "lastFailoverFrom": replaced,
+    }});
     let written = api
         .patch_status(
             &cluster.name_any(),

@@ -46,7 +46,7 @@ fn instance_status(cluster: &str, plan: &Plan, i: &InstanceObservation) -> Insta
     InstanceStatus {
         name: naming::pod(cluster, i.ordinal),
         pod_ip: i.pod.as_ref().and_then(|p| p.ip.clone()),
-        role: match (observed, i.ordinal == plan.primary) {
+        role: match (observed, Some(i.ordinal) == plan.primary) {
             (Some(_), true) => naming::ROLE_PRIMARY.into(),
             (Some(_), false) => naming::ROLE_REPLICA.into(),
             (None, _) => "unknown".into(),
@@ -86,15 +86,28 @@ fn replication_problems(
         .instances
         .iter()
         .zip(instances)
-        .filter(|(i, _)| i.ordinal != plan.primary)
+        .filter(|(i, _)| Some(i.ordinal) != plan.primary)
         .filter_map(|(observed, status)| {
+            let foreign = plan.findings.iter().find_map(|f| match f {
+                Finding::ForeignData { ordinal, identity } if *ordinal == observed.ordinal => {
+                    Some(identity)
+                }
+                _ => None,
+            });
+            if let Some(identity) = foreign {
+                return Some(format!(
+                    "{} holds the data of another cluster (uid {identity}) and is left alone: re-clone it (annotation {}) or delete its volume",
+                    status.name,
+                    naming::RECLONE_ANNOTATION
+                ));
+            }
             if let Some(errant) = &status.errant_gtids {
                 return Some(format!("{} has errant transactions {errant}", status.name));
             }
             match &status.replication {
                 None => Some(format!("{} does not replicate", status.name)),
                 // The source as observe parsed it into an ordinal of this cluster.
-                Some(r) if observed.replication_source != Some(plan.primary) => Some(format!(
+                Some(r) if observed.replication_source != plan.primary => Some(format!(
                     "{} replicates from {} instead of the primary",
                     status.name, r.source
                 )),
@@ -133,10 +146,18 @@ pub fn compute_status(
         .map(|i| instance_status(&cluster.name, plan, i))
         .collect();
     let ready_instances = instances.iter().filter(|i| i.ready).count() as i32;
-    let primary = observation
-        .instances
-        .iter()
-        .find(|i| i.ordinal == plan.primary);
+    let primary = plan
+        .primary
+        .and_then(|p| observation.instances.iter().find(|i| i.ordinal == p));
+    let withheld = plan.findings.iter().find_map(|f| match f {
+        Finding::PrimaryWithheld { reason, message } => Some((*reason, message.clone())),
+        _ => None,
+    });
+    // For messages: the primary's pod, or the reason there is none.
+    let primary_name = match plan.primary {
+        Some(p) => naming::pod(&cluster.name, p),
+        None => "no primary".into(),
+    };
     // The plan ran to completion before the status is computed, so a reachable primary is writable.
     let primary_reachable =
         primary.is_some_and(|p| matches!(p.mysql, MySqlObservation::Observed(_)));
@@ -189,10 +210,7 @@ pub fn compute_status(
             READY,
             true,
             "AllInstancesReady",
-            format!(
-                "{ready_instances}/{desired} instances ready, primary {} writable",
-                naming::pod(&cluster.name, plan.primary)
-            ),
+            format!("{ready_instances}/{desired} instances ready, primary {primary_name} writable"),
         );
         set(
             PROGRESSING,
@@ -207,13 +225,17 @@ pub fn compute_status(
             "every instance is ready".into(),
         );
     } else {
-        let (reason, message) = if !primary_reachable {
+        let (reason, message) = if let Some((reason, message)) = &withheld {
+            (reason.as_str(), message.clone())
+        } else if plan.primary.is_none() {
             (
                 "PrimaryUnavailable",
-                format!(
-                    "primary {} is not reachable yet",
-                    naming::pod(&cluster.name, plan.primary)
-                ),
+                "no instance may be made the primary now (see Writable)".to_string(),
+            )
+        } else if !primary_reachable {
+            (
+                "PrimaryUnavailable",
+                format!("primary {primary_name} is not reachable yet"),
             )
         } else {
             (
@@ -243,7 +265,6 @@ pub fn compute_status(
             );
         }
     }
-    let primary_name = naming::pod(&cluster.name, plan.primary);
     let failover_blocked = plan.findings.iter().find_map(|f| match f {
         Finding::FailoverBlocked { reason } => Some(reason.clone()),
         _ => None,
@@ -271,6 +292,8 @@ pub fn compute_status(
             "PrimaryWritable",
             format!("{primary_name} accepts writes"),
         );
+    } else if let Some((reason, message)) = withheld {
+        set(WRITABLE, false, reason.as_str(), message);
     } else if let Some(reason) = failover_blocked {
         set(WRITABLE, false, "FailoverBlocked", reason);
     } else if let Some((failures, threshold)) = unresponsive {
@@ -370,10 +393,9 @@ pub fn compute_status(
         conditions,
         // The status is the operator's memory of who the primary is: an unreachable primary stays
         // recorded, or the next round could not tell a failover from a cluster never bootstrapped.
-        current_primary: if primary_reachable {
-            Some(naming::pod(&cluster.name, plan.primary))
-        } else {
-            previous.and_then(|s| s.current_primary.clone())
+        current_primary: match plan.primary {
+            Some(p) if primary_reachable => Some(naming::pod(&cluster.name, p)),
+            _ => previous.and_then(|s| s.current_primary.clone()),
         },
         ready_instances,
         instances_summary: Some(format!("{ready_instances}/{desired}")),
@@ -391,6 +413,10 @@ pub fn compute_status(
             Some(now.clone())
         } else {
             previous.and_then(|s| s.last_failover_time.clone())
+        },
+        last_failover_from: match plan.failover_from {
+            Some(old) => Some(naming::pod(&cluster.name, old)),
+            None => previous.and_then(|s| s.last_failover_from.clone()),
         },
         // Written by the volumes step (crate::storage::status); kept until then.
         volume_size: previous.and_then(|s| s.volume_size.clone()),

@@ -206,6 +206,9 @@ pub struct InstanceStatus {
     pub semi_sync: SemiSyncStatus,
     /// The last clone operation, if the clone plugin is loaded and one ran.
     pub clone: Option<CloneStatus>,
+    /// The UID of the cluster whose history this data directory holds (`sakila.cluster`, written
+    /// as the first transaction of a cluster's history); `None` on an instance with no history.
+    pub cluster_identity: Option<String>,
 }
 
 impl InstanceStatus {

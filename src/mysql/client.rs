@@ -30,6 +30,9 @@ const ER_OPTION_PREVENTS_STATEMENT: u16 = 1290;
 const ER_NO_SUCH_THREAD: u16 = 1094;
 /// "Restart server failed (mysqld is not managed by supervisor process)", after a clone.
 const ER_RESTART_SERVER_FAILED: u16 = 3707;
+/// `ER_NO_SUCH_TABLE` and `ER_BAD_DB_ERROR`: no `sakila.cluster`, so no recorded identity.
+const ER_NO_SUCH_TABLE: u16 = 1146;
+const ER_BAD_DB_ERROR: u16 = 1049;
 
 /// Connects to MySQL over TCP with `mysql_async`.
 #[derive(Debug, Clone)]
@@ -457,6 +460,25 @@ impl MySqlSession {
         Ok(status)
     }
 
+    /// The first identity recorded in `sakila.cluster`; none when the table was never written.
+    async fn cluster_identity(&self) -> Result<Option<String>, MySqlError> {
+        match self
+            .query_rows(
+                "read the cluster identity",
+                "SELECT uid FROM sakila.cluster ORDER BY created_at, uid LIMIT 1",
+            )
+            .await
+        {
+            Ok(rows) => Ok(rows.first().and_then(|r| r.as_ref(0)).and_then(text)),
+            Err(MySqlError::Query { code, .. })
+                if code == ER_NO_SUCH_TABLE || code == ER_BAD_DB_ERROR =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn clone_status(&self) -> Result<Option<CloneStatus>, MySqlError> {
         let rows = self
             .query_rows(
@@ -535,12 +557,17 @@ impl MySqlAdmin for MySqlSession {
             replica: None,
             semi_sync: SemiSyncStatus::default(),
             clone: None,
+            cluster_identity: None,
         };
         status.replica = self.replica_status().await?;
         let plugins = self.active_plugins().await?;
         status.semi_sync = self.semi_sync_status(&plugins).await?;
         if plugins.contains(&Plugin::Clone) {
             status.clone = self.clone_status().await?;
+        }
+        // An empty instance holds no history, so no identity: spare the query.
+        if !status.gtid_executed.is_empty() {
+            status.cluster_identity = self.cluster_identity().await?;
         }
         Ok(status)
     }

@@ -7,4 +7,4 @@ pub mod status;
 pub mod volumes;
 
 pub use decide::{VolumePlan, decide_volumes};
-pub use volumes::{StorageError, expand_volumes, observe_volumes};
+pub use volumes::{StorageError, expand_volumes, observe_volumes, volumes_older_than};

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -53,13 +54,8 @@ pub async fn observe_volumes(
     desired: &Quantity,
 ) -> Result<VolumeObservation, StorageError> {
     let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
-    let selector = naming::selector_labels(cluster)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
     let listed = claims_api
-        .list(&ListParams::default().labels(&selector))
+        .list(&ListParams::default().labels(&selector(cluster)))
         .await
         .map_err(StorageError::ListClaims)?;
     let claims: Vec<ClaimObservation> = listed
@@ -102,6 +98,47 @@ pub async fn observe_volumes(
 }
 
 /// The facts `decide_volumes` needs about one PVC, if it is one of the cluster's data volumes.
+/// The ordinals whose data volume was created before the cluster: kept from an earlier cluster of
+/// the same name, they may hold its history.
+pub async fn volumes_older_than(
+    client: &Client,
+    namespace: &str,
+    cluster: &str,
+    created: &Time,
+) -> Result<Vec<u8>, StorageError> {
+    let claims_api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let listed = claims_api
+        .list(&ListParams::default().labels(&selector(cluster)))
+        .await
+        .map_err(StorageError::ListClaims)?;
+    Ok(older_than(cluster, &listed.items, created))
+}
+
+/// The ordinals of this cluster's data volumes created strictly before `created` (the API
+/// server's timestamps, both of them, so no clock of the operator's is involved).
+fn older_than(cluster: &str, claims: &[PersistentVolumeClaim], created: &Time) -> Vec<u8> {
+    let mut ordinals: Vec<u8> = claims
+        .iter()
+        .filter(|c| {
+            c.metadata
+                .creation_timestamp
+                .as_ref()
+                .is_some_and(|t| t.0 < created.0)
+        })
+        .filter_map(|c| naming::data_claim_ordinal(cluster, &c.name_any()))
+        .collect();
+    ordinals.sort_unstable();
+    ordinals
+}
+
+fn selector(cluster: &str) -> String {
+    naming::selector_labels(cluster)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn claim(cluster: &str, pvc: &PersistentVolumeClaim) -> Option<ClaimObservation> {
     let name = pvc.name_any();
     let ordinal = naming::data_claim_ordinal(cluster, &name)?;
@@ -188,6 +225,21 @@ mod tests {
                 file_system_resize_pending: true,
             })
         );
+    }
+
+    #[test]
+    fn only_volumes_created_before_the_cluster_count_as_retained() {
+        let created: Time = serde_json::from_value(json!("2026-11-28T10:00:00Z")).unwrap();
+        let at =
+            |name: &str, t: &str| pvc(json!({"metadata": {"name": name, "creationTimestamp": t}}));
+        let claims = vec![
+            at("data-db-2", "2026-11-27T09:00:00Z"),
+            at("data-db-0", "2026-11-28T10:00:00Z"),
+            at("data-db-1", "2026-11-28T09:59:59Z"),
+            at("data-dbx-1", "2026-11-20T00:00:00Z"),
+            pvc(json!({"metadata": {"name": "data-db-3"}})),
+        ];
+        assert_eq!(older_than("db", &claims, &created), vec![1, 2]);
     }
 
     #[test]
