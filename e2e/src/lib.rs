@@ -344,3 +344,31 @@ pub async fn patch_spec(ns: &TestNamespace, cluster: &str, spec: serde_json::Val
         .await
         .unwrap_or_else(|e| panic!("failed to patch {cluster}: {e}"));
 }
+
+/// Deletes the MySQLCluster and waits until it, its StatefulSet and its pods are gone.
+pub async fn delete_cluster_and_wait(ns: &TestNamespace, name: &str) {
+    let clusters: Api<MySQLCluster> = ns.api();
+    clusters
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("failed to delete MySQLCluster {name}: {e}"));
+    let statefulsets: Api<k8s_openapi::api::apps::v1::StatefulSet> = ns.api();
+    let pods: Api<Pod> = ns.api();
+    wait_until(
+        &format!("the StatefulSet and pods of {name} gone"),
+        Duration::from_secs(120),
+        || async {
+            let cluster_gone = clusters.get_opt(name).await.ok()?.is_none();
+            let statefulset_gone = statefulsets.get_opt(name).await.ok()?.is_none();
+            let selector = format!("app.kubernetes.io/instance={name}");
+            let pods_gone = pods
+                .list(&kube::api::ListParams::default().labels(&selector))
+                .await
+                .ok()?
+                .items
+                .is_empty();
+            (cluster_gone && statefulset_gone && pods_gone).then_some(())
+        },
+    )
+    .await;
+}

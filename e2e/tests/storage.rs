@@ -8,13 +8,16 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use sakila::api::MySQLCluster;
 use sakila_e2e::chaos;
-use sakila_e2e::{TestNamespace, cluster_manifest, mysql_client_image, wait_ready, wait_until};
+use sakila_e2e::{
+    TestNamespace, cluster_manifest, delete_cluster_and_wait, mysql_client_image, wait_ready,
+    wait_until,
+};
 use serde_json::json;
 
 /// The writer's limit; each test stops it as soon as its change is done.
@@ -193,34 +196,6 @@ async fn growth_the_storage_class_refuses_is_reported_the_cluster_keeps_serving_
     println!("writer during the refused growth: {outcome:?}");
 }
 
-/// Deletes the MySQLCluster and waits until its StatefulSet and pods are gone.
-async fn delete_cluster(ns: &TestNamespace, name: &str) {
-    let clusters: Api<MySQLCluster> = ns.api();
-    clusters
-        .delete(name, &DeleteParams::default())
-        .await
-        .unwrap_or_else(|e| panic!("failed to delete MySQLCluster {name}: {e}"));
-    let statefulsets: Api<StatefulSet> = ns.api();
-    let pods: Api<Pod> = ns.api();
-    wait_until(
-        &format!("the StatefulSet and pods of {name} gone"),
-        REACT_TIMEOUT,
-        || async {
-            let cluster_gone = clusters.get_opt(name).await.ok()?.is_none();
-            let statefulset_gone = statefulsets.get_opt(name).await.ok()?.is_none();
-            let selector = format!("app.kubernetes.io/instance={name}");
-            let pods_gone = pods
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .ok()?
-                .items
-                .is_empty();
-            (cluster_gone && statefulset_gone && pods_gone).then_some(())
-        },
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn a_deleted_cluster_keeps_its_volume_and_credentials_and_a_new_one_of_the_same_name_starts_on_the_data()
  {
@@ -243,7 +218,7 @@ async fn a_deleted_cluster_keeps_its_volume_and_credentials_and_a_new_one_of_the
     .expect("the primary takes writes");
     let password = ns.root_password("keep").await;
 
-    delete_cluster(&ns, "keep").await;
+    delete_cluster_and_wait(&ns, "keep").await;
     let claims: Api<PersistentVolumeClaim> = ns.api();
     let secrets: Api<Secret> = ns.api();
     // The garbage collector had its chance: the StatefulSet and the pods are gone.
@@ -298,7 +273,7 @@ async fn with_the_delete_policy_volumes_and_credentials_go_with_the_cluster() {
     let claims: Api<PersistentVolumeClaim> = ns.api();
     assert!(claims.get_opt("data-gone-0").await.unwrap().is_some());
 
-    delete_cluster(&ns, "gone").await;
+    delete_cluster_and_wait(&ns, "gone").await;
     let secrets: Api<Secret> = ns.api();
     wait_until(
         "the volume and the credentials deleted",

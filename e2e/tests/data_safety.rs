@@ -1,0 +1,224 @@
+//! Never serve less than was acknowledged: the paths where an instance holding less than the
+//! cluster acknowledged could become the primary, each under the chaos writer.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, DeleteParams};
+use sakila::api::MySQLCluster;
+use sakila_e2e::chaos;
+use sakila_e2e::{
+    TestNamespace, cluster_manifest, delete_cluster_and_wait, force_delete_pod, mysql_client_image,
+    patch_spec, wait_ready, wait_until,
+};
+use serde_json::json;
+
+/// The writer's limit; each test stops it once its scenario is over.
+const WRITER_SECONDS: u64 = 900;
+/// How long the operator may take to act on a change it observes.
+const REACT_TIMEOUT: Duration = Duration::from_secs(180);
+
+async fn condition(ns: &TestNamespace, cluster: &str, type_: &str) -> Option<Condition> {
+    let clusters: Api<MySQLCluster> = ns.api();
+    clusters
+        .get(cluster)
+        .await
+        .ok()?
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == type_)
+}
+
+async fn row_count(ns: &TestNamespace, cluster: &str, pod: &str) -> Result<u32, String> {
+    let out = ns
+        .sql(cluster, pod, "SELECT COUNT(*) FROM shop.orders")
+        .await?;
+    out.trim()
+        .parse()
+        .map_err(|e| format!("not a count: {out:?}: {e}"))
+}
+
+/// `count` INSERTs of one row each, from `first` on: one transaction, acknowledged, per row.
+fn inserts(first: u32, count: u32) -> String {
+    (first..first + count)
+        .map(|id| format!("INSERT INTO shop.orders VALUES ({id});"))
+        .collect()
+}
+
+/// The sequence from the bug report: instance 0 stops replicating while instance 1 is the
+/// primary of a paused cluster, 30 more rows are acknowledged (by instance 2), the cluster is
+/// deleted with its volumes kept and the original manifest applied again. Instance 0, holding
+/// 20 of the 50 rows, used to be made the primary and the others re-cloned from it.
+#[tokio::test]
+async fn a_cluster_recreated_over_its_volumes_serves_every_acknowledged_write() {
+    let ns = TestNamespace::new("recreate").await;
+    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
+    wait_ready(&ns, "trio").await;
+    ns.client_pod("client", &mysql_client_image()).await;
+    chaos::start(&ns, "client", "trio", 3, WRITER_SECONDS).await;
+    ns.sql(
+        "trio",
+        "trio-0",
+        &format!(
+            "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY); {}",
+            inserts(1, 20)
+        ),
+    )
+    .await
+    .expect("the primary takes the first 20 rows");
+
+    patch_spec(&ns, "trio", json!({"primaryInstance": 1})).await;
+    wait_until("trio-1 to be the primary", REACT_TIMEOUT, || async {
+        (chaos::current_primary(&ns, "trio").await.as_deref() == Some("trio-1")).then_some(())
+    })
+    .await;
+    wait_ready(&ns, "trio").await;
+    patch_spec(&ns, "trio", json!({"paused": true})).await;
+    wait_until("the cluster paused", REACT_TIMEOUT, || async {
+        condition(&ns, "trio", "Paused")
+            .await
+            .filter(|c| c.status == "True")
+    })
+    .await;
+    ns.sql("trio", "trio-0", "STOP REPLICA")
+        .await
+        .expect("replication stops on trio-0");
+    ns.sql("trio", "trio-1", &inserts(21, 30))
+        .await
+        .expect("trio-1 commits 30 more rows, acknowledged by trio-2");
+    assert_eq!(row_count(&ns, "trio", "trio-0").await, Ok(20));
+    assert_eq!(row_count(&ns, "trio", "trio-2").await, Ok(50));
+
+    delete_cluster_and_wait(&ns, "trio").await;
+    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
+    let cluster = wait_ready(&ns, "trio").await;
+
+    let status = cluster.status.expect("a Ready cluster has a status");
+    let primary = status
+        .current_primary
+        .expect("a Ready cluster has a primary");
+    assert_ne!(
+        primary, "trio-0",
+        "the instance that lacked 30 acknowledged rows was made the primary"
+    );
+    for pod in ["trio-0", "trio-1", "trio-2"] {
+        let rows = wait_until(
+            &format!("{pod} to hold all 50 rows"),
+            REACT_TIMEOUT,
+            || async { row_count(&ns, "trio", pod).await.ok().filter(|n| *n == 50) },
+        )
+        .await;
+        assert_eq!(rows, 50, "{pod}");
+    }
+    assert!(
+        status.discarded_transactions.is_empty(),
+        "nothing may be discarded: {:?}",
+        status.discarded_transactions
+    );
+    assert!(
+        status.instances.iter().all(|i| i.errant_gtids.is_none()),
+        "no instance has errant transactions: {:?}",
+        status.instances
+    );
+    let outcome = chaos::stop_and_verify(&ns, "client", "trio", 3, 20).await;
+    println!("writer across the re-creation: {outcome:?}");
+}
+
+/// Deletes the pod and, if the StatefulSet made a new pod before the old volume was gone (it
+/// then waits for a claim that no longer exists), that pod too, until the pod runs on a new
+/// volume.
+async fn replace_volume(ns: &TestNamespace, pod: &str) {
+    let claims: Api<PersistentVolumeClaim> = ns.api();
+    let pods: Api<Pod> = ns.api();
+    let claim = format!("data-{pod}");
+    let old_uid = claims
+        .get(&claim)
+        .await
+        .expect("the pod has a data volume")
+        .metadata
+        .uid;
+    // Held by its protection finalizer until no pod uses it.
+    claims
+        .delete(&claim, &DeleteParams::default())
+        .await
+        .expect("the claim is marked for deletion");
+    force_delete_pod(&pods, pod).await;
+    wait_until(
+        &format!("{pod} running on a new volume"),
+        REACT_TIMEOUT,
+        || async {
+            let current = claims.get_opt(&claim).await.ok()?;
+            let running = pods
+                .get_opt(pod)
+                .await
+                .ok()?
+                .and_then(|p| p.status?.phase)
+                .is_some_and(|phase| phase == "Running");
+            let renewed = current.as_ref().is_some_and(|c| {
+                c.metadata.uid != old_uid && c.metadata.deletion_timestamp.is_none()
+            });
+            if renewed && running {
+                return Some(());
+            }
+            if !renewed
+                && let Ok(Some(stuck)) = pods.get_opt(pod).await
+                && stuck.metadata.deletion_timestamp.is_none()
+                && stuck.status.and_then(|s| s.phase).as_deref() == Some("Pending")
+            {
+                force_delete_pod(&pods, pod).await;
+            }
+            None
+        },
+    )
+    .await;
+}
+
+/// A primary whose volume is lost comes back empty. With failover off, it used to be made
+/// writable: the cluster served an empty database. It must stay read-only and say why; once
+/// failover is allowed, a replica holding the data takes over and the empty instance is seeded.
+#[tokio::test]
+async fn a_primary_that_lost_its_volume_is_never_made_writable() {
+    let ns = TestNamespace::new("emptied").await;
+    let mut manifest = cluster_manifest("lose", 3);
+    manifest["spec"]["failover"] = json!({"enabled": false});
+    ns.create::<MySQLCluster>(manifest).await;
+    wait_ready(&ns, "lose").await;
+    assert_eq!(
+        chaos::current_primary(&ns, "lose").await.as_deref(),
+        Some("lose-0")
+    );
+    ns.client_pod("client", &mysql_client_image()).await;
+    chaos::start(&ns, "client", "lose", 3, WRITER_SECONDS).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    replace_volume(&ns, "lose-0").await;
+    let blocked = wait_until(
+        "Writable False saying the primary has no data",
+        REACT_TIMEOUT,
+        || async {
+            condition(&ns, "lose", "Writable")
+                .await
+                .filter(|c| c.status == "False" && c.message.contains("no data"))
+        },
+    )
+    .await;
+    println!("while failover is off: {blocked:?}");
+    assert_eq!(blocked.reason, "FailoverBlocked");
+    // The empty instance answers, and stays read-only, round after round.
+    for _ in 0..10 {
+        let read_only = ns
+            .sql("lose", "lose-0", "SELECT @@global.read_only")
+            .await
+            .expect("the new lose-0 answers");
+        assert_eq!(read_only.trim(), "1", "the empty lose-0 was made writable");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    patch_spec(&ns, "lose", json!({"failover": {"enabled": true}})).await;
+    let primary = chaos::wait_for_new_primary(&ns, "lose", "lose-0").await;
+    println!("failed over to {primary} once allowed");
+    let outcome = chaos::stop_and_verify(&ns, "client", "lose", 3, 5).await;
+    println!("writer across the lost volume: {outcome:?}");
+}
