@@ -222,3 +222,117 @@ async fn a_primary_that_lost_its_volume_is_never_made_writable() {
     let outcome = chaos::stop_and_verify(&ns, "client", "lose", 3, 5).await;
     println!("writer across the lost volume: {outcome:?}");
 }
+
+/// Megabytes of data the clone test copies (`SAKILA_E2E_CLONE_MB`, default 100) and the clone's
+/// bandwidth limit in MiB/s (`SAKILA_E2E_CLONE_BANDWIDTH`, default 2; 0 for none), so that in
+/// `make test` the clone lasts long enough (about 50 s) for the primary to die during it. The
+/// issue's 2 GB run: `SAKILA_E2E_CLONE_MB=2048 SAKILA_E2E_CLONE_BANDWIDTH=0`.
+fn clone_test_size() -> (u32, u32) {
+    let read = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    (
+        read("SAKILA_E2E_CLONE_MB", 100),
+        read("SAKILA_E2E_CLONE_BANDWIDTH", 2),
+    )
+}
+
+async fn clone_state(ns: &TestNamespace, cluster: &str, pod: &str) -> Option<String> {
+    ns.sql(
+        cluster,
+        pod,
+        "SELECT STATE FROM performance_schema.clone_status",
+    )
+    .await
+    .ok()
+    .map(|s| s.trim().to_string())
+}
+
+/// A clone used to run inside the reconcile, which waited for it (up to 30 minutes): meanwhile
+/// nothing probed the cluster, so a primary dying during a clone was not failed over. Now the
+/// clone runs in the background, and the failover happens as it would without one.
+#[tokio::test]
+async fn a_primary_that_dies_during_a_clone_is_failed_over_and_the_clone_completes() {
+    let (megabytes, bandwidth) = clone_test_size();
+    let ns = TestNamespace::new("clone").await;
+    let mut manifest = cluster_manifest("copy", 3);
+    // clone_status lives in performance_schema, which the suite's small manifest turns off.
+    manifest["spec"]["mysqlConfig"]["performance_schema"] = json!("ON");
+    manifest["spec"]["mysqlConfig"]["clone_max_data_bandwidth"] = json!(bandwidth.to_string());
+    manifest["spec"]["storage"]["size"] = json!(format!("{}Mi", 3 * megabytes + 512));
+    ns.create::<MySQLCluster>(manifest).await;
+    wait_ready(&ns, "copy").await;
+    ns.sql(
+        "copy",
+        "copy-0",
+        "CREATE DATABASE bulk; CREATE TABLE bulk.pages (id INT PRIMARY KEY, body LONGBLOB)",
+    )
+    .await
+    .expect("the primary takes writes");
+    for first in (0..megabytes).step_by(16) {
+        let rows = (first..(first + 16).min(megabytes))
+            .map(|id| format!("({id}, REPEAT(MD5({id}), 32768))"))
+            .collect::<Vec<_>>()
+            .join(",");
+        ns.sql(
+            "copy",
+            "copy-0",
+            &format!("INSERT INTO bulk.pages VALUES {rows}"),
+        )
+        .await
+        .expect("the bulk data is written");
+    }
+    wait_ready(&ns, "copy").await;
+    ns.client_pod("client", &mysql_client_image()).await;
+    chaos::start(&ns, "client", "copy", 3, WRITER_SECONDS).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let pods: Api<Pod> = ns.api();
+    pods.patch(
+        "copy-2",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(
+            json!({"metadata": {"annotations": {"mysql.sakila.dev/reclone": "true"}}}),
+        ),
+    )
+    .await
+    .expect("the re-clone is requested");
+    wait_until("the clone of copy-2 in progress", REACT_TIMEOUT, || async {
+        (clone_state(&ns, "copy", "copy-2").await.as_deref() == Some("In Progress")).then_some(())
+    })
+    .await;
+    chaos::crash_mysqld(&ns, "copy-0").await;
+    let crashed_at = std::time::Instant::now();
+    let primary = chaos::wait_for_new_primary(&ns, "copy", "copy-0").await;
+    let failover_after = crashed_at.elapsed();
+    let still_cloning = clone_state(&ns, "copy", "copy-2").await;
+    println!(
+        "{megabytes} MB clone at {bandwidth} MiB/s: failed over to {primary} {failover_after:?} after the crash; copy-2's clone then: {still_cloning:?}"
+    );
+    assert_eq!(
+        still_cloning.as_deref(),
+        Some("In Progress"),
+        "the failover must not have waited for the clone"
+    );
+
+    let outcome = chaos::stop_and_verify(&ns, "client", "copy", 3, 20).await;
+    println!("writer across the failover during the clone: {outcome:?}");
+    let state = wait_until("the clone of copy-2 completed", READY_WAIT, || async {
+        clone_state(&ns, "copy", "copy-2")
+            .await
+            .filter(|s| s == "Completed")
+    })
+    .await;
+    assert_eq!(state, "Completed");
+    let pages = ns
+        .sql("copy", "copy-2", "SELECT COUNT(*) FROM bulk.pages")
+        .await
+        .expect("copy-2 serves the cloned data");
+    assert_eq!(pages.trim(), megabytes.to_string());
+}
+
+/// How long the clone may take to complete after the failover.
+const READY_WAIT: Duration = Duration::from_secs(600);

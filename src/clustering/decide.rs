@@ -509,6 +509,7 @@ fn rollout(observation: &Observation, plan: &mut Plan) {
     );
     let busy = plan.switchover_from.is_some()
         || plan.failover_from.is_some()
+        || !observation.cloning.is_empty()
         || plan
             .actions
             .iter()
@@ -881,13 +882,32 @@ fn plan_failover(observation: &Observation, primary: u8) -> FailoverStep {
     if replicas.is_empty() {
         return FailoverStep::NotNeeded;
     }
+    // A replica whose data a clone is replacing acknowledged nothing since the clone began
+    // (replication stops first) and keeps nothing from before: it is known to hold nothing the
+    // others lack, so it counts as observed, answering or not, but it is neither fenced nor a
+    // candidate.
+    let replicas: Vec<(&InstanceObservation, &InstanceStatus)> = replicas
+        .into_iter()
+        .filter(|(i, _)| !observation.cloning.contains(&i.ordinal))
+        .collect();
+    let being_cloned = observation
+        .cloning
+        .iter()
+        .filter(|o| **o != primary)
+        .count();
     let needed = usize::from(observation.desired_instances)
         - semi_sync_wait_count(observation.desired_instances) as usize;
-    if replicas.len() < needed {
+    if replicas.len() + being_cloned < needed {
         return FailoverStep::Blocked(format!(
             "the primary is unreachable and only {} of the {needed} replicas needed to be sure no acknowledged write is lost can be observed",
-            replicas.len()
+            replicas.len() + being_cloned
         ));
+    }
+    if replicas.is_empty() {
+        return FailoverStep::Blocked(
+            "every replica that followed the primary is being cloned: none holds its data yet"
+                .into(),
+        );
     }
     let unfenced: Vec<u8> = replicas
         .iter()
@@ -1034,15 +1054,20 @@ fn replica_actions(
                         && unreachable_gtids(primary_status, s).is_empty())
                 && !is_healthy_replica(primary, primary_status, i)
         });
-    let mut cloning = donor_on_its_way;
+    // One clone at a time: a clone in flight counts as this round's.
+    let mut cloning = donor_on_its_way || !observation.cloning.is_empty();
     for instance in &observation.instances {
         let MySqlObservation::Observed(status) = &instance.mysql else {
             continue;
         };
         let ordinal = instance.ordinal;
         let pod = instance.pod.as_ref();
-        // A pod on its way out is left alone; it comes back as a new pod.
-        if ordinal == primary || pod.is_some_and(|p| p.terminating) {
+        // A pod on its way out is left alone; it comes back as a new pod. So is an instance
+        // whose data a clone is replacing: it comes back with the donor's, and is then seen to.
+        if ordinal == primary
+            || pod.is_some_and(|p| p.terminating)
+            || observation.cloning.contains(&ordinal)
+        {
             continue;
         }
         let errant = status
@@ -1927,6 +1952,70 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    /// Primary 0 crashed; 1 follows it; 2's data is being replaced by a clone (its replication
+    /// stopped, its source still 0).
+    fn primary_lost_during_a_clone(io_of_1: ThreadState) -> Observation {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let mut obs = Observation {
+            members: vec![0, 1, 2],
+            cloning: vec![2],
+            ..observation(
+                3,
+                Some(0),
+                vec![
+                    instance(0, None, Some("primary")),
+                    replica_following(1, 0, history),
+                    fenced(2, 0, "aaaaaaaa-0000-0000-0000-000000000000:1-3", ""),
+                ],
+            )
+        };
+        obs.instances[0].pod.as_mut().unwrap().mysqld_started = false;
+        if let MySqlObservation::Observed(s) = &mut obs.instances[1].mysql {
+            s.replica.as_mut().unwrap().io_thread = io_of_1;
+        }
+        obs
+    }
+
+    #[test]
+    fn a_primary_lost_during_a_clone_is_failed_over_without_waiting_for_the_clone() {
+        let fence = decided(&primary_lost_during_a_clone(ThreadState::Running));
+        assert_eq!(fence.actions, vec![Action::StopReplicaIo { ordinal: 1 }]);
+        let promote = decided(&primary_lost_during_a_clone(ThreadState::Stopped));
+        assert_eq!(promote.failover_from, Some(0));
+        assert_eq!(promote.primary, Some(1));
+        assert!(
+            !promote.actions.iter().any(|a| matches!(
+                a,
+                Action::CloneFrom { .. } | Action::ReplicateFrom { ordinal: 2, .. }
+            )),
+            "the instance being cloned is left to its clone: {:?}",
+            promote.actions
+        );
+        // A clone recipient that does not answer meanwhile still holds nothing the others lack.
+        let mut unanswering = primary_lost_during_a_clone(ThreadState::Stopped);
+        unanswering.instances[2].mysql = MySqlObservation::Unreachable("cloning".into());
+        assert_eq!(decided(&unanswering).primary, Some(1));
+    }
+
+    #[test]
+    fn an_instance_being_cloned_is_left_alone_and_no_second_clone_starts() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let obs = Observation {
+            members: vec![0, 1, 2],
+            cloning: vec![1],
+            ..observation(
+                3,
+                Some(0),
+                vec![
+                    primary_with(0, 3, history),
+                    instance(1, Some(true), Some("replica")),
+                    instance(2, Some(true), Some("replica")),
+                ],
+            )
+        };
+        assert_eq!(decided(&obs).actions, vec![]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Clustering: observe every instance (IO), decide what to do (pure), operate (IO).
 //! The states and invariants are written down in `docs/clustering.md`.
 
+pub mod clones;
 pub mod decide;
 pub mod intent;
 pub mod observe;

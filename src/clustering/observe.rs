@@ -29,6 +29,9 @@ pub struct Observation {
     pub retained_volumes: Vec<u8>,
     /// The primary the last automatic failover replaced (`status.lastFailoverFrom`).
     pub failed_over_from: Option<u8>,
+    /// Ordinals whose data a clone is replacing now: a clone task of this operator's runs for
+    /// them, or their `clone_status` says `In Progress`.
+    pub cloning: Vec<u8>,
 }
 
 /// One instance as observed.
@@ -79,6 +82,28 @@ pub enum MySqlObservation {
     /// The server answered.
     Observed(Box<InstanceStatus>),
 }
+
+impl Observation {
+    /// Records which instances are being cloned: `started` by this operator and still running,
+    /// and any whose server reports a clone in progress (one a previous leader started).
+    pub fn note_clones(&mut self, started: &[u8]) {
+        let mut cloning: Vec<u8> = self
+            .instances
+            .iter()
+            .filter(|i| {
+                started.contains(&i.ordinal)
+                    || matches!(&i.mysql, MySqlObservation::Observed(s)
+                        if s.clone.as_ref().is_some_and(|c| c.state == CLONE_IN_PROGRESS))
+            })
+            .map(|i| i.ordinal)
+            .collect();
+        cloning.dedup();
+        self.cloning = cloning;
+    }
+}
+
+/// `performance_schema.clone_status.STATE` of a clone that has not ended.
+const CLONE_IN_PROGRESS: &str = "In Progress";
 
 impl PodFacts {
     /// Extracts the facts `decide` and the status need from a pod.
@@ -200,6 +225,7 @@ pub async fn observe<C: MySqlConnector>(
         // From the API server and the status, filled in by the caller.
         retained_volumes: Vec::new(),
         failed_over_from: None,
+        cloning: Vec::new(),
     }
 }
 
@@ -375,6 +401,7 @@ pub(crate) mod tests {
             instances,
             retained_volumes: Vec::new(),
             failed_over_from: None,
+            cloning: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
+use super::clones::CloneTasks;
 use super::decide::{Action, Plan, SEMI_SYNC_TIMEOUT};
 use super::observe::Observation;
 use super::settings::SettingsChange;
@@ -16,8 +17,9 @@ use crate::mysql::{
 };
 use crate::resources::naming;
 
-/// How long a clone may take before the operator gives up waiting (the clone itself goes on).
-const CLONE_TIMEOUT: Duration = Duration::from_secs(1800);
+/// How long the background task waits for a clone's statement (a clone runs at the speed of
+/// the disks and the network: a day is a backstop against a session that never returns).
+const CLONE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// How soon a replica's I/O thread retries a lost source: short, so failovers heal quickly.
 const SOURCE_CONNECT_RETRY: Duration = Duration::from_secs(2);
 /// How long a promotion waits for the candidate to apply what it received.
@@ -44,6 +46,8 @@ pub struct OperateTarget<'a> {
     /// The replication and clone-donor account.
     pub replication: &'a Credentials,
     pub pods: &'a Api<Pod>,
+    /// Where a clone runs once started.
+    pub clones: &'a CloneTasks,
 }
 
 /// Why an action could not be carried out.
@@ -422,24 +426,36 @@ async fn carry_out<C: MySqlConnector>(
             .await
         }
         Action::CloneFrom { ordinal, donor, .. } => {
+            const ACTION: &str = "start a clone from a donor";
             let donor_endpoint = stable_endpoint(*donor);
             let credentials = target.replication.clone();
-            sql(
-                connector,
-                target,
-                observation,
-                *ordinal,
-                "clone from a donor",
-                |a| async move {
-                    let outcome = a
-                        .clone_from(&donor_endpoint, &credentials, false, CLONE_TIMEOUT)
-                        .await?;
-                    // mysqld stops after a clone; the kubelet restarts its container with the new data.
-                    tracing::info!(?outcome, donor = %donor_endpoint, "clone finished");
-                    Ok(())
-                },
-            )
-            .await
+            let endpoint = pod_endpoint(observation, *ordinal, ACTION)?;
+            let admin = connector
+                .connect(&endpoint, target.operator)
+                .await
+                .map_err(|source| OperateError::Sql {
+                    action: ACTION,
+                    ordinal: *ordinal,
+                    source,
+                })?;
+            let ordinal = *ordinal;
+            target.clones.start(target.cluster_uid, ordinal, async move {
+                match admin
+                    .clone_from(&donor_endpoint, &credentials, false, CLONE_TIMEOUT)
+                    .await
+                {
+                    // mysqld stops after a clone; the kubelet restarts its container with the
+                    // new data, and the next rounds point it at the primary.
+                    Ok(outcome) => {
+                        tracing::info!(ordinal, ?outcome, donor = %donor_endpoint, "clone finished")
+                    }
+                    // The instance still needs its data: a later round clones again.
+                    Err(e) => {
+                        tracing::warn!(ordinal, donor = %donor_endpoint, error = %e, "clone failed")
+                    }
+                }
+            });
+            Ok(())
         }
     }
 }

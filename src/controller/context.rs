@@ -9,6 +9,7 @@ use kube::{Client, ResourceExt};
 
 use super::validate::OperatorSettings;
 use crate::api::MySQLCluster;
+use crate::clustering::clones::CloneTasks;
 use crate::clustering::{MySqlObservation, Observation};
 use crate::mysql::MySqlClient;
 
@@ -33,6 +34,8 @@ pub struct Context {
     /// not finished. In memory: a new leader that does not know it lets a primary that returns
     /// meanwhile stay primary, which is safe too, only not the failover that was begun.
     pub failovers_underway: Mutex<HashMap<String, u8>>,
+    /// The clones this operator runs in the background.
+    pub clones: CloneTasks,
 }
 
 /// Whether the watched copy of a cluster may predate what this operator knows of it.
@@ -66,6 +69,7 @@ impl Context {
             lease_renewed: Mutex::new(HashMap::new()),
             known_versions: Mutex::new(HashMap::new()),
             failovers_underway: Mutex::new(HashMap::new()),
+            clones: CloneTasks::default(),
         }
     }
 

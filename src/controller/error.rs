@@ -7,7 +7,7 @@ use crate::storage::StorageError;
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("failed to read the MySQLCluster: {0}")]
+    #[error("failed to read the MySQLCluster")]
     Malformed(#[source] serde_json::Error),
     #[error("the spec is invalid")]
     Invalid(#[from] InvalidSpec),
@@ -30,6 +30,8 @@ pub enum Error {
     Storage(#[from] StorageError),
     #[error("failed to patch the status")]
     Status(#[source] kube::Error),
+    #[error("failed to finish the reconcile within its deadline of {0:?}")]
+    Deadline(std::time::Duration),
 }
 
 impl Error {
@@ -42,6 +44,7 @@ impl Error {
             Error::Operate(e) => e.category(),
             Error::Storage(e) => e.category(),
             Error::Status(_) => "StatusPatchFailed",
+            Error::Deadline(_) => "ReconcileDeadlineExceeded",
         }
     }
 

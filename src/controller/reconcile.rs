@@ -42,6 +42,11 @@ use crate::storage::{
 
 /// How soon a multi-step operation (a failover's fence) is looked at again.
 pub const FOLLOW_UP: Duration = Duration::from_millis(500);
+/// How long one reconcile may run before it is abandoned (and retried after the back-off).
+/// Above the longest wait a reconcile makes on purpose: a promotion's relay-log apply (at most
+/// 300 s, `operate::RELAY_LOG_TIMEOUT`). Every other SQL statement has the client's 10 s query
+/// timeout or a shorter bound of its own, and clones run in the background (`clones.rs`).
+pub const RECONCILE_DEADLINE: Duration = Duration::from_secs(360);
 /// Back-off after a transient failure.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
@@ -64,7 +69,9 @@ pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
             return Err(error);
         }
     };
-    let result = run_pipeline(&cluster, &ctx).await;
+    let result = tokio::time::timeout(RECONCILE_DEADLINE, run_pipeline(&cluster, &ctx))
+        .await
+        .unwrap_or(Err(Error::Deadline(RECONCILE_DEADLINE)));
     match result {
         Ok(next) => Ok(Action::requeue(next)),
         Err(error) => {
@@ -188,6 +195,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         &pods,
     )
     .await;
+    observation.note_clones(&ctx.clones.in_flight(&valid.owner.uid));
     observation.failed_over_from = cluster
         .status
         .as_ref()
@@ -278,6 +286,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         operator: &credentials,
         replication: &replication,
         pods: &pods_api,
+        clones: &ctx.clones,
     };
     let operated = operate(&ctx.connector, &target, &observation, &plan).await;
     // lease: the primary, answering, is good for another PRIMARY_LEASE; renewed even when an

@@ -301,8 +301,8 @@ pub struct CloneStatus {
 
 /// Opens an administrative session on one instance.
 pub trait MySqlConnector: Send + Sync {
-    /// The session type.
-    type Admin: MySqlAdmin;
+    /// The session type; owned, so a long statement (a clone) can run in a background task.
+    type Admin: MySqlAdmin + 'static;
 
     /// Connects and logs in; fails with an unreachable error or `AccessDenied`.
     fn connect(
