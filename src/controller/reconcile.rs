@@ -19,8 +19,9 @@ use serde_json::json;
 use super::context::Context;
 use super::error::Error;
 use super::status::{
-    APPLIED_ONLINE, CONFIG_APPLIED, RefusedSetting, SETTING_REFUSED, compute_status, failed_status,
-    record_discarded, record_settings,
+    APPLIED_ONLINE, CONFIG_APPLIED, OBJECT_NOT_OWNED, RefusedSetting, SETTING_REFUSED,
+    compute_status, failed_status, newly_not_owned, record_discarded, record_ownership,
+    record_settings,
 };
 use super::validate::{ValidatedCluster, validate};
 use crate::api::{MySQLCluster, MySQLClusterStatus};
@@ -136,6 +137,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         .and_then(|s| s.status.as_ref()?.update_revision.clone());
 
     // build, apply (a paused cluster's resources are left as they are)
+    let mut not_owned = None;
     if !valid.paused {
         let claim_size = claim_template_size(&valid, existing_statefulset.as_ref());
         let built = Resources::build(&valid, &passwords, &claim_size);
@@ -145,6 +147,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
             unchanged = stats.unchanged,
             "children applied"
         );
+        not_owned = Some(stats.not_owned);
     }
 
     // observe
@@ -345,6 +348,20 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     }
     record_settings(&mut status, &settings, &refused, valid.generation, now());
     record_discarded(&mut status, &valid.name, &done, now());
+    if let Some(not_owned) = &not_owned {
+        record_ownership(&mut status, not_owned, valid.generation, now());
+        if let Some(message) = newly_not_owned(cluster.status.as_ref(), &status) {
+            publish(
+                ctx,
+                cluster,
+                EventType::Warning,
+                OBJECT_NOT_OWNED,
+                message,
+                None,
+            )
+            .await;
+        }
+    }
     announce_settings(ctx, cluster, &status).await;
     if cluster.status.as_ref() != Some(&status) {
         patch_status(ctx, cluster, &status).await?;

@@ -26,6 +26,10 @@ pub const APPLIED_ONLINE: &str = "AppliedOnline";
 pub const ROLLING_RESTART: &str = "RollingRestart";
 pub const APPLIED_BY_RESTART: &str = "AppliedByRestart";
 pub const SETTING_REFUSED: &str = "SettingRefused";
+pub const RESOURCES_OWNED: &str = "ResourcesOwned";
+/// `ResourcesOwned` reason (and Warning event reason) when an object the operator does not own
+/// has a child's name.
+pub const OBJECT_NOT_OWNED: &str = "ObjectNotOwned";
 
 fn thread_state(state: ThreadState) -> String {
     format!("{state:?}")
@@ -585,6 +589,57 @@ pub fn record_settings(
     );
 }
 
+/// `ResourcesOwned`: whether every child object is the operator's; objects of someone else's
+/// under a child's name (`Kind name`) are named, and left alone.
+pub fn record_ownership(
+    status: &mut MySQLClusterStatus,
+    not_owned: &[String],
+    generation: Option<i64>,
+    now: Time,
+) {
+    let (ok, reason, message) = if not_owned.is_empty() {
+        (
+            true,
+            "AllOwned",
+            "every object the cluster needs is the operator's".to_string(),
+        )
+    } else {
+        (
+            false,
+            OBJECT_NOT_OWNED,
+            format!(
+                "{} already exist(s) and belong(s) to someone else: the operator leaves them alone; delete or rename them, or rename the cluster",
+                not_owned.join(", ")
+            ),
+        )
+    };
+    set_condition(
+        &mut status.conditions,
+        RESOURCES_OWNED,
+        ok,
+        reason,
+        message,
+        generation,
+        now,
+    );
+}
+
+/// The message of a `ResourcesOwned` problem the previous status did not report yet, for a
+/// Warning event once per change.
+pub fn newly_not_owned(
+    previous: Option<&MySQLClusterStatus>,
+    current: &MySQLClusterStatus,
+) -> Option<String> {
+    let problem = |s: &MySQLClusterStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == RESOURCES_OWNED && c.reason == OBJECT_NOT_OWNED)
+            .map(|c| c.message.clone())
+    };
+    let now = problem(current)?;
+    (previous.and_then(problem).as_ref() != Some(&now)).then_some(now)
+}
+
 /// Upserts a condition, keeping `lastTransitionTime` unless the status flips.
 pub fn set_condition(
     conditions: &mut Vec<Condition>,
@@ -961,6 +1016,34 @@ mod tests {
             let (ok, reason, _) = config_condition(Some(&last), &SettingsPlan::default(), &[]);
             assert_eq!((ok, reason.as_str()), (true, "Applied"));
         }
+    }
+
+    #[test]
+    fn an_object_the_operator_does_not_own_is_named_once_in_a_warning_and_in_the_condition() {
+        let mut previous = MySQLClusterStatus::default();
+        record_ownership(&mut previous, &[], Some(1), at(1));
+        assert_eq!(newly_not_owned(None, &previous), None);
+        let mut current = previous.clone();
+        let not_owned = vec!["Service orders-primary".to_string()];
+        record_ownership(&mut current, &not_owned, Some(1), at(2));
+        let condition = current
+            .conditions
+            .iter()
+            .find(|c| c.type_ == RESOURCES_OWNED)
+            .unwrap();
+        assert_eq!(
+            (condition.status.as_str(), condition.reason.as_str()),
+            ("False", OBJECT_NOT_OWNED)
+        );
+        let message = newly_not_owned(Some(&previous), &current).expect("a new problem");
+        assert!(message.contains("Service orders-primary"), "{message}");
+        let mut again = current.clone();
+        record_ownership(&mut again, &not_owned, Some(1), at(3));
+        assert_eq!(
+            newly_not_owned(Some(&current), &again),
+            None,
+            "announced once"
+        );
     }
 
     #[test]
