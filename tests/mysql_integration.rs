@@ -902,6 +902,35 @@ async fn record_cluster_identity_is_a_binlogged_idempotent_write_refused_when_re
 }
 
 #[tokio::test]
+async fn status_reads_the_cluster_identity_of_the_history_an_instance_holds() {
+    if !mysql_tests_enabled("status_reads_the_cluster_identity_of_the_history_an_instance_holds") {
+        return;
+    }
+    let server = Server::start(72).await;
+    let admin = server.admin().await;
+    admin.set_read_only(false).await.unwrap();
+    assert_eq!(admin.status().await.unwrap().cluster_identity, None);
+    // History without an identity (no sakila.cluster): none, and no error.
+    server.sql("CREATE DATABASE shop").await;
+    let without = admin.status().await.unwrap();
+    assert!(!without.gtid_executed.is_empty());
+    assert_eq!(without.cluster_identity, None);
+    admin
+        .record_cluster_identity("uid-first", "db")
+        .await
+        .unwrap();
+    admin
+        .record_cluster_identity("uid-later", "db")
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.status().await.unwrap().cluster_identity.as_deref(),
+        Some("uid-first"),
+        "the identity the history started with"
+    );
+}
+
+#[tokio::test]
 async fn a_primary_whose_commit_waits_for_an_acknowledgement_that_never_comes_can_be_demoted() {
     if !mysql_tests_enabled(
         "a_primary_whose_commit_waits_for_an_acknowledgement_that_never_comes_can_be_demoted",
