@@ -219,6 +219,8 @@ async fn a_primary_that_lost_its_volume_is_never_made_writable() {
     patch_spec(&ns, "lose", json!({"failover": {"enabled": true}})).await;
     let primary = chaos::wait_for_new_primary(&ns, "lose", "lose-0").await;
     println!("failed over to {primary} once allowed");
+    // Long enough for the writer to show the writes going on after the failover.
+    tokio::time::sleep(Duration::from_secs(8)).await;
     let outcome = chaos::stop_and_verify(&ns, "client", "lose", 3, 5).await;
     println!("writer across the lost volume: {outcome:?}");
 }
@@ -261,7 +263,6 @@ async fn a_primary_that_dies_during_a_clone_is_failed_over_and_the_clone_complet
     let mut manifest = cluster_manifest("copy", 3);
     // clone_status lives in performance_schema, which the suite's small manifest turns off.
     manifest["spec"]["mysqlConfig"]["performance_schema"] = json!("ON");
-    manifest["spec"]["mysqlConfig"]["clone_max_data_bandwidth"] = json!(bandwidth.to_string());
     manifest["spec"]["storage"]["size"] = json!(format!("{}Mi", 3 * megabytes + 512));
     ns.create::<MySQLCluster>(manifest).await;
     wait_ready(&ns, "copy").await;
@@ -290,6 +291,14 @@ async fn a_primary_that_dies_during_a_clone_is_failed_over_and_the_clone_complet
     chaos::start(&ns, "client", "copy", 3, WRITER_SECONDS).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
+    // On the recipient only, and online: the limit is the recipient's.
+    ns.sql(
+        "copy",
+        "copy-2",
+        &format!("SET GLOBAL clone_max_data_bandwidth = {bandwidth}"),
+    )
+    .await
+    .expect("the clone's bandwidth is limited on copy-2");
     let pods: Api<Pod> = ns.api();
     pods.patch(
         "copy-2",
@@ -318,6 +327,8 @@ async fn a_primary_that_dies_during_a_clone_is_failed_over_and_the_clone_complet
         "the failover must not have waited for the clone"
     );
 
+    // Long enough for the writer to show the writes going on after the failover.
+    tokio::time::sleep(Duration::from_secs(8)).await;
     let outcome = chaos::stop_and_verify(&ns, "client", "copy", 3, 20).await;
     println!("writer across the failover during the clone: {outcome:?}");
     let state = wait_until("the clone of copy-2 completed", READY_WAIT, || async {

@@ -54,10 +54,21 @@ GRANT SELECT ON sakila.* TO 'sakila-probe'@'localhost';
 RESET BINARY LOGS AND GTIDS;
 SQL
 
-mkdir -p "$datadir"
+# Initialised beside the data directory and moved into place only when complete: an
+# initialisation that fails halfway (a setting mysqld refuses, a full disk) must not leave a
+# directory that the next start takes for an initialised one. The next start begins afresh.
+staging="${datadir}.initialising"
+rm -rf "$staging"
+mkdir -p "$staging"
 echo "initialising data directory of instance ${ordinal}"
 # The option file starts the server read-only; the accounts must be created before that applies.
-mysqld --defaults-file=/etc/sakila/my.cnf --initialize-insecure \
-  --super-read-only=OFF --read-only=OFF --init-file="$init_sql"
+if ! mysqld --defaults-file=/etc/sakila/my.cnf --initialize-insecure --datadir="$staging" \
+  --super-read-only=OFF --read-only=OFF --init-file="$init_sql"; then
+  rm -rf "$staging" "$init_sql"
+  echo "initialising the data directory failed; see mysqld's messages above" >&2
+  exit 1
+fi
 rm -f "$init_sql"
+rm -rf "$datadir"
+mv "$staging" "$datadir"
 echo "data directory initialised"
