@@ -372,3 +372,20 @@ pub async fn delete_cluster_and_wait(ns: &TestNamespace, name: &str) {
     )
     .await;
 }
+
+/// The MySQLCluster's condition of this type, if it has one.
+pub async fn cluster_condition(
+    ns: &TestNamespace,
+    cluster: &str,
+    type_: &str,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let clusters: Api<MySQLCluster> = ns.api();
+    clusters
+        .get(cluster)
+        .await
+        .ok()?
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == type_)
+}

@@ -4,13 +4,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams};
 use sakila::api::MySQLCluster;
 use sakila_e2e::chaos;
 use sakila_e2e::{
-    TestNamespace, cluster_manifest, delete_cluster_and_wait, force_delete_pod, mysql_client_image,
-    patch_spec, wait_ready, wait_until,
+    TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, force_delete_pod,
+    mysql_client_image, patch_spec, wait_ready, wait_until,
 };
 use serde_json::json;
 
@@ -18,18 +17,6 @@ use serde_json::json;
 const WRITER_SECONDS: u64 = 900;
 /// How long the operator may take to act on a change it observes.
 const REACT_TIMEOUT: Duration = Duration::from_secs(180);
-
-async fn condition(ns: &TestNamespace, cluster: &str, type_: &str) -> Option<Condition> {
-    let clusters: Api<MySQLCluster> = ns.api();
-    clusters
-        .get(cluster)
-        .await
-        .ok()?
-        .status?
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == type_)
-}
 
 async fn row_count(ns: &TestNamespace, cluster: &str, pod: &str) -> Result<u32, String> {
     let out = ns
@@ -77,7 +64,7 @@ async fn a_cluster_recreated_over_its_volumes_serves_every_acknowledged_write() 
     wait_ready(&ns, "trio").await;
     patch_spec(&ns, "trio", json!({"paused": true})).await;
     wait_until("the cluster paused", REACT_TIMEOUT, || async {
-        condition(&ns, "trio", "Paused")
+        cluster_condition(&ns, "trio", "Paused")
             .await
             .filter(|c| c.status == "True")
     })
@@ -198,7 +185,7 @@ async fn a_primary_that_lost_its_volume_is_never_made_writable() {
         "Writable False saying the primary has no data",
         REACT_TIMEOUT,
         || async {
-            condition(&ns, "lose", "Writable")
+            cluster_condition(&ns, "lose", "Writable")
                 .await
                 .filter(|c| c.status == "False" && c.message.contains("no data"))
         },

@@ -5,23 +5,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
 use sakila::api::MySQLCluster;
-use sakila_e2e::{TestNamespace, cluster_manifest, delete_cluster_and_wait, wait_until};
+use sakila_e2e::{
+    TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, wait_until,
+};
 use serde_json::json;
-
-async fn ownership(ns: &TestNamespace, cluster: &str) -> Option<Condition> {
-    let clusters: Api<MySQLCluster> = ns.api();
-    clusters
-        .get(cluster)
-        .await
-        .ok()?
-        .status?
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "ResourcesOwned")
-}
 
 #[tokio::test]
 async fn a_users_service_with_a_childs_name_is_reported_left_alone_and_outlives_the_cluster() {
@@ -40,7 +29,7 @@ async fn a_users_service_with_a_childs_name_is_reported_left_alone_and_outlives_
         "ResourcesOwned False naming the user's Service",
         Duration::from_secs(120),
         || async {
-            ownership(&ns, "shop")
+            cluster_condition(&ns, "shop", "ResourcesOwned")
                 .await
                 .filter(|c| c.status == "False" && c.message.contains("Service shop-primary"))
         },

@@ -1800,27 +1800,37 @@ pub(crate) mod tests {
         let a20 = format!("{A}:1-20");
         let a50 = format!("{A}:1-50");
         let b = "bbbbbbbb-0000-0000-0000-000000000000:1-5";
+        // Instance 0 lags 30 transactions behind 1 and 2 (the bug report's volumes).
+        let zero_lags = || vec![held(0, &a20), held(1, &a50), held(2, &a50)];
+        let diverged = || {
+            vec![
+                held(0, &format!("{A}:1-20,{b}")),
+                held(1, &a50),
+                held(2, &a20),
+            ]
+        };
+        let all = || vec![0, 1, 2];
         let rows: Vec<BootstrapRow> = vec![
             (
                 "re-created over volumes: a lagging instance 0 is passed over for the complete one",
-                vec![held(0, &a20), held(1, &a50), held(2, &a50)],
-                vec![0, 1, 2],
+                zero_lags(),
+                all(),
                 None,
                 false,
                 Bootstrap::Primary(1),
             ),
             (
                 "spec.primaryInstance breaks a tie between complete instances",
-                vec![held(0, &a20), held(1, &a50), held(2, &a50)],
-                vec![0, 1, 2],
+                zero_lags(),
+                all(),
                 Some(2),
                 false,
                 Bootstrap::Primary(2),
             ),
             (
                 "spec.primaryInstance never picks an instance that lacks others' transactions",
-                vec![held(0, &a20), held(1, &a50), held(2, &a50)],
-                vec![0, 1, 2],
+                zero_lags(),
+                all(),
                 Some(0),
                 false,
                 Bootstrap::Primary(1),
@@ -1828,7 +1838,7 @@ pub(crate) mod tests {
             (
                 "an instance whose retained volume has not answered is waited for",
                 vec![held(0, &a20), held(1, &a50), instance(2, None, None)],
-                vec![0, 1, 2],
+                all(),
                 None,
                 false,
                 Bootstrap::Withheld(WithheldReason::WaitingForInstances, &["instance 2"]),
@@ -1836,7 +1846,7 @@ pub(crate) mod tests {
             (
                 "after the wait, the choice is made among those that answered",
                 vec![held(0, &a20), held(1, &a50), instance(2, None, None)],
-                vec![0, 1, 2],
+                all(),
                 None,
                 true,
                 Bootstrap::Primary(1),
