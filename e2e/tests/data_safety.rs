@@ -262,7 +262,7 @@ async fn a_primary_that_dies_during_a_clone_is_failed_over_and_the_clone_complet
     .expect("the primary takes writes");
     for first in (0..megabytes).step_by(16) {
         let rows = (first..(first + 16).min(megabytes))
-            .map(|id| format!("({id}, REPEAT(MD5({id}), 32768))"))
+            .map(|id| format!("({id}, REPEAT(SHA2({id}, 256), 16384))"))
             .collect::<Vec<_>>()
             .join(",");
         ns.sql(
