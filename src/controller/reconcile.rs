@@ -29,7 +29,7 @@ use crate::clustering::intent::{PRIMARY_LEASE, self_fenced_by};
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
 use crate::clustering::operate::{OperateTarget, apply_settings, operate};
-use crate::clustering::settings::plan_settings;
+use crate::clustering::settings::{SettingsResults, accepted_settings, plan_settings};
 use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, decide};
 use crate::mysql::{Credentials, Endpoint, MySqlAdmin, MySqlConnector};
 use crate::resources::secret::ClusterPasswords;
@@ -129,7 +129,12 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     // build, apply (a paused cluster's resources are left as they are)
     if !valid.paused {
         let claim_size = claim_template_size(&valid, existing_statefulset.as_ref());
-        let built = Resources::build(&valid, &passwords, &claim_size);
+        // my.cnf holds only online settings mysqld took (see `accepted_settings`).
+        let accepted = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.accepted_settings.as_ref());
+        let built = Resources::build(&valid, &passwords, &claim_size, accepted);
         let (_applied, stats) = super::apply::apply_all(&ctx.client, ns, built).await?;
         tracing::debug!(
             written = stats.written,
@@ -276,22 +281,45 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     }
 
     // settings: spec.mysqlConfig changes MySQL takes at run time, applied without a restart
-    let settings = plan_settings(&observation, &mysql_settings::split(&valid.mysql_config));
+    let wanted_settings = mysql_settings::split(&valid.mysql_config);
+    let settings = plan_settings(&observation, &wanted_settings);
     let outcomes = apply_settings(&ctx.connector, &target, &observation, &settings.online).await;
     // Only the server's own refusal is the user's to fix; a server that does not answer (it is
-    // restarting) gets the settings when it answers again, as the annotation is still missing.
+    // restarting) gets the settings when it answers again, as its annotation does not have them.
     let refused: Vec<RefusedSetting> = outcomes
         .iter()
-        .filter_map(|o| {
-            o.error
-                .as_ref()
-                .filter(|e| e.is_refusal())
-                .map(|e| RefusedSetting {
-                    pod: o.change.pod.clone(),
-                    error: error_chain(e),
-                })
+        .flat_map(|o| {
+            o.refused.iter().map(|(_, e)| RefusedSetting {
+                pod: o.change.pod.clone(),
+                error: error_chain(e),
+            })
         })
         .collect();
+    let results = SettingsResults {
+        taken: outcomes
+            .iter()
+            .flat_map(|o| {
+                o.change
+                    .set
+                    .iter()
+                    .filter(|(n, _)| o.taken.contains(n))
+                    .cloned()
+            })
+            .collect(),
+        refused: outcomes
+            .iter()
+            .flat_map(|o| o.refused.iter().map(|(n, _)| n.clone()))
+            .collect(),
+    };
+    let accepted = accepted_settings(
+        cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.accepted_settings.as_ref()),
+        &wanted_settings.online,
+        &observation,
+        &results,
+    );
 
     // volumes: grow the PVCs to spec.storage.size, where their StorageClass allows it
     let volumes = reconcile_volumes(ctx, cluster, &valid).await?;
@@ -304,6 +332,8 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         publish(ctx, cluster, EventType::Warning, reason, message, None).await;
     }
     record_settings(&mut status, &settings, &refused, valid.generation, now());
+    // What the next build puts into my.cnf.
+    status.accepted_settings = Some(accepted);
     record_discarded(&mut status, &valid.name, &done, now());
     announce_settings(ctx, cluster, &status).await;
     if cluster.status.as_ref() != Some(&status) {

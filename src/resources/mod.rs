@@ -8,6 +8,7 @@ pub mod secret;
 pub mod service;
 pub mod statefulset;
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -43,12 +44,15 @@ pub struct Resources<State> {
 
 impl Resources<Built> {
     /// Builds every child of the cluster; `claim_size` from `statefulset::claim_template_size`.
+    /// `accepted` is `status.acceptedSettings`: the online settings my.cnf may hold.
     pub fn build(
         cluster: &ValidatedCluster,
         credentials: &ClusterPasswords,
         claim_size: &Quantity,
+        accepted: Option<&BTreeMap<String, String>>,
     ) -> Self {
-        let config_map = config_map::build_config_map(cluster);
+        let online = config_map::my_cnf_online_settings(cluster, accepted);
+        let config_map = config_map::build_config_map(cluster, &online);
         let config_hash = config_map::restart_hash(cluster);
         Self {
             secret: secret::build_secret(cluster, credentials),
@@ -148,7 +152,7 @@ pub(crate) mod tests {
     }
 
     fn build(cluster: &ValidatedCluster, credentials: &ClusterPasswords) -> Resources<Built> {
-        Resources::build(cluster, credentials, &cluster.storage_size)
+        Resources::build(cluster, credentials, &cluster.storage_size, None)
     }
 
     fn three_instance_resources() -> Resources<Built> {
@@ -283,7 +287,7 @@ pub(crate) mod tests {
         grown.storage_size = Quantity("5Gi".into());
         let size = statefulset::claim_template_size(&grown, Some(&created));
         assert_eq!(size, Quantity("1Gi".into()));
-        let after = Resources::build(&grown, &credentials, &size).statefulset;
+        let after = Resources::build(&grown, &credentials, &size, None).statefulset;
         assert_eq!(template_size(&after), &Quantity("1Gi".into()));
         assert_eq!(
             content_hash(&after),
