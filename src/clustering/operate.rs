@@ -457,8 +457,8 @@ async fn carry_out<C: MySqlConnector>(
                 target,
                 observation,
                 *ordinal,
-                "fence (stop replication I/O)",
-                |a| async move { a.stop_replica_io().await },
+                "fence (stop replication I/O, also after a restart)",
+                |a| async move { a.fence_replica().await },
             )
             .await
         }

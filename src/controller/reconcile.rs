@@ -366,11 +366,23 @@ async fn renew_primary_lease(
     let Some(ip) = primary.pod.as_ref().and_then(|p| p.ip.clone()) else {
         return;
     };
-    let peers: Vec<String> = observation
-        .instances
-        .iter()
-        .filter(|i| i.ordinal != plan.primary)
+    // Addresses, and the stable names too: a replica pod re-created while the operator is away
+    // has a new address, and the primary must not take its own replicas for gone (fence.sh).
+    let others = || {
+        observation
+            .instances
+            .iter()
+            .filter(|i| i.ordinal != plan.primary)
+    };
+    let peers: Vec<String> = others()
         .filter_map(|i| i.pod.as_ref()?.ip.clone())
+        .chain(others().map(|i| {
+            naming::pod_host(
+                &cluster.name_any(),
+                &cluster.namespace().unwrap_or_default(),
+                i.ordinal,
+            )
+        }))
         .collect();
     let endpoint = Endpoint::new(ip, naming::MYSQL_PORT as u16);
     let renewed = match ctx.connector.connect(&endpoint, credentials).await {

@@ -44,12 +44,20 @@ const OWNED: &[(&str, &str)] = &[
     // Every mysqld starts read-only: only the operator makes the chosen primary writable.
     ("read_only", "ON"),
     ("super_read_only", "ON"),
-    // Replication starts when the operator has checked where it should point.
-    ("skip_replica_start", "ON"),
+    // A restarted replica resumes replicating by itself, so it rejoins while the operator is
+    // away; the failover fence overrides this in the server's persisted configuration
+    // (`MySqlAdmin::fence_replica`), so a fenced replica never starts towards the source it was
+    // fenced from (docs/clustering.md, Replicas without the operator).
+    ("skip_replica_start", "OFF"),
     // Loaded at start because INSTALL PLUGIN is refused on a read-only server.
     ("plugin_load_add", "semisync_source.so"),
     ("plugin_load_add", "semisync_replica.so"),
     ("plugin_load_add", "mysql_clone.so"),
+    // A replica acknowledges from its first event after a restart, operator or not; without it
+    // enough restarts would leave the primary's commits waiting. A server with no source
+    // (the primary) acknowledges nothing, so this is harmless there. `loose_`: the data
+    // directory's initialisation loads no plugin and would refuse the name.
+    ("loose_rpl_semi_sync_replica_enabled", "ON"),
 ];
 
 /// The online settings my.cnf holds: those mysqld took (`status.acceptedSettings`, see
