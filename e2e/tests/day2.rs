@@ -315,7 +315,8 @@ async fn a_downgrade_is_refused_at_admission_with_the_reason() {
     sakila_e2e::patch_spec(&ns, "solo", json!({"version": version})).await;
 }
 
-/// The my.cnf of every ConfigMap of the trio (whatever they are named), joined.
+/// Every file of every ConfigMap of the trio (my.cnf and what it includes, whatever the
+/// ConfigMaps are named), joined.
 async fn every_my_cnf(ns: &TestNamespace) -> String {
     let maps: Api<ConfigMap> = ns.api();
     maps.list(&ListParams::default().labels("app.kubernetes.io/instance=trio"))
@@ -323,7 +324,7 @@ async fn every_my_cnf(ns: &TestNamespace) -> String {
         .unwrap()
         .items
         .into_iter()
-        .filter_map(|m| m.data?.get("my.cnf").cloned())
+        .flat_map(|m| m.data.unwrap_or_default().into_values())
         .collect::<Vec<_>>()
         .join("\n")
 }

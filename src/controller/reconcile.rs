@@ -2,14 +2,15 @@
 //!
 //!     fetch -> validate -> build -> apply -> observe -> decide -> operate -> status
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ObjectReference, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -34,7 +35,7 @@ use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, deci
 use crate::mysql::{Credentials, Endpoint, MySqlAdmin, MySqlConnector};
 use crate::resources::secret::ClusterPasswords;
 use crate::resources::statefulset::claim_template_size;
-use crate::resources::{Resources, mysql_settings, naming};
+use crate::resources::{Resources, config_map, mysql_settings, naming};
 use crate::storage::status::{newly_refused, record_volumes};
 use crate::storage::{VolumePlan, decide_volumes, expand_volumes, observe_volumes};
 
@@ -158,6 +159,9 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
             source,
         })?
         .items;
+    if !valid.paused {
+        prune_config_maps(ctx, &valid, &pods, existing_statefulset.as_ref()).await;
+    }
     let credentials = Credentials::new(
         naming::OPERATOR_USER,
         passwords
@@ -491,6 +495,60 @@ async fn fetch_statefulset(
             what: format!("StatefulSet {name}"),
             source,
         })
+}
+
+/// Deletes the cluster's configuration ConfigMaps that nothing uses any more: not the pod
+/// template just applied, not the one the StatefulSet had before (its controller may not have
+/// seen the new one yet, and would create a pod from it), not any pod, even one being deleted.
+/// A failure is only logged: an unused ConfigMap harms nobody, and the next round tries again.
+async fn prune_config_maps(
+    ctx: &Context,
+    valid: &ValidatedCluster,
+    pods: &[Pod],
+    previous: Option<&StatefulSet>,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &valid.namespace);
+    let mut in_use: BTreeSet<String> = pods
+        .iter()
+        .filter_map(|p| p.spec.as_ref())
+        .chain(
+            previous
+                .and_then(|s| s.spec.as_ref())
+                .and_then(|s| s.template.spec.as_ref()),
+        )
+        .flat_map(config_map::config_maps_in)
+        .map(String::from)
+        .collect();
+    in_use.insert(naming::config_map(
+        &valid.name,
+        &config_map::restart_hash(valid),
+    ));
+    // By the cluster's labels: another cluster's names may begin with this one's prefix.
+    let selector = naming::selector_labels(&valid.name)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let existing: Vec<String> = match api
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .filter_map(|m| m.metadata.name)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the ConfigMaps to prune");
+            return;
+        }
+    };
+    for name in config_map::unused_config_maps(&valid.name, &existing, &in_use) {
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => tracing::info!(name, "deleted a ConfigMap no pod or template uses"),
+            Err(e) => tracing::warn!(name, error = %e, "could not delete an unused ConfigMap"),
+        }
+    }
 }
 
 /// Observes the data volumes, grows those smaller than the spec (announced with an event), and
