@@ -440,3 +440,105 @@ async fn a_refused_online_value_never_reaches_a_restarting_mysqld() {
     println!("writer during the refused setting and the restarts: {outcome:?}");
     assert_eq!(sakila_e2e::event_count(&ns, "FailedOver").await, 0);
 }
+
+/// The restart count of a pod's mysqld container.
+async fn mysqld_restarts(ns: &TestNamespace, pod: &str) -> i32 {
+    let pods: Api<Pod> = ns.api();
+    pods.get(pod)
+        .await
+        .ok()
+        .and_then(|p| p.status?.container_statuses)
+        .and_then(|s| s.into_iter().find(|c| c.name == "mysqld"))
+        .map_or(0, |c| c.restart_count)
+}
+
+#[tokio::test]
+async fn a_restart_only_value_mysqld_refuses_stops_the_rollout_and_restarts_keep_the_old_config() {
+    let ns = TestNamespace::new("bad-cnf").await;
+    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
+    wait_ready(&ns, "trio").await;
+    ns.client_pod("client", &mysql_client_image()).await;
+    chaos::start(&ns, "client", "trio", 3, 1200).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Read only at start, and a value mysqld refuses to start with.
+    sakila_e2e::patch_spec(&ns, "trio", json!({"mysqlConfig": {"back_log": "lots"}})).await;
+    let clusters: Api<MySQLCluster> = ns.api();
+    let message = wait_until(
+        "the rollout to stop at trio-2",
+        Duration::from_secs(240),
+        || async {
+            let status = clusters.get("trio").await.ok()?.status?;
+            let progressing = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Progressing")?;
+            (progressing.reason == "RollingOut"
+                && progressing
+                    .message
+                    .contains("waiting for trio-2 to be ready")
+                && mysqld_restarts(&ns, "trio-2").await >= 2)
+                .then(|| progressing.message.clone())
+        },
+    )
+    .await;
+    println!("bad restart-only value: {message}");
+
+    // Meanwhile the primary's mysqld crashes: it restarts with the configuration its pod was
+    // made with, not the refused value, and serves again.
+    let primary = chaos::current_primary(&ns, "trio").await.unwrap();
+    let before = mysqld_restarts(&ns, &primary).await;
+    chaos::crash_mysqld(&ns, &primary).await;
+    wait_until(
+        &format!("{primary}'s mysqld restarted and writable"),
+        Duration::from_secs(180),
+        || async {
+            if mysqld_restarts(&ns, &primary).await <= before {
+                return None;
+            }
+            let writable = ns
+                .sql("trio", &primary, "SELECT @@GLOBAL.read_only")
+                .await
+                .ok()?;
+            (writable.trim() == "0").then_some(())
+        },
+    )
+    .await;
+    let back_log = ns
+        .sql("trio", &primary, "SELECT @@GLOBAL.back_log")
+        .await
+        .unwrap();
+    println!("{primary} restarted with back_log {}", back_log.trim());
+    assert_eq!(
+        chaos::current_primary(&ns, "trio").await.as_deref(),
+        Some(primary.as_str()),
+        "restarted in place (no failover with trio-2 down)"
+    );
+
+    // The fix resumes the rollout: trio-2, which never started, is replaced at once.
+    sakila_e2e::patch_spec(&ns, "trio", json!({"mysqlConfig": {"back_log": "123"}})).await;
+    wait_config_applied(&ns, "AppliedByRestart", Duration::from_secs(900)).await;
+    wait_ready(&ns, "trio").await;
+    assert_eq!(global_on_each(&ns, "back_log").await, ["123"; 3]);
+    let outcome = chaos::stop_and_verify(&ns, "client", "trio", 3, 50).await;
+    println!("writer during the refused restart-only value: {outcome:?}");
+    // Only the configurations in use are left: the current one and the online one.
+    let maps: Api<ConfigMap> = ns.api();
+    wait_until(
+        "unused configurations deleted",
+        Duration::from_secs(60),
+        || async {
+            let mut names: Vec<String> = maps
+                .list(&ListParams::default().labels("app.kubernetes.io/instance=trio"))
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter_map(|m| m.metadata.name)
+                .collect();
+            names.sort();
+            (names.len() == 2).then_some(names)
+        },
+    )
+    .await;
+}
