@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::decide::{Action, Plan, SEMI_SYNC_TIMEOUT};
 use super::observe::Observation;
-use super::settings::SettingsChange;
+use super::settings::{SettingsChange, SettingsResults};
 use crate::mysql::{
     Credentials, Endpoint, GtidSet, MySqlAdmin, MySqlConnector, MySqlError, ReplicationSource,
     SemiSyncSourceConfig,
@@ -251,6 +251,26 @@ async fn apply_settings_to<C: MySqlConnector>(
         });
     }
     outcome
+}
+
+/// What mysqld took and refused across every instance, for `settings::accepted_settings`.
+pub fn settings_results(outcomes: &[SettingsOutcome]) -> SettingsResults {
+    SettingsResults {
+        taken: outcomes
+            .iter()
+            .flat_map(|o| {
+                o.change
+                    .set
+                    .iter()
+                    .filter(|(n, _)| o.taken.contains(n))
+                    .cloned()
+            })
+            .collect(),
+        refused: outcomes
+            .iter()
+            .flat_map(|o| o.refused.iter().map(|(n, _)| n.clone()))
+            .collect(),
+    }
 }
 
 /// The server answered and refused the statement (or the input could never be valid), as
@@ -671,5 +691,37 @@ mod tests {
         assert!(refused.is_refusal());
         assert!(!down.is_refusal());
         assert!(!no_ip.is_refusal());
+    }
+
+    #[test]
+    fn only_values_an_instance_took_count_as_taken_and_refusals_are_named() {
+        let change = SettingsChange {
+            ordinal: 1,
+            pod: "db-1".into(),
+            set: vec![
+                ("max_connections".into(), "lots".into()),
+                ("wait_timeout".into(), "30".into()),
+            ],
+            reset: vec!["long_query_time".into()],
+            applied: Default::default(),
+            first: false,
+        };
+        let refusal = OperateError::Sql {
+            action: "apply settings online",
+            ordinal: 1,
+            source: MySqlError::InvalidInput {
+                action: "x".into(),
+                detail: "y".into(),
+            },
+        };
+        let outcome = SettingsOutcome {
+            change,
+            taken: vec!["wait_timeout".into(), "long_query_time".into()],
+            refused: vec![("max_connections".into(), refusal)],
+            error: None,
+        };
+        let results = settings_results(&[outcome]);
+        assert_eq!(results.taken, [("wait_timeout".into(), "30".into())]);
+        assert_eq!(results.refused, ["max_connections"]);
     }
 }

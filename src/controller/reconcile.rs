@@ -29,8 +29,8 @@ use crate::clustering::MySqlObservation;
 use crate::clustering::intent::{PRIMARY_LEASE, self_fenced_by};
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
-use crate::clustering::operate::{OperateTarget, apply_settings, operate};
-use crate::clustering::settings::{SettingsResults, accepted_settings, plan_settings};
+use crate::clustering::operate::{OperateTarget, apply_settings, operate, settings_results};
+use crate::clustering::settings::{accepted_settings, plan_settings};
 use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, decide};
 use crate::mysql::{Credentials, Endpoint, MySqlAdmin, MySqlConnector};
 use crate::resources::secret::ClusterPasswords;
@@ -299,22 +299,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
             })
         })
         .collect();
-    let results = SettingsResults {
-        taken: outcomes
-            .iter()
-            .flat_map(|o| {
-                o.change
-                    .set
-                    .iter()
-                    .filter(|(n, _)| o.taken.contains(n))
-                    .cloned()
-            })
-            .collect(),
-        refused: outcomes
-            .iter()
-            .flat_map(|o| o.refused.iter().map(|(n, _)| n.clone()))
-            .collect(),
-    };
+    let results = settings_results(&outcomes);
     let accepted = accepted_settings(
         cluster
             .status
