@@ -1126,3 +1126,95 @@ async fn a_refused_connection_is_recognised_as_such() {
     };
     assert!(!sakila::clustering::observe::connection_refused(&other));
 }
+
+/// The number of rows in `f.t`, or nothing while the table has not replicated yet.
+async fn rows(server: &Server) -> Vec<String> {
+    let mut conn = server.conn().await;
+    let rows: Vec<String> = conn
+        .query("SELECT COUNT(*) FROM f.t")
+        .await
+        .unwrap_or_default();
+    let _ = conn.disconnect().await;
+    rows
+}
+
+async fn restart(server: &mut Server) {
+    server.admin().await.shutdown().await.expect("shutdown");
+    server.wait_for_exit_and_restart().await;
+}
+
+/// Bug 8 of issue 11: a replica resumes replicating by itself when its mysqld restarts
+/// (`skip_replica_start = OFF`, here mysqld's default, as in the operator's my.cnf), unless the
+/// failover fenced it. The fence is recorded with `SET PERSIST_ONLY` on a `super_read_only`
+/// server, survives the restart, and pointing the replica at a source clears it.
+#[tokio::test]
+async fn a_fenced_replica_stays_fenced_across_a_restart_until_pointed_at_a_source() {
+    if !mysql_tests_enabled(
+        "a_fenced_replica_stays_fenced_across_a_restart_until_pointed_at_a_source",
+    ) {
+        return;
+    }
+    let (primary, mut replica) = primary_and_replica(95, false).await;
+    primary
+        .sql("CREATE DATABASE f; CREATE TABLE f.t (id INT PRIMARY KEY); INSERT INTO f.t VALUES (1)")
+        .await;
+    wait_until(
+        "the first row replicates",
+        Duration::from_secs(30),
+        || async { rows(&replica).await == ["1"] },
+    )
+    .await;
+    let threads = |status: InstanceStatus| {
+        let r = status.replica.expect("a replica has replica status");
+        (r.io_thread, r.sql_thread)
+    };
+
+    assert!(
+        replica.status().await.super_read_only,
+        "fenced while read-only"
+    );
+    replica
+        .admin()
+        .await
+        .fence_replica()
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(threads(replica.status().await).0, ThreadState::Stopped);
+
+    restart(&mut replica).await;
+    primary.sql("INSERT INTO f.t VALUES (2)").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        threads(replica.status().await),
+        (ThreadState::Stopped, ThreadState::Stopped),
+        "a fenced replica does not start replicating when its mysqld restarts"
+    );
+    assert_eq!(rows(&replica).await, ["1"]);
+
+    // Pointed at a source again (after a failover, the new primary): the fence is cleared, and
+    // from now on a restart resumes replication with nobody's help.
+    replica
+        .admin()
+        .await
+        .configure_replica(&source_of(&primary, false))
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    wait_until(
+        "the second row replicates",
+        Duration::from_secs(30),
+        || async { rows(&replica).await == ["2"] },
+    )
+    .await;
+    restart(&mut replica).await;
+    primary.sql("INSERT INTO f.t VALUES (3)").await;
+    wait_until(
+        "a restarted replica resumes by itself",
+        Duration::from_secs(30),
+        || async { rows(&replica).await == ["3"] },
+    )
+    .await;
+    assert_eq!(
+        threads(replica.status().await),
+        (ThreadState::Running, ThreadState::Running)
+    );
+}

@@ -1,11 +1,12 @@
 //! Day-2 changes under the chaos writer: an image upgrade rolled out by the operator (replicas
 //! first, one switchover, then the old primary), a bad image that stops the rollout at the first
-//! replica until the spec is fixed, and scaling 1 -> 3 -> 5 -> 3 -> 1.
+//! replica until the spec is fixed, scaling 1 -> 3 -> 5 -> 3 -> 1, and a `mysqlConfig` value
+//! mysqld refuses that never reaches a restarting mysqld.
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, ListParams};
 use sakila::api::MySQLCluster;
 use sakila_e2e::chaos::{self, ChaosRecord};
 use sakila_e2e::{TestNamespace, cluster_manifest, mysql_client_image, wait_ready, wait_until};
@@ -312,4 +313,232 @@ async fn a_downgrade_is_refused_at_admission_with_the_reason() {
     assert_eq!(spec_version, version, "the spec was left as it was");
     // Same or higher is accepted (an upgrade is allowed through admission).
     sakila_e2e::patch_spec(&ns, "solo", json!({"version": version})).await;
+}
+
+/// Every file of every ConfigMap of the trio (my.cnf and what it includes, whatever the
+/// ConfigMaps are named), joined.
+async fn every_my_cnf(ns: &TestNamespace) -> String {
+    let maps: Api<ConfigMap> = ns.api();
+    maps.list(&ListParams::default().labels("app.kubernetes.io/instance=trio"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .flat_map(|m| m.data.unwrap_or_default().into_values())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Deletes a pod gracefully (as a drain does) and waits until its replacement runs and the
+/// cluster is Ready again.
+async fn delete_and_wait(ns: &TestNamespace, pod: &str) {
+    let pods: Api<Pod> = ns.api();
+    let old_uid = pods.get(pod).await.unwrap().metadata.uid;
+    pods.delete(pod, &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("failed to delete {pod}: {e}"));
+    wait_until(
+        &format!("a new {pod} ready"),
+        Duration::from_secs(300),
+        || async {
+            let p = pods.get(pod).await.ok()?;
+            let ready = p
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            (p.metadata.uid != old_uid && ready).then_some(())
+        },
+    )
+    .await;
+    wait_ready(ns, "trio").await;
+}
+
+#[tokio::test]
+async fn a_refused_online_value_never_reaches_a_restarting_mysqld() {
+    let ns = TestNamespace::new("refused").await;
+    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
+    wait_ready(&ns, "trio").await;
+    ns.client_pod("client", &mysql_client_image()).await;
+    chaos::start(&ns, "client", "trio", 3, 1200).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // The last good value: taken online.
+    sakila_e2e::patch_spec(
+        &ns,
+        "trio",
+        json!({"mysqlConfig": {"max_connections": "321"}}),
+    )
+    .await;
+    wait_config_applied(&ns, "AppliedOnline", Duration::from_secs(120)).await;
+    assert_eq!(global_on_each(&ns, "max_connections").await, ["321"; 3]);
+
+    // A value SET GLOBAL refuses (and mysqld would refuse at start too).
+    let started = Instant::now();
+    sakila_e2e::patch_spec(
+        &ns,
+        "trio",
+        json!({"mysqlConfig": {"max_connections": "lots"}}),
+    )
+    .await;
+    let message = wait_config_applied(&ns, "SettingRefused", Duration::from_secs(120)).await;
+    println!(
+        "refused after {:.1} s: {message}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(message.contains("max_connections"), "{message}");
+    let cnf = every_my_cnf(&ns).await;
+    assert!(
+        cnf.contains("max_connections = 321") && !cnf.contains("lots"),
+        "my.cnf keeps the last value mysqld took:\n{cnf}"
+    );
+    assert_eq!(global_on_each(&ns, "max_connections").await, ["321"; 3]);
+
+    // Restarts while the bad value is in the spec: a replica, then the primary (a switchover).
+    let primary = chaos::current_primary(&ns, "trio").await.unwrap();
+    let replica = ["trio-2", "trio-1", "trio-0"]
+        .into_iter()
+        .find(|p| *p != primary)
+        .unwrap();
+    for pod in [replica, primary.as_str()] {
+        let restarted = Instant::now();
+        delete_and_wait(&ns, pod).await;
+        println!(
+            "{pod} deleted and back in {:.1} s",
+            restarted.elapsed().as_secs_f64()
+        );
+        let value = ns
+            .sql("trio", pod, "SELECT @@GLOBAL.max_connections")
+            .await
+            .unwrap();
+        assert_eq!(value.trim(), "321", "{pod} starts with the last good value");
+        wait_config_applied(&ns, "SettingRefused", Duration::from_secs(60)).await;
+    }
+
+    // Fixing the spec recovers.
+    sakila_e2e::patch_spec(
+        &ns,
+        "trio",
+        json!({"mysqlConfig": {"max_connections": "400"}}),
+    )
+    .await;
+    wait_config_applied(&ns, "AppliedOnline", Duration::from_secs(120)).await;
+    assert_eq!(global_on_each(&ns, "max_connections").await, ["400"; 3]);
+    wait_until(
+        "my.cnf holds the fixed value",
+        Duration::from_secs(60),
+        || async {
+            let cnf = every_my_cnf(&ns).await;
+            cnf.contains("max_connections = 400").then_some(())
+        },
+    )
+    .await;
+
+    let outcome = chaos::stop_and_verify(&ns, "client", "trio", 3, 50).await;
+    println!("writer during the refused setting and the restarts: {outcome:?}");
+    assert_eq!(sakila_e2e::event_count(&ns, "FailedOver").await, 0);
+}
+
+/// The restart count of a pod's mysqld container.
+async fn mysqld_restarts(ns: &TestNamespace, pod: &str) -> i32 {
+    let pods: Api<Pod> = ns.api();
+    pods.get(pod)
+        .await
+        .ok()
+        .and_then(|p| p.status?.container_statuses)
+        .and_then(|s| s.into_iter().find(|c| c.name == "mysqld"))
+        .map_or(0, |c| c.restart_count)
+}
+
+#[tokio::test]
+async fn a_restart_only_value_mysqld_refuses_stops_the_rollout_and_restarts_keep_the_old_config() {
+    let ns = TestNamespace::new("bad-cnf").await;
+    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
+    wait_ready(&ns, "trio").await;
+    ns.client_pod("client", &mysql_client_image()).await;
+    chaos::start(&ns, "client", "trio", 3, 1200).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Read only at start, and a value mysqld refuses to start with.
+    sakila_e2e::patch_spec(&ns, "trio", json!({"mysqlConfig": {"back_log": "lots"}})).await;
+    let clusters: Api<MySQLCluster> = ns.api();
+    let message = wait_until(
+        "the rollout to stop at trio-2",
+        Duration::from_secs(240),
+        || async {
+            let status = clusters.get("trio").await.ok()?.status?;
+            let progressing = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Progressing")?;
+            (progressing.reason == "RollingOut"
+                && progressing
+                    .message
+                    .contains("waiting for trio-2 to be ready")
+                && mysqld_restarts(&ns, "trio-2").await >= 2)
+                .then(|| progressing.message.clone())
+        },
+    )
+    .await;
+    println!("bad restart-only value: {message}");
+
+    // Meanwhile the primary's mysqld crashes: it restarts with the configuration its pod was
+    // made with, not the refused value, and serves again.
+    let primary = chaos::current_primary(&ns, "trio").await.unwrap();
+    let before = mysqld_restarts(&ns, &primary).await;
+    chaos::crash_mysqld(&ns, &primary).await;
+    wait_until(
+        &format!("{primary}'s mysqld restarted and writable"),
+        Duration::from_secs(180),
+        || async {
+            if mysqld_restarts(&ns, &primary).await <= before {
+                return None;
+            }
+            let writable = ns
+                .sql("trio", &primary, "SELECT @@GLOBAL.read_only")
+                .await
+                .ok()?;
+            (writable.trim() == "0").then_some(())
+        },
+    )
+    .await;
+    let back_log = ns
+        .sql("trio", &primary, "SELECT @@GLOBAL.back_log")
+        .await
+        .unwrap();
+    println!("{primary} restarted with back_log {}", back_log.trim());
+    assert_eq!(
+        chaos::current_primary(&ns, "trio").await.as_deref(),
+        Some(primary.as_str()),
+        "restarted in place (no failover with trio-2 down)"
+    );
+
+    // The fix resumes the rollout: trio-2, which never started, is replaced at once.
+    sakila_e2e::patch_spec(&ns, "trio", json!({"mysqlConfig": {"back_log": "123"}})).await;
+    wait_config_applied(&ns, "AppliedByRestart", Duration::from_secs(900)).await;
+    wait_ready(&ns, "trio").await;
+    assert_eq!(global_on_each(&ns, "back_log").await, ["123"; 3]);
+    let outcome = chaos::stop_and_verify(&ns, "client", "trio", 3, 50).await;
+    println!("writer during the refused restart-only value: {outcome:?}");
+    // Only the configurations in use are left: the current one and the online one.
+    let maps: Api<ConfigMap> = ns.api();
+    wait_until(
+        "unused configurations deleted",
+        Duration::from_secs(60),
+        || async {
+            let mut names: Vec<String> = maps
+                .list(&ListParams::default().labels("app.kubernetes.io/instance=trio"))
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter_map(|m| m.metadata.name)
+                .collect();
+            names.sort();
+            (names.len() == 2).then_some(names)
+        },
+    )
+    .await;
 }

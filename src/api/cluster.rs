@@ -413,6 +413,12 @@ pub struct MySQLClusterStatus {
     /// ones a user asked to discard. The most recent last; at most 10 are kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discarded_transactions: Vec<DiscardedTransactions>,
+    /// The online settings of `spec.mysqlConfig` (by variable name) that my.cnf holds: each
+    /// value once mysqld took it with `SET GLOBAL`, so a restarting mysqld never reads a value
+    /// mysqld refused; a refused value leaves the last one it took. Absent until the operator
+    /// first applied settings: my.cnf then holds the spec as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_settings: Option<BTreeMap<String, String>>,
 }
 
 /// One re-clone that discarded transactions.

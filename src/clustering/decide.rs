@@ -754,7 +754,11 @@ fn failover_step(
     primary: u8,
     returned_read_only: bool,
 ) -> FailoverStep {
-    let step = plan_failover(observation, primary);
+    let step = plan_failover(
+        observation,
+        primary,
+        intent.failover_underway == Some(primary),
+    );
     if !matches!(step, FailoverStep::Fence(_) | FailoverStep::Promote { .. }) {
         return step;
     }
@@ -869,7 +873,11 @@ enum FailoverStep {
 /// Safe only when enough replicas are observed that at least one of them holds every
 /// acknowledged transaction: with `w` acknowledgements per commit among `n - 1` replicas, any
 /// `n - w` replicas include one that acknowledged it.
-fn plan_failover(observation: &Observation, primary: u8) -> FailoverStep {
+///
+/// The first round of a failover (`fenced_earlier` false) fences every follower, even one
+/// whose I/O thread is stopped already: the fence is also recorded for its next mysqld start,
+/// which would otherwise resume replicating from the old primary by itself.
+fn plan_failover(observation: &Observation, primary: u8, fenced_earlier: bool) -> FailoverStep {
     let replicas: Vec<(&InstanceObservation, &InstanceStatus)> = observation
         .instances
         .iter()
@@ -912,9 +920,10 @@ fn plan_failover(observation: &Observation, primary: u8) -> FailoverStep {
     let unfenced: Vec<u8> = replicas
         .iter()
         .filter(|(_, s)| {
-            s.replica
-                .as_ref()
-                .is_some_and(|r| r.io_thread != ThreadState::Stopped)
+            !fenced_earlier
+                || s.replica
+                    .as_ref()
+                    .is_some_and(|r| r.io_thread != ThreadState::Stopped)
         })
         .map(|(i, _)| i.ordinal)
         .collect();
@@ -1179,6 +1188,19 @@ pub(crate) mod tests {
             &Intent {
                 primary_failures: 3,
                 failure_threshold: 3,
+                ..Intent::default()
+            },
+        )
+    }
+
+    /// `decided`, in the round after this failover's fence (kept in the operator's memory).
+    fn decided_after_fence(observation: &Observation) -> Plan {
+        decide(
+            observation,
+            &Intent {
+                primary_failures: 3,
+                failure_threshold: 3,
+                failover_underway: Some(0),
                 ..Intent::default()
             },
         )
@@ -1497,6 +1519,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_first_round_of_a_failover_fences_every_follower_even_one_already_stopped() {
+        // Replica 2's I/O thread is stopped already (an error, a person): the fence is still
+        // recorded on it, or its next mysqld start would resume replicating from instance 0.
+        let obs = observation(
+            3,
+            Some(0),
+            vec![
+                instance(0, None, Some("primary")),
+                replica_following(1, 0, "aaaaaaaa-0000-0000-0000-000000000000:1-10"),
+                fenced(2, 0, "aaaaaaaa-0000-0000-0000-000000000000:1-10", ""),
+            ],
+        );
+        let plan = decided(&obs);
+        assert_eq!(
+            plan.actions,
+            vec![
+                Action::StopReplicaIo { ordinal: 1 },
+                Action::StopReplicaIo { ordinal: 2 }
+            ]
+        );
+        assert_eq!(plan.failover_underway, Some(0));
+        // Every follower stopped at the first look: fenced all the same before any promotion.
+        let mut all_stopped = obs.clone();
+        all_stopped.instances[1] = fenced(1, 0, "aaaaaaaa-0000-0000-0000-000000000000:1-10", "");
+        let plan = decided(&all_stopped);
+        assert_eq!(plan.failover_from, None);
+        assert_eq!(plan.actions.len(), 2, "{:?}", plan.actions);
+        // The next round promotes.
+        assert_eq!(decided_after_fence(&all_stopped).failover_from, Some(0));
+    }
+
+    #[test]
     fn failover_promotes_the_replica_that_received_everything() {
         let obs = observation(
             3,
@@ -1517,7 +1571,7 @@ pub(crate) mod tests {
                 ),
             ],
         );
-        let plan = decided(&obs);
+        let plan = decided_after_fence(&obs);
         assert_eq!(plan.primary, Some(1));
         assert_eq!(plan.failover_from, Some(0));
         assert_eq!(
@@ -1561,6 +1615,7 @@ pub(crate) mod tests {
             primary_failures: 3,
             failure_threshold: 3,
             primary_self_fenced: false,
+            failover_underway: Some(0),
             ..Intent::default()
         };
         // Unanswering, but its pod and mysqld run: maybe cut off and still writable.
@@ -1709,7 +1764,7 @@ pub(crate) mod tests {
                 ),
             ],
         );
-        let plan = decided(&obs);
+        let plan = decided_after_fence(&obs);
         assert_eq!(plan.primary, Some(0));
         assert!(
             matches!(&plan.findings[..], [Finding::FailoverBlocked { reason }] if reason.contains("diverge"))
@@ -1869,11 +1924,7 @@ pub(crate) mod tests {
             ),
             (
                 "divergent histories: nobody is writable, the differences are named",
-                vec![
-                    held(0, &format!("{A}:1-20,{b}")),
-                    held(1, &a50),
-                    held(2, &a20),
-                ],
+                diverged(),
                 vec![0, 1, 2],
                 None,
                 false,
@@ -1888,11 +1939,7 @@ pub(crate) mod tests {
             ),
             (
                 "divergent histories: spec.primaryInstance is the person's choice",
-                vec![
-                    held(0, &format!("{A}:1-20,{b}")),
-                    held(1, &a50),
-                    held(2, &a20),
-                ],
+                diverged(),
                 vec![0, 1, 2],
                 Some(0),
                 false,
@@ -1992,7 +2039,7 @@ pub(crate) mod tests {
     fn a_primary_lost_during_a_clone_is_failed_over_without_waiting_for_the_clone() {
         let fence = decided(&primary_lost_during_a_clone(ThreadState::Running));
         assert_eq!(fence.actions, vec![Action::StopReplicaIo { ordinal: 1 }]);
-        let promote = decided(&primary_lost_during_a_clone(ThreadState::Stopped));
+        let promote = decided_after_fence(&primary_lost_during_a_clone(ThreadState::Stopped));
         assert_eq!(promote.failover_from, Some(0));
         assert_eq!(promote.primary, Some(1));
         assert!(
@@ -2006,7 +2053,7 @@ pub(crate) mod tests {
         // A clone recipient that does not answer meanwhile still holds nothing the others lack.
         let mut unanswering = primary_lost_during_a_clone(ThreadState::Stopped);
         unanswering.instances[2].mysql = MySqlObservation::Unreachable("cloning".into());
-        assert_eq!(decided(&unanswering).primary, Some(1));
+        assert_eq!(decided_after_fence(&unanswering).primary, Some(1));
     }
 
     #[test]
@@ -2093,7 +2140,10 @@ pub(crate) mod tests {
         );
         let promote = decide(
             &primary_lost_its_data(ThreadState::Stopped),
-            &Intent::default(),
+            &Intent {
+                failover_underway: Some(0),
+                ..Intent::default()
+            },
         );
         assert_eq!(promote.failover_from, Some(0));
         assert_eq!(promote.primary, Some(1));

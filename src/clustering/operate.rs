@@ -10,7 +10,7 @@ use serde_json::json;
 use super::clones::CloneTasks;
 use super::decide::{Action, Plan, SEMI_SYNC_TIMEOUT};
 use super::observe::Observation;
-use super::settings::SettingsChange;
+use super::settings::{SettingsChange, SettingsResults};
 use crate::mysql::{
     Credentials, Endpoint, GtidSet, MySqlAdmin, MySqlConnector, MySqlError, ReplicationSource,
     SemiSyncSourceConfig,
@@ -87,15 +87,7 @@ impl OperateError {
     /// The server answered and refused the statement (or the input could never be valid), as
     /// opposed to not answering at all.
     pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            OperateError::Sql {
-                source: MySqlError::Query { .. }
-                    | MySqlError::InvalidInput { .. }
-                    | MySqlError::ReadOnly { .. },
-                ..
-            }
-        )
+        matches!(self, OperateError::Sql { source, .. } if refused_by_server(source))
     }
 
     /// A static category for event reasons and metric labels.
@@ -144,13 +136,18 @@ pub async fn operate<C: MySqlConnector>(
 #[derive(Debug)]
 pub struct SettingsOutcome {
     pub change: SettingsChange,
-    /// The error, if the server refused a value or the pod could not be annotated.
+    /// Variables the instance took (set to the change's value, or reset to the default).
+    pub taken: Vec<String>,
+    /// Variables mysqld refused, each with its refusal.
+    pub refused: Vec<(String, OperateError)>,
+    /// What stopped the change before every variable was tried, or kept it from being
+    /// recorded: the server did not answer, or the pod could not be annotated.
     pub error: Option<OperateError>,
 }
 
-/// Applies each instance's online settings and records them on its pod. Unlike `operate`, a
-/// failure on one instance does not stop the others: a value the server refuses is the user's
-/// to fix, and it must not hold back the rest of the cluster's settings.
+/// Applies each instance's online settings, one variable at a time, and records on its pod what
+/// it took. Unlike `operate`, a failure does not stop the rest: a value the server refuses is the
+/// user's to fix, and it must not hold back the other settings, on that instance or the others.
 pub async fn apply_settings<C: MySqlConnector>(
     connector: &C,
     target: &OperateTarget<'_>,
@@ -159,17 +156,17 @@ pub async fn apply_settings<C: MySqlConnector>(
 ) -> Vec<SettingsOutcome> {
     let mut outcomes = Vec::with_capacity(changes.len());
     for change in changes {
-        let error = apply_settings_to(connector, target, observation, change)
-            .await
-            .err();
-        match &error {
-            None => tracing::info!(?change, "settings applied online"),
-            Some(e) => tracing::warn!(?change, error = %e, "settings not applied"),
+        let outcome = apply_settings_to(connector, target, observation, change).await;
+        match (&outcome.error, outcome.refused.as_slice()) {
+            (None, []) => tracing::info!(?change, "settings applied online"),
+            (error, refused) => tracing::warn!(
+                ?change,
+                error = error.as_ref().map(|e| e.to_string()),
+                refused = ?refused.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                "settings not applied"
+            ),
         }
-        outcomes.push(SettingsOutcome {
-            change: change.clone(),
-            error,
-        });
+        outcomes.push(outcome);
     }
     outcomes
 }
@@ -179,28 +176,114 @@ async fn apply_settings_to<C: MySqlConnector>(
     target: &OperateTarget<'_>,
     observation: &Observation,
     change: &SettingsChange,
-) -> Result<(), OperateError> {
-    let (set, reset) = (change.set.clone(), change.reset.clone());
-    sql(
+) -> SettingsOutcome {
+    const ACTION: &str = "apply settings online";
+    let mut outcome = SettingsOutcome {
+        change: change.clone(),
+        taken: Vec::new(),
+        refused: Vec::new(),
+        error: None,
+    };
+    let wrap = |source| OperateError::Sql {
+        action: ACTION,
+        ordinal: change.ordinal,
+        source,
+    };
+    // One variable per statement, so a refusal names its variable and spares the others.
+    let tries: Vec<(String, Option<String>)> = change
+        .set
+        .iter()
+        .map(|(n, v)| (n.clone(), Some(v.clone())))
+        .chain(change.reset.iter().map(|n| (n.clone(), None)))
+        .collect();
+    let results = sql(
         connector,
         target,
         observation,
         change.ordinal,
-        "apply settings online",
-        |a| async move { a.set_global_variables(&set, &reset).await },
+        ACTION,
+        |a| async move {
+            let mut results = Vec::with_capacity(tries.len());
+            for (name, value) in tries {
+                let answer = match &value {
+                    Some(v) => {
+                        a.set_global_variables(&[(name.clone(), v.clone())], &[])
+                            .await
+                    }
+                    None => {
+                        a.set_global_variables(&[], std::slice::from_ref(&name))
+                            .await
+                    }
+                };
+                match answer {
+                    Err(e) if !refused_by_server(&e) => return Err(e),
+                    answer => results.push((name, answer)),
+                }
+            }
+            Ok(results)
+        },
     )
-    .await?;
-    let patch =
-        json!({"metadata": {"annotations": {naming::ONLINE_SETTINGS_ANNOTATION: change.record}}});
-    target
+    .await;
+    match results {
+        Err(error) => {
+            outcome.error = Some(error);
+            return outcome;
+        }
+        Ok(results) => {
+            for (name, answer) in results {
+                match answer {
+                    Ok(()) => outcome.taken.push(name),
+                    Err(e) => outcome.refused.push((name, wrap(e))),
+                }
+            }
+        }
+    }
+    if outcome.taken.is_empty() {
+        // Nothing changed on the instance: its record stands.
+        return outcome;
+    }
+    let record = change.record(&outcome.taken);
+    let patch = json!({"metadata": {"annotations": {naming::ONLINE_SETTINGS_ANNOTATION: record}}});
+    if let Err(source) = target
         .pods
         .patch(&change.pod, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map_err(|source| OperateError::Annotate {
+    {
+        outcome.error = Some(OperateError::Annotate {
             pod: change.pod.clone(),
             source,
-        })?;
-    Ok(())
+        });
+    }
+    outcome
+}
+
+/// What mysqld took and refused across every instance, for `settings::accepted_settings`.
+pub fn settings_results(outcomes: &[SettingsOutcome]) -> SettingsResults {
+    SettingsResults {
+        taken: outcomes
+            .iter()
+            .flat_map(|o| {
+                o.change
+                    .set
+                    .iter()
+                    .filter(|(n, _)| o.taken.contains(n))
+                    .cloned()
+            })
+            .collect(),
+        refused: outcomes
+            .iter()
+            .flat_map(|o| o.refused.iter().map(|(n, _)| n.clone()))
+            .collect(),
+    }
+}
+
+/// The server answered and refused the statement (or the input could never be valid), as
+/// opposed to not answering at all.
+fn refused_by_server(error: &MySqlError) -> bool {
+    matches!(
+        error,
+        MySqlError::Query { .. } | MySqlError::InvalidInput { .. } | MySqlError::ReadOnly { .. }
+    )
 }
 
 /// What each instance made read-only in this plan had executed, read in the same session right
@@ -398,8 +481,8 @@ async fn carry_out<C: MySqlConnector>(
                 target,
                 observation,
                 *ordinal,
-                "fence (stop replication I/O)",
-                |a| async move { a.stop_replica_io().await },
+                "fence (stop replication I/O, also after a restart)",
+                |a| async move { a.fence_replica().await },
             )
             .await
         }
@@ -624,5 +707,37 @@ mod tests {
         assert!(refused.is_refusal());
         assert!(!down.is_refusal());
         assert!(!no_ip.is_refusal());
+    }
+
+    #[test]
+    fn only_values_an_instance_took_count_as_taken_and_refusals_are_named() {
+        let change = SettingsChange {
+            ordinal: 1,
+            pod: "db-1".into(),
+            set: vec![
+                ("max_connections".into(), "lots".into()),
+                ("wait_timeout".into(), "30".into()),
+            ],
+            reset: vec!["long_query_time".into()],
+            applied: Default::default(),
+            first: false,
+        };
+        let refusal = OperateError::Sql {
+            action: "apply settings online",
+            ordinal: 1,
+            source: MySqlError::InvalidInput {
+                action: "x".into(),
+                detail: "y".into(),
+            },
+        };
+        let outcome = SettingsOutcome {
+            change,
+            taken: vec!["wait_timeout".into(), "long_query_time".into()],
+            refused: vec![("max_connections".into(), refusal)],
+            error: None,
+        };
+        let results = settings_results(&[outcome]);
+        assert_eq!(results.taken, [("wait_timeout".into(), "30".into())]);
+        assert_eq!(results.refused, ["max_connections"]);
     }
 }

@@ -21,11 +21,31 @@ pub struct SettingsChange {
     pub set: Vec<(String, String)>,
     /// Variables applied before and now gone from the spec: back to their defaults.
     pub reset: Vec<String>,
-    /// The annotation to record on the pod once done: the settings it then holds.
-    pub record: String,
+    /// What the pod's annotation says the instance holds now (operator-managed names only).
+    pub applied: BTreeMap<String, String>,
     /// The pod had no record yet (it is new): this sets what its my.cnf most likely already
     /// gave it, and is no change the user made.
     pub first: bool,
+}
+
+impl SettingsChange {
+    /// The annotation to record on the pod once the instance took the variables in `taken`
+    /// (set or reset) of this change: what it then holds. A variable it refused keeps what the
+    /// instance held before, so the next round tries it again and nothing claims it was taken.
+    pub fn record(&self, taken: &[String]) -> String {
+        let mut held = self.applied.clone();
+        for (name, value) in &self.set {
+            if taken.contains(name) {
+                held.insert(name.clone(), value.clone());
+            }
+        }
+        for name in &self.reset {
+            if taken.contains(name) {
+                held.remove(name);
+            }
+        }
+        mysql_settings::encode(&held)
+    }
 }
 
 /// Where the cluster stands with its settings.
@@ -56,7 +76,6 @@ impl SettingsPlan {
 
 /// Compares every instance with the wanted settings.
 pub fn plan_settings(observation: &Observation, wanted: &SplitSettings) -> SettingsPlan {
-    let record = mysql_settings::encode(&wanted.online);
     let mut plan = SettingsPlan::default();
     for instance in &observation.instances {
         let Some(pod) = &instance.pod else { continue };
@@ -75,11 +94,13 @@ pub fn plan_settings(observation: &Observation, wanted: &SplitSettings) -> Setti
         }
         // A pod without the annotation started from my.cnf; what it may hold beyond the spec is
         // unknown, so only the wanted values are set (again).
-        let applied: BTreeMap<String, String> = pod
+        let mut applied: BTreeMap<String, String> = pod
             .online_settings
             .as_deref()
             .map(mysql_settings::decode)
             .unwrap_or_default();
+        // Only what the operator may touch: the annotation could have been edited by hand.
+        applied.retain(|name, _| mysql_settings::is_online(name));
         let set: Vec<(String, String)> = wanted
             .online
             .iter()
@@ -89,8 +110,6 @@ pub fn plan_settings(observation: &Observation, wanted: &SplitSettings) -> Setti
         let reset: Vec<String> = applied
             .keys()
             .filter(|name| !wanted.online.contains_key(*name))
-            // Only what the operator may touch: the annotation could have been edited by hand.
-            .filter(|name| mysql_settings::is_online(name))
             .cloned()
             .collect();
         if set.is_empty() && reset.is_empty() {
@@ -101,13 +120,66 @@ pub fn plan_settings(observation: &Observation, wanted: &SplitSettings) -> Setti
             pod: pod.name.clone(),
             set,
             reset,
-            record: record.clone(),
+            applied,
             first: pod.online_settings.is_none(),
         });
     }
     plan.awaiting_restart.sort();
     plan.awaiting_restart.dedup();
     plan
+}
+
+/// What mysqld did with the online settings this round, across every instance it was asked on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettingsResults {
+    /// `(variable, value)` that an instance took with `SET GLOBAL`.
+    pub taken: Vec<(String, String)>,
+    /// Variables an instance refused.
+    pub refused: Vec<String>,
+}
+
+/// The online settings my.cnf may hold from now on (the next `status.acceptedSettings`), so that
+/// a restarting mysqld never reads a value mysqld refused. `previous` is what my.cnf was built
+/// with (`None`: the spec as written, before the operator first recorded anything).
+///
+/// For each online setting of the spec, its value enters once mysqld took it: an instance took
+/// it this round and none refused it, or a pod's annotation says its instance holds it (taken
+/// in an earlier round, perhaps by an earlier operator). Otherwise my.cnf keeps the value it
+/// had: the last one taken, or nothing (the default) when that was the refused value itself. A
+/// setting gone from the spec leaves my.cnf at once: its default is always one mysqld starts
+/// with.
+pub fn accepted_settings(
+    previous: Option<&BTreeMap<String, String>>,
+    wanted: &BTreeMap<String, String>,
+    observation: &Observation,
+    results: &SettingsResults,
+) -> BTreeMap<String, String> {
+    let held: Vec<BTreeMap<String, String>> = observation
+        .instances
+        .iter()
+        .filter_map(|i| i.pod.as_ref()?.online_settings.as_deref())
+        .map(mysql_settings::decode)
+        .collect();
+    let mut accepted = BTreeMap::new();
+    for (name, value) in wanted {
+        let refused = results.refused.contains(name);
+        let taken_now = results.taken.iter().any(|(n, v)| n == name && v == value);
+        let taken_before = held.iter().any(|h| h.get(name) == Some(value));
+        let chosen = match previous {
+            // A refusal this round outweighs any earlier word: the value stays out.
+            // (my.cnf may hold it unverified, from the spec as written: not any more.)
+            Some(previous) if refused => previous.get(name).filter(|v| *v != value),
+            _ if refused => None,
+            _ if taken_now || taken_before => Some(value),
+            Some(previous) => previous.get(name),
+            // my.cnf held the spec as written, and nothing said otherwise.
+            None => Some(value),
+        };
+        if let Some(chosen) = chosen {
+            accepted.insert(name.clone(), chosen.clone());
+        }
+    }
+    accepted
 }
 
 #[cfg(test)]
@@ -169,7 +241,10 @@ mod tests {
         for change in &plan.online {
             assert_eq!(change.set, [("max_connections".into(), "800".into())]);
             assert!(change.reset.is_empty());
-            assert_eq!(change.record, "max_connections=800\nwait_timeout=60");
+            assert_eq!(
+                change.record(&["max_connections".into()]),
+                "max_connections=800\nwait_timeout=60"
+            );
         }
         assert_eq!(plan.online_names(), ["max_connections"]);
         assert!(plan.online.iter().all(|c| !c.first));
@@ -183,7 +258,10 @@ mod tests {
         assert_eq!(plan.online.len(), 3);
         assert!(plan.online[0].set.is_empty());
         assert_eq!(plan.online[0].reset, ["max_connections"]);
-        assert_eq!(plan.online[0].record, "wait_timeout=60");
+        assert_eq!(
+            plan.online[0].record(&["max_connections".into()]),
+            "wait_timeout=60"
+        );
     }
 
     #[test]
@@ -232,5 +310,135 @@ mod tests {
         // A pod made before the annotation existed says nothing.
         let plan = plan_settings(&trio(None, None), &wanted(&[], &[("back_log", "200")]));
         assert!(plan.awaiting_restart.is_empty());
+    }
+
+    #[test]
+    fn a_refused_variable_keeps_what_the_instance_held_in_its_record() {
+        let obs = trio(Some("max_connections=500\nwait_timeout=60"), None);
+        let plan = plan_settings(
+            &obs,
+            &wanted(&[("max_connections", "lots"), ("wait_timeout", "30")], &[]),
+        );
+        let change = &plan.online[0];
+        assert_eq!(
+            change.record(&["wait_timeout".into()]),
+            "max_connections=500\nwait_timeout=30",
+            "only what the instance took is recorded, so the refused one is tried again"
+        );
+        assert_eq!(change.record(&[]), "max_connections=500\nwait_timeout=60");
+    }
+
+    fn taken(pairs: &[(&str, &str)]) -> SettingsResults {
+        SettingsResults {
+            taken: pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            refused: vec![],
+        }
+    }
+
+    fn refused(names: &[&str]) -> SettingsResults {
+        SettingsResults {
+            taken: vec![],
+            refused: names.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_value_enters_my_cnf_once_mysqld_took_it() {
+        let obs = trio(Some("max_connections=500"), None);
+        let previous = map(&[("max_connections", "500")]);
+        let spec = map(&[("max_connections", "800")]);
+        assert_eq!(
+            accepted_settings(
+                Some(&previous),
+                &spec,
+                &obs,
+                &taken(&[("max_connections", "800")])
+            ),
+            spec
+        );
+        // Not tried yet (no instance answered): my.cnf keeps the last value taken.
+        assert_eq!(
+            accepted_settings(Some(&previous), &spec, &obs, &SettingsResults::default()),
+            previous
+        );
+    }
+
+    #[test]
+    fn a_refused_value_never_enters_my_cnf_and_the_last_good_one_stays() {
+        let obs = trio(Some("max_connections=500"), None);
+        let previous = map(&[("max_connections", "500")]);
+        let spec = map(&[("max_connections", "lots")]);
+        assert_eq!(
+            accepted_settings(Some(&previous), &spec, &obs, &refused(&["max_connections"])),
+            previous
+        );
+        // Refused while another instance took it: a refusal anywhere keeps it out.
+        let mixed = SettingsResults {
+            taken: vec![("max_connections".into(), "lots".into())],
+            refused: vec!["max_connections".into()],
+        };
+        assert_eq!(
+            accepted_settings(Some(&previous), &spec, &obs, &mixed),
+            previous
+        );
+        // Refused with no earlier value taken: the setting leaves my.cnf (its default).
+        assert!(
+            accepted_settings(Some(&map(&[])), &spec, &obs, &refused(&["max_connections"]))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn before_anything_was_recorded_the_spec_stands_unless_refused() {
+        // An existing cluster from before the record: its pods' annotations say what they took.
+        let obs = trio(Some("max_connections=500"), None);
+        let spec = map(&[("max_connections", "500"), ("wait_timeout", "60")]);
+        assert_eq!(
+            accepted_settings(None, &spec, &obs, &SettingsResults::default()),
+            spec,
+            "my.cnf already holds the spec; nothing says it is bad"
+        );
+        assert_eq!(
+            accepted_settings(None, &spec, &obs, &refused(&["wait_timeout"])),
+            map(&[("max_connections", "500")])
+        );
+        // A value my.cnf held unverified that is now refused does not stay either.
+        let unverified = map(&[("wait_timeout", "60")]);
+        assert!(
+            accepted_settings(
+                Some(&unverified),
+                &map(&[("wait_timeout", "60")]),
+                &obs,
+                &refused(&["wait_timeout"])
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_value_an_instance_holds_by_its_annotation_was_taken() {
+        let obs = trio(Some("max_connections=800"), None);
+        let spec = map(&[("max_connections", "800")]);
+        assert_eq!(
+            accepted_settings(Some(&map(&[])), &spec, &obs, &SettingsResults::default()),
+            spec
+        );
+    }
+
+    #[test]
+    fn a_setting_gone_from_the_spec_leaves_my_cnf_at_once() {
+        let obs = trio(Some("max_connections=500"), None);
+        assert!(
+            accepted_settings(
+                Some(&map(&[("max_connections", "500")])),
+                &map(&[]),
+                &obs,
+                &SettingsResults::default()
+            )
+            .is_empty()
+        );
     }
 }

@@ -64,12 +64,10 @@ pub async fn apply_all(
         &mut stats,
     )
     .await?;
-    apply_one(
-        &Api::namespaced(client.clone(), ns),
-        &resources.config_map,
-        &mut stats,
-    )
-    .await?;
+    let config_maps = Api::namespaced(client.clone(), ns);
+    for config_map in [&resources.online_config_map, &resources.config_map] {
+        apply_one(&config_maps, config_map, &mut stats).await?;
+    }
     let services = Api::namespaced(client.clone(), ns);
     for service in [
         &resources.headless_service,

@@ -2,14 +2,15 @@
 //!
 //!     fetch -> validate -> build -> apply -> observe -> decide -> operate -> status
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ObjectReference, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -29,13 +30,13 @@ use crate::clustering::MySqlObservation;
 use crate::clustering::intent::{PRIMARY_LEASE, self_fenced_by};
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
-use crate::clustering::operate::{OperateTarget, apply_settings, operate};
-use crate::clustering::settings::plan_settings;
+use crate::clustering::operate::{OperateTarget, apply_settings, operate, settings_results};
+use crate::clustering::settings::{accepted_settings, plan_settings};
 use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, decide};
 use crate::mysql::{Credentials, Endpoint, MySqlAdmin, MySqlConnector};
 use crate::resources::secret::ClusterPasswords;
 use crate::resources::statefulset::claim_template_size;
-use crate::resources::{Resources, mysql_settings, naming};
+use crate::resources::{Resources, config_map, mysql_settings, naming};
 use crate::storage::status::{newly_refused, record_volumes};
 use crate::storage::{
     VolumePlan, decide_volumes, expand_volumes, observe_volumes, volumes_older_than,
@@ -140,7 +141,12 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     let mut not_owned = None;
     if !valid.paused {
         let claim_size = claim_template_size(&valid, existing_statefulset.as_ref());
-        let built = Resources::build(&valid, &passwords, &claim_size);
+        // my.cnf holds only online settings mysqld took (see `accepted_settings`).
+        let accepted = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.accepted_settings.as_ref());
+        let built = Resources::build(&valid, &passwords, &claim_size, accepted);
         let (_applied, stats) = super::apply::apply_all(&ctx.client, ns, built).await?;
         tracing::debug!(
             written = stats.written,
@@ -165,6 +171,9 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
             source,
         })?
         .items;
+    if !valid.paused {
+        prune_config_maps(ctx, &valid, &pods, existing_statefulset.as_ref()).await;
+    }
     let credentials = Credentials::new(
         naming::OPERATOR_USER,
         passwords
@@ -319,22 +328,30 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     }
 
     // settings: spec.mysqlConfig changes MySQL takes at run time, applied without a restart
-    let settings = plan_settings(&observation, &mysql_settings::split(&valid.mysql_config));
+    let wanted_settings = mysql_settings::split(&valid.mysql_config);
+    let settings = plan_settings(&observation, &wanted_settings);
     let outcomes = apply_settings(&ctx.connector, &target, &observation, &settings.online).await;
     // Only the server's own refusal is the user's to fix; a server that does not answer (it is
-    // restarting) gets the settings when it answers again, as the annotation is still missing.
+    // restarting) gets the settings when it answers again, as its annotation does not have them.
     let refused: Vec<RefusedSetting> = outcomes
         .iter()
-        .filter_map(|o| {
-            o.error
-                .as_ref()
-                .filter(|e| e.is_refusal())
-                .map(|e| RefusedSetting {
-                    pod: o.change.pod.clone(),
-                    error: error_chain(e),
-                })
+        .flat_map(|o| {
+            o.refused.iter().map(|(_, e)| RefusedSetting {
+                pod: o.change.pod.clone(),
+                error: error_chain(e),
+            })
         })
         .collect();
+    let results = settings_results(&outcomes);
+    let accepted = accepted_settings(
+        cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.accepted_settings.as_ref()),
+        &wanted_settings.online,
+        &observation,
+        &results,
+    );
 
     // volumes: grow the PVCs to spec.storage.size, where their StorageClass allows it
     let volumes = reconcile_volumes(ctx, cluster, &valid).await?;
@@ -347,6 +364,8 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         publish(ctx, cluster, EventType::Warning, reason, message, None).await;
     }
     record_settings(&mut status, &settings, &refused, valid.generation, now());
+    // What the next build puts into my.cnf.
+    status.accepted_settings = Some(accepted);
     record_discarded(&mut status, &valid.name, &done, now());
     if let Some(not_owned) = &not_owned {
         record_ownership(&mut status, not_owned, valid.generation, now());
@@ -391,11 +410,23 @@ async fn renew_primary_lease(
     let Some(ip) = primary.pod.as_ref().and_then(|p| p.ip.clone()) else {
         return;
     };
-    let peers: Vec<String> = observation
-        .instances
-        .iter()
-        .filter(|i| Some(i.ordinal) != plan.primary)
+    // Addresses, and the stable names too: a replica pod re-created while the operator is away
+    // has a new address, and the primary must not take its own replicas for gone (fence.sh).
+    let others = || {
+        observation
+            .instances
+            .iter()
+            .filter(|i| Some(i.ordinal) != plan.primary)
+    };
+    let peers: Vec<String> = others()
         .filter_map(|i| i.pod.as_ref()?.ip.clone())
+        .chain(others().map(|i| {
+            naming::pod_host(
+                &cluster.name_any(),
+                &cluster.namespace().unwrap_or_default(),
+                i.ordinal,
+            )
+        }))
         .collect();
     let endpoint = Endpoint::new(ip, naming::MYSQL_PORT as u16);
     let renewed = match ctx.connector.connect(&endpoint, credentials).await {
@@ -510,6 +541,60 @@ async fn fetch_statefulset(
             what: format!("StatefulSet {name}"),
             source,
         })
+}
+
+/// Deletes the cluster's configuration ConfigMaps that nothing uses any more: not the pod
+/// template just applied, not the one the StatefulSet had before (its controller may not have
+/// seen the new one yet, and would create a pod from it), not any pod, even one being deleted.
+/// A failure is only logged: an unused ConfigMap harms nobody, and the next round tries again.
+async fn prune_config_maps(
+    ctx: &Context,
+    valid: &ValidatedCluster,
+    pods: &[Pod],
+    previous: Option<&StatefulSet>,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &valid.namespace);
+    let mut in_use: BTreeSet<String> = pods
+        .iter()
+        .filter_map(|p| p.spec.as_ref())
+        .chain(
+            previous
+                .and_then(|s| s.spec.as_ref())
+                .and_then(|s| s.template.spec.as_ref()),
+        )
+        .flat_map(config_map::config_maps_in)
+        .map(String::from)
+        .collect();
+    in_use.insert(naming::config_map(
+        &valid.name,
+        &config_map::restart_hash(valid),
+    ));
+    // By the cluster's labels: another cluster's names may begin with this one's prefix.
+    let selector = naming::selector_labels(&valid.name)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let existing: Vec<String> = match api
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .filter_map(|m| m.metadata.name)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the ConfigMaps to prune");
+            return;
+        }
+    };
+    for name in config_map::unused_config_maps(&valid.name, &existing, &in_use) {
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => tracing::info!(name, "deleted a ConfigMap no pod or template uses"),
+            Err(e) => tracing::warn!(name, error = %e, "could not delete an unused ConfigMap"),
+        }
+    }
 }
 
 /// Observes the data volumes, grows those smaller than the spec (announced with an event), and

@@ -428,6 +428,8 @@ pub fn compute_status(
         discarded_transactions: previous
             .map(|s| s.discarded_transactions.clone())
             .unwrap_or_default(),
+        // Written by `record_settings` after the settings step; kept until then.
+        accepted_settings: previous.and_then(|s| s.accepted_settings.clone()),
     }
 }
 
@@ -514,7 +516,7 @@ fn config_path<'a>(
             false,
             SETTING_REFUSED,
             format!(
-                "{}: mysqld refused a setting of spec.mysqlConfig online: {}; fix spec.mysqlConfig",
+                "{}: mysqld refused a setting of spec.mysqlConfig online: {}; my.cnf keeps the last value mysqld took, so a restart is safe; fix spec.mysqlConfig",
                 first.pod, first.error
             ),
         );
@@ -886,7 +888,7 @@ mod tests {
                 pod: "db-0".into(),
                 set: vec![("max_connections".into(), "500".into())],
                 reset: Vec::new(),
-                record: "max_connections=500".into(),
+                applied: Default::default(),
                 first,
             }
         }

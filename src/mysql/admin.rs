@@ -371,6 +371,9 @@ pub trait MySqlAdmin: Send + Sync {
 
     /// Points the default channel at `source` with GTID auto-positioning and
     /// starts replication (`STOP REPLICA; CHANGE REPLICATION SOURCE ...; START REPLICA`).
+    /// It also clears what [`MySqlAdmin::fence_replica`] recorded, once the channel no longer
+    /// names the source it was fenced from: a restarted mysqld then resumes replication from
+    /// `source` by itself (my.cnf has `skip_replica_start = OFF`).
     fn configure_replica(
         &self,
         source: &ReplicationSource,
@@ -381,6 +384,13 @@ pub trait MySqlAdmin: Send + Sync {
 
     /// The fence: `STOP REPLICA IO_THREAD`, so this replica acknowledges nothing more.
     fn stop_replica_io(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// The failover fence, kept across restarts: records in the server's persisted
+    /// configuration that replication must not start by itself (`SET PERSIST_ONLY
+    /// skip_replica_start = ON`, read after my.cnf at the next start; a write to a table would
+    /// be refused by `super_read_only`), then `STOP REPLICA IO_THREAD`, so this replica
+    /// acknowledges nothing more to its source, now or after a restart.
+    fn fence_replica(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
 
     /// `STOP REPLICA` (both threads).
     fn stop_replica(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;

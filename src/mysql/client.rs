@@ -753,8 +753,24 @@ impl MySqlAdmin for MySqlSession {
             sql::change_replication_source(source),
         )
         .await?;
+        // The channel names the new source now: a fence from the old one no longer applies.
+        self.query_drop(
+            "clear the replica fence",
+            "RESET PERSIST IF EXISTS skip_replica_start".into(),
+        )
+        .await?;
         self.query_drop("start replica", "START REPLICA".into())
             .await
+    }
+
+    async fn fence_replica(&self) -> Result<(), MySqlError> {
+        // Recorded before the I/O thread stops: a fence that is in effect is also remembered.
+        self.query_drop(
+            "record the replica fence",
+            "SET PERSIST_ONLY skip_replica_start = ON".into(),
+        )
+        .await?;
+        self.stop_replica_io().await
     }
 
     async fn start_replica(&self) -> Result<(), MySqlError> {

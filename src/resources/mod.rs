@@ -8,6 +8,7 @@ pub mod secret;
 pub mod service;
 pub mod statefulset;
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -33,6 +34,7 @@ pub struct Applied;
 pub struct Resources<State> {
     pub secret: Secret,
     pub config_map: ConfigMap,
+    pub online_config_map: ConfigMap,
     pub headless_service: Service,
     pub primary_service: Service,
     pub replicas_service: Service,
@@ -43,12 +45,16 @@ pub struct Resources<State> {
 
 impl Resources<Built> {
     /// Builds every child of the cluster; `claim_size` from `statefulset::claim_template_size`.
+    /// `accepted` is `status.acceptedSettings`: the online settings my.cnf may hold.
     pub fn build(
         cluster: &ValidatedCluster,
         credentials: &ClusterPasswords,
         claim_size: &Quantity,
+        accepted: Option<&BTreeMap<String, String>>,
     ) -> Self {
+        let online = config_map::my_cnf_online_settings(cluster, accepted);
         let config_map = config_map::build_config_map(cluster);
+        let online_config_map = config_map::build_online_config_map(cluster, &online);
         let config_hash = config_map::restart_hash(cluster);
         Self {
             secret: secret::build_secret(cluster, credentials),
@@ -58,6 +64,7 @@ impl Resources<Built> {
             statefulset: statefulset::build_statefulset(cluster, &config_hash, claim_size),
             pod_disruption_budget: pod_disruption_budget::build_pod_disruption_budget(cluster),
             config_map,
+            online_config_map,
             state: PhantomData,
         }
     }
@@ -67,6 +74,7 @@ impl Resources<Built> {
         Resources {
             secret: self.secret,
             config_map: self.config_map,
+            online_config_map: self.online_config_map,
             headless_service: self.headless_service,
             primary_service: self.primary_service,
             replicas_service: self.replicas_service,
@@ -148,7 +156,7 @@ pub(crate) mod tests {
     }
 
     fn build(cluster: &ValidatedCluster, credentials: &ClusterPasswords) -> Resources<Built> {
-        Resources::build(cluster, credentials, &cluster.storage_size)
+        Resources::build(cluster, credentials, &cluster.storage_size, None)
     }
 
     fn three_instance_resources() -> Resources<Built> {
@@ -176,6 +184,36 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_pod_template_mounts_the_config_map_built_with_it_and_the_online_one() {
+        let r = three_instance_resources();
+        let spec = r.statefulset.spec.unwrap().template.spec.unwrap();
+        let mounted: Vec<&str> = config_map::config_maps_in(&spec).collect();
+        assert_eq!(
+            mounted,
+            [
+                r.config_map.metadata.name.as_deref().unwrap(),
+                r.online_config_map.metadata.name.as_deref().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn online_config_map_matches_fixture() {
+        let mut cluster = validated("db", 3);
+        cluster
+            .mysql_config
+            .insert("max_connections".into(), "500".into());
+        let accepted = BTreeMap::from([("max_connections".to_string(), "400".to_string())]);
+        let r = Resources::build(
+            &cluster,
+            &fixed_credentials(&cluster),
+            &cluster.storage_size,
+            Some(&accepted),
+        );
+        assert_matches_fixture("configmap-online", &r.online_config_map);
+    }
+
+    #[test]
     fn secret_matches_fixture() {
         assert_matches_fixture("secret", &three_instance_resources().secret);
     }
@@ -197,6 +235,7 @@ pub(crate) mod tests {
         let metas = [
             &r.secret.metadata,
             &r.config_map.metadata,
+            &r.online_config_map.metadata,
             &r.headless_service.metadata,
             &r.primary_service.metadata,
             &r.replicas_service.metadata,
@@ -283,7 +322,7 @@ pub(crate) mod tests {
         grown.storage_size = Quantity("5Gi".into());
         let size = statefulset::claim_template_size(&grown, Some(&created));
         assert_eq!(size, Quantity("1Gi".into()));
-        let after = Resources::build(&grown, &credentials, &size).statefulset;
+        let after = Resources::build(&grown, &credentials, &size, None).statefulset;
         assert_eq!(template_size(&after), &Quantity("1Gi".into()));
         assert_eq!(
             content_hash(&after),

@@ -72,9 +72,27 @@ pub fn credentials_secret(cluster: &str) -> String {
     format!("{cluster}-credentials")
 }
 
-/// The ConfigMap with my.cnf and the pod's scripts.
-pub fn config_map(cluster: &str) -> String {
+/// The ConfigMap with my.cnf and the pod's scripts, named by the hash of its content: a pod
+/// template refers to exactly the configuration it was made with, which never changes under it.
+pub fn config_map(cluster: &str, hash: &str) -> String {
+    format!("{cluster}-config-{hash}")
+}
+
+/// What every `config_map` name of the cluster starts with.
+pub fn config_map_prefix(cluster: &str) -> String {
+    format!("{cluster}-config-")
+}
+
+/// The one ConfigMap of a cluster before configurations were named by hash; pods made then still
+/// read it until they are rolled.
+pub fn legacy_config_map(cluster: &str) -> String {
     format!("{cluster}-config")
+}
+
+/// The ConfigMap with the online settings my.cnf includes: the values mysqld took, which change
+/// without a restart and are shared by every pod template.
+pub fn online_config_map(cluster: &str) -> String {
+    format!("{cluster}-online-config")
 }
 
 /// The PodDisruptionBudget.

@@ -17,7 +17,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::config_map::{
-    ALIVE_SCRIPT, FENCE_SCRIPT, INIT_SCRIPT, MY_CNF, PRE_STOP_SCRIPT, READY_SCRIPT,
+    ALIVE_SCRIPT, FENCE_SCRIPT, INIT_SCRIPT, MY_CNF, ONLINE_CONFIG_DIR, PRE_STOP_SCRIPT,
+    READY_SCRIPT,
 };
 use super::{meta, mysql_settings, naming};
 use crate::controller::validate::ValidatedCluster;
@@ -33,6 +34,7 @@ const PRE_STOP_WAIT_SECONDS: u32 = 60;
 pub const DATA_VOLUME: &str = naming::DATA_VOLUME;
 
 const CONFIG_VOLUME: &str = "config";
+const ONLINE_CONFIG_VOLUME: &str = "online-config";
 const RUNTIME_VOLUME: &str = "sakila-run";
 const SOCKET_VOLUME: &str = "mysqld-run";
 const TMP_VOLUME: &str = "tmp";
@@ -62,8 +64,9 @@ pub fn claim_template_size(cluster: &ValidatedCluster, existing: Option<&Statefu
         .unwrap_or_else(|| cluster.storage_size.clone())
 }
 
-/// Builds the StatefulSet. `config_hash` is `config_map::restart_hash`: a configuration change
-/// that only a restart applies rolls the pods, and nothing else about the operator does. `claim_size` comes from
+/// Builds the StatefulSet. `config_hash` is `config_map::restart_hash`, which also names the
+/// ConfigMap the template mounts: a configuration change that only a restart applies rolls the
+/// pods, and nothing else about the operator does. `claim_size` comes from
 /// `claim_template_size`.
 pub fn build_statefulset(
     cluster: &ValidatedCluster,
@@ -111,7 +114,7 @@ pub fn build_statefulset(
                     annotations: Some(pod_annotations),
                     ..Default::default()
                 }),
-                spec: Some(pod_spec(cluster)),
+                spec: Some(pod_spec(cluster, config_hash)),
             },
             volume_claim_templates: Some(vec![data_claim(cluster, claim_size)]),
             ..Default::default()
@@ -140,12 +143,12 @@ fn data_claim(cluster: &ValidatedCluster, size: &Quantity) -> PersistentVolumeCl
     }
 }
 
-fn pod_spec(cluster: &ValidatedCluster) -> PodSpec {
+fn pod_spec(cluster: &ValidatedCluster, config_hash: &str) -> PodSpec {
     let overrides = &cluster.pod_template;
     PodSpec {
         init_containers: Some(vec![init_container(cluster)]),
         containers: vec![mysqld_container(cluster), fence_container(cluster)],
-        volumes: Some(volumes(cluster)),
+        volumes: Some(volumes(cluster, config_hash)),
         security_context: Some(PodSecurityContext {
             run_as_user: Some(MYSQL_UID),
             run_as_group: Some(MYSQL_UID),
@@ -193,6 +196,8 @@ fn common_mounts() -> Vec<VolumeMount> {
     vec![
         mount(DATA_VOLUME, "/var/lib/mysql"),
         mount(CONFIG_VOLUME, "/etc/sakila"),
+        // my.cnf includes online.cnf from here (also when the init container initialises).
+        mount(ONLINE_CONFIG_VOLUME, ONLINE_CONFIG_DIR),
         mount(RUNTIME_VOLUME, "/var/run/sakila"),
         mount(SOCKET_VOLUME, "/var/run/mysqld"),
         mount(TMP_VOLUME, "/tmp"),
@@ -365,12 +370,21 @@ fn empty_dir(name: &str, medium: Option<&str>) -> Volume {
     }
 }
 
-fn volumes(cluster: &ValidatedCluster) -> Vec<Volume> {
+fn volumes(cluster: &ValidatedCluster, config_hash: &str) -> Vec<Volume> {
     vec![
         Volume {
             name: CONFIG_VOLUME.into(),
             config_map: Some(ConfigMapVolumeSource {
-                name: naming::config_map(&cluster.name),
+                name: naming::config_map(&cluster.name, config_hash),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        // Mounted whole (no subPath), so a value mysqld took reaches running pods' my.cnf.
+        Volume {
+            name: ONLINE_CONFIG_VOLUME.into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: naming::online_config_map(&cluster.name),
                 ..Default::default()
             }),
             ..Default::default()
