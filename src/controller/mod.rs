@@ -4,6 +4,7 @@ pub mod apply;
 pub mod context;
 pub mod error;
 pub mod reconcile;
+pub mod root_password;
 pub mod run;
 pub mod status;
 pub mod validate;

@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::context::Context;
 use super::error::Error;
+use super::root_password::{observe_root_password, record_root_password, root_password_warning};
 use super::status::{
     APPLIED_ONLINE, CONFIG_APPLIED, OBJECT_NOT_OWNED, RefusedSetting, SETTING_REFUSED,
     compute_status, failed_status, newly_not_owned, record_discarded, record_ownership,
@@ -363,6 +364,12 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         }
     }
     announce_settings(ctx, cluster, &status).await;
+    if let Some(check) = observe_root_password(&ctx.client, &valid).await {
+        record_root_password(&mut status, &check, valid.generation, now());
+        if let Some((reason, message)) = root_password_warning(cluster.status.as_ref(), &status) {
+            publish(ctx, cluster, EventType::Warning, &reason, message, None).await;
+        }
+    }
     if cluster.status.as_ref() != Some(&status) {
         patch_status(ctx, cluster, &status).await?;
     }

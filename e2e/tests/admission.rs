@@ -1,0 +1,188 @@
+//! What can never work is refused when it is submitted, with the field named; what the API
+//! server cannot see (the root password in a Secret) is reported at run time.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use sakila::api::MySQLCluster;
+use sakila_e2e::{TestNamespace, cluster_manifest, event_count, wait_ready, wait_until};
+use serde_json::json;
+
+/// Submits the manifest as a server-side dry run: the API server validates it fully and stores
+/// nothing.
+async fn dry_run(clusters: &Api<MySQLCluster>, manifest: serde_json::Value) -> Result<(), String> {
+    let typed: MySQLCluster = serde_json::from_value(manifest).unwrap();
+    let params = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    match clusters.create(&params, &typed).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "refused as invalid: {status:?}");
+            Err(status.message)
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn manifests_that_can_never_work_are_refused_at_admission_with_the_field_named() {
+    let ns = TestNamespace::new("admission").await;
+    let clusters: Api<MySQLCluster> = ns.api();
+    let longest = "a".repeat(52);
+    let too_long = "a".repeat(53);
+
+    struct Case {
+        what: &'static str,
+        manifest: serde_json::Value,
+        /// Every one of these is in the API server's message.
+        says: &'static [&'static str],
+    }
+    let with = |name: &str, patch: serde_json::Value| {
+        let mut manifest = cluster_manifest(name, 1);
+        for (key, value) in patch.as_object().unwrap() {
+            manifest["spec"][key] = value.clone();
+        }
+        manifest
+    };
+    let cases = [
+        Case {
+            what: "a name starting with a digit (no Service can carry it)",
+            manifest: cluster_manifest("9lives", 1),
+            says: &["metadata.name must be a DNS-1035 label"],
+        },
+        Case {
+            what: "a name with a dot",
+            manifest: cluster_manifest("orders.eu", 1),
+            says: &["metadata.name must be a DNS-1035 label"],
+        },
+        Case {
+            what: "a name of 53 characters",
+            manifest: cluster_manifest(&too_long, 1),
+            says: &["metadata.name must be at most 52 characters"],
+        },
+        Case {
+            what: "a name that is another cluster's read-write Service",
+            manifest: cluster_manifest("orders-primary", 1),
+            says: &["metadata.name must not end in -primary or -replicas"],
+        },
+        Case {
+            what: "a name that is another cluster's read-only Service",
+            manifest: cluster_manifest("orders-replicas", 1),
+            says: &["metadata.name must not end in -primary or -replicas"],
+        },
+        Case {
+            what: "an operator annotation in the pod template",
+            manifest: with(
+                "anno",
+                json!({"podTemplate": {"annotations": {"mysql.sakila.dev/reclone": "true"}}}),
+            ),
+            says: &[
+                "spec.podTemplate.annotations",
+                "\"mysql.sakila.dev/reclone\" is reserved",
+            ],
+        },
+        Case {
+            what: "an operator label in the pod template",
+            manifest: with(
+                "label",
+                json!({"podTemplate": {"labels": {"mysql.sakila.dev/role": "primary"}}}),
+            ),
+            says: &[
+                "spec.podTemplate.labels",
+                "\"mysql.sakila.dev/role\" is reserved",
+            ],
+        },
+        Case {
+            what: "a volume too small for MySQL to initialise",
+            manifest: with("tiny", json!({"storage": {"size": "128Mi"}})),
+            says: &["spec.storage.size", "at least 256Mi"],
+        },
+    ];
+    for case in cases {
+        let message = match dry_run(&clusters, case.manifest).await {
+            Ok(()) => panic!("the API server accepted {}", case.what),
+            Err(message) => message,
+        };
+        for expected in case.says {
+            assert!(
+                message.contains(expected),
+                "{}: {expected:?} not in {message}",
+                case.what
+            );
+        }
+        println!("refused {}: {message}", case.what);
+    }
+
+    // At the limits: accepted.
+    for (what, manifest) in [
+        ("a name of 52 characters", cluster_manifest(&longest, 1)),
+        ("primary-orders", cluster_manifest("primary-orders", 1)),
+        (
+            "256Mi and a label of the user's",
+            with(
+                "edge",
+                json!({"storage": {"size": "256Mi"}, "podTemplate": {"labels": {"sakila.dev/team": "shop"}}}),
+            ),
+        ),
+    ] {
+        if let Err(message) = dry_run(&clusters, manifest).await {
+            panic!("{what} was refused: {message}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_short_root_password_is_reported_once_and_the_cluster_keeps_serving() {
+    let ns = TestNamespace::new("rootpw").await;
+    ns.create::<Secret>(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "root"},
+        "stringData": {"password": "abc"}
+    }))
+    .await;
+    let mut manifest = cluster_manifest("pw", 1);
+    manifest["spec"]["rootPasswordSecret"] = json!({"name": "root", "key": "password"});
+    ns.create::<MySQLCluster>(manifest).await;
+    let cluster = wait_ready(&ns, "pw").await;
+    let condition = |cluster: &MySQLCluster| {
+        cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "RootPasswordValid"))
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let (status, reason, message) = condition(&cluster).expect("RootPasswordValid is reported");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "TooShort"));
+    assert!(
+        message.contains("spec.rootPasswordSecret") && message.contains("3 characters"),
+        "{message}"
+    );
+
+    // Many reconciles later (one every 2 s), still one Warning.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(event_count(&ns, "RootPasswordTooShort").await, 1);
+
+    // Fixed in the Secret: the condition clears without an edit of the cluster.
+    let secrets: Api<Secret> = ns.api();
+    secrets
+        .patch(
+            "root",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"password": "long enough now"}})),
+        )
+        .await
+        .expect("Secret patched");
+    let clusters: Api<MySQLCluster> = ns.api();
+    wait_until(
+        "RootPasswordValid True",
+        Duration::from_secs(60),
+        || async {
+            let cluster = clusters.get("pw").await.ok()?;
+            (condition(&cluster)?.0 == "True").then_some(())
+        },
+    )
+    .await;
+}
