@@ -96,6 +96,18 @@ async fn manifests_that_can_never_work_are_refused_at_admission_with_the_field_n
             ],
         },
         Case {
+            what: "a setting that refuses the operator's connections",
+            manifest: with(
+                "tls",
+                json!({"mysqlConfig": {"require-secure-transport": "ON"}}),
+            ),
+            says: &[
+                "spec.mysqlConfig",
+                "\"require-secure-transport\" cannot be set",
+                "without TLS",
+            ],
+        },
+        Case {
             what: "a volume too small for MySQL to initialise",
             manifest: with("tiny", json!({"storage": {"size": "128Mi"}})),
             says: &["spec.storage.size", "at least 256Mi"],
@@ -134,8 +146,21 @@ async fn manifests_that_can_never_work_are_refused_at_admission_with_the_field_n
     }
 }
 
+/// Runs SQL as root in the pod with the given root password; tab-separated rows.
+async fn sql_as_root(ns: &TestNamespace, pod: &str, password: &str, sql: &str) -> String {
+    let password = format!("--password={password}");
+    ns.exec(
+        pod,
+        "mysqld",
+        &["mysql", "-uroot", &password, "-N", "-B", "-e", sql],
+    )
+    .await
+}
+
+/// What the API server cannot refuse (a password in a Secret) or should not (settings that trade
+/// durability for speed, a password lifetime) is warned about once, and the cluster serves.
 #[tokio::test]
-async fn a_short_root_password_is_reported_once_and_the_cluster_keeps_serving() {
+async fn what_admission_cannot_refuse_is_warned_once_and_the_cluster_keeps_serving() {
     let ns = TestNamespace::new("rootpw").await;
     ns.create::<Secret>(json!({
         "apiVersion": "v1", "kind": "Secret",
@@ -145,6 +170,9 @@ async fn a_short_root_password_is_reported_once_and_the_cluster_keeps_serving() 
     .await;
     let mut manifest = cluster_manifest("pw", 1);
     manifest["spec"]["rootPasswordSecret"] = json!({"name": "root", "key": "password"});
+    // A lifetime of one day: the operator's own accounts must not be subject to it.
+    manifest["spec"]["mysqlConfig"]["default_password_lifetime"] = json!("1");
+    manifest["spec"]["mysqlConfig"]["sync_binlog"] = json!("0");
     ns.create::<MySQLCluster>(manifest).await;
     let cluster = wait_ready(&ns, "pw").await;
     let condition = |cluster: &MySQLCluster| {
@@ -161,9 +189,39 @@ async fn a_short_root_password_is_reported_once_and_the_cluster_keeps_serving() 
         "{message}"
     );
 
-    // Many reconciles later (one every 2 s), still one Warning.
+    let crash_safe = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "CrashSafe"))
+        .expect("CrashSafe is reported");
+    assert_eq!(
+        (crash_safe.status.as_str(), crash_safe.reason.as_str()),
+        ("False", "DurabilityWeakened")
+    );
+    assert!(
+        crash_safe.message.contains("sync_binlog=0"),
+        "{}",
+        crash_safe.message
+    );
+
+    // Every account the operator made never expires; root follows the user's policy.
+    let lifetimes = sql_as_root(
+        &ns,
+        "pw-0",
+        "abc",
+        "SELECT user, IFNULL(password_lifetime, 'default') FROM mysql.user WHERE user LIKE 'sakila-%' ORDER BY user",
+    )
+    .await;
+    assert_eq!(
+        lifetimes.trim(),
+        "sakila-operator\t0\nsakila-probe\t0\nsakila-repl\t0",
+        "PASSWORD EXPIRE NEVER"
+    );
+
+    // Many reconciles later (one every 2 s), still one Warning of each.
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(event_count(&ns, "RootPasswordTooShort").await, 1);
+    assert_eq!(event_count(&ns, "DurabilityWeakened").await, 1);
 
     // Fixed in the Secret: the condition clears without an edit of the cluster.
     let secrets: Api<Secret> = ns.api();

@@ -16,7 +16,9 @@ use super::names::{
     dns_label_rule, length_rule, reserved_keys_message_expression, reserved_keys_rule,
     suffix_message, suffix_rule,
 };
-use super::owned_settings::{owned_settings_message_expression, owned_settings_rule};
+use super::owned_settings::{
+    owned_settings_message_expression, owned_settings_rule, refused_settings_rule,
+};
 
 /// The MySQL version used when `spec.version` is left out.
 pub const DEFAULT_MYSQL_VERSION: &str = "9.7.4";
@@ -134,6 +136,10 @@ pub struct MySQLClusterSpec {
             .message("mysqlConfig values must be a single line"),
         validation = Rule::new(owned_settings_rule())
             .message(Message::Expression(owned_settings_message_expression())),
+        validation = refused_settings_rule(0),
+        validation = refused_settings_rule(1),
+        validation = refused_settings_rule(2),
+        validation = refused_settings_rule(3),
     )]
     pub mysql_config: BTreeMap<String, String>,
 

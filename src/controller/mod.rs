@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod context;
+pub mod durability;
 pub mod error;
 pub mod reconcile;
 pub mod root_password;

@@ -17,6 +17,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::context::Context;
+use super::durability::{durability_warning, record_durability};
 use super::error::Error;
 use super::root_password::{observe_root_password, record_root_password, root_password_warning};
 use super::status::{
@@ -364,6 +365,11 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         }
     }
     announce_settings(ctx, cluster, &status).await;
+    let weakened = mysql_settings::weakened_durability(&valid.mysql_config);
+    record_durability(&mut status, &weakened, valid.generation, now());
+    if let Some((reason, message)) = durability_warning(cluster.status.as_ref(), &status) {
+        publish(ctx, cluster, EventType::Warning, &reason, message, None).await;
+    }
     if let Some(check) = observe_root_password(&ctx.client, &valid).await {
         record_root_password(&mut status, &check, valid.generation, now());
         if let Some((reason, message)) = root_password_warning(cluster.status.as_ref(), &status) {

@@ -167,22 +167,29 @@ pub fn record_root_password(
     );
 }
 
-/// The Warning to publish: the condition is False now and said something else before (so a
-/// problem is announced once, and again only when it changes).
+/// The Warning to publish about the root password, if it is news (see [`newly_false`]).
 pub fn root_password_warning(
     previous: Option<&MySQLClusterStatus>,
     status: &MySQLClusterStatus,
 ) -> Option<(String, String)> {
+    newly_false(previous, status, ROOT_PASSWORD_VALID)
+        .map(|(reason, message)| (format!("RootPassword{reason}"), message))
+}
+
+/// The reason and message of condition `type_` if it is False now and said something else
+/// before: a problem is announced once, and again only when it changes.
+pub fn newly_false(
+    previous: Option<&MySQLClusterStatus>,
+    status: &MySQLClusterStatus,
+    type_: &str,
+) -> Option<(String, String)> {
     let find = |s: &MySQLClusterStatus| -> Option<Condition> {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == ROOT_PASSWORD_VALID)
-            .cloned()
+        s.conditions.iter().find(|c| c.type_ == type_).cloned()
     };
     let now = find(status).filter(|c| c.status == "False")?;
-    let before = previous.and_then(find);
-    (before.map(|c| (c.reason, c.message)) != Some((now.reason.clone(), now.message.clone())))
-        .then_some((format!("RootPassword{}", now.reason), now.message))
+    let before = previous.and_then(find).map(|c| (c.reason, c.message));
+    let news = (now.reason, now.message);
+    (before.as_ref() != Some(&news)).then_some(news)
 }
 
 #[cfg(test)]

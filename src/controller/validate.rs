@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
 use crate::api::names::{NameProblem, check_name, reserved_key};
-use crate::api::owned_settings::is_owned_setting;
+use crate::api::owned_settings::{is_owned_setting, refused_setting};
 use crate::api::{
     ClientServiceSpec, DeletionPolicy, MySQLCluster, PodTemplateOverrides, SecretKeySelector,
 };
@@ -74,6 +74,8 @@ pub enum InvalidSpec {
     Version(String),
     #[error("spec.mysqlConfig key {0:?} is managed by the operator and cannot be set")]
     OwnedSetting(String),
+    #[error("spec.mysqlConfig key {key:?} cannot be set: {why}")]
+    RefusedSetting { key: String, why: &'static str },
     #[error("spec.mysqlConfig key {0:?} is not a valid option name")]
     SettingName(String),
     #[error("spec.mysqlConfig value of {0:?} must be a single line")]
@@ -147,6 +149,12 @@ pub fn validate(
         }
         if is_owned_setting(key) {
             return Err(InvalidSpec::OwnedSetting(key.clone()));
+        }
+        if let Some(why) = refused_setting(key) {
+            return Err(InvalidSpec::RefusedSetting {
+                key: key.clone(),
+                why,
+            });
         }
         if value.contains(['\n', '\r']) {
             return Err(InvalidSpec::SettingValue(key.clone()));
@@ -292,6 +300,21 @@ pub(crate) mod tests {
         assert_eq!(
             err.to_string(),
             "spec.mysqlConfig key \"server-id\" is managed by the operator and cannot be set"
+        );
+    }
+
+    #[test]
+    fn settings_that_lock_the_operator_out_are_refused_with_the_reason() {
+        let err = validate(
+            &with_config("require_secure_transport", "ON"),
+            &OperatorSettings::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "spec.mysqlConfig key \"require_secure_transport\" cannot be set: the operator, replication and clones connect without TLS"
+            ),
+            "{err}"
         );
     }
 
