@@ -158,7 +158,8 @@ async fn sql_as_root(ns: &TestNamespace, pod: &str, password: &str, sql: &str) -
 }
 
 /// What the API server cannot refuse (a password in a Secret) or should not (settings that trade
-/// durability for speed, a password lifetime) is warned about once, and the cluster serves.
+/// durability for speed, a password lifetime) is warned about once, and the cluster serves; its
+/// buffer pool is sized from its memory limit.
 #[tokio::test]
 async fn what_admission_cannot_refuse_is_warned_once_and_the_cluster_keeps_serving() {
     let ns = TestNamespace::new("rootpw").await;
@@ -173,6 +174,12 @@ async fn what_admission_cannot_refuse_is_warned_once_and_the_cluster_keeps_servi
     // A lifetime of one day: the operator's own accounts must not be subject to it.
     manifest["spec"]["mysqlConfig"]["default_password_lifetime"] = json!("1");
     manifest["spec"]["mysqlConfig"]["sync_binlog"] = json!("0");
+    // A memory limit and no buffer pool size: the pool is sized from the limit.
+    manifest["spec"]["mysqlConfig"]
+        .as_object_mut()
+        .unwrap()
+        .remove("innodb_buffer_pool_size");
+    manifest["spec"]["resources"] = json!({"limits": {"memory": "1Gi"}});
     ns.create::<MySQLCluster>(manifest).await;
     let cluster = wait_ready(&ns, "pw").await;
     let condition = |cluster: &MySQLCluster| {
@@ -218,6 +225,14 @@ async fn what_admission_cannot_refuse_is_warned_once_and_the_cluster_keeps_servi
         "PASSWORD EXPIRE NEVER"
     );
 
+    // 60 % of (1 GiB - 512 MiB) in whole 128 MiB chunks.
+    let pool = sql_as_root(&ns, "pw-0", "abc", "SELECT @@innodb_buffer_pool_size").await;
+    assert_eq!(
+        pool.trim(),
+        (256u64 << 20).to_string(),
+        "buffer pool from the limit"
+    );
+
     // Many reconciles later (one every 2 s), still one Warning of each.
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(event_count(&ns, "RootPasswordTooShort").await, 1);
@@ -243,4 +258,32 @@ async fn what_admission_cannot_refuse_is_warned_once_and_the_cluster_keeps_servi
         },
     )
     .await;
+}
+
+/// A mysqld that needs more memory than its limit is named as OOM-killed, not only as a pod in
+/// CrashLoopBackOff: performance_schema alone takes about 250 MiB, so 320Mi cannot hold it.
+#[tokio::test]
+async fn an_oom_killed_mysqld_is_named_in_the_status() {
+    let ns = TestNamespace::new("oom").await;
+    let mut manifest = cluster_manifest("oom", 1);
+    manifest["spec"]["mysqlConfig"] = json!({"performance_schema": "ON"});
+    manifest["spec"]["resources"] = json!({"limits": {"memory": "320Mi"}});
+    ns.create::<MySQLCluster>(manifest).await;
+    let clusters: Api<MySQLCluster> = ns.api();
+    let (ready, instance) = wait_until(
+        "the status names the OOM kill",
+        Duration::from_secs(300),
+        || async {
+            let status = clusters.get("oom").await.ok()?.status?;
+            let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+            let instance = status.instances.first()?.unreachable.clone()?;
+            (ready.message.contains("OOM-killed") && instance.contains("OOM-killed"))
+                .then(|| (ready.message.clone(), instance))
+        },
+    )
+    .await;
+    println!("Ready: {ready}\noom-0: {instance}");
+    assert!(ready.contains("memory limit 320Mi"), "{ready}");
+    assert!(ready.contains("oom-0"), "{ready}");
+    assert!(event_count(&ns, "OOMKilled").await >= 1);
 }

@@ -19,6 +19,7 @@ use serde_json::json;
 use super::context::Context;
 use super::durability::{durability_warning, record_durability};
 use super::error::Error;
+use super::oom::{OOM_KILLED, new_oom_kills, oom_kills, record_oom};
 use super::root_password::{observe_root_password, record_root_password, root_password_warning};
 use super::status::{
     APPLIED_ONLINE, CONFIG_APPLIED, OBJECT_NOT_OWNED, RefusedSetting, SETTING_REFUSED,
@@ -344,6 +345,25 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     // status
     let mut status = compute_status(&valid, &observation, &plan, cluster.status.as_ref(), now());
     record_volumes(&mut status, &volumes, valid.generation, now());
+    let kills = oom_kills(&valid.name, &pods, &now());
+    for kill in new_oom_kills(cluster.status.as_ref(), &kills) {
+        let note = format!(
+            "mysqld of {} was OOM-killed (spec.resources.limits.memory {})",
+            kill.describe(),
+            memory_limit(&valid).unwrap_or("unset")
+        );
+        let pod = pod_reference(ns, kill.pod.clone());
+        publish(
+            ctx,
+            cluster,
+            EventType::Warning,
+            OOM_KILLED,
+            note,
+            Some(pod),
+        )
+        .await;
+    }
+    record_oom(&mut status, &kills, memory_limit(&valid));
     if newly_refused(cluster.status.as_ref(), &status) {
         let (_, reason, message) = volumes.condition();
         publish(ctx, cluster, EventType::Warning, reason, message, None).await;
@@ -634,6 +654,17 @@ fn notable(cluster: &str, action: &ClusterAction) -> Option<(&'static str, Strin
         )),
         _ => None,
     }
+}
+
+/// `spec.resources.limits.memory` as written, if set.
+fn memory_limit(valid: &ValidatedCluster) -> Option<&str> {
+    valid
+        .resources
+        .as_ref()?
+        .limits
+        .as_ref()?
+        .get("memory")
+        .map(|q| q.0.as_str())
 }
 
 /// A reference to one of the cluster's pods, the related object of an event about it.
