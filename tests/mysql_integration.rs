@@ -457,6 +457,16 @@ async fn ensure_user_is_idempotent_and_the_user_can_log_in() {
     assert_eq!(first.granted, vec!["REPLICATION SLAVE", "BACKUP_ADMIN"]);
     let gtids_after_create = admin.status().await.unwrap().gtid_executed;
 
+    // The operator's accounts outlive a user's default_password_lifetime.
+    let lifetime = format!(
+        "SELECT CAST(password_lifetime AS CHAR) FROM mysql.user WHERE user = '{REPL_USER}'"
+    );
+    assert_eq!(
+        server.query_strings(&lifetime).await,
+        ["0"],
+        "PASSWORD EXPIRE NEVER"
+    );
+
     let second = admin.ensure_user(&user).await.unwrap();
     assert!(second.is_noop(), "second ensure_user changed {second:?}");
     assert_eq!(
@@ -481,6 +491,11 @@ async fn ensure_user_is_idempotent_and_the_user_can_log_in() {
     };
     let third = admin.ensure_user(&rotated).await.unwrap();
     assert!(!third.created && third.password_changed, "{third:?}");
+    assert_eq!(
+        server.query_strings(&lifetime).await,
+        ["0"],
+        "still never expires"
+    );
     assert_eq!(third.granted, vec!["CLONE_ADMIN"]);
     let old = client()
         .connect(

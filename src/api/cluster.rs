@@ -12,12 +12,23 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::owned_settings::{owned_settings_message_expression, owned_settings_rule};
+use super::names::{
+    dns_label_rule, length_rule, reserved_keys_message_expression, reserved_keys_rule,
+    suffix_message, suffix_rule,
+};
+use super::owned_settings::{
+    owned_settings_message_expression, owned_settings_rule, refused_settings_rule,
+};
 
 /// The MySQL version used when `spec.version` is left out.
 pub const DEFAULT_MYSQL_VERSION: &str = "9.7.4";
 /// The number of instances used when `spec.instances` is left out.
 pub const DEFAULT_INSTANCES: i32 = 3;
+/// The smallest `spec.storage.size` MySQL can initialise a data directory in. Measured with
+/// MySQL 9.7.4 and the operator's settings (binary log on): `mysqld --initialize` leaves 203 MiB
+/// (redo log 100, mysql.ibd 29, two undo tablespaces 32, doublewrite 16, ibdata1 12, ibtmp1 12);
+/// on ext4 it failed in a 224 MiB volume and succeeded in a 256 MiB one. See docs/storage.md.
+pub const MIN_STORAGE_SIZE: &str = "256Mi";
 
 /// CEL: the new `version` is not lower than the old one, comparing major, minor and patch as
 /// numbers (the pattern on `version` guarantees three numeric parts).
@@ -65,7 +76,19 @@ const VERSION_NOT_LOWER: &str = "int(self.version.split('.')[0]) > int(oldSelf.v
         "!isQuantity(string(self.spec.storage.size)) || !isQuantity(string(oldSelf.spec.storage.size)) || quantity(string(self.spec.storage.size)).compareTo(quantity(string(oldSelf.spec.storage.size))) >= 0 || (has(self.status) && has(self.status.volumeSize) && isQuantity(string(self.status.volumeSize)) && quantity(string(self.spec.storage.size)).compareTo(quantity(string(self.status.volumeSize))) >= 0)"
     )
     .message("cannot shrink: volumes cannot be made smaller; it may only go back down to status.volumeSize, the size the volumes have")
-    .field_path(".spec.storage.size")
+    .field_path(".spec.storage.size"),
+    // The name rules run on creation only (`optionalOldSelf`: no old object): a name never
+    // changes, and a cluster created before a rule existed must stay editable. No fieldPath:
+    // the schema does not declare metadata, and the message names the field.
+    validation = Rule::new(format!("oldSelf.hasValue() || {}", dns_label_rule()))
+        .optional_old_self(true)
+        .message("metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter and ending with a letter or digit): it is also the name of the cluster's headless Service"),
+    validation = Rule::new(format!("oldSelf.hasValue() || {}", length_rule()))
+        .optional_old_self(true)
+        .message(Message::Message(format!("metadata.name must be at most {} characters: the StatefulSet's pods carry the label controller-revision-hash: <name>-<hash of up to 10 characters>, and a label value is at most 63", super::names::MAX_NAME_LENGTH))),
+    validation = Rule::new(format!("oldSelf.hasValue() || ({})", suffix_rule()))
+        .optional_old_self(true)
+        .message(Message::Message(suffix_message())),
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -113,6 +136,10 @@ pub struct MySQLClusterSpec {
             .message("mysqlConfig values must be a single line"),
         validation = Rule::new(owned_settings_rule())
             .message(Message::Expression(owned_settings_message_expression())),
+        validation = refused_settings_rule(0),
+        validation = refused_settings_rule(1),
+        validation = refused_settings_rule(2),
+        validation = refused_settings_rule(3),
     )]
     pub mysql_config: BTreeMap<String, String>,
 
@@ -220,7 +247,11 @@ fn default_min_interval_seconds() -> i32 {
 )]
 pub struct StorageSpec {
     /// Size of each instance's volume, e.g. `10Gi`. May grow (when the StorageClass allows volume expansion), never shrink.
-    #[x_kube(validation = Rule::new("isQuantity(string(self))").message("size must be a quantity such as 10Gi"))]
+    #[x_kube(
+        validation = Rule::new("isQuantity(string(self))").message("size must be a quantity such as 10Gi"),
+        validation = Rule::new(format!("!isQuantity(string(self)) || quantity(string(self)).compareTo(quantity('{MIN_STORAGE_SIZE}')) >= 0"))
+            .message(Message::Message(format!("size must be at least {MIN_STORAGE_SIZE}: an initialised MySQL 9.7 data directory with its redo log, undo tablespaces and binary log takes about 203 MiB"))),
+    )]
     pub size: Quantity,
     /// StorageClass of the volumes; the cluster default when left out. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -298,14 +329,20 @@ pub struct SecretKeySelector {
 }
 
 /// Scheduling knobs and extra metadata for the MySQL pods.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodTemplateOverrides {
-    /// Extra labels on every MySQL pod (the operator's own labels win on conflict).
+    /// Extra labels on every MySQL pod (the operator's own labels win on conflict); keys under
+    /// `mysql.sakila.dev/` are the operator's and refused.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new(reserved_keys_rule())
+        .message(Message::Expression(reserved_keys_message_expression("spec.podTemplate.labels"))))]
     pub labels: BTreeMap<String, String>,
-    /// Extra annotations on every MySQL pod.
+    /// Extra annotations on every MySQL pod; keys under `mysql.sakila.dev/` are the operator's
+    /// and refused.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new(reserved_keys_rule())
+        .message(Message::Expression(reserved_keys_message_expression("spec.podTemplate.annotations"))))]
     pub annotations: BTreeMap<String, String>,
     /// Pod affinity rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,8 +2,11 @@
 
 pub mod apply;
 pub mod context;
+pub mod durability;
 pub mod error;
+pub mod oom;
 pub mod reconcile;
+pub mod root_password;
 pub mod run;
 pub mod status;
 pub mod validate;

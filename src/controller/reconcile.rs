@@ -18,7 +18,10 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::context::Context;
+use super::durability::{durability_warning, record_durability};
 use super::error::Error;
+use super::oom::{OOM_KILLED, new_oom_kills, oom_kills, record_oom};
+use super::root_password::{observe_root_password, record_root_password, root_password_warning};
 use super::status::{
     APPLIED_ONLINE, CONFIG_APPLIED, OBJECT_NOT_OWNED, RefusedSetting, SETTING_REFUSED,
     compute_status, failed_status, newly_not_owned, record_discarded, record_ownership,
@@ -359,6 +362,25 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     // status
     let mut status = compute_status(&valid, &observation, &plan, cluster.status.as_ref(), now());
     record_volumes(&mut status, &volumes, valid.generation, now());
+    let kills = oom_kills(&valid.name, &pods, &now());
+    for kill in new_oom_kills(cluster.status.as_ref(), &kills) {
+        let note = format!(
+            "mysqld of {} was OOM-killed (spec.resources.limits.memory {})",
+            kill.describe(),
+            memory_limit(&valid).unwrap_or("unset")
+        );
+        let pod = pod_reference(ns, kill.pod.clone());
+        publish(
+            ctx,
+            cluster,
+            EventType::Warning,
+            OOM_KILLED,
+            note,
+            Some(pod),
+        )
+        .await;
+    }
+    record_oom(&mut status, &kills, memory_limit(&valid));
     if newly_refused(cluster.status.as_ref(), &status) {
         let (_, reason, message) = volumes.condition();
         publish(ctx, cluster, EventType::Warning, reason, message, None).await;
@@ -382,6 +404,17 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         }
     }
     announce_settings(ctx, cluster, &status).await;
+    let weakened = mysql_settings::weakened_durability(&valid.mysql_config);
+    record_durability(&mut status, &weakened, valid.generation, now());
+    if let Some((reason, message)) = durability_warning(cluster.status.as_ref(), &status) {
+        publish(ctx, cluster, EventType::Warning, &reason, message, None).await;
+    }
+    if let Some(check) = observe_root_password(&ctx.client, &valid).await {
+        record_root_password(&mut status, &check, valid.generation, now());
+        if let Some((reason, message)) = root_password_warning(cluster.status.as_ref(), &status) {
+            publish(ctx, cluster, EventType::Warning, &reason, message, None).await;
+        }
+    }
     if cluster.status.as_ref() != Some(&status) {
         patch_status(ctx, cluster, &status).await?;
     }
@@ -706,6 +739,17 @@ fn notable(cluster: &str, action: &ClusterAction) -> Option<(&'static str, Strin
         )),
         _ => None,
     }
+}
+
+/// `spec.resources.limits.memory` as written, if set.
+fn memory_limit(valid: &ValidatedCluster) -> Option<&str> {
+    valid
+        .resources
+        .as_ref()?
+        .limits
+        .as_ref()?
+        .get("memory")
+        .map(|q| q.0.as_str())
 }
 
 /// A reference to one of the cluster's pods, the related object of an event about it.

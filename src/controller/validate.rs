@@ -12,7 +12,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
-use crate::api::owned_settings::is_owned_setting;
+use crate::api::names::{NameProblem, check_name, reserved_key};
+use crate::api::owned_settings::{is_owned_setting, refused_setting};
 use crate::api::{
     ClientServiceSpec, DeletionPolicy, MySQLCluster, PodTemplateOverrides, SecretKeySelector,
 };
@@ -73,6 +74,8 @@ pub enum InvalidSpec {
     Version(String),
     #[error("spec.mysqlConfig key {0:?} is managed by the operator and cannot be set")]
     OwnedSetting(String),
+    #[error("spec.mysqlConfig key {key:?} cannot be set: {why}")]
+    RefusedSetting { key: String, why: &'static str },
     #[error("spec.mysqlConfig key {0:?} is not a valid option name")]
     SettingName(String),
     #[error("spec.mysqlConfig value of {0:?} must be a single line")]
@@ -85,6 +88,12 @@ pub enum InvalidSpec {
     StorageSize(String),
     #[error("the MySQLCluster has no {0}")]
     Metadata(&'static str),
+    #[error(transparent)]
+    Name(NameProblem),
+    #[error(
+        "spec.podTemplate.{field} key {key:?} is reserved: the operator sets and reads mysql.sakila.dev/* on its pods"
+    )]
+    ReservedPodKey { field: &'static str, key: String },
 }
 
 /// Checks the raw resource and resolves everything the builders need.
@@ -100,6 +109,25 @@ pub fn validate(
     let owner = cluster
         .controller_owner_ref(&())
         .ok_or(InvalidSpec::Metadata("uid"))?;
+
+    // A name no child can carry never works. A name ending in another cluster's Service suffix
+    // is refused only at creation by the API server: such a cluster, made before that rule,
+    // works as long as it is alone, and the operator keeps managing it.
+    match check_name(&name) {
+        Err(NameProblem::ReservedSuffix) | Ok(()) => {}
+        Err(problem) => return Err(InvalidSpec::Name(problem)),
+    }
+    for (field, keys) in [
+        ("labels", &spec.pod_template.labels),
+        ("annotations", &spec.pod_template.annotations),
+    ] {
+        if let Some(key) = reserved_key(keys.keys()) {
+            return Err(InvalidSpec::ReservedPodKey {
+                field,
+                key: key.clone(),
+            });
+        }
+    }
 
     let instances = u8::try_from(spec.instances)
         .ok()
@@ -121,6 +149,12 @@ pub fn validate(
         }
         if is_owned_setting(key) {
             return Err(InvalidSpec::OwnedSetting(key.clone()));
+        }
+        if let Some(why) = refused_setting(key) {
+            return Err(InvalidSpec::RefusedSetting {
+                key: key.clone(),
+                why,
+            });
         }
         if value.contains(['\n', '\r']) {
             return Err(InvalidSpec::SettingValue(key.clone()));
@@ -270,6 +304,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn settings_that_lock_the_operator_out_are_refused_with_the_reason() {
+        let err = validate(
+            &with_config("require_secure_transport", "ON"),
+            &OperatorSettings::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "spec.mysqlConfig key \"require_secure_transport\" cannot be set: the operator, replication and clones connect without TLS"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn multi_line_setting_values_are_refused() {
         let err = validate(
             &with_config("max_connections", "10\nserver_id=3"),
@@ -354,6 +403,68 @@ pub(crate) mod tests {
         cluster.spec.image = Some("registry.example/mysql:custom".into());
         let valid = validate(&cluster, &OperatorSettings::default()).unwrap();
         assert_eq!(valid.image, "registry.example/mysql:custom");
+    }
+
+    #[test]
+    fn names_no_child_can_carry_are_invalid() {
+        let long = "a".repeat(53);
+        for (name, problem) in [
+            ("Orders", NameProblem::NotDnsLabel("Orders".into())),
+            ("9lives", NameProblem::NotDnsLabel("9lives".into())),
+            ("orders.eu", NameProblem::NotDnsLabel("orders.eu".into())),
+            (long.as_str(), NameProblem::TooLong(53)),
+        ] {
+            let err = validate(&sample_cluster(name, 1), &OperatorSettings::default()).unwrap_err();
+            assert_eq!(err, InvalidSpec::Name(problem), "{name}");
+            assert!(err.to_string().starts_with("metadata.name must"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_name_with_a_service_suffix_made_before_the_rule_is_still_managed() {
+        let valid = validate(
+            &sample_cluster("orders-primary", 1),
+            &OperatorSettings::default(),
+        );
+        assert!(valid.is_ok(), "{valid:?}");
+    }
+
+    #[test]
+    fn operator_keys_in_the_pod_template_are_refused_with_the_key_named() {
+        let mut cluster = sample_cluster("db", 1);
+        cluster
+            .spec
+            .pod_template
+            .annotations
+            .insert("mysql.sakila.dev/reclone".into(), "true".into());
+        let err = validate(&cluster, &OperatorSettings::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.podTemplate.annotations key \"mysql.sakila.dev/reclone\" is reserved: the operator sets and reads mysql.sakila.dev/* on its pods"
+        );
+
+        let mut cluster = sample_cluster("db", 1);
+        cluster
+            .spec
+            .pod_template
+            .labels
+            .insert("mysql.sakila.dev/role".into(), "primary".into());
+        let err = validate(&cluster, &OperatorSettings::default()).unwrap_err();
+        assert_eq!(
+            err,
+            InvalidSpec::ReservedPodKey {
+                field: "labels",
+                key: "mysql.sakila.dev/role".into()
+            }
+        );
+
+        let mut cluster = sample_cluster("db", 1);
+        cluster
+            .spec
+            .pod_template
+            .labels
+            .insert("sakila.dev/team".into(), "shop".into());
+        assert!(validate(&cluster, &OperatorSettings::default()).is_ok());
     }
 
     #[test]

@@ -82,19 +82,20 @@ pub fn validate_privilege(action: &str, privilege: &str) -> Result<String, MySql
     }
 }
 
-/// `CREATE USER IF NOT EXISTS ... IDENTIFIED BY ...`.
+/// `CREATE USER IF NOT EXISTS ... IDENTIFIED BY ... PASSWORD EXPIRE NEVER`: the operator's
+/// accounts must outlive a user's `default_password_lifetime`.
 pub fn create_user(user: &UserSpec) -> String {
     format!(
-        "CREATE USER IF NOT EXISTS {} IDENTIFIED BY {}",
+        "CREATE USER IF NOT EXISTS {} IDENTIFIED BY {} PASSWORD EXPIRE NEVER",
         account(&user.name, &user.host),
         quote_string(&user.password)
     )
 }
 
-/// `ALTER USER ... IDENTIFIED BY ...`.
+/// `ALTER USER ... IDENTIFIED BY ... PASSWORD EXPIRE NEVER`.
 pub fn alter_user_password(user: &UserSpec) -> String {
     format!(
-        "ALTER USER {} IDENTIFIED BY {}",
+        "ALTER USER {} IDENTIFIED BY {} PASSWORD EXPIRE NEVER",
         account(&user.name, &user.host),
         quote_string(&user.password)
     )
@@ -327,11 +328,11 @@ mod tests {
         };
         assert_eq!(
             create_user(&user),
-            "CREATE USER IF NOT EXISTS `op``x`@`%` IDENTIFIED BY 'a\\'b'"
+            "CREATE USER IF NOT EXISTS `op``x`@`%` IDENTIFIED BY 'a\\'b' PASSWORD EXPIRE NEVER"
         );
         assert_eq!(
             alter_user_password(&user),
-            "ALTER USER `op``x`@`%` IDENTIFIED BY 'a\\'b'"
+            "ALTER USER `op``x`@`%` IDENTIFIED BY 'a\\'b' PASSWORD EXPIRE NEVER"
         );
         assert_eq!(
             grant_global(&user, &["BACKUP_ADMIN".into(), "REPLICATION SLAVE".into()]),

@@ -78,6 +78,82 @@ pub fn my_cnf_online_settings(
     }
 }
 
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+/// What mysqld 9.7 takes besides the buffer pool, with the operator's settings and
+/// performance_schema on (its default): measured idle at 522 MiB resident with a 5 MiB buffer
+/// pool (performance_schema about 250 MiB, the redo log buffer 64, ...); 294 MiB with
+/// performance_schema off. Each connection adds its buffers and thread stack on top.
+pub const MYSQLD_OVERHEAD: u64 = 512 * MIB;
+/// The share of the memory limit above `MYSQLD_OVERHEAD` given to the buffer pool, in percent;
+/// the rest is left to connections, temporary tables and sorts.
+pub const BUFFER_POOL_PERCENT: u64 = 60;
+/// MySQL's default `innodb_buffer_pool_chunk_size`: a buffer pool is rounded *up* to a multiple
+/// of chunk size times instances, so a derived size is rounded down to one first.
+const BUFFER_POOL_CHUNK: u64 = 128 * MIB;
+/// The smallest buffer pool MySQL accepts.
+const MIN_BUFFER_POOL: u64 = 5 * MIB;
+
+/// The buffer pool for a mysqld container limited to `limit` bytes, and the number of buffer
+/// pool instances it is split into: 60 % of what the limit leaves above mysqld's own overhead,
+/// rounded down to whole chunks (whole MiB below one chunk, where MySQL shrinks the chunk to
+/// the pool), at least MySQL's minimum of 5 MiB. One instance per GiB, at most 8, set
+/// explicitly: MySQL's own default depends on the node's CPUs, and the pool is rounded up to a
+/// multiple of chunk times instances.
+/// `user_instances`: the user's `innodb_buffer_pool_instances`, which the rounding must follow.
+pub fn buffer_pool_for_limit(limit: u64, user_instances: Option<u64>) -> (u64, u64) {
+    let share = limit.saturating_sub(MYSQLD_OVERHEAD) * BUFFER_POOL_PERCENT / 100;
+    let instances = user_instances.unwrap_or((share / GIB).clamp(1, 8)).max(1);
+    let unit = if share >= BUFFER_POOL_CHUNK {
+        BUFFER_POOL_CHUNK * instances
+    } else {
+        MIB
+    };
+    ((share / unit * unit).max(MIN_BUFFER_POOL), instances)
+}
+
+/// The buffer pool settings derived from `spec.resources.limits.memory`, when the user set a
+/// limit and no buffer pool size: without them mysqld takes 128 MiB whatever the limit, too
+/// much for a small limit with performance_schema's overhead, too little for a large one.
+pub fn derived_buffer_pool(cluster: &ValidatedCluster) -> Vec<(&'static str, String)> {
+    let user_sets = |name: &str| {
+        cluster.mysql_config.keys().any(|k| {
+            let v = mysql_settings::variable_name(k);
+            v.strip_prefix("loose_").unwrap_or(&v) == name
+        })
+    };
+    if user_sets("innodb_buffer_pool_size") {
+        return Vec::new();
+    }
+    let limit = cluster
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get("memory"))
+        .and_then(crate::storage::quantity::parse)
+        .and_then(|a| u64::try_from(a.units()).ok());
+    let Some(limit) = limit else {
+        return Vec::new();
+    };
+    let user_instances = user_sets("innodb_buffer_pool_instances").then(|| {
+        cluster
+            .mysql_config
+            .iter()
+            .find(|(k, _)| {
+                mysql_settings::variable_name(k).ends_with("innodb_buffer_pool_instances")
+            })
+            .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+            // A value that is no number: mysqld refuses it anyway; round for the largest.
+            .unwrap_or(64)
+    });
+    let (size, instances) = buffer_pool_for_limit(limit, user_instances);
+    let mut settings = vec![("innodb_buffer_pool_size", format!("{}M", size / MIB))];
+    if user_instances.is_none() {
+        settings.push(("innodb_buffer_pool_instances", instances.to_string()));
+    }
+    settings
+}
+
 /// Renders my.cnf: operator defaults, then the user's settings that mysqld reads only at start
 /// (as written), then the owned ones, then the online settings (`online.cnf`, from the online
 /// ConfigMap: they change without a restart, and no online setting is an owned one) and the
@@ -93,6 +169,13 @@ pub fn render_my_cnf(cluster: &ValidatedCluster) -> String {
         }
     };
     section("defaults", &mut OVERRIDABLE_DEFAULTS.iter().copied());
+    let derived = derived_buffer_pool(cluster);
+    if !derived.is_empty() {
+        section(
+            "sized from spec.resources.limits.memory",
+            &mut derived.iter().map(|(k, v)| (*k, v.as_str())),
+        );
+    }
     let restart = mysql_settings::split(&cluster.mysql_config).restart;
     section(
         "spec.mysqlConfig, read at start",
@@ -246,6 +329,89 @@ mod tests {
         assert!(
             cnf.find("skip_name_resolve = ON").unwrap()
                 < cnf.find("skip_name_resolve = OFF").unwrap()
+        );
+    }
+
+    #[test]
+    fn the_buffer_pool_takes_sixty_percent_of_the_limit_above_the_overhead_in_whole_chunks() {
+        let mib = |n: u64| n * MIB;
+        for (limit, want) in [
+            // (1024 - 512) * 0.6 = 307 MiB: two chunks.
+            (mib(1024), (mib(256), 1)),
+            (mib(2048), (mib(896), 1)),
+            (mib(768), (mib(128), 1)),
+            // Below one chunk MySQL shrinks the chunk to the pool: whole MiB.
+            (mib(700), (mib(112), 1)),
+            (mib(600), (mib(52), 1)),
+            // Nothing left above the overhead: MySQL's minimum.
+            (mib(512), (mib(5), 1)),
+            (mib(256), (mib(5), 1)),
+            // One instance per GiB; the pool a multiple of chunk times instances.
+            (mib(4096), (mib(2048), 2)),
+            (mib(8192), (mib(4608), 4)),
+            (64 * 1024 * MIB, (mib(38912), 8)),
+        ] {
+            let (size, instances) = buffer_pool_for_limit(limit, None);
+            assert_eq!((size, instances), want, "limit {} MiB", limit / MIB);
+            assert_eq!(
+                size % (BUFFER_POOL_CHUNK * instances) == 0,
+                size >= BUFFER_POOL_CHUNK
+            );
+            assert!(size + MYSQLD_OVERHEAD <= limit.max(MYSQLD_OVERHEAD + MIN_BUFFER_POOL));
+        }
+    }
+
+    fn with_memory_limit(limit: &str) -> ValidatedCluster {
+        let mut cluster = validated("db", 3);
+        cluster.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+            limits: Some(
+                [(
+                    "memory".to_string(),
+                    k8s_openapi::apimachinery::pkg::api::resource::Quantity(limit.into()),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        });
+        cluster
+    }
+
+    #[test]
+    fn the_buffer_pool_is_sized_from_the_memory_limit_only_when_the_user_did_not_size_it() {
+        let cnf = render_my_cnf(&with_memory_limit("2Gi"));
+        assert!(
+            cnf.contains("innodb_buffer_pool_size = 896M\ninnodb_buffer_pool_instances = 1\n"),
+            "{cnf}"
+        );
+
+        let mut own = with_memory_limit("2Gi");
+        own.mysql_config
+            .insert("innodb-buffer-pool-size".into(), "1G".into());
+        let cnf = render_my_cnf(&own);
+        assert!(!cnf.contains("innodb_buffer_pool_size"), "{cnf}");
+        assert!(!cnf.contains("innodb_buffer_pool_instances"), "{cnf}");
+
+        let mut instances = with_memory_limit("8Gi");
+        instances
+            .mysql_config
+            .insert("innodb_buffer_pool_instances".into(), "2".into());
+        let cnf = render_my_cnf(&instances);
+        assert!(cnf.contains("innodb_buffer_pool_size = 4608M\n"), "{cnf}");
+        assert_eq!(
+            buffer_pool_for_limit(8 * GIB, Some(5)),
+            (4480 * MIB, 5),
+            "a multiple of 5 chunks"
+        );
+        assert_eq!(
+            cnf.matches("innodb_buffer_pool_instances").count(),
+            1,
+            "{cnf}"
+        );
+
+        let cnf = render_my_cnf(&validated("db", 3));
+        assert!(
+            !cnf.contains("innodb_buffer_pool"),
+            "no limit, MySQL's default: {cnf}"
         );
     }
 

@@ -214,6 +214,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn my_cnf_with_a_memory_limit_matches_fixture() {
+        let mut cluster = validated("db", 3);
+        cluster.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+            limits: Some(
+                [(
+                    "memory".to_string(),
+                    k8s_openapi::apimachinery::pkg::api::resource::Quantity("1Gi".into()),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        });
+        assert_matches_fixture("my-cnf-memory-limit", &config_map::render_my_cnf(&cluster));
+    }
+
+    #[test]
     fn secret_matches_fixture() {
         assert_matches_fixture("secret", &three_instance_resources().secret);
     }

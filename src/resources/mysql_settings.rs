@@ -86,6 +86,43 @@ pub fn is_online(key: &str) -> bool {
     ONLINE.binary_search(&variable_name(key).as_str()).is_ok()
 }
 
+/// A setting whose value lets a commit be acknowledged before it is safely on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeakenedDurability {
+    /// The variable name.
+    pub name: String,
+    /// The value as the user wrote it.
+    pub value: String,
+}
+
+/// The settings of `config` that weaken crash safety, sorted by name: `sync_binlog` other than 1
+/// (the binary log is not flushed at every commit), `innodb_flush_log_at_trx_commit` other than
+/// 1 (nor the redo log), `innodb_doublewrite` off or detect-only (a page torn by a crash cannot
+/// be repaired).
+pub fn weakened_durability(config: &BTreeMap<String, String>) -> Vec<WeakenedDurability> {
+    let mut weakened: Vec<WeakenedDurability> = config
+        .iter()
+        .filter_map(|(key, value)| {
+            let name = variable_name(key);
+            let name = name.strip_prefix("loose_").unwrap_or(&name).to_string();
+            let v = value.trim().to_ascii_uppercase();
+            let safe = match name.as_str() {
+                "sync_binlog" | "innodb_flush_log_at_trx_commit" => v == "1",
+                "innodb_doublewrite" => {
+                    matches!(v.as_str(), "ON" | "1" | "TRUE" | "DETECT_AND_RECOVER")
+                }
+                _ => true,
+            };
+            (!safe).then(|| WeakenedDurability {
+                name,
+                value: value.trim().to_string(),
+            })
+        })
+        .collect();
+    weakened.sort_by(|a, b| a.name.cmp(&b.name));
+    weakened
+}
+
 /// `spec.mysqlConfig` split by how a change to each setting is carried out.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SplitSettings {
@@ -192,6 +229,46 @@ pub(crate) mod tests {
         assert_eq!(
             split.restart,
             map(&[("back_log", "100"), ("innodb-read-io-threads", "8")])
+        );
+    }
+
+    #[test]
+    fn only_values_that_skip_a_flush_at_commit_weaken_durability() {
+        let names = |pairs: &[(&str, &str)]| -> Vec<String> {
+            weakened_durability(&map(pairs))
+                .into_iter()
+                .map(|w| format!("{}={}", w.name, w.value))
+                .collect()
+        };
+        assert!(
+            names(&[
+                ("sync_binlog", "1"),
+                ("innodb_flush_log_at_trx_commit", " 1 ")
+            ])
+            .is_empty()
+        );
+        assert!(
+            names(&[
+                ("innodb_doublewrite", "detect_and_recover"),
+                ("max_connections", "0")
+            ])
+            .is_empty()
+        );
+        assert_eq!(
+            names(&[
+                ("sync-binlog", "100"),
+                ("innodb_flush_log_at_trx_commit", "2"),
+                ("loose_innodb_doublewrite", "OFF"),
+            ]),
+            [
+                "innodb_doublewrite=OFF",
+                "innodb_flush_log_at_trx_commit=2",
+                "sync_binlog=100"
+            ]
+        );
+        assert_eq!(
+            names(&[("innodb_doublewrite", "DETECT_ONLY")]),
+            ["innodb_doublewrite=DETECT_ONLY"]
         );
     }
 

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::api::names::{PRIMARY_SERVICE_SUFFIX, REPLICAS_SERVICE_SUFFIX};
+
 /// The API group, also the prefix of the operator's labels and annotations.
 pub const GROUP: &str = "mysql.sakila.dev";
 /// The label that says whether a pod is the `primary` or a `replica`; the client Services select on it.
@@ -59,12 +61,12 @@ pub fn headless_service(cluster: &str) -> String {
 
 /// The read-write Service, always in front of the primary.
 pub fn primary_service(cluster: &str) -> String {
-    format!("{cluster}-primary")
+    format!("{cluster}{PRIMARY_SERVICE_SUFFIX}")
 }
 
 /// The read-only Service, in front of the replicas.
 pub fn replicas_service(cluster: &str) -> String {
-    format!("{cluster}-replicas")
+    format!("{cluster}{REPLICAS_SERVICE_SUFFIX}")
 }
 
 /// The Secret with the root password and the operator's own accounts.

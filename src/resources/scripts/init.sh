@@ -35,16 +35,19 @@ sql_string() { printf "'%s'" "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e "s/'/
 init_sql="$runtime/init.sql"
 # sql_log_bin=0: the accounts exist on every instance by construction; binlogging them would give
 # each instance GTIDs of its own, which replication would then see as errant transactions.
+# PASSWORD EXPIRE NEVER: the operator's own accounts must not expire when a user sets
+# default_password_lifetime, or the operator, replication and the probes would be locked out.
+# root is the user's account and follows the user's policy.
 cat > "$init_sql" <<SQL
 SET SESSION sql_log_bin = 0;
 ALTER USER 'root'@'localhost' IDENTIFIED BY $(sql_string "$ROOT_PASSWORD");
 CREATE USER 'root'@'%' IDENTIFIED BY $(sql_string "$ROOT_PASSWORD");
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
-CREATE USER 'sakila-operator'@'%' IDENTIFIED BY $(sql_string "$OPERATOR_PASSWORD");
+CREATE USER 'sakila-operator'@'%' IDENTIFIED BY $(sql_string "$OPERATOR_PASSWORD") PASSWORD EXPIRE NEVER;
 GRANT ALL PRIVILEGES ON *.* TO 'sakila-operator'@'%' WITH GRANT OPTION;
-CREATE USER 'sakila-repl'@'%' IDENTIFIED BY $(sql_string "$REPLICATION_PASSWORD");
+CREATE USER 'sakila-repl'@'%' IDENTIFIED BY $(sql_string "$REPLICATION_PASSWORD") PASSWORD EXPIRE NEVER;
 GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO 'sakila-repl'@'%';
-CREATE USER 'sakila-probe'@'localhost' IDENTIFIED BY $(sql_string "$PROBE_PASSWORD");
+CREATE USER 'sakila-probe'@'localhost' IDENTIFIED BY $(sql_string "$PROBE_PASSWORD") PASSWORD EXPIRE NEVER;
 -- Local only. Besides the probes it runs the pod's self-fence (fence.sh): it reads the primary's
 -- lease, disconnects clients, sets super_read_only and, failing that, shuts mysqld down.
 GRANT REPLICATION CLIENT, PROCESS, CONNECTION_ADMIN, SYSTEM_VARIABLES_ADMIN, SHUTDOWN ON *.* TO 'sakila-probe'@'localhost';
