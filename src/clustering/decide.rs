@@ -398,6 +398,16 @@ fn withhold_primary(
     demote_all_but(observation, plan);
 }
 
+/// A clone lifts `super_read_only` on its recipient (dropping the old data needs it) and keeps
+/// `read_only`, so no client can write there; demoting it would end the clone.
+fn clone_recipient_kept_read_only(
+    observation: &Observation,
+    ordinal: u8,
+    status: &InstanceStatus,
+) -> bool {
+    observation.cloning.contains(&ordinal) && status.read_only
+}
+
 /// Whether any instance but `ordinal` holds the cluster's data, or the status recorded members
 /// (instances that held it): then an instance without data must not serve as the primary.
 fn has_history_beyond(observation: &Observation, ordinal: u8) -> bool {
@@ -416,6 +426,7 @@ fn demote_all_but(observation: &Observation, plan: &mut Plan) {
         if Some(instance.ordinal) != primary
             && let MySqlObservation::Observed(status) = &instance.mysql
             && !status.super_read_only
+            && !clone_recipient_kept_read_only(observation, instance.ordinal, status)
         {
             let ordinal = instance.ordinal;
             plan.actions.push(if plan.switchover_from == Some(ordinal) {
@@ -2054,6 +2065,30 @@ pub(crate) mod tests {
         let mut unanswering = primary_lost_during_a_clone(ThreadState::Stopped);
         unanswering.instances[2].mysql = MySqlObservation::Unreachable("cloning".into());
         assert_eq!(decided_after_fence(&unanswering).primary, Some(1));
+    }
+
+    #[test]
+    fn a_clone_recipient_without_super_read_only_is_not_demoted_while_read_only_holds() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let mut obs = Observation {
+            cloning: vec![2],
+            ..settled_trio()
+        };
+        fn recipient(obs: &mut Observation) -> &mut InstanceStatus {
+            match &mut obs.instances[2].mysql {
+                MySqlObservation::Observed(s) => s,
+                _ => unreachable!(),
+            }
+        }
+        recipient(&mut obs).super_read_only = false;
+        recipient(&mut obs).gtid_executed = GtidSet::parse(history).unwrap();
+        assert_eq!(decided(&obs).actions, vec![], "the clone goes on");
+        // Writable for clients: demoted whatever it is doing.
+        recipient(&mut obs).read_only = false;
+        assert_eq!(
+            decided(&obs).actions,
+            vec![Action::ForceReadOnly { ordinal: 2 }]
+        );
     }
 
     #[test]
