@@ -463,16 +463,11 @@ async fn a_restart_only_value_mysqld_refuses_stops_the_rollout_and_restarts_keep
 
     // Read only at start, and a value mysqld refuses to start with.
     sakila_e2e::patch_spec(&ns, "trio", json!({"mysqlConfig": {"back_log": "lots"}})).await;
-    let clusters: Api<MySQLCluster> = ns.api();
     let message = wait_until(
         "the rollout to stop at trio-2",
         Duration::from_secs(240),
         || async {
-            let status = clusters.get("trio").await.ok()?.status?;
-            let progressing = status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Progressing")?;
+            let progressing = sakila_e2e::cluster_condition(&ns, "trio", "Progressing").await?;
             (progressing.reason == "RollingOut"
                 && progressing
                     .message
