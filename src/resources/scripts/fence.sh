@@ -28,10 +28,12 @@ while true; do
   # The peers are the replicas' addresses and stable names (a replica re-created while the
   # operator is away has a new address). All at once and at most 1 s each: a name needs a DNS
   # lookup, which a partition stalls, and the failover's margin counts on this taking ~1 s.
+  # SIGKILL: mysqladmin does not end on SIGTERM while it waits in the resolver, and a partition
+  # test saw one check take 14 s that way, so the operator promoted before the fence.
   pids=
   for peer in "$@"; do
     # 0 whenever a server answers, even with "access denied" (this account is local-only).
-    timeout 1 mysqladmin --defaults-extra-file="$cnf" --protocol=tcp -h "$peer" \
+    timeout -s KILL 1 mysqladmin --defaults-extra-file="$cnf" --protocol=tcp -h "$peer" \
       --connect-timeout=1 ping >/dev/null 2>&1 &
     pids="$pids $!"
   done
