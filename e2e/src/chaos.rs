@@ -120,8 +120,10 @@ pub async fn collect(ns: &TestNamespace, client: &str, seconds_left: u64) -> Cha
     }
 }
 
-/// Stops the writer and sampler now and runs `verify`; for a change whose duration is not known
-/// in advance. The writer must have made progress (`min_acknowledged` commits).
+/// Stops the writer and sampler and runs `verify`; for a change whose duration is not known in
+/// advance. Before stopping, waits (up to `PROGRESS_TIMEOUT`) until the writer has made
+/// progress: `min_acknowledged` commits in all, one of them acknowledged after this call, so the
+/// cluster is shown to take writes through its primary Service now, not just before the change.
 pub async fn stop_and_verify(
     ns: &TestNamespace,
     client: &str,
@@ -129,17 +131,32 @@ pub async fn stop_and_verify(
     instances: u8,
     min_acknowledged: usize,
 ) -> Outcome {
+    let called_at: u128 = ns
+        .exec(client, "client", &["date", "+%s%N"])
+        .await
+        .trim()
+        .parse()
+        .expect("the client pod prints its clock");
+    wait_until("the writer to make progress", PROGRESS_TIMEOUT, || async {
+        let acked = ns.exec(client, "client", &["cat", "/tmp/acked"]).await;
+        let times: Vec<u128> = acked
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .collect();
+        let latest = times.iter().max().copied().unwrap_or(0);
+        (times.len() >= min_acknowledged && latest > called_at).then_some(())
+    })
+    .await;
     stop(ns, client).await;
     let record = collect(ns, client, 0).await;
-    assert!(
-        record.acknowledged.len() >= min_acknowledged,
-        "the writer made progress: {} acknowledged",
-        record.acknowledged.len()
-    );
     let outcome = verify(ns, cluster, instances, &record).await;
     assert_eq!(outcome.lost, 0, "acknowledged writes were lost");
     outcome
 }
+
+/// How long `stop_and_verify` waits for the writer's progress: a re-created primary Service
+/// gets a new address, which clients see once DNS answers for the new Service.
+const PROGRESS_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The acknowledged ids missing from `pod`'s `chaos.log`.
 pub async fn missing_on(
