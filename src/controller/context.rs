@@ -1,6 +1,6 @@
 //! What every reconcile shares.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -19,23 +19,68 @@ pub struct Context {
     pub settings: OperatorSettings,
     pub connector: MySqlClient,
     pub recorder: Recorder,
-    /// Per cluster (by UID), how many observations in a row could not reach the recorded
-    /// primary. Kept in memory: a new leader starts counting afresh, which only delays a
-    /// failover by the threshold.
-    pub primary_failures: Mutex<HashMap<String, u32>>,
-    /// Per cluster (by UID), when its primary's lease was last renewed, or when this operator
-    /// first looked at the cluster: a new leader cannot know of a renewal before its time, so it
-    /// counts the lease from there.
-    pub lease_renewed: Mutex<HashMap<String, Instant>>,
-    /// Per cluster (by UID), the resourceVersion of the newest copy of it this operator has from
-    /// the API server itself: the answer to its own last status write, or a read.
-    pub known_versions: Mutex<HashMap<String, String>>,
-    /// Per cluster (by UID), the primary whose failover has begun (its replicas are fenced) and
-    /// not finished. In memory: a new leader that does not know it lets a primary that returns
-    /// meanwhile stay primary, which is safe too, only not the failover that was begun.
-    pub failovers_underway: Mutex<HashMap<String, u8>>,
+    /// What this operator remembers of each cluster between rounds.
+    pub memory: ClusterMemories,
     /// The clones this operator runs in the background.
     pub clones: CloneTasks,
+}
+
+/// What this operator remembers of each cluster between rounds, by UID. Only in memory: a new
+/// leader starts with none, and each field of `ClusterMemory` says why that is safe. Entries of
+/// clusters that no longer exist are dropped by `forget_all_but`.
+#[derive(Default)]
+pub struct ClusterMemories {
+    by_uid: Mutex<HashMap<String, ClusterMemory>>,
+}
+
+impl ClusterMemories {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ClusterMemory>> {
+        // A panic while the lock was held left at worst one cluster's counters half-updated,
+        // which the next round corrects: keep going rather than poison every reconcile.
+        self.by_uid
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on what is remembered of the cluster, an empty memory if nothing is yet.
+    fn of<T>(&self, uid: &str, f: impl FnOnce(&mut ClusterMemory) -> T) -> T {
+        f(self.lock().entry(uid.to_string()).or_default())
+    }
+
+    /// Drops what is remembered of every cluster whose UID is not in `live`: the controller is
+    /// not called for a deleted cluster, so its memory would otherwise stay for good.
+    pub fn forget_all_but(&self, live: &HashSet<String>) {
+        self.lock().retain(|uid, _| live.contains(uid));
+    }
+
+    /// How many clusters something is remembered of.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nothing is remembered of any cluster.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+/// What the operator remembers of one cluster between rounds.
+#[derive(Debug, Default)]
+struct ClusterMemory {
+    /// How many observations in a row could not reach the recorded primary. A new leader starts
+    /// counting afresh, which only delays a failover by the threshold.
+    primary_failures: u32,
+    /// When its primary's lease was last renewed, or when this operator first looked at the
+    /// cluster: a new leader cannot know of a renewal before its time, so it counts the lease
+    /// from there.
+    lease_renewed: Option<Instant>,
+    /// The resourceVersion of the newest copy of the cluster this operator has from the API
+    /// server itself: the answer to its own last status write, or a read.
+    known_version: Option<String>,
+    /// The primary whose failover has begun (its replicas are fenced) and not finished. A new
+    /// leader that does not know it lets a primary that returns meanwhile stay primary, which
+    /// is safe too, only not the failover that was begun.
+    failover_underway: Option<u8>,
 }
 
 /// Whether the watched copy of a cluster may predate what this operator knows of it.
@@ -65,75 +110,48 @@ impl Context {
             settings,
             connector,
             recorder,
-            primary_failures: Mutex::new(HashMap::new()),
-            lease_renewed: Mutex::new(HashMap::new()),
-            known_versions: Mutex::new(HashMap::new()),
-            failovers_underway: Mutex::new(HashMap::new()),
+            memory: ClusterMemories::default(),
             clones: CloneTasks::default(),
         }
     }
 
+    /// Runs `f` on what is remembered of `cluster`.
+    fn remembered<T>(&self, cluster: &MySQLCluster, f: impl FnOnce(&mut ClusterMemory) -> T) -> T {
+        self.memory.of(&cluster.uid().unwrap_or_default(), f)
+    }
+
     /// The primary whose failover an earlier round began and that has not finished.
     pub fn failover_underway(&self, cluster: &MySQLCluster) -> Option<u8> {
-        self.failovers_underway
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(&cluster.uid().unwrap_or_default())
-            .copied()
+        self.remembered(cluster, |m| m.failover_underway)
     }
 
     /// Remembers what this round's plan says of a failover under way.
     pub fn record_failover_underway(&self, cluster: &MySQLCluster, primary: Option<u8>) {
-        let mut underway = self
-            .failovers_underway
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = cluster.uid().unwrap_or_default();
-        match primary {
-            Some(primary) => underway.insert(key, primary),
-            None => underway.remove(&key),
-        };
+        self.remembered(cluster, |m| m.failover_underway = primary);
     }
 
     /// Remembers the resourceVersion of a copy of the cluster the API server just returned.
     pub fn record_version(&self, cluster: &MySQLCluster) {
-        let Some(version) = cluster.resource_version() else {
-            return;
-        };
-        self.known_versions
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(cluster.uid().unwrap_or_default(), version);
+        if let Some(version) = cluster.resource_version() {
+            self.remembered(cluster, |m| m.known_version = Some(version));
+        }
     }
 
     /// Whether this watched copy of the cluster may be older than one the operator has seen.
     pub fn is_stale(&self, watched: &MySQLCluster) -> bool {
-        let known = self
-            .known_versions
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(&watched.uid().unwrap_or_default())
-            .cloned();
+        let known = self.remembered(watched, |m| m.known_version.clone());
         watched_copy_is_stale(known.as_deref(), watched.resource_version().as_deref())
     }
 
     /// Records a renewal of the cluster's primary lease.
     pub fn record_lease_renewal(&self, cluster: &MySQLCluster, at: Instant) {
-        self.lease_renewed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(cluster.uid().unwrap_or_default(), at);
+        self.remembered(cluster, |m| m.lease_renewed = Some(at));
     }
 
     /// When the cluster's primary lease was last renewed, as far as this operator knows (its first
     /// look at the cluster, if it renewed none yet).
     pub fn last_lease_renewal(&self, cluster: &MySQLCluster, now: Instant) -> Instant {
-        *self
-            .lease_renewed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(cluster.uid().unwrap_or_default())
-            .or_insert(now)
+        self.remembered(cluster, |m| *m.lease_renewed.get_or_insert(now))
     }
 
     /// Counts this observation into the cluster's run of failed primary probes; returns the run.
@@ -144,25 +162,43 @@ impl Context {
                 .iter()
                 .any(|i| i.ordinal == primary && matches!(i.mysql, MySqlObservation::Observed(_)))
         });
-        let key = cluster.uid().unwrap_or_default();
-        let mut runs = self
-            .primary_failures
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if failed {
-            let run = runs.entry(key).or_insert(0);
-            *run += 1;
-            *run
-        } else {
-            runs.remove(&key);
-            0
-        }
+        self.remembered(cluster, |m| {
+            m.primary_failures = if failed { m.primary_failures + 1 } else { 0 };
+            m.primary_failures
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::watched_copy_is_stale;
+    use super::*;
+
+    #[test]
+    fn memories_of_clusters_that_are_gone_are_forgotten_and_the_rest_kept() {
+        let memories = ClusterMemories::default();
+        memories.of("uid-a", |m| m.primary_failures = 2);
+        memories.of("uid-b", |m| m.failover_underway = Some(1));
+        memories.of("uid-c", |m| m.known_version = Some("7".into()));
+        assert_eq!(memories.len(), 3);
+
+        let live: HashSet<String> = ["uid-a", "uid-c"].map(String::from).into();
+        memories.forget_all_but(&live);
+
+        assert_eq!(memories.len(), 2);
+        assert_eq!(memories.of("uid-a", |m| m.primary_failures), 2);
+        assert_eq!(
+            memories.of("uid-c", |m| m.known_version.clone()),
+            Some("7".into())
+        );
+        assert_eq!(
+            memories.of("uid-b", |m| m.failover_underway),
+            None,
+            "a forgotten cluster starts afresh"
+        );
+
+        memories.forget_all_but(&HashSet::new());
+        assert!(memories.is_empty());
+    }
 
     #[test]
     fn only_a_copy_other_than_the_known_one_is_read_again() {

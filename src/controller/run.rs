@@ -1,15 +1,16 @@
 //! Builds the controller: watches the clusters, the StatefulSets they own and their pods, in the
 //! whole cluster or in a list of namespaces (one controller per namespace).
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::{ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
 use tokio::sync::watch;
@@ -73,6 +74,7 @@ pub async fn run(
                 }),
         );
     }
+    let forget = forget_deleted_clusters(stores.clone(), context.clone(), shutdown.clone());
     let synced = async move {
         for store in stores {
             if store.wait_until_ready().await.is_err() {
@@ -82,7 +84,45 @@ pub async fn run(
         tracing::info!("caches synced");
         health.set_synced();
     };
-    tokio::join!(futures::future::join_all(controllers), synced);
+    tokio::join!(futures::future::join_all(controllers), synced, forget);
+}
+
+/// How often the memory of clusters that were deleted is dropped.
+const FORGET_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Drops, every `FORGET_INTERVAL` until shutdown, what the context remembers of clusters no
+/// longer in the watched stores: the controller is never called for a deleted cluster.
+async fn forget_deleted_clusters(
+    stores: Vec<Store<DynamicObject>>,
+    context: Arc<Context>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Before its first sync a store is empty and would make every cluster look deleted.
+    let synced = async {
+        for store in &stores {
+            if store.wait_until_ready().await.is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    tokio::select! {
+        _ = shutdown.wait_for(|stop| *stop) => return,
+        synced = synced => if !synced { return },
+    }
+    let mut ticks = tokio::time::interval(FORGET_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = ticks.tick() => {}
+        }
+        let live: HashSet<String> = stores
+            .iter()
+            .flat_map(|store| store.state())
+            .filter_map(|cluster| cluster.uid())
+            .collect();
+        context.memory.forget_all_but(&live);
+    }
 }
 
 fn controller(client: Client, namespace: Option<&str>) -> Controller<DynamicObject> {
