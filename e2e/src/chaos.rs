@@ -42,52 +42,57 @@ impl ChaosRecord {
 /// reads their records. Ids start from the clock, so later writers never reuse one.
 pub async fn start(ns: &TestNamespace, client: &str, cluster: &str, instances: u8, seconds: u64) {
     let password = ns.root_password(cluster).await;
-    let login = format!("-uroot -p'{password}' --connect-timeout=2");
     let primary_pod = current_primary(ns, cluster)
         .await
         .unwrap_or_else(|| format!("{cluster}-0"));
     ns.sql(cluster, &primary_pod, "CREATE DATABASE IF NOT EXISTS chaos; CREATE TABLE IF NOT EXISTS chaos.log (id BIGINT PRIMARY KEY)")
         .await
         .expect("the chaos table is created on the primary");
+    let seconds = seconds.to_string();
     let primary = format!("{cluster}-primary.{}.svc", ns.name);
     let hosts: Vec<String> = (0..instances)
         .map(|o| format!("{cluster}-{o}.{cluster}.{}.svc", ns.name))
         .collect();
-    // Every id is tried once; only an acknowledged INSERT is recorded. A failed or timed-out
-    // attempt is not retried, so a recorded id is exactly an acknowledged commit. The timeout
-    // keeps a commit that waits for acknowledgements (a primary cut off from its replicas) from
-    // stalling the writer: such a commit is not acknowledged.
-    let writer = format!(
-        "end=$(( $(date +%s) + {seconds} )); i=$(( $(date +%s) * 1000000 )); \
-         while [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop ]; do i=$((i+1)); \
-         if timeout 3 mysql -h {primary} {login} -e \"INSERT INTO chaos.log VALUES ($i)\" 2>/dev/null; \
-         then echo \"$i $(date +%s%N)\"; fi; done > /tmp/acked 2>&1"
-    );
-    // Writable means what a client sees: read_only off. The operator sets and clears it together
-    // with super_read_only, except while a replica is re-cloned (the clone drops its user data,
-    // which super_read_only refuses; read_only stays on).
-    //
-    // The instances are read one after the other, so one round's reads are no snapshot: a round
-    // that reads the old primary just before a switchover demotes it and the new one just after
-    // it is promoted saw two writable instances that never were writable together. An instance
-    // counts as writable in a round only if this round's read and the previous round's both said
-    // so: every read of the previous round came before every read of this one, so two instances
-    // counted in one round were both writable at the moment between the rounds.
-    let sampler = format!(
-        "end=$(( $(date +%s) + {seconds} )); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop ]; do n=0; i=0; \
-         for h in {hosts}; do i=$((i+1)); v=$(timeout 2 mysql -h $h {login} -N -B -e 'SELECT @@global.read_only' 2>/dev/null); \
-         w=0; [ \"$v\" = 0 ] && w=1; eval \"was=\\${{was_$i:-0}}\"; [ $w = 1 ] && [ $was = 1 ] && n=$((n+1)); \
-         eval \"was_$i=$w\"; done; echo \"$(date +%s%N) $n\"; sleep 0.2; done > /tmp/writable 2>&1",
-        hosts = hosts.join(" ")
-    );
+    let writer_args = [seconds.as_str(), primary.as_str(), password.as_str()];
+    let sampler_args: Vec<&str> = [seconds.as_str(), password.as_str()]
+        .into_iter()
+        .chain(hosts.iter().map(String::as_str))
+        .collect();
     ns.exec(client, "client", &["rm", "-f", "/tmp/stop"]).await;
-    for script in [writer, sampler] {
-        let detached = format!(
-            "nohup sh -c '{}' >/dev/null 2>&1 &",
-            script.replace('\'', "'\\''")
-        );
-        ns.exec(client, "client", &["sh", "-c", &detached]).await;
-    }
+    run_detached(ns, client, "writer", WRITER, &writer_args).await;
+    run_detached(ns, client, "sampler", SAMPLER, &sampler_args).await;
+}
+
+/// The writer and the sampler, run in the client pod (each file says what it records).
+const WRITER: &str = include_str!("../scripts/writer.sh");
+const SAMPLER: &str = include_str!("../scripts/sampler.sh");
+
+/// Copies `script` into the client pod as `/tmp/<name>.sh` and starts it in the background with
+/// `args`. Script and arguments travel as separate arguments of the exec, never quoted into a
+/// command line.
+async fn run_detached(ns: &TestNamespace, client: &str, name: &str, script: &str, args: &[&str]) {
+    let path = format!("/tmp/{name}.sh");
+    let copy = [
+        "sh",
+        "-c",
+        r#"printf '%s' "$1" > "$2""#,
+        "sh",
+        script,
+        &path,
+    ];
+    ns.exec(client, "client", &copy).await;
+    let start = [
+        &[
+            "sh",
+            "-c",
+            r#"nohup sh "$@" >/dev/null 2>&1 &"#,
+            "sh",
+            &path,
+        ][..],
+        args,
+    ]
+    .concat();
+    ns.exec(client, "client", &start).await;
 }
 
 /// Tells the writer and the sampler to stop after their current round.
