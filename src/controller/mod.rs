@@ -6,6 +6,7 @@ pub mod durability;
 pub mod error;
 pub mod oom;
 pub mod reconcile;
+pub mod report;
 pub mod root_password;
 pub mod run;
 pub mod status;

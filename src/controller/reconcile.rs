@@ -18,15 +18,10 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::context::Context;
-use super::durability::{durability_warning, record_durability};
 use super::error::Error;
-use super::oom::{OOM_KILLED, new_oom_kills, oom_kills, record_oom};
-use super::root_password::{observe_root_password, record_root_password, root_password_warning};
-use super::status::{
-    APPLIED_ONLINE, CONFIG_APPLIED, OBJECT_NOT_OWNED, RefusedSetting, SETTING_REFUSED,
-    compute_status, failed_status, newly_not_owned, record_discarded, record_ownership,
-    record_settings,
-};
+use super::report::{Round, report};
+use super::root_password::observe_root_password;
+use super::status::{RefusedSetting, compute_status, failed_status, record_discarded};
 use super::validate::{ValidatedCluster, validate};
 use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::MySqlObservation;
@@ -40,7 +35,6 @@ use crate::mysql::{Credentials, Endpoint, MySqlAdmin, MySqlConnector};
 use crate::resources::secret::ClusterPasswords;
 use crate::resources::statefulset::claim_template_size;
 use crate::resources::{Resources, config_map, mysql_settings, naming};
-use crate::storage::status::{newly_refused, record_volumes};
 use crate::storage::{
     VolumePlan, decide_volumes, expand_volumes, observe_volumes, volumes_older_than,
 };
@@ -359,61 +353,25 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     // volumes: grow the PVCs to spec.storage.size, where their StorageClass allows it
     let volumes = reconcile_volumes(ctx, cluster, &valid).await?;
 
-    // status
-    let mut status = compute_status(&valid, &observation, &plan, cluster.status.as_ref(), now());
-    record_volumes(&mut status, &volumes, valid.generation, now());
-    let kills = oom_kills(&valid.name, &pods, &now());
-    for kill in new_oom_kills(cluster.status.as_ref(), &kills) {
-        let note = format!(
-            "mysqld of {} was OOM-killed (spec.resources.limits.memory {})",
-            kill.describe(),
-            memory_limit(&valid).unwrap_or("unset")
-        );
-        let pod = pod_reference(ns, kill.pod.clone());
-        publish(
-            ctx,
-            cluster,
-            EventType::Warning,
-            OOM_KILLED,
-            note,
-            Some(pod),
-        )
-        .await;
-    }
-    record_oom(&mut status, &kills, memory_limit(&valid));
-    if newly_refused(cluster.status.as_ref(), &status) {
-        let (_, reason, message) = volumes.condition();
-        publish(ctx, cluster, EventType::Warning, reason, message, None).await;
-    }
-    record_settings(&mut status, &settings, &refused, valid.generation, now());
-    // What the next build puts into my.cnf.
-    status.accepted_settings = Some(accepted);
-    record_discarded(&mut status, &valid.name, &done, now());
-    if let Some(not_owned) = &not_owned {
-        record_ownership(&mut status, not_owned, valid.generation, now());
-        if let Some(message) = newly_not_owned(cluster.status.as_ref(), &status) {
-            publish(
-                ctx,
-                cluster,
-                EventType::Warning,
-                OBJECT_NOT_OWNED,
-                message,
-                None,
-            )
-            .await;
-        }
-    }
-    announce_settings(ctx, cluster, &status).await;
-    let weakened = mysql_settings::weakened_durability(&valid.mysql_config);
-    record_durability(&mut status, &weakened, valid.generation, now());
-    if let Some((reason, message)) = durability_warning(cluster.status.as_ref(), &status) {
-        publish(ctx, cluster, EventType::Warning, &reason, message, None).await;
-    }
-    if let Some(check) = observe_root_password(&ctx.client, &valid).await {
-        record_root_password(&mut status, &check, valid.generation, now());
-        if let Some((reason, message)) = root_password_warning(cluster.status.as_ref(), &status) {
-            publish(ctx, cluster, EventType::Warning, &reason, message, None).await;
-        }
+    // report: the status and events, from what the steps found and did
+    let root_password = observe_root_password(&ctx.client, &valid).await;
+    let round = Round {
+        cluster: &valid,
+        observation: &observation,
+        plan: &plan,
+        done: &done,
+        pods: &pods,
+        settings: &settings,
+        refused: &refused,
+        accepted_settings: accepted,
+        volumes: &volumes,
+        not_owned: not_owned.as_deref(),
+        root_password: root_password.as_ref(),
+    };
+    let (status, notices) = report(cluster.status.as_ref(), round, now());
+    for notice in notices {
+        let pod = notice.pod.map(|pod| pod_reference(ns, pod));
+        publish(ctx, cluster, notice.type_, &notice.reason, notice.note, pod).await;
     }
     if cluster.status.as_ref() != Some(&status) {
         patch_status(ctx, cluster, &status).await?;
@@ -741,17 +699,6 @@ fn notable(cluster: &str, action: &ClusterAction) -> Option<(&'static str, Strin
     }
 }
 
-/// `spec.resources.limits.memory` as written, if set.
-fn memory_limit(valid: &ValidatedCluster) -> Option<&str> {
-    valid
-        .resources
-        .as_ref()?
-        .limits
-        .as_ref()?
-        .get("memory")
-        .map(|q| q.0.as_str())
-}
-
 /// A reference to one of the cluster's pods, the related object of an event about it.
 fn pod_reference(namespace: &str, name: String) -> ObjectReference {
     ObjectReference {
@@ -823,29 +770,6 @@ async fn record_failure(cluster: &MySQLCluster, ctx: &Context, error: &Error) {
     {
         tracing::warn!(error = %error_chain(&e), "could not record the failure in the status");
     }
-}
-
-/// Events for the `ConfigApplied` condition's news: a change applied online (Normal) or a
-/// setting mysqld refused (Warning), each once, when the condition first says it.
-async fn announce_settings(ctx: &Context, cluster: &MySQLCluster, status: &MySQLClusterStatus) {
-    let config = |s: &MySQLClusterStatus| {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == CONFIG_APPLIED)
-            .map(|c| (c.reason.clone(), c.message.clone()))
-    };
-    let Some((reason, message)) = config(status) else {
-        return;
-    };
-    if cluster.status.as_ref().and_then(config) == Some((reason.clone(), message.clone())) {
-        return;
-    }
-    let type_ = match reason.as_str() {
-        SETTING_REFUSED => EventType::Warning,
-        APPLIED_ONLINE => EventType::Normal,
-        _ => return,
-    };
-    publish(ctx, cluster, type_, &reason, message, None).await;
 }
 
 /// Publishes an event about the cluster; `related` names the pod it concerns, which also keeps
