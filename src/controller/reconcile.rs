@@ -2,9 +2,9 @@
 //!
 //!     fetch -> validate -> build -> apply -> observe -> decide -> operate -> status
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -19,17 +19,18 @@ use serde_json::json;
 
 use super::context::Context;
 use super::error::Error;
-use super::report::{Round, report};
+use super::report::{Notice, Round, report};
 use super::root_password::observe_root_password;
 use super::status::{RefusedSetting, compute_status, failed_status, record_discarded};
 use super::validate::{ValidatedCluster, validate};
 use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::MySqlObservation;
+use crate::clustering::decide::BOOTSTRAP_WAIT;
 use crate::clustering::intent::{PRIMARY_LEASE, self_fenced_by};
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
 use crate::clustering::operate::{OperateTarget, apply_settings, operate, settings_results};
-use crate::clustering::settings::{accepted_settings, plan_settings};
+use crate::clustering::settings::{SettingsPlan, accepted_settings, plan_settings};
 use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, decide};
 use crate::mysql::{Credentials, Endpoint, MySqlAdmin, MySqlConnector};
 use crate::resources::secret::ClusterPasswords;
@@ -108,14 +109,146 @@ async fn freshest(
     }
 }
 
-/// Runs the pipeline; returns when to look at the cluster again.
+/// Runs the pipeline; returns when to look at the cluster again. One line per step, in the
+/// order of docs/architecture.md; each step's function says what it reads and writes.
 async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration, Error> {
-    // validate
+    let now = RoundClock::now();
     let valid = validate(cluster, &ctx.settings)?;
-    let ns = valid.namespace.as_str();
+    let recorded = Recorded::read(&valid.name, cluster.status.as_ref());
+    let inputs = fetch_inputs(ctx, &valid).await?;
+    let not_owned = build_and_apply(ctx, &valid, &inputs, &recorded).await?;
+    let pods = list_pods(ctx, &valid).await?;
+    if !valid.paused {
+        prune_config_maps(ctx, &valid, &pods, inputs.statefulset.as_ref()).await;
+    }
+    let observation = observe_cluster(ctx, cluster, &valid, &inputs, &recorded, &pods).await?;
+    let primary_failures = ctx.count_primary_failures(cluster, &observation);
+    if valid.paused {
+        let plan = Plan::observed_only(&observation);
+        let status = compute_status(
+            &valid,
+            &observation,
+            &plan,
+            cluster.status.as_ref(),
+            now.time(),
+        );
+        write_status(ctx, cluster, &status).await?;
+        return Ok(valid.failover.probe_interval);
+    }
+    let intent = intent(
+        ctx,
+        cluster,
+        &valid,
+        &recorded,
+        &observation,
+        primary_failures,
+        &now,
+    );
+    let plan = decide(&observation, &intent);
+    begin_failover(ctx, cluster, &valid, &plan, &now).await?;
+    let done = operate_plan(ctx, cluster, &valid, &inputs, &observation, &plan, &now).await?;
+    let settings = settle_settings(ctx, &valid, &inputs, &recorded, &observation).await;
+    let volumes = reconcile_volumes(ctx, cluster, &valid).await?;
+    let root_password = observe_root_password(&ctx.client, &valid).await;
+    let round = Round {
+        cluster: &valid,
+        observation: &observation,
+        plan: &plan,
+        done: &done,
+        pods: &pods,
+        settings: &settings.plan,
+        refused: &settings.refused,
+        accepted_settings: settings.accepted,
+        volumes: &volumes,
+        not_owned: not_owned.as_deref(),
+        root_password: root_password.as_ref(),
+    };
+    let (status, notices) = report(cluster.status.as_ref(), round, now.time());
+    publish_all(ctx, cluster, notices).await;
+    write_status(ctx, cluster, &status).await?;
+    Ok(if plan.follow_up_soon {
+        FOLLOW_UP
+    } else {
+        valid.failover.probe_interval
+    })
+}
 
-    // fetch the one input besides the CR: passwords generated earlier must be kept.
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+/// The round's one reading of the clocks: every decision and every time written in the round
+/// use the same moment.
+struct RoundClock {
+    wall: Timestamp,
+    monotonic: Instant,
+}
+
+impl RoundClock {
+    fn now() -> Self {
+        Self {
+            wall: Timestamp::now(),
+            monotonic: Instant::now(),
+        }
+    }
+
+    fn time(&self) -> Time {
+        Time(self.wall)
+    }
+}
+
+/// What the status recorded of earlier rounds, read once, in ordinals.
+struct Recorded<'a> {
+    current_primary: Option<u8>,
+    members: Vec<u8>,
+    last_failover: Option<Timestamp>,
+    failed_over_from: Option<u8>,
+    /// The address the recorded primary had when the status was last written.
+    primary_address: Option<String>,
+    accepted_settings: Option<&'a BTreeMap<String, String>>,
+}
+
+impl<'a> Recorded<'a> {
+    fn read(name: &str, status: Option<&'a MySQLClusterStatus>) -> Self {
+        let ordinal = |pod: &str| naming::ordinal_of(name, pod);
+        let Some(status) = status else {
+            return Self {
+                current_primary: None,
+                members: Vec::new(),
+                last_failover: None,
+                failed_over_from: None,
+                primary_address: None,
+                accepted_settings: None,
+            };
+        };
+        let primary = status.current_primary.as_deref();
+        Self {
+            current_primary: primary.and_then(ordinal),
+            members: status.members.iter().filter_map(|m| ordinal(m)).collect(),
+            last_failover: status.last_failover_time.as_ref().map(|t| t.0),
+            failed_over_from: status.last_failover_from.as_deref().and_then(ordinal),
+            primary_address: status
+                .instances
+                .iter()
+                .find(|i| Some(i.name.as_str()) == primary)
+                .and_then(|i| i.pod_ip.clone()),
+            accepted_settings: status.accepted_settings.as_ref(),
+        }
+    }
+}
+
+/// What the round reads besides the cluster, and what it derives from that for the steps.
+struct Inputs {
+    /// Passwords generated earlier must be kept: read from the credentials Secret.
+    passwords: ClusterPasswords,
+    /// The StatefulSet as it is: its volume claim template cannot change any more, and its
+    /// update revision is the pod template every pod should run (one read for both; a template
+    /// applied this round shows in the next, which its change triggers).
+    statefulset: Option<StatefulSet>,
+    operator: Credentials,
+    replication: Credentials,
+    pods: Api<Pod>,
+}
+
+/// fetch: the credentials Secret and the StatefulSet.
+async fn fetch_inputs(ctx: &Context, valid: &ValidatedCluster) -> Result<Inputs, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &valid.namespace);
     let secret_name = naming::credentials_secret(&valid.name);
     let existing_secret = secrets
         .get_opt(&secret_name)
@@ -124,197 +257,214 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
             what: format!("Secret {secret_name}"),
             source,
         })?;
-    let passwords = ClusterPasswords::complete(&valid, existing_secret.as_ref());
+    let passwords = ClusterPasswords::complete(valid, existing_secret.as_ref());
+    let password = |key| passwords.get(key).unwrap_or_default();
+    let operator = Credentials::new(
+        naming::OPERATOR_USER,
+        password(naming::OPERATOR_PASSWORD_KEY),
+    );
+    let replication = Credentials::new(
+        naming::REPLICATION_USER,
+        password(naming::REPLICATION_PASSWORD_KEY),
+    );
+    Ok(Inputs {
+        statefulset: fetch_statefulset(ctx, valid).await?,
+        operator,
+        replication,
+        pods: Api::namespaced(ctx.client.clone(), &valid.namespace),
+        passwords,
+    })
+}
 
-    // The StatefulSet as it is: its volume claim template cannot change any more, and its
-    // update revision is the pod template every pod should run (one read for both; a template
-    // applied below shows in the next reconcile, which its change triggers).
-    let existing_statefulset = fetch_statefulset(ctx, &valid).await?;
-    let update_revision = existing_statefulset
-        .as_ref()
-        .and_then(|s| s.status.as_ref()?.update_revision.clone());
-
-    // build, apply (a paused cluster's resources are left as they are)
-    let mut not_owned = None;
-    if !valid.paused {
-        let claim_size = claim_template_size(&valid, existing_statefulset.as_ref());
-        // my.cnf holds only online settings mysqld took (see `accepted_settings`).
-        let accepted = cluster
-            .status
-            .as_ref()
-            .and_then(|s| s.accepted_settings.as_ref());
-        let built = Resources::build(&valid, &passwords, &claim_size, accepted);
-        let (_applied, stats) = super::apply::apply_all(&ctx.client, ns, built).await?;
-        tracing::debug!(
-            written = stats.written,
-            unchanged = stats.unchanged,
-            "children applied"
-        );
-        not_owned = Some(stats.not_owned);
+/// build and apply: the children from the spec, applied where they changed. A paused cluster's
+/// resources are left as they are (`None`); otherwise the children another manager owns.
+async fn build_and_apply(
+    ctx: &Context,
+    valid: &ValidatedCluster,
+    inputs: &Inputs,
+    recorded: &Recorded<'_>,
+) -> Result<Option<Vec<String>>, Error> {
+    if valid.paused {
+        return Ok(None);
     }
+    let claim_size = claim_template_size(valid, inputs.statefulset.as_ref());
+    // my.cnf holds only online settings mysqld took (see `accepted_settings`).
+    let built = Resources::build(
+        valid,
+        &inputs.passwords,
+        &claim_size,
+        recorded.accepted_settings,
+    );
+    let (_applied, stats) = super::apply::apply_all(&ctx.client, &valid.namespace, built).await?;
+    tracing::debug!(
+        written = stats.written,
+        unchanged = stats.unchanged,
+        "children applied"
+    );
+    Ok(Some(stats.not_owned))
+}
 
-    // observe
-    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+/// The cluster's pods, by its selector labels.
+async fn list_pods(ctx: &Context, valid: &ValidatedCluster) -> Result<Vec<Pod>, Error> {
     let selector = naming::selector_labels(&valid.name)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let pods = pods_api
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &valid.namespace);
+    Ok(pods
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(|source| Error::Fetch {
             what: "Pods".into(),
             source,
         })?
-        .items;
-    if !valid.paused {
-        prune_config_maps(ctx, &valid, &pods, existing_statefulset.as_ref()).await;
-    }
-    let credentials = Credentials::new(
-        naming::OPERATOR_USER,
-        passwords
-            .get(naming::OPERATOR_PASSWORD_KEY)
-            .unwrap_or_default(),
-    );
-    let current_primary = cluster
-        .status
+        .items)
+}
+
+/// observe: every instance's MySQL, with what the status and this operator know of it.
+async fn observe_cluster(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    valid: &ValidatedCluster,
+    inputs: &Inputs,
+    recorded: &Recorded<'_>,
+    pods: &[Pod],
+) -> Result<Observation, Error> {
+    let update_revision = inputs
+        .statefulset
         .as_ref()
-        .and_then(|s| s.current_primary.as_deref())
-        .and_then(|p| naming::ordinal_of(&valid.name, p));
-    let recorded_members: Vec<u8> = cluster
-        .status
-        .as_ref()
-        .map(|s| {
-            s.members
-                .iter()
-                .filter_map(|m| naming::ordinal_of(&valid.name, m))
-                .collect()
-        })
-        .unwrap_or_default();
+        .and_then(|s| s.status.as_ref()?.update_revision.clone());
     let mut observation = observe(
         &ctx.connector,
-        &credentials,
+        &inputs.operator,
         &valid.name,
-        ns,
+        &valid.namespace,
         valid.instances,
-        current_primary,
-        recorded_members,
+        recorded.current_primary,
+        recorded.members.clone(),
         update_revision,
-        &pods,
+        pods,
     )
     .await;
     observation.note_clones(&ctx.clones.in_flight(&valid.owner.uid));
-    observation.failed_over_from = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.last_failover_from.as_deref())
-        .and_then(|p| naming::ordinal_of(&valid.name, p));
+    observation.failed_over_from = recorded.failed_over_from;
     // Only a cluster with no recorded primary chooses one from the volumes' histories; one list
     // call until then, none after.
-    if current_primary.is_none()
+    if recorded.current_primary.is_none()
         && let Some(created) = cluster.metadata.creation_timestamp.as_ref()
     {
-        observation.retained_volumes = volumes_older_than(&ctx.client, ns, &valid.name, created)
-            .await
-            .map_err(Error::Storage)?;
+        observation.retained_volumes =
+            volumes_older_than(&ctx.client, &valid.namespace, &valid.name, created)
+                .await
+                .map_err(Error::Storage)?;
     }
+    Ok(observation)
+}
 
-    let primary_failures = ctx.count_primary_failures(cluster, &observation);
-    if valid.paused {
-        let plan = Plan::observed_only(&observation);
-        let status = compute_status(&valid, &observation, &plan, cluster.status.as_ref(), now());
-        if cluster.status.as_ref() != Some(&status) {
-            patch_status(ctx, cluster, &status).await?;
-        }
-        return Ok(valid.failover.probe_interval);
-    }
-
-    // decide
-    let last_failover = cluster
-        .status
+/// What the user and the earlier rounds want of `decide`, besides the observation.
+fn intent(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    valid: &ValidatedCluster,
+    recorded: &Recorded<'_>,
+    observation: &Observation,
+    primary_failures: u32,
+    now: &RoundClock,
+) -> Intent {
+    let bootstrap_deadline = cluster
+        .metadata
+        .creation_timestamp
         .as_ref()
-        .and_then(|s| s.last_failover_time.as_ref())
-        .map(|t| t.0);
-    let intent = Intent {
+        .and_then(|t| t.0.checked_add(BOOTSTRAP_WAIT).ok());
+    Intent {
         desired_primary: valid.primary_instance,
-        failover: valid.failover.gate(last_failover, Timestamp::now()),
+        failover: valid.failover.gate(recorded.last_failover, now.wall),
         primary_failures,
         failure_threshold: valid.failover.failure_threshold,
-        stale_primary_address: stale_primary_address(cluster, &observation),
+        stale_primary_address: stale_primary_address(recorded, observation),
         primary_self_fenced: self_fenced_by(
-            ctx.last_lease_renewal(cluster, std::time::Instant::now()),
-            std::time::Instant::now(),
+            ctx.last_lease_renewal(cluster, now.monotonic),
+            now.monotonic,
         ),
         failover_underway: ctx.failover_underway(cluster),
-        bootstrap_wait_over: cluster
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .and_then(|t| {
-                t.0.checked_add(crate::clustering::decide::BOOTSTRAP_WAIT)
-                    .ok()
-            })
-            .is_some_and(|deadline| deadline <= Timestamp::now()),
-    };
-    let plan = decide(&observation, &intent);
-    // Remembered before the plan is carried out: a fence that fails halfway is begun all the
-    // same, and the next round finishes or repeats it.
-    ctx.record_failover_underway(cluster, plan.failover_underway);
-    if let (Some(old), Some(new)) = (plan.failover_from, plan.primary) {
-        // Record the new primary before promoting it: an operator that dies halfway leaves its
-        // successor a promotion to finish, never a second candidate to promote.
-        record_failover(
-            ctx,
-            cluster,
-            &naming::pod(&valid.name, new),
-            &naming::pod(&valid.name, old),
-        )
-        .await?;
-        // Announced once it is recorded: if the promotion fails halfway, the next round finishes
-        // it as the recorded primary's ordinary preparation, which is no new failover.
-        let primary_move = PrimaryMove {
-            type_: EventType::Warning,
-            reason: "FailedOver",
-            how: "failing over from unreachable",
-        };
-        announce(ctx, cluster, &valid.name, primary_move, old, new).await;
+        bootstrap_wait_over: bootstrap_deadline.is_some_and(|deadline| deadline <= now.wall),
     }
+}
 
-    // operate
-    let replication = Credentials::new(
-        naming::REPLICATION_USER,
-        passwords
-            .get(naming::REPLICATION_PASSWORD_KEY)
-            .unwrap_or_default(),
-    );
-    let target = OperateTarget {
+/// A failover's first writes, before anything is carried out: remembered as under way (a fence
+/// that fails halfway is begun all the same, and the next round finishes or repeats it), and a
+/// new primary recorded and announced before it is promoted (an operator that dies halfway
+/// leaves its successor a promotion to finish, never a second candidate to promote; if the
+/// promotion fails, the next round finishes it as the recorded primary's preparation, which
+/// is no new failover).
+async fn begin_failover(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    valid: &ValidatedCluster,
+    plan: &Plan,
+    now: &RoundClock,
+) -> Result<(), Error> {
+    ctx.record_failover_underway(cluster, plan.failover_underway);
+    let (Some(old), Some(new)) = (plan.failover_from, plan.primary) else {
+        return Ok(());
+    };
+    let (primary, replaced) = (naming::pod(&valid.name, new), naming::pod(&valid.name, old));
+    record_failover(ctx, cluster, &primary, &replaced, now).await?;
+    let primary_move = PrimaryMove {
+        type_: EventType::Warning,
+        reason: "FailedOver",
+        how: "failing over from unreachable",
+    };
+    announce(ctx, cluster, &valid.name, primary_move, old, new).await;
+    Ok(())
+}
+
+/// Who and what operate acts on.
+fn operate_target<'a>(
+    ctx: &'a Context,
+    valid: &'a ValidatedCluster,
+    inputs: &'a Inputs,
+) -> OperateTarget<'a> {
+    OperateTarget {
         cluster_name: &valid.name,
         cluster_uid: &valid.owner.uid,
-        namespace: ns,
-        operator: &credentials,
-        replication: &replication,
-        pods: &pods_api,
+        namespace: &valid.namespace,
+        operator: &inputs.operator,
+        replication: &inputs.replication,
+        pods: &inputs.pods,
         clones: &ctx.clones,
-    };
-    let operated = operate(&ctx.connector, &target, &observation, &plan).await;
+    }
+}
+
+/// operate: carries the plan out, renews the primary's lease, announces what was done. Returns
+/// the actions done, or the failure that stopped the plan.
+async fn operate_plan(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    valid: &ValidatedCluster,
+    inputs: &Inputs,
+    observation: &Observation,
+    plan: &Plan,
+    now: &RoundClock,
+) -> Result<Vec<ClusterAction>, Error> {
+    let target = operate_target(ctx, valid, inputs);
+    let operated = operate(&ctx.connector, &target, observation, plan).await;
     // lease: the primary, answering, is good for another PRIMARY_LEASE; renewed even when an
     // action failed, which is no reason for a primary to fence itself
-    renew_primary_lease(ctx, cluster, &observation, &plan, &credentials).await;
+    renew_primary_lease(ctx, cluster, observation, plan, &inputs.operator).await;
     // What was done is announced even when a later action failed: it happened.
     for action in &operated.done {
         if let Some((reason, note, ordinal)) = notable(&valid.name, action) {
-            let pod = pod_reference(ns, naming::pod(&valid.name, ordinal));
+            let pod = pod_reference(&valid.namespace, naming::pod(&valid.name, ordinal));
             publish(ctx, cluster, EventType::Normal, reason, note, Some(pod)).await;
         }
     }
     if let Some(error) = operated.failed {
-        // The status step is not reached: keep what a clone discarded on record now.
-        record_discarded_now(ctx, cluster, &valid.name, &operated.done).await;
+        // The report is not reached: keep what a clone discarded on record now.
+        record_discarded_now(ctx, cluster, &valid.name, &operated.done, now).await;
         return Err(error.into());
     }
-    let done = operated.done;
-
     if let (Some(old), Some(new)) = (plan.switchover_from, plan.primary) {
         let primary_move = PrimaryMove {
             type_: EventType::Normal,
@@ -323,14 +473,33 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         };
         announce(ctx, cluster, &valid.name, primary_move, old, new).await;
     }
+    Ok(operated.done)
+}
 
-    // settings: spec.mysqlConfig changes MySQL takes at run time, applied without a restart
-    let wanted_settings = mysql_settings::split(&valid.mysql_config);
-    let settings = plan_settings(&observation, &wanted_settings);
-    let outcomes = apply_settings(&ctx.connector, &target, &observation, &settings.online).await;
+/// Where the settings stand after a round.
+struct SettledSettings {
+    plan: SettingsPlan,
+    /// Online settings mysqld refused.
+    refused: Vec<RefusedSetting>,
+    /// What the next build puts into my.cnf.
+    accepted: BTreeMap<String, String>,
+}
+
+/// settings: spec.mysqlConfig changes MySQL takes at run time, applied without a restart.
+async fn settle_settings(
+    ctx: &Context,
+    valid: &ValidatedCluster,
+    inputs: &Inputs,
+    recorded: &Recorded<'_>,
+    observation: &Observation,
+) -> SettledSettings {
+    let wanted = mysql_settings::split(&valid.mysql_config);
+    let plan = plan_settings(observation, &wanted);
+    let target = operate_target(ctx, valid, inputs);
+    let outcomes = apply_settings(&ctx.connector, &target, observation, &plan.online).await;
     // Only the server's own refusal is the user's to fix; a server that does not answer (it is
     // restarting) gets the settings when it answers again, as its annotation does not have them.
-    let refused: Vec<RefusedSetting> = outcomes
+    let refused = outcomes
         .iter()
         .flat_map(|o| {
             o.refused.iter().map(|(_, e)| RefusedSetting {
@@ -339,48 +508,38 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
             })
         })
         .collect();
-    let results = settings_results(&outcomes);
     let accepted = accepted_settings(
-        cluster
-            .status
-            .as_ref()
-            .and_then(|s| s.accepted_settings.as_ref()),
-        &wanted_settings.online,
-        &observation,
-        &results,
+        recorded.accepted_settings,
+        &wanted.online,
+        observation,
+        &settings_results(&outcomes),
     );
+    SettledSettings {
+        plan,
+        refused,
+        accepted,
+    }
+}
 
-    // volumes: grow the PVCs to spec.storage.size, where their StorageClass allows it
-    let volumes = reconcile_volumes(ctx, cluster, &valid).await?;
-
-    // report: the status and events, from what the steps found and did
-    let root_password = observe_root_password(&ctx.client, &valid).await;
-    let round = Round {
-        cluster: &valid,
-        observation: &observation,
-        plan: &plan,
-        done: &done,
-        pods: &pods,
-        settings: &settings,
-        refused: &refused,
-        accepted_settings: accepted,
-        volumes: &volumes,
-        not_owned: not_owned.as_deref(),
-        root_password: root_password.as_ref(),
-    };
-    let (status, notices) = report(cluster.status.as_ref(), round, now());
+/// Publishes the report's notices, each related to its pod if it names one.
+async fn publish_all(ctx: &Context, cluster: &MySQLCluster, notices: Vec<Notice>) {
+    let namespace = cluster.namespace().unwrap_or_default();
     for notice in notices {
-        let pod = notice.pod.map(|pod| pod_reference(ns, pod));
+        let pod = notice.pod.map(|pod| pod_reference(&namespace, pod));
         publish(ctx, cluster, notice.type_, &notice.reason, notice.note, pod).await;
     }
-    if cluster.status.as_ref() != Some(&status) {
-        patch_status(ctx, cluster, &status).await?;
+}
+
+/// Writes the status if it differs from the one the cluster has.
+async fn write_status(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    status: &MySQLClusterStatus,
+) -> Result<(), Error> {
+    if cluster.status.as_ref() != Some(status) {
+        patch_status(ctx, cluster, status).await?;
     }
-    Ok(if plan.follow_up_soon {
-        FOLLOW_UP
-    } else {
-        valid.failover.probe_interval
-    })
+    Ok(())
 }
 
 /// Renews the lease of the plan's primary if it answered this round (a renewal attempt on a
@@ -432,24 +591,17 @@ async fn renew_primary_lease(
     }
 }
 
-/// The address where the recorded primary's server was last seen, if its pod is no longer
-/// there (deleted, or replaced by a pod with another address).
-fn stale_primary_address(cluster: &MySQLCluster, observation: &Observation) -> Option<String> {
-    let status = cluster.status.as_ref()?;
-    let primary = status.current_primary.as_deref()?;
-    let last_seen = status
-        .instances
-        .iter()
-        .find(|i| i.name == primary)?
-        .pod_ip
-        .clone()?;
+/// The address the recorded primary had when the status was written, if its pod now has
+/// another (or none): a primary pod replaced while the operator was away.
+fn stale_primary_address(recorded: &Recorded<'_>, observation: &Observation) -> Option<String> {
+    let last_seen = recorded.primary_address.as_deref()?;
     let now = observation
         .instances
         .iter()
         .find(|i| observation.current_primary == Some(i.ordinal))
         .and_then(|i| i.pod.as_ref())
         .and_then(|p| p.ip.clone());
-    (now.as_deref() != Some(last_seen.as_str())).then_some(last_seen)
+    (now.as_deref() != Some(last_seen)).then(|| last_seen.to_string())
 }
 
 /// Records a failover's new primary, the one it replaces and its time in the status, before the
@@ -459,6 +611,7 @@ async fn record_failover(
     cluster: &MySQLCluster,
     primary: &str,
     replaced: &str,
+    now: &RoundClock,
 ) -> Result<(), Error> {
     let api: Api<MySQLCluster> =
         Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
@@ -466,7 +619,7 @@ async fn record_failover(
     // promotion, which takes them over.
     let patch = json!({"status": {
         "currentPrimary": primary,
-        "lastFailoverTime": now(),
+        "lastFailoverTime": now.time(),
         "lastFailoverFrom": replaced,
     }});
     let written = api
@@ -488,6 +641,7 @@ async fn record_discarded_now(
     cluster: &MySQLCluster,
     name: &str,
     done: &[ClusterAction],
+    now: &RoundClock,
 ) {
     let discarded_some = done.iter().any(|a| {
         matches!(
@@ -502,7 +656,7 @@ async fn record_discarded_now(
         return;
     }
     let mut status = cluster.status.clone().unwrap_or_default();
-    record_discarded(&mut status, name, done, now());
+    record_discarded(&mut status, name, done, now.time());
     let api: Api<MySQLCluster> =
         Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     let patch = json!({"status": {"discardedTransactions": status.discarded_transactions}});
@@ -710,10 +864,6 @@ fn pod_reference(namespace: &str, name: String) -> ObjectReference {
     }
 }
 
-fn now() -> Time {
-    Time(Timestamp::now())
-}
-
 async fn patch_status(
     ctx: &Context,
     cluster: &MySQLCluster,
@@ -763,7 +913,7 @@ async fn record_failure(cluster: &MySQLCluster, ctx: &Context, error: &Error) {
         cluster.metadata.generation,
         error.category(),
         chain,
-        now(),
+        Time(Timestamp::now()),
     );
     if cluster.status.as_ref() != Some(&status)
         && let Err(e) = patch_status(ctx, cluster, &status).await
