@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::validate::ValidatedCluster;
 use crate::api::{DiscardedTransactions, InstanceStatus, MySQLClusterStatus, ReplicationStatus};
-use crate::clustering::decide::Finding;
+use crate::clustering::decide::{Finding, WithheldReason};
 use crate::clustering::settings::SettingsPlan;
 use crate::clustering::{Action, InstanceObservation, MySqlObservation, Observation, Plan};
 use crate::mysql::ThreadState;
@@ -136,7 +136,301 @@ fn replication_problems(
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 
-/// The status after a successful reconcile.
+/// What the conditions are judged from: the plan's primary and the instances' readiness.
+struct Overview<'a> {
+    /// Whether the plan has a primary at all.
+    has_primary: bool,
+    /// The plan's primary, as observed.
+    primary: Option<&'a InstanceObservation>,
+    /// For messages: the primary's pod, or "no primary".
+    primary_name: String,
+    /// The plan ran to completion before the status is computed, so a reachable primary is
+    /// writable.
+    primary_reachable: bool,
+    ready_instances: i32,
+    desired: i32,
+    all_ready: bool,
+    /// The cluster was Ready (or Degraded) before this round: a cluster not ready now is
+    /// recovering, not being created.
+    was_ready: bool,
+    /// Why no primary may be made writable, when `decide` withheld it.
+    withheld: Option<(WithheldReason, String)>,
+    /// The pods not ready.
+    not_ready: Vec<&'a str>,
+}
+
+impl<'a> Overview<'a> {
+    fn new(
+        cluster: &ValidatedCluster,
+        observation: &'a Observation,
+        plan: &Plan,
+        instances: &'a [InstanceStatus],
+        previous: Option<&MySQLClusterStatus>,
+    ) -> Self {
+        let ready_instances = instances.iter().filter(|i| i.ready).count() as i32;
+        let primary = plan
+            .primary
+            .and_then(|p| observation.instances.iter().find(|i| i.ordinal == p));
+        let primary_ready = primary
+            .and_then(|p| p.pod.as_ref())
+            .is_some_and(|p| p.ready);
+        let desired = i32::from(cluster.instances);
+        // Paused, no plan ran: the primary counts only if it is writable as observed (a replaced
+        // pod has no role label yet, so its readiness alone does not say it serves writes).
+        let primary_serves = !cluster.paused || primary.is_some_and(observed_writable);
+        let was = |type_: &str| {
+            previous.is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == type_ && c.status == "True")
+            })
+        };
+        Self {
+            has_primary: plan.primary.is_some(),
+            primary,
+            primary_name: match plan.primary {
+                Some(p) => naming::pod(&cluster.name, p),
+                None => "no primary".into(),
+            },
+            primary_reachable: primary
+                .is_some_and(|p| matches!(p.mysql, MySqlObservation::Observed(_))),
+            ready_instances,
+            desired,
+            all_ready: ready_instances == desired && primary_ready && primary_serves,
+            was_ready: was(READY) || was(DEGRADED),
+            withheld: plan.findings.iter().find_map(|f| match f {
+                Finding::PrimaryWithheld { reason, message } => Some((*reason, message.clone())),
+                _ => None,
+            }),
+            not_ready: instances
+                .iter()
+                .filter(|i| !i.ready)
+                .map(|i| i.name.as_str())
+                .collect(),
+        }
+    }
+
+    /// Why the cluster is not ready: the reason and message of `Ready`, and of `Degraded` or
+    /// `Progressing` with it.
+    fn not_ready_because(&self) -> (String, String) {
+        if let Some((reason, message)) = &self.withheld {
+            (reason.as_str().into(), message.clone())
+        } else if !self.has_primary {
+            (
+                "PrimaryUnavailable".into(),
+                "no instance may be made the primary now (see Writable)".into(),
+            )
+        } else if !self.primary_reachable {
+            (
+                "PrimaryUnavailable".into(),
+                format!("primary {} is not reachable yet", self.primary_name),
+            )
+        } else {
+            (
+                "InstancesNotReady".into(),
+                format!(
+                    "{}/{} instances ready; waiting for {}",
+                    self.ready_instances,
+                    self.desired,
+                    self.not_ready.join(", ")
+                ),
+            )
+        }
+    }
+}
+
+fn observed_writable(instance: &InstanceObservation) -> bool {
+    matches!(&instance.mysql, MySqlObservation::Observed(s) if s.is_writable())
+}
+
+/// A condition's value this round; `set_condition` gives it its times.
+struct Verdict {
+    type_: &'static str,
+    ok: bool,
+    reason: String,
+    message: String,
+}
+
+fn verdict(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>) -> Verdict {
+    Verdict {
+        type_,
+        ok,
+        reason: reason.into(),
+        message: message.into(),
+    }
+}
+
+fn ready_condition(o: &Overview) -> Verdict {
+    if o.all_ready {
+        let message = format!(
+            "{}/{} instances ready, primary {} writable",
+            o.ready_instances, o.desired, o.primary_name
+        );
+        return verdict(READY, true, "AllInstancesReady", message);
+    }
+    let (reason, message) = o.not_ready_because();
+    verdict(READY, false, &reason, message)
+}
+
+fn degraded_condition(o: &Overview) -> Verdict {
+    if o.all_ready {
+        verdict(
+            DEGRADED,
+            false,
+            "AllInstancesReady",
+            "every instance is ready",
+        )
+    } else if o.was_ready {
+        let (reason, message) = o.not_ready_because();
+        verdict(DEGRADED, true, &reason, message)
+    } else {
+        verdict(
+            DEGRADED,
+            false,
+            "Creating",
+            "the cluster has not been ready yet",
+        )
+    }
+}
+
+/// `Progressing`: a pause, a switchover or a rollout says so first; otherwise whether the
+/// cluster is stable, recovering or still being created.
+fn progressing_condition(cluster: &ValidatedCluster, plan: &Plan, o: &Overview) -> Verdict {
+    let finding = |pick: fn(&Finding) -> Option<&String>| plan.findings.iter().find_map(pick);
+    if cluster.paused {
+        return verdict(PROGRESSING, false, "Paused", "the operator is paused");
+    }
+    if let Some(old) = plan.switchover_from {
+        let message = format!(
+            "switched the primary over from {} to {}",
+            naming::pod(&cluster.name, old),
+            o.primary_name
+        );
+        return verdict(PROGRESSING, true, "SwitchedOver", message);
+    }
+    if let Some(reason) = finding(|f| match f {
+        Finding::SwitchoverWaiting { reason } => Some(reason),
+        _ => None,
+    }) {
+        return verdict(PROGRESSING, true, "SwitchoverPending", reason.clone());
+    }
+    if let Some(message) = finding(|f| match f {
+        Finding::RollingOut { message } => Some(message),
+        _ => None,
+    }) {
+        return verdict(PROGRESSING, true, "RollingOut", message.clone());
+    }
+    if o.all_ready {
+        verdict(PROGRESSING, false, "Stable", "the cluster matches its spec")
+    } else if o.was_ready {
+        let message = "the operator is waiting for instances to recover";
+        verdict(PROGRESSING, false, "Recovering", message)
+    } else {
+        verdict(PROGRESSING, true, "Creating", o.not_ready_because().1)
+    }
+}
+
+fn writable_condition(cluster: &ValidatedCluster, plan: &Plan, o: &Overview) -> Verdict {
+    let name = &o.primary_name;
+    if o.primary_reachable && cluster.paused {
+        let writable = o.primary.is_some_and(observed_writable);
+        let message = format!("{name} as observed; the operator is paused");
+        return verdict(WRITABLE, writable, "Paused", message);
+    }
+    if o.primary_reachable {
+        return verdict(
+            WRITABLE,
+            true,
+            "PrimaryWritable",
+            format!("{name} accepts writes"),
+        );
+    }
+    if let Some((reason, message)) = &o.withheld {
+        return verdict(WRITABLE, false, reason.as_str(), message.clone());
+    }
+    // A blocked failover says more than the probes that led to it.
+    if let Some(reason) = plan.findings.iter().find_map(|f| match f {
+        Finding::FailoverBlocked { reason } => Some(reason),
+        _ => None,
+    }) {
+        return verdict(WRITABLE, false, "FailoverBlocked", reason.clone());
+    }
+    if let Some((failures, threshold)) = plan.findings.iter().find_map(|f| match f {
+        Finding::PrimaryUnresponsive {
+            failures,
+            threshold,
+        } => Some((failures, threshold)),
+        _ => None,
+    }) {
+        let message = format!(
+            "{name} did not answer {failures} probe(s) in a row; it is declared lost after {threshold}"
+        );
+        return verdict(WRITABLE, false, "PrimaryUnresponsive", message);
+    }
+    let message = format!("{name} is not reachable");
+    verdict(WRITABLE, false, "PrimaryUnavailable", message)
+}
+
+fn replicating_condition(
+    cluster: &ValidatedCluster,
+    observation: &Observation,
+    plan: &Plan,
+    instances: &[InstanceStatus],
+    o: &Overview,
+) -> Verdict {
+    let name = &o.primary_name;
+    if cluster.instances == 1 {
+        let message = "a single instance has no replicas";
+        return verdict(REPLICATING, true, "SingleInstance", message);
+    }
+    if !o.primary_reachable {
+        let message = format!("{name} is not reachable");
+        return verdict(REPLICATING, false, "PrimaryUnavailable", message);
+    }
+    match replication_problems(observation, plan, instances) {
+        None => {
+            let message = format!("every replica replicates from {name} with semi-sync");
+            verdict(REPLICATING, true, "AllReplicasFollow", message)
+        }
+        Some(problems) => verdict(REPLICATING, false, "ReplicasNotFollowing", problems),
+    }
+}
+
+fn paused_condition(cluster: &ValidatedCluster) -> Verdict {
+    if cluster.paused {
+        let message = "spec.paused is true: no failover, switchover or change to the cluster's resources until it is false";
+        verdict(PAUSED, true, "PausedBySpec", message)
+    } else {
+        verdict(
+            PAUSED,
+            false,
+            "NotPaused",
+            "the operator manages the cluster",
+        )
+    }
+}
+
+/// Every condition the clustering rounds own, in the order they are listed.
+fn verdicts(
+    cluster: &ValidatedCluster,
+    observation: &Observation,
+    plan: &Plan,
+    instances: &[InstanceStatus],
+    o: &Overview,
+) -> [Verdict; 7] {
+    let succeeded = "the last reconcile succeeded";
+    [
+        ready_condition(o),
+        progressing_condition(cluster, plan, o),
+        degraded_condition(o),
+        writable_condition(cluster, plan, o),
+        replicating_condition(cluster, observation, plan, instances, o),
+        paused_condition(cluster),
+        verdict(RECONCILE_SUCCESS, true, "ReconcileSucceeded", succeeded),
+    ]
+}
+
+/// The status after a successful reconcile: one function per condition, each set once.
 pub fn compute_status(
     cluster: &ValidatedCluster,
     observation: &Observation,
@@ -149,272 +443,47 @@ pub fn compute_status(
         .iter()
         .map(|i| instance_status(&cluster.name, plan, i))
         .collect();
-    let ready_instances = instances.iter().filter(|i| i.ready).count() as i32;
-    let primary = plan
-        .primary
-        .and_then(|p| observation.instances.iter().find(|i| i.ordinal == p));
-    let withheld = plan.findings.iter().find_map(|f| match f {
-        Finding::PrimaryWithheld { reason, message } => Some((*reason, message.clone())),
-        _ => None,
-    });
-    // For messages: the primary's pod, or the reason there is none.
-    let primary_name = match plan.primary {
-        Some(p) => naming::pod(&cluster.name, p),
-        None => "no primary".into(),
-    };
-    // The plan ran to completion before the status is computed, so a reachable primary is writable.
-    let primary_reachable =
-        primary.is_some_and(|p| matches!(p.mysql, MySqlObservation::Observed(_)));
-    let primary_ready = primary
-        .and_then(|p| p.pod.as_ref())
-        .is_some_and(|p| p.ready);
-    let desired = i32::from(cluster.instances);
-    // Paused, no plan ran: the primary counts only if it is writable as observed (a replaced
-    // pod has no role label yet, so its readiness alone does not say it serves writes).
-    let primary_serves = !cluster.paused
-        || primary
-            .is_some_and(|p| matches!(&p.mysql, MySqlObservation::Observed(s) if s.is_writable()));
-    let all_ready = ready_instances == desired && primary_ready && primary_serves;
-    let was_ready = previous
-        .map(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == READY && c.status == "True")
-        })
-        .unwrap_or(false)
-        || previous
-            .map(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == DEGRADED && c.status == "True")
-            })
-            .unwrap_or(false);
-
-    let not_ready: Vec<&str> = instances
-        .iter()
-        .filter(|i| !i.ready)
-        .map(|i| i.name.as_str())
-        .collect();
-    let generation = cluster.generation;
+    let o = Overview::new(cluster, observation, plan, &instances, previous);
+    let verdicts = verdicts(cluster, observation, plan, &instances, &o);
     let mut conditions = previous.map(|s| s.conditions.clone()).unwrap_or_default();
-    let mut set = |type_: &str, ok: bool, reason: &str, message: String| {
+    for v in verdicts {
+        let (generation, now) = (cluster.generation, now.clone());
         set_condition(
             &mut conditions,
-            type_,
-            ok,
-            reason,
-            message,
+            v.type_,
+            v.ok,
+            &v.reason,
+            v.message,
             generation,
-            now.clone(),
+            now,
         );
+    }
+    let (ready_instances, desired) = (o.ready_instances, o.desired);
+    let version = o.primary.and_then(|p| match &p.mysql {
+        MySqlObservation::Observed(s) => Some(s.version.clone()),
+        _ => None,
+    });
+    // The status is the operator's memory of who the primary is: an unreachable primary stays
+    // recorded, or the next round could not tell a failover from a cluster never bootstrapped.
+    let current_primary = match plan.primary {
+        Some(p) if o.primary_reachable => Some(naming::pod(&cluster.name, p)),
+        _ => previous.and_then(|s| s.current_primary.clone()),
     };
-
-    if all_ready {
-        set(
-            READY,
-            true,
-            "AllInstancesReady",
-            format!("{ready_instances}/{desired} instances ready, primary {primary_name} writable"),
-        );
-        set(
-            PROGRESSING,
-            false,
-            "Stable",
-            "the cluster matches its spec".into(),
-        );
-        set(
-            DEGRADED,
-            false,
-            "AllInstancesReady",
-            "every instance is ready".into(),
-        );
-    } else {
-        let (reason, message) = if let Some((reason, message)) = &withheld {
-            (reason.as_str(), message.clone())
-        } else if plan.primary.is_none() {
-            (
-                "PrimaryUnavailable",
-                "no instance may be made the primary now (see Writable)".to_string(),
-            )
-        } else if !primary_reachable {
-            (
-                "PrimaryUnavailable",
-                format!("primary {primary_name} is not reachable yet"),
-            )
-        } else {
-            (
-                "InstancesNotReady",
-                format!(
-                    "{ready_instances}/{desired} instances ready; waiting for {}",
-                    not_ready.join(", ")
-                ),
-            )
-        };
-        set(READY, false, reason, message.clone());
-        if was_ready {
-            set(DEGRADED, true, reason, message.clone());
-            set(
-                PROGRESSING,
-                false,
-                "Recovering",
-                "the operator is waiting for instances to recover".into(),
-            );
-        } else {
-            set(PROGRESSING, true, "Creating", message);
-            set(
-                DEGRADED,
-                false,
-                "Creating",
-                "the cluster has not been ready yet".into(),
-            );
-        }
-    }
-    let failover_blocked = plan.findings.iter().find_map(|f| match f {
-        Finding::FailoverBlocked { reason } => Some(reason.clone()),
-        _ => None,
-    });
-    let unresponsive = plan.findings.iter().find_map(|f| match f {
-        Finding::PrimaryUnresponsive {
-            failures,
-            threshold,
-        } => Some((*failures, *threshold)),
-        _ => None,
-    });
-    if primary_reachable && cluster.paused {
-        set(
-            WRITABLE,
-            primary.is_some_and(
-                |p| matches!(&p.mysql, MySqlObservation::Observed(s) if s.is_writable()),
-            ),
-            "Paused",
-            format!("{primary_name} as observed; the operator is paused"),
-        );
-    } else if primary_reachable {
-        set(
-            WRITABLE,
-            true,
-            "PrimaryWritable",
-            format!("{primary_name} accepts writes"),
-        );
-    } else if let Some((reason, message)) = withheld {
-        set(WRITABLE, false, reason.as_str(), message);
-    } else if let Some(reason) = failover_blocked {
-        set(WRITABLE, false, "FailoverBlocked", reason);
-    } else if let Some((failures, threshold)) = unresponsive {
-        set(
-            WRITABLE,
-            false,
-            "PrimaryUnresponsive",
-            format!(
-                "{primary_name} did not answer {failures} probe(s) in a row; it is declared lost after {threshold}"
-            ),
-        );
-    } else {
-        set(
-            WRITABLE,
-            false,
-            "PrimaryUnavailable",
-            format!("{primary_name} is not reachable"),
-        );
-    }
-    if cluster.instances == 1 {
-        set(
-            REPLICATING,
-            true,
-            "SingleInstance",
-            "a single instance has no replicas".into(),
-        );
-    } else if !primary_reachable {
-        set(
-            REPLICATING,
-            false,
-            "PrimaryUnavailable",
-            format!("{primary_name} is not reachable"),
-        );
-    } else {
-        match replication_problems(observation, plan, &instances) {
-            None => set(
-                REPLICATING,
-                true,
-                "AllReplicasFollow",
-                format!("every replica replicates from {primary_name} with semi-sync"),
-            ),
-            Some(problems) => set(REPLICATING, false, "ReplicasNotFollowing", problems),
-        }
-    }
-    let switchover_waiting = plan.findings.iter().find_map(|f| match f {
-        Finding::SwitchoverWaiting { reason } => Some(reason.clone()),
-        _ => None,
-    });
-    if cluster.paused {
-        set(
-            PAUSED,
-            true,
-            "PausedBySpec",
-            "spec.paused is true: no failover, switchover or change to the cluster's resources until it is false".into(),
-        );
-        set(
-            PROGRESSING,
-            false,
-            "Paused",
-            "the operator is paused".into(),
-        );
-    } else {
-        set(
-            PAUSED,
-            false,
-            "NotPaused",
-            "the operator manages the cluster".into(),
-        );
-        if let Some(old) = plan.switchover_from {
-            set(
-                PROGRESSING,
-                true,
-                "SwitchedOver",
-                format!(
-                    "switched the primary over from {} to {primary_name}",
-                    naming::pod(&cluster.name, old)
-                ),
-            );
-        } else if let Some(reason) = switchover_waiting {
-            set(PROGRESSING, true, "SwitchoverPending", reason);
-        } else if let Some(message) = plan.findings.iter().find_map(|f| match f {
-            Finding::RollingOut { message } => Some(message.clone()),
-            _ => None,
-        }) {
-            set(PROGRESSING, true, "RollingOut", message);
-        }
-    }
-    set(
-        RECONCILE_SUCCESS,
-        true,
-        "ReconcileSucceeded",
-        "the last reconcile succeeded".into(),
-    );
-
     MySQLClusterStatus {
-        observed_generation: generation,
+        observed_generation: cluster.generation,
         conditions,
-        // The status is the operator's memory of who the primary is: an unreachable primary stays
-        // recorded, or the next round could not tell a failover from a cluster never bootstrapped.
-        current_primary: match plan.primary {
-            Some(p) if primary_reachable => Some(naming::pod(&cluster.name, p)),
-            _ => previous.and_then(|s| s.current_primary.clone()),
-        },
+        current_primary,
         ready_instances,
         instances_summary: Some(format!("{ready_instances}/{desired}")),
         instances,
-        version: primary.and_then(|p| match &p.mysql {
-            MySqlObservation::Observed(s) => Some(s.version.clone()),
-            _ => None,
-        }),
+        version,
         members: plan
             .members
             .iter()
             .map(|o| naming::pod(&cluster.name, *o))
             .collect(),
         last_failover_time: if plan.failover_from.is_some() {
-            Some(now.clone())
+            Some(now)
         } else {
             previous.and_then(|s| s.last_failover_time.clone())
         },
@@ -757,6 +826,36 @@ mod tests {
         let status = compute_status(&cluster, &lost, &decided(&lost), Some(&ready), at(200));
         assert_eq!(status.current_primary.as_deref(), Some("db-0"));
         assert_eq!(condition(&status, WRITABLE).status, "False");
+    }
+
+    #[test]
+    fn a_rollout_that_goes_on_keeps_progressing_since_it_began() {
+        // Each condition is set once per round: a Progressing that stays True across rounds of a
+        // ready cluster keeps its transition time (it was first set False as Stable, then True,
+        // which moved the time every round and wrote the status every round).
+        let cluster = validated("db", 3);
+        let obs = ready_observation();
+        let rolling = |mut plan: Plan| {
+            plan.findings.push(Finding::RollingOut {
+                message: "restarting db-2".into(),
+            });
+            plan
+        };
+        let first = compute_status(&cluster, &obs, &rolling(decided(&obs)), None, at(100));
+        assert_eq!(condition(&first, PROGRESSING).status, "True");
+        assert_eq!(condition(&first, PROGRESSING).reason, "RollingOut");
+        let later = compute_status(
+            &cluster,
+            &obs,
+            &rolling(decided(&obs)),
+            Some(&first),
+            at(200),
+        );
+        assert_eq!(condition(&later, PROGRESSING).last_transition_time, at(100));
+        assert_eq!(later, first, "nothing changed, so nothing is written");
+        let done = compute_status(&cluster, &obs, &decided(&obs), Some(&later), at(300));
+        assert_eq!(condition(&done, PROGRESSING).reason, "Stable");
+        assert_eq!(condition(&done, PROGRESSING).last_transition_time, at(300));
     }
 
     #[test]
