@@ -37,6 +37,52 @@ impl ChaosRecord {
     }
 }
 
+/// A scenario under writes: its namespace, and when the writer started.
+pub struct UnderWrites {
+    pub ns: TestNamespace,
+    pub started: Instant,
+}
+
+/// The start of every scenario under writes: the cluster of `manifest` created in a new
+/// namespace and Ready, then `start_writing` for `writer_seconds`.
+pub async fn cluster_under_writes(
+    prefix: &str,
+    manifest: serde_json::Value,
+    writer_seconds: u64,
+) -> UnderWrites {
+    let ns = TestNamespace::new(prefix).await;
+    let name = manifest["metadata"]["name"]
+        .as_str()
+        .expect("the manifest names the cluster")
+        .to_string();
+    let instances = manifest["spec"]["instances"]
+        .as_u64()
+        .expect("the manifest sets spec.instances") as u8;
+    ns.create::<MySQLCluster>(manifest).await;
+    wait_ready(&ns, &name).await;
+    let started = start_writing(&ns, &name, instances, writer_seconds).await;
+    UnderWrites { ns, started }
+}
+
+/// How long the writer runs before a scenario's change, so that its record shows the cluster
+/// taking writes before the change.
+pub const WRITER_WARMUP: Duration = Duration::from_secs(5);
+
+/// Starts a client pod `client` and in it the writer and sampler of `cluster` for
+/// `writer_seconds`, and gives them `WRITER_WARMUP`; returns when the writer started.
+pub async fn start_writing(
+    ns: &TestNamespace,
+    cluster: &str,
+    instances: u8,
+    writer_seconds: u64,
+) -> Instant {
+    ns.client_pod("client", &crate::mysql_client_image()).await;
+    start(ns, "client", cluster, instances, writer_seconds).await;
+    let started = Instant::now();
+    tokio::time::sleep(WRITER_WARMUP).await;
+    started
+}
+
 /// Starts, in the client pod, a writer through `<cluster>-primary` and a sampler of every
 /// instance's `read_only` every 200 ms, both for `seconds` (or until `stop`); `collect`
 /// reads their records. Ids start from the clock, so later writers never reuse one.

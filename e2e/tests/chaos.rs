@@ -10,9 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use sakila::api::MySQLCluster;
 use sakila_e2e::chaos::{self, Partition};
-use sakila_e2e::{
-    TestNamespace, cluster_manifest, force_delete_pod, mysql_client_image, wait_ready, wait_until,
-};
+use sakila_e2e::{TestNamespace, cluster_manifest, force_delete_pod, wait_ready, wait_until};
 use serde_json::json;
 
 const WRITER_SECONDS: u64 = 60;
@@ -28,15 +26,11 @@ struct Scenario {
 
 /// A Ready 3-instance cluster `trio` with a client pod, and the writer and sampler running.
 async fn scenario(prefix: &str, spec: serde_json::Value, writer_seconds: u64) -> Scenario {
-    let ns = TestNamespace::new(prefix).await;
     let mut manifest = cluster_manifest("trio", 3);
     merge(&mut manifest["spec"], spec);
-    ns.create::<MySQLCluster>(manifest).await;
-    wait_ready(&ns, "trio").await;
-    ns.client_pod("client", &mysql_client_image()).await;
-    chaos::start(&ns, "client", "trio", 3, writer_seconds).await;
-    let started = Instant::now();
-    tokio::time::sleep(FAILURE_AFTER).await;
+    let chaos::UnderWrites { ns, started } =
+        chaos::cluster_under_writes(prefix, manifest, writer_seconds).await;
+    tokio::time::sleep(FAILURE_AFTER.saturating_sub(started.elapsed())).await;
     Scenario {
         ns,
         started,

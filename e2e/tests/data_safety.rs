@@ -9,7 +9,7 @@ use sakila::api::MySQLCluster;
 use sakila_e2e::chaos;
 use sakila_e2e::{
     TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, force_delete_pod,
-    mysql_client_image, patch_spec, wait_ready, wait_until,
+    patch_spec, wait_ready, wait_until,
 };
 use serde_json::json;
 
@@ -40,11 +40,10 @@ fn inserts(first: u32, count: u32) -> String {
 /// 20 of the 50 rows, used to be made the primary and the others re-cloned from it.
 #[tokio::test]
 async fn a_cluster_recreated_over_its_volumes_serves_every_acknowledged_write() {
-    let ns = TestNamespace::new("recreate").await;
-    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
-    wait_ready(&ns, "trio").await;
-    ns.client_pod("client", &mysql_client_image()).await;
-    chaos::start(&ns, "client", "trio", 3, WRITER_SECONDS).await;
+    let manifest = cluster_manifest("trio", 3);
+    let ns = chaos::cluster_under_writes("recreate", manifest, WRITER_SECONDS)
+        .await
+        .ns;
     ns.sql(
         "trio",
         "trio-0",
@@ -167,18 +166,15 @@ async fn replace_volume(ns: &TestNamespace, pod: &str) {
 /// failover is allowed, a replica holding the data takes over and the empty instance is seeded.
 #[tokio::test]
 async fn a_primary_that_lost_its_volume_is_never_made_writable() {
-    let ns = TestNamespace::new("emptied").await;
     let mut manifest = cluster_manifest("lose", 3);
     manifest["spec"]["failover"] = json!({"enabled": false});
-    ns.create::<MySQLCluster>(manifest).await;
-    wait_ready(&ns, "lose").await;
+    let ns = chaos::cluster_under_writes("emptied", manifest, WRITER_SECONDS)
+        .await
+        .ns;
     assert_eq!(
         chaos::current_primary(&ns, "lose").await.as_deref(),
         Some("lose-0")
     );
-    ns.client_pod("client", &mysql_client_image()).await;
-    chaos::start(&ns, "client", "lose", 3, WRITER_SECONDS).await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
 
     replace_volume(&ns, "lose-0").await;
     let blocked = wait_until(
@@ -274,9 +270,7 @@ async fn a_primary_that_dies_during_a_clone_is_failed_over_and_the_clone_complet
         .expect("the bulk data is written");
     }
     wait_ready(&ns, "copy").await;
-    ns.client_pod("client", &mysql_client_image()).await;
-    chaos::start(&ns, "client", "copy", 3, WRITER_SECONDS).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    chaos::start_writing(&ns, "copy", 3, WRITER_SECONDS).await;
 
     // On the recipient only, and online: the limit is the recipient's.
     ns.sql(

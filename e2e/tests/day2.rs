@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams};
 use sakila::api::MySQLCluster;
-use sakila_e2e::chaos::{self, ChaosRecord};
+use sakila_e2e::chaos::{self, ChaosRecord, UnderWrites};
 use sakila_e2e::{TestNamespace, cluster_manifest, mysql_client_image, wait_ready, wait_until};
 use serde_json::json;
 
@@ -64,14 +64,10 @@ async fn an_image_upgrade_rolls_replicas_first_then_switches_over_once() {
         println!("SKIPPED: SAKILA_MYSQL_UPGRADE_IMAGE names no second build of the MySQL image");
         return;
     };
-    let ns = TestNamespace::new("upgrade").await;
-    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
-    wait_ready(&ns, "trio").await;
-    ns.client_pod("client", &mysql_client_image()).await;
     let writer_seconds = 240;
-    chaos::start(&ns, "client", "trio", 3, writer_seconds).await;
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let manifest = cluster_manifest("trio", 3);
+    let UnderWrites { ns, started } =
+        chaos::cluster_under_writes("upgrade", manifest, writer_seconds).await;
 
     let upgrade_started = Instant::now();
     sakila_e2e::patch_spec(&ns, "trio", json!({"image": new_image})).await;
@@ -88,14 +84,11 @@ async fn an_image_upgrade_rolls_replicas_first_then_switches_over_once() {
 
 #[tokio::test]
 async fn a_bad_image_stops_the_rollout_at_the_first_replica_until_the_spec_is_fixed() {
-    let ns = TestNamespace::new("bad-image").await;
-    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
-    wait_ready(&ns, "trio").await;
-    let good_image = pod_images(&ns, "trio").await[0].1.clone();
-    ns.client_pod("client", &mysql_client_image()).await;
     let writer_seconds = 150;
-    chaos::start(&ns, "client", "trio", 3, writer_seconds).await;
-    let started = Instant::now();
+    let manifest = cluster_manifest("trio", 3);
+    let UnderWrites { ns, started } =
+        chaos::cluster_under_writes("bad-image", manifest, writer_seconds).await;
+    let good_image = pod_images(&ns, "trio").await[0].1.clone();
 
     let bad_image = "localhost/sakila/mysql:no-such-build";
     sakila_e2e::patch_spec(&ns, "trio", json!({"image": bad_image})).await;
@@ -224,13 +217,11 @@ async fn wait_config_applied(ns: &TestNamespace, reason: &str, timeout: Duration
 
 #[tokio::test]
 async fn a_config_change_is_applied_online_or_by_one_rolling_restart() {
-    let ns = TestNamespace::new("config").await;
-    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
-    wait_ready(&ns, "trio").await;
-    ns.client_pod("client", &mysql_client_image()).await;
     let writer_seconds = 600;
-    chaos::start(&ns, "client", "trio", 3, writer_seconds).await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let manifest = cluster_manifest("trio", 3);
+    let ns = chaos::cluster_under_writes("config", manifest, writer_seconds)
+        .await
+        .ns;
 
     // A setting MySQL takes at run time: applied on every instance, nothing restarts.
     let before = pod_uids(&ns, "trio").await;
@@ -358,12 +349,10 @@ async fn delete_and_wait(ns: &TestNamespace, pod: &str) {
 
 #[tokio::test]
 async fn a_refused_online_value_never_reaches_a_restarting_mysqld() {
-    let ns = TestNamespace::new("refused").await;
-    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
-    wait_ready(&ns, "trio").await;
-    ns.client_pod("client", &mysql_client_image()).await;
-    chaos::start(&ns, "client", "trio", 3, 1200).await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let manifest = cluster_manifest("trio", 3);
+    let ns = chaos::cluster_under_writes("refused", manifest, 1200)
+        .await
+        .ns;
 
     // The last good value: taken online.
     sakila_e2e::patch_spec(
@@ -454,12 +443,10 @@ async fn mysqld_restarts(ns: &TestNamespace, pod: &str) -> i32 {
 
 #[tokio::test]
 async fn a_restart_only_value_mysqld_refuses_stops_the_rollout_and_restarts_keep_the_old_config() {
-    let ns = TestNamespace::new("bad-cnf").await;
-    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
-    wait_ready(&ns, "trio").await;
-    ns.client_pod("client", &mysql_client_image()).await;
-    chaos::start(&ns, "client", "trio", 3, 1200).await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let manifest = cluster_manifest("trio", 3);
+    let ns = chaos::cluster_under_writes("bad-cnf", manifest, 1200)
+        .await
+        .ns;
 
     // Read only at start, and a value mysqld refuses to start with.
     sakila_e2e::patch_spec(&ns, "trio", json!({"mysqlConfig": {"back_log": "lots"}})).await;

@@ -17,11 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
-use sakila::api::MySQLCluster;
 use sakila_e2e::chaos;
-use sakila_e2e::{
-    TestNamespace, client, cluster_manifest, mysql_client_image, wait_ready, wait_until,
-};
+use sakila_e2e::{TestNamespace, client, cluster_manifest, wait_until};
 
 const DEPLOYMENT: &str = "sakila";
 const OPERATOR_SELECTOR: &str = "app.kubernetes.io/name=sakila-operator";
@@ -164,12 +161,10 @@ async fn delete_and_wait_rejoined(ns: &TestNamespace, pod: &str, primary: &str) 
 
 #[tokio::test]
 async fn replicas_rejoin_with_semi_sync_while_the_operator_is_away() {
-    let ns = TestNamespace::new("absent").await;
-    ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
-    wait_ready(&ns, "trio").await;
-    ns.client_pod("client", &mysql_client_image()).await;
-    chaos::start(&ns, "client", "trio", 3, 1800).await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let manifest = cluster_manifest("trio", 3);
+    let ns = chaos::cluster_under_writes("absent", manifest, 1800)
+        .await
+        .ns;
     let primary = chaos::current_primary(&ns, "trio").await.unwrap();
     let replicas: Vec<String> = (0..3)
         .map(|o| format!("trio-{o}"))

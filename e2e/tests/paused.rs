@@ -7,9 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use sakila::api::MySQLCluster;
 use sakila_e2e::chaos;
-use sakila_e2e::{
-    TestNamespace, cluster_manifest, force_delete_pod, mysql_client_image, wait_ready, wait_until,
-};
+use sakila_e2e::{cluster_manifest, force_delete_pod, wait_ready, wait_until};
 use serde_json::json;
 
 async fn set_paused(clusters: &Api<MySQLCluster>, paused: bool) {
@@ -35,12 +33,11 @@ fn condition(cluster: &MySQLCluster, type_: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_paused_cluster_is_not_healed_until_it_is_unpaused() {
-    let ns = TestNamespace::new("paused").await;
-    ns.create::<MySQLCluster>(cluster_manifest("solo", 1)).await;
-    wait_ready(&ns, "solo").await;
     // Writes fail while the paused cluster has no writable primary; none acknowledged may be lost.
-    ns.client_pod("client", &mysql_client_image()).await;
-    chaos::start(&ns, "client", "solo", 1, 600).await;
+    let manifest = cluster_manifest("solo", 1);
+    let ns = chaos::cluster_under_writes("paused", manifest, 600)
+        .await
+        .ns;
     let clusters: Api<MySQLCluster> = ns.api();
     set_paused(&clusters, true).await;
     wait_until("the Paused condition", Duration::from_secs(30), || async {

@@ -15,8 +15,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use sakila::api::MySQLCluster;
 use sakila_e2e::chaos;
 use sakila_e2e::{
-    TestNamespace, cluster_manifest, delete_cluster_and_wait, mysql_client_image, wait_ready,
-    wait_until,
+    TestNamespace, cluster_manifest, delete_cluster_and_wait, wait_ready, wait_until,
 };
 use serde_json::json;
 
@@ -92,11 +91,10 @@ fn claim_request(claim: &PersistentVolumeClaim) -> String {
 #[tokio::test]
 async fn growth_the_storage_class_refuses_is_reported_the_cluster_keeps_serving_and_undoing_it_clears_the_condition()
  {
-    let ns = TestNamespace::new("resize").await;
-    ns.create::<MySQLCluster>(cluster_manifest("grow", 1)).await;
-    wait_ready(&ns, "grow").await;
-    ns.client_pod("client", &mysql_client_image()).await;
-    chaos::start(&ns, "client", "grow", 1, WRITER_SECONDS).await;
+    let manifest = cluster_manifest("grow", 1);
+    let ns = chaos::cluster_under_writes("resize", manifest, WRITER_SECONDS)
+        .await
+        .ns;
     let clusters: Api<MySQLCluster> = ns.api();
     let (cluster, _) = wait_storage_reason(&clusters, "grow", 1, "VolumesAtSize").await;
     let volume_size = cluster.status.as_ref().unwrap().volume_size.clone();
@@ -199,13 +197,12 @@ async fn growth_the_storage_class_refuses_is_reported_the_cluster_keeps_serving_
 #[tokio::test]
 async fn a_deleted_cluster_keeps_its_volume_and_credentials_and_a_new_one_of_the_same_name_starts_on_the_data()
  {
-    let ns = TestNamespace::new("retain").await;
-    ns.create::<MySQLCluster>(cluster_manifest("keep", 1)).await;
-    wait_ready(&ns, "keep").await;
     // The writer runs through the deletion and the new cluster: every write acknowledged before
     // the deletion must be served by the new cluster.
-    ns.client_pod("client", &mysql_client_image()).await;
-    chaos::start(&ns, "client", "keep", 1, WRITER_SECONDS).await;
+    let manifest = cluster_manifest("keep", 1);
+    let ns = chaos::cluster_under_writes("retain", manifest, WRITER_SECONDS)
+        .await
+        .ns;
     // Some writes are acknowledged by the first cluster before it is deleted.
     tokio::time::sleep(Duration::from_secs(5)).await;
     ns.sql(
