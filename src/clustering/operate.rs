@@ -8,7 +8,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::clones::CloneTasks;
-use super::decide::{Action, Plan, SEMI_SYNC_TIMEOUT};
+use super::decide::{Action, Plan, Role, SEMI_SYNC_TIMEOUT};
 use super::observe::Observation;
 use super::settings::{SettingsChange, SettingsResults};
 use crate::mysql::{
@@ -36,8 +36,63 @@ const OWN_USERS: &[&str] = &[
 /// Retries before the I/O thread gives up (about two days at the retry interval above).
 const SOURCE_RETRY_COUNT: u32 = 86_400;
 
+/// The writes operating makes to the cluster's pods. Behind a trait so that a plan can be carried
+/// out in a unit test without an API server.
+pub trait PodWrites: Send + Sync {
+    /// Moves the pod's role label, which the client Services select on.
+    fn set_role(
+        &self,
+        pod: &str,
+        role: Role,
+    ) -> impl Future<Output = Result<(), kube::Error>> + Send;
+
+    /// Deletes the pod gracefully, so that its StatefulSet recreates it.
+    fn restart(&self, pod: &str) -> impl Future<Output = Result<(), kube::Error>> + Send;
+
+    /// Removes the pod's re-clone annotation.
+    fn clear_reclone_request(
+        &self,
+        pod: &str,
+    ) -> impl Future<Output = Result<(), kube::Error>> + Send;
+
+    /// Records in the pod's annotation the settings its mysqld holds online.
+    fn record_online_settings(
+        &self,
+        pod: &str,
+        record: &str,
+    ) -> impl Future<Output = Result<(), kube::Error>> + Send;
+}
+
+impl PodWrites for Api<Pod> {
+    async fn set_role(&self, pod: &str, role: Role) -> Result<(), kube::Error> {
+        let patch = json!({"metadata": {"labels": {naming::ROLE_LABEL: role.label()}}});
+        self.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+    }
+
+    async fn restart(&self, pod: &str) -> Result<(), kube::Error> {
+        self.delete(pod, &DeleteParams::default()).await.map(drop)
+    }
+
+    async fn clear_reclone_request(&self, pod: &str) -> Result<(), kube::Error> {
+        let patch = json!({"metadata": {"annotations": {naming::RECLONE_ANNOTATION: null}}});
+        self.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+    }
+
+    async fn record_online_settings(&self, pod: &str, record: &str) -> Result<(), kube::Error> {
+        let patch =
+            json!({"metadata": {"annotations": {naming::ONLINE_SETTINGS_ANNOTATION: record}}});
+        self.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+    }
+}
+
 /// What operating on a cluster needs besides the plan.
-pub struct OperateTarget<'a> {
+pub struct OperateTarget<'a, P> {
     pub cluster_name: &'a str,
     pub cluster_uid: &'a str,
     pub namespace: &'a str,
@@ -45,7 +100,8 @@ pub struct OperateTarget<'a> {
     pub operator: &'a Credentials,
     /// The replication and clone-donor account.
     pub replication: &'a Credentials,
-    pub pods: &'a Api<Pod>,
+    /// The cluster's pods (the `Api<Pod>` of its namespace, but for tests).
+    pub pods: &'a P,
     /// Where a clone runs once started.
     pub clones: &'a CloneTasks,
 }
@@ -111,9 +167,9 @@ pub struct Operated {
 }
 
 /// Carries out the plan in order, stopping at the first failure.
-pub async fn operate<C: MySqlConnector>(
+pub async fn operate<C: MySqlConnector, P: PodWrites>(
     connector: &C,
-    target: &OperateTarget<'_>,
+    target: &OperateTarget<'_, P>,
     observation: &Observation,
     plan: &Plan,
 ) -> Operated {
@@ -148,9 +204,9 @@ pub struct SettingsOutcome {
 /// Applies each instance's online settings, one variable at a time, and records on its pod what
 /// it took. Unlike `operate`, a failure does not stop the rest: a value the server refuses is the
 /// user's to fix, and it must not hold back the other settings, on that instance or the others.
-pub async fn apply_settings<C: MySqlConnector>(
+pub async fn apply_settings<C: MySqlConnector, P: PodWrites>(
     connector: &C,
-    target: &OperateTarget<'_>,
+    target: &OperateTarget<'_, P>,
     observation: &Observation,
     changes: &[SettingsChange],
 ) -> Vec<SettingsOutcome> {
@@ -171,9 +227,9 @@ pub async fn apply_settings<C: MySqlConnector>(
     outcomes
 }
 
-async fn apply_settings_to<C: MySqlConnector>(
+async fn apply_settings_to<C: MySqlConnector, P: PodWrites>(
     connector: &C,
-    target: &OperateTarget<'_>,
+    target: &OperateTarget<'_, P>,
     observation: &Observation,
     change: &SettingsChange,
 ) -> SettingsOutcome {
@@ -243,10 +299,9 @@ async fn apply_settings_to<C: MySqlConnector>(
         return outcome;
     }
     let record = change.record(&outcome.taken);
-    let patch = json!({"metadata": {"annotations": {naming::ONLINE_SETTINGS_ANNOTATION: record}}});
     if let Err(source) = target
         .pods
-        .patch(&change.pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .record_online_settings(&change.pod, &record)
         .await
     {
         outcome.error = Some(OperateError::Annotate {
@@ -291,9 +346,9 @@ fn refused_by_server(error: &MySqlError) -> bool {
 /// answering as soon as it is read-only (its preStop hook lets mysqld shut down).
 type Demoted = std::collections::HashMap<u8, GtidSet>;
 
-async fn carry_out<C: MySqlConnector>(
+async fn carry_out<C: MySqlConnector, P: PodWrites>(
     connector: &C,
-    target: &OperateTarget<'_>,
+    target: &OperateTarget<'_, P>,
     observation: &Observation,
     action: &Action,
     demoted: &mut Demoted,
@@ -307,10 +362,9 @@ async fn carry_out<C: MySqlConnector>(
     match action {
         Action::SetRoleLabel { ordinal, role } => {
             let pod = naming::pod(target.cluster_name, *ordinal);
-            let patch = json!({"metadata": {"labels": {naming::ROLE_LABEL: role.label()}}});
             target
                 .pods
-                .patch(&pod, &PatchParams::default(), &Patch::Merge(&patch))
+                .set_role(&pod, *role)
                 .await
                 .map_err(|source| OperateError::Label {
                     pod,
@@ -375,17 +429,16 @@ async fn carry_out<C: MySqlConnector>(
             let pod = naming::pod(target.cluster_name, *ordinal);
             target
                 .pods
-                .delete(&pod, &DeleteParams::default())
+                .restart(&pod)
                 .await
                 .map_err(|source| OperateError::Restart { pod, source })?;
             Ok(())
         }
         Action::ClearRecloneRequest { ordinal } => {
             let pod = naming::pod(target.cluster_name, *ordinal);
-            let patch = json!({"metadata": {"annotations": {naming::RECLONE_ANNOTATION: null}}});
             target
                 .pods
-                .patch(&pod, &PatchParams::default(), &Patch::Merge(&patch))
+                .clear_reclone_request(&pod)
                 .await
                 .map_err(|source| OperateError::Annotate { pod, source })?;
             Ok(())
@@ -545,9 +598,9 @@ async fn carry_out<C: MySqlConnector>(
 
 /// Makes a writable instance that must not be read-only; if a commit waiting for
 /// acknowledgements that cannot come holds that back, shuts mysqld down (see `ForceReadOnly`).
-async fn force_read_only<C: MySqlConnector>(
+async fn force_read_only<C: MySqlConnector, P: PodWrites>(
     connector: &C,
-    target: &OperateTarget<'_>,
+    target: &OperateTarget<'_, P>,
     ordinal: u8,
     endpoint: &Endpoint,
 ) -> Result<(), OperateError> {
@@ -579,9 +632,9 @@ async fn force_read_only<C: MySqlConnector>(
 
 /// Disconnects the clients and sets `super_read_only`; returns what the instance had executed
 /// by then (nothing more can come).
-async fn make_read_only<C: MySqlConnector>(
+async fn make_read_only<C: MySqlConnector, P: PodWrites>(
     connector: &C,
-    target: &OperateTarget<'_>,
+    target: &OperateTarget<'_, P>,
     observation: &Observation,
     ordinal: u8,
 ) -> Result<GtidSet, OperateError> {
@@ -589,9 +642,9 @@ async fn make_read_only<C: MySqlConnector>(
     make_read_only_at(connector, target, ordinal, &endpoint).await
 }
 
-async fn make_read_only_at<C: MySqlConnector>(
+async fn make_read_only_at<C: MySqlConnector, P: PodWrites>(
     connector: &C,
-    target: &OperateTarget<'_>,
+    target: &OperateTarget<'_, P>,
     ordinal: u8,
     endpoint: &Endpoint,
 ) -> Result<GtidSet, OperateError> {
@@ -636,9 +689,9 @@ fn pod_endpoint(
 }
 
 /// Connects to one instance by its pod IP and runs `work` on the session.
-async fn sql<C, F, Fut, T>(
+async fn sql<C, P, F, Fut, T>(
     connector: &C,
-    target: &OperateTarget<'_>,
+    target: &OperateTarget<'_, P>,
     observation: &Observation,
     ordinal: u8,
     action: &'static str,
@@ -646,6 +699,7 @@ async fn sql<C, F, Fut, T>(
 ) -> Result<T, OperateError>
 where
     C: MySqlConnector,
+    P: PodWrites,
     F: FnOnce(C::Admin) -> Fut,
     Fut: Future<Output = Result<T, MySqlError>>,
 {
@@ -654,9 +708,9 @@ where
 }
 
 /// Connects to an instance at `endpoint` and runs `work` on the session.
-async fn sql_at<C, F, Fut, T>(
+async fn sql_at<C, P, F, Fut, T>(
     connector: &C,
-    target: &OperateTarget<'_>,
+    target: &OperateTarget<'_, P>,
     endpoint: &Endpoint,
     ordinal: u8,
     action: &'static str,
@@ -664,6 +718,7 @@ async fn sql_at<C, F, Fut, T>(
 ) -> Result<T, OperateError>
 where
     C: MySqlConnector,
+    P: PodWrites,
     F: FnOnce(C::Admin) -> Fut,
     Fut: Future<Output = Result<T, MySqlError>>,
 {
