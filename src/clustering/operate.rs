@@ -736,7 +736,819 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+    use crate::clustering::observe::{InstanceObservation, MySqlObservation, PodFacts};
+    use crate::mysql::fake::{Call, CallLog, Failure, FakeMySql};
+
+    /// Pod writes recorded into the SQL fake's log (at the pod's name), so that one log shows
+    /// the order of everything a plan did; a write can be made to fail.
+    #[derive(Default)]
+    struct FakePods {
+        log: CallLog,
+        failing: Mutex<Vec<(String, &'static str)>>,
+    }
+
+    impl FakePods {
+        fn fail(&self, pod: &str, verb: &'static str) {
+            self.failing.lock().unwrap().push((pod.to_string(), verb));
+        }
+
+        fn call(&self, pod: &str, verb: &'static str, args: &str) -> Result<(), kube::Error> {
+            self.log.record(pod, verb, args);
+            if self
+                .failing
+                .lock()
+                .unwrap()
+                .contains(&(pod.to_string(), verb))
+            {
+                let status = kube::core::Status::failure("scripted", "Forbidden").with_code(403);
+                return Err(kube::Error::Api(status.boxed()));
+            }
+            Ok(())
+        }
+    }
+
+    impl PodWrites for FakePods {
+        async fn set_role(&self, pod: &str, role: Role) -> Result<(), kube::Error> {
+            self.call(pod, "set_role", role.label())
+        }
+
+        async fn restart(&self, pod: &str) -> Result<(), kube::Error> {
+            self.call(pod, "restart", "")
+        }
+
+        async fn clear_reclone_request(&self, pod: &str) -> Result<(), kube::Error> {
+            self.call(pod, "clear_reclone_request", "")
+        }
+
+        async fn record_online_settings(&self, pod: &str, record: &str) -> Result<(), kube::Error> {
+            self.call(pod, "record_online_settings", record)
+        }
+    }
+
+    const CLUSTER: &str = "db";
+    const UID: &str = "uid-1";
+    const NAMESPACE: &str = "ns";
+
+    /// A cluster of three instances whose pods have addresses, and fakes for all its IO.
+    struct Bench {
+        mysql: FakeMySql,
+        pods: FakePods,
+        clones: CloneTasks,
+        observation: Observation,
+        operator: Credentials,
+        replication: Credentials,
+    }
+
+    impl Bench {
+        fn new() -> Self {
+            let log = CallLog::default();
+            let instance = |ordinal: u8| InstanceObservation {
+                ordinal,
+                pod: Some(PodFacts {
+                    name: naming::pod(CLUSTER, ordinal),
+                    ip: Some(Bench::ip(ordinal)),
+                    ready: true,
+                    role_label: None,
+                    terminating: false,
+                    mysqld_started: true,
+                    reclone_requested: false,
+                    revision: None,
+                    waiting_reason: None,
+                    online_settings: None,
+                    restart_settings: None,
+                }),
+                mysql: MySqlObservation::NotRunning,
+                replication_source: None,
+            };
+            Bench {
+                mysql: FakeMySql::recording_into(log.clone()),
+                pods: FakePods {
+                    log,
+                    failing: Mutex::default(),
+                },
+                clones: CloneTasks::default(),
+                observation: Observation {
+                    desired_instances: 3,
+                    current_primary: Some(0),
+                    update_revision: None,
+                    members: vec![0, 1, 2],
+                    instances: (0..3).map(instance).collect(),
+                    retained_volumes: Vec::new(),
+                    failed_over_from: None,
+                    cloning: Vec::new(),
+                },
+                operator: Credentials::new(naming::OPERATOR_USER, "op-secret"),
+                replication: Credentials::new(naming::REPLICATION_USER, "repl-secret"),
+            }
+        }
+
+        fn ip(ordinal: u8) -> String {
+            format!("10.0.0.{}", ordinal + 10)
+        }
+
+        /// Where the operator reaches instance `ordinal`: its pod's address.
+        fn at(ordinal: u8) -> Endpoint {
+            Endpoint::new(Bench::ip(ordinal), 3306)
+        }
+
+        /// The name other instances reach instance `ordinal` by: stable across pod restarts.
+        fn stable(ordinal: u8) -> Endpoint {
+            Endpoint::new(naming::pod_host(CLUSTER, NAMESPACE, ordinal), 3306)
+        }
+
+        fn pod(ordinal: u8) -> String {
+            naming::pod(CLUSTER, ordinal)
+        }
+
+        async fn operate(&self, actions: &[Action]) -> Operated {
+            let target = OperateTarget {
+                cluster_name: CLUSTER,
+                cluster_uid: UID,
+                namespace: NAMESPACE,
+                operator: &self.operator,
+                replication: &self.replication,
+                pods: &self.pods,
+                clones: &self.clones,
+            };
+            let plan = Plan {
+                primary: Some(0),
+                actions: actions.to_vec(),
+                findings: Vec::new(),
+                failover_from: None,
+                switchover_from: None,
+                follow_up_soon: false,
+                members: vec![0, 1, 2],
+                failover_underway: None,
+            };
+            operate(&self.mysql, &target, &self.observation, &plan).await
+        }
+
+        fn calls(&self) -> Vec<Call> {
+            self.mysql.log().calls()
+        }
+
+        /// Waits until the clones started in the background have ended.
+        async fn clones_ended(&self) {
+            for _ in 0..1000 {
+                if self.clones.in_flight(UID).is_empty() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            panic!("the clone task did not end");
+        }
+    }
+
+    fn login(ordinal: u8) -> Call {
+        Call::new(
+            Bench::at(ordinal),
+            "connect",
+            format!("user={}", naming::OPERATOR_USER),
+        )
+    }
+
+    fn sql(ordinal: u8, verb: &'static str, args: impl Into<String>) -> Call {
+        Call::new(Bench::at(ordinal), verb, args)
+    }
+
+    fn kill_clients(ordinal: u8) -> Call {
+        let own = [
+            naming::OPERATOR_USER,
+            naming::REPLICATION_USER,
+            naming::PROBE_USER,
+        ];
+        sql(ordinal, "kill_client_sessions", format!("keep {own:?}"))
+    }
+
+    fn gtids(text: &str) -> GtidSet {
+        GtidSet::parse(text).unwrap()
+    }
+
+    const OLD_PRIMARY_UUID: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+
+    fn assert_all_done(operated: &Operated, actions: &[Action]) {
+        assert!(operated.failed.is_none(), "{:?}", operated.failed);
+        assert_eq!(operated.done, actions);
+    }
+
+    #[tokio::test]
+    async fn set_role_label_writes_the_role_on_the_pod_and_no_sql() {
+        let bench = Bench::new();
+        let actions = [Action::SetRoleLabel {
+            ordinal: 1,
+            role: Role::Primary,
+        }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [Call::new(Bench::pod(1), "set_role", naming::ROLE_PRIMARY)]
+        );
+    }
+
+    #[tokio::test]
+    async fn restart_pod_deletes_the_pod_and_no_sql() {
+        let bench = Bench::new();
+        let actions = [Action::RestartPod { ordinal: 2 }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(bench.calls(), [Call::new(Bench::pod(2), "restart", "")]);
+    }
+
+    #[tokio::test]
+    async fn clear_reclone_request_removes_the_annotation_and_no_sql() {
+        let bench = Bench::new();
+        let actions = [Action::ClearRecloneRequest { ordinal: 2 }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [Call::new(Bench::pod(2), "clear_reclone_request", "")]
+        );
+    }
+
+    #[tokio::test]
+    async fn make_read_only_disconnects_clients_before_and_after_and_reads_the_executed_set() {
+        let bench = Bench::new();
+        let actions = [Action::MakeReadOnly { ordinal: 0 }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [
+                login(0),
+                kill_clients(0),
+                sql(0, "set_read_only", "true"),
+                sql(0, "status", ""),
+                kill_clients(0),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn make_read_only_that_times_out_stops_the_plan_with_the_primary_still_writable() {
+        let bench = Bench::new();
+        bench
+            .mysql
+            .fail(&Bench::at(0), "set_read_only", Failure::Timeout);
+        let actions = [
+            Action::MakeReadOnly { ordinal: 0 },
+            Action::MakeWritable { ordinal: 1 },
+        ];
+        let operated = bench.operate(&actions).await;
+        assert!(operated.done.is_empty());
+        assert!(
+            matches!(
+                operated.failed,
+                Some(OperateError::Sql {
+                    action: "make read-only",
+                    ordinal: 0,
+                    source: MySqlError::Timeout { .. },
+                })
+            ),
+            "{:?}",
+            operated.failed
+        );
+        // No shutdown (that is ForceReadOnly's way out), and nothing more.
+        assert_eq!(
+            bench.calls(),
+            [login(0), kill_clients(0), sql(0, "set_read_only", "true")]
+        );
+    }
+
+    #[tokio::test]
+    async fn force_read_only_of_an_instance_that_answers_does_not_shut_it_down() {
+        let bench = Bench::new();
+        let actions = [Action::ForceReadOnly { ordinal: 2 }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [
+                login(2),
+                kill_clients(2),
+                sql(2, "set_read_only", "true"),
+                sql(2, "status", ""),
+                kill_clients(2),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn force_read_only_shuts_mysqld_down_when_a_waiting_commit_holds_read_only_back() {
+        let bench = Bench::new();
+        bench
+            .mysql
+            .fail(&Bench::at(2), "set_read_only", Failure::Timeout);
+        let actions = [Action::ForceReadOnly { ordinal: 2 }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [
+                login(2),
+                kill_clients(2),
+                sql(2, "set_read_only", "true"),
+                login(2),
+                sql(2, "shutdown", ""),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn force_read_only_refused_by_the_server_is_a_failure_not_a_shutdown() {
+        let bench = Bench::new();
+        bench
+            .mysql
+            .fail(&Bench::at(2), "set_read_only", Failure::Refused);
+        let operated = bench.operate(&[Action::ForceReadOnly { ordinal: 2 }]).await;
+        assert!(operated.done.is_empty());
+        assert!(operated.failed.as_ref().is_some_and(|e| e.is_refusal()));
+        assert!(!bench.calls().iter().any(|c| c.verb == "shutdown"));
+    }
+
+    #[tokio::test]
+    async fn demote_at_address_demotes_the_server_at_its_last_seen_address() {
+        let bench = Bench::new();
+        let actions = [Action::DemoteAtAddress {
+            ordinal: 0,
+            address: "10.0.9.9".into(),
+        }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        let old = Endpoint::new("10.0.9.9", 3306);
+        let keep = format!(
+            "keep {:?}",
+            [
+                naming::OPERATOR_USER,
+                naming::REPLICATION_USER,
+                naming::PROBE_USER
+            ]
+        );
+        assert_eq!(
+            bench.calls(),
+            [
+                Call::new(&old, "connect", format!("user={}", naming::OPERATOR_USER)),
+                Call::new(&old, "kill_client_sessions", keep.clone()),
+                Call::new(&old, "set_read_only", "true"),
+                Call::new(&old, "status", ""),
+                Call::new(&old, "kill_client_sessions", keep),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn demote_at_address_where_nothing_answers_is_done_and_the_plan_goes_on() {
+        let bench = Bench::new();
+        let old = Endpoint::new("10.0.9.9", 3306);
+        bench.mysql.fail(&old, "connect", Failure::Unreachable);
+        let actions = [
+            Action::DemoteAtAddress {
+                ordinal: 0,
+                address: "10.0.9.9".into(),
+            },
+            Action::MakeWritable { ordinal: 1 },
+        ];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [
+                Call::new(&old, "connect", format!("user={}", naming::OPERATOR_USER)),
+                login(1),
+                sql(1, "set_read_only", "false"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn demote_at_address_refused_by_a_live_server_stops_the_plan() {
+        let bench = Bench::new();
+        let old = Endpoint::new("10.0.9.9", 3306);
+        bench
+            .mysql
+            .fail(&old, "kill_client_sessions", Failure::Refused);
+        let actions = [
+            Action::DemoteAtAddress {
+                ordinal: 0,
+                address: "10.0.9.9".into(),
+            },
+            Action::MakeWritable { ordinal: 1 },
+        ];
+        let operated = bench.operate(&actions).await;
+        assert!(operated.done.is_empty());
+        assert!(operated.failed.is_some());
+        assert!(!bench.calls().contains(&login(1)));
+    }
+
+    #[tokio::test]
+    async fn catch_up_waits_for_what_the_old_primary_executed_read_at_the_time_when_not_demoted_here()
+     {
+        let bench = Bench::new();
+        let executed = gtids(&format!("{OLD_PRIMARY_UUID}:1-42"));
+        bench.mysql.set_executed(&Bench::at(0), executed.clone());
+        let actions = [Action::CatchUpWith {
+            ordinal: 1,
+            source: 0,
+        }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [
+                login(0),
+                sql(0, "status", ""),
+                login(1),
+                sql(
+                    1,
+                    "wait_for_gtid",
+                    format!("{executed} within {CATCH_UP_TIMEOUT:?}")
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_switchover_promotes_only_after_the_new_primary_applied_what_the_demoted_one_executed()
+     {
+        let bench = Bench::new();
+        let executed = gtids(&format!("{OLD_PRIMARY_UUID}:1-42"));
+        bench.mysql.set_executed(&Bench::at(0), executed.clone());
+        let actions = [
+            Action::MakeReadOnly { ordinal: 0 },
+            Action::CatchUpWith {
+                ordinal: 1,
+                source: 0,
+            },
+            Action::StopReplicating { ordinal: 1 },
+            Action::MakeWritable { ordinal: 1 },
+        ];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [
+                login(0),
+                kill_clients(0),
+                sql(0, "set_read_only", "true"),
+                sql(0, "status", ""),
+                kill_clients(0),
+                // The set read at demotion: no second session to the old primary, which may
+                // already be shutting down.
+                login(1),
+                sql(
+                    1,
+                    "wait_for_gtid",
+                    format!("{executed} within {CATCH_UP_TIMEOUT:?}")
+                ),
+                login(1),
+                sql(1, "reset_replica_all", ""),
+                login(1),
+                sql(1, "set_read_only", "false"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_switchover_whose_catch_up_is_not_in_time_stops_before_the_promotion() {
+        let bench = Bench::new();
+        bench.mysql.never_apply(&Bench::at(1));
+        let actions = [
+            Action::MakeReadOnly { ordinal: 0 },
+            Action::CatchUpWith {
+                ordinal: 1,
+                source: 0,
+            },
+            Action::MakeWritable { ordinal: 1 },
+        ];
+        let operated = bench.operate(&actions).await;
+        assert_eq!(operated.done, [Action::MakeReadOnly { ordinal: 0 }]);
+        assert!(
+            matches!(
+                operated.failed,
+                Some(OperateError::Sql {
+                    action: "catch up with the old primary",
+                    ordinal: 1,
+                    source: MySqlError::Timeout { .. },
+                })
+            ),
+            "{:?}",
+            operated.failed
+        );
+        assert_eq!(
+            bench.calls().last().map(|c| c.verb),
+            Some("wait_for_gtid"),
+            "nothing after the catch-up"
+        );
+    }
+
+    #[tokio::test]
+    async fn make_writable_lifts_read_only() {
+        let bench = Bench::new();
+        let actions = [Action::MakeWritable { ordinal: 1 }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(bench.calls(), [login(1), sql(1, "set_read_only", "false")]);
+    }
+
+    #[tokio::test]
+    async fn stop_replicating_forgets_the_source() {
+        let bench = Bench::new();
+        let actions = [Action::StopReplicating { ordinal: 1 }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(bench.calls(), [login(1), sql(1, "reset_replica_all", "")]);
+    }
+
+    #[tokio::test]
+    async fn semi_sync_source_is_enabled_with_a_timeout_that_never_falls_back() {
+        let bench = Bench::new();
+        let actions = [Action::EnableSemiSyncSource {
+            ordinal: 0,
+            wait_for_replica_count: 2,
+        }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [
+                login(0),
+                sql(
+                    0,
+                    "enable_semi_sync_source",
+                    format!("wait for 2 within {SEMI_SYNC_TIMEOUT:?}")
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn disable_semi_sync_source_turns_it_off() {
+        let bench = Bench::new();
+        let actions = [Action::DisableSemiSyncSource { ordinal: 0 }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [login(0), sql(0, "disable_semi_sync_source", "")]
+        );
+    }
+
+    #[tokio::test]
+    async fn record_cluster_identity_writes_the_clusters_uid_and_name() {
+        let bench = Bench::new();
+        let actions = [Action::RecordClusterIdentity { ordinal: 0 }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [
+                login(0),
+                sql(0, "record_cluster_identity", "uid=uid-1 name=db")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn replicate_from_enables_semi_sync_first_and_follows_the_sources_stable_name() {
+        let bench = Bench::new();
+        let actions = [Action::ReplicateFrom {
+            ordinal: 2,
+            source: 0,
+        }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [
+                login(2),
+                sql(2, "enable_semi_sync_replica", ""),
+                sql(
+                    2,
+                    "configure_replica",
+                    format!(
+                        "source={} user={} tls=false retry every 2s x86400",
+                        Bench::stable(0),
+                        naming::REPLICATION_USER
+                    )
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_replica_io_fences_the_replica_across_restarts() {
+        let bench = Bench::new();
+        let actions = [Action::StopReplicaIo { ordinal: 2 }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(bench.calls(), [login(2), sql(2, "fence_replica", "")]);
+    }
+
+    #[tokio::test]
+    async fn wait_for_transactions_waits_for_the_relay_log_with_its_own_timeout() {
+        let bench = Bench::new();
+        let relay_log = gtids(&format!("{OLD_PRIMARY_UUID}:1-7"));
+        let actions = [Action::WaitForTransactions {
+            ordinal: 1,
+            gtids: relay_log.clone(),
+        }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        assert_eq!(
+            bench.calls(),
+            [
+                login(1),
+                sql(
+                    1,
+                    "wait_for_gtid",
+                    format!("{relay_log} within {RELAY_LOG_TIMEOUT:?}")
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_relay_log_not_applied_in_time_is_a_timeout_failure() {
+        let bench = Bench::new();
+        bench.mysql.never_apply(&Bench::at(1));
+        let actions = [Action::WaitForTransactions {
+            ordinal: 1,
+            gtids: gtids(&format!("{OLD_PRIMARY_UUID}:1-7")),
+        }];
+        let operated = bench.operate(&actions).await;
+        assert!(operated.done.is_empty());
+        assert!(
+            matches!(
+                operated.failed,
+                Some(OperateError::Sql {
+                    action: "apply the relay log",
+                    ordinal: 1,
+                    source: MySqlError::Timeout { .. },
+                })
+            ),
+            "{:?}",
+            operated.failed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_clone_is_started_in_the_background_from_the_donors_stable_name() {
+        let bench = Bench::new();
+        let actions = [Action::CloneFrom {
+            ordinal: 2,
+            donor: 0,
+            discarded: None,
+        }];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        bench.clones_ended().await;
+        assert_eq!(
+            bench.calls(),
+            [
+                login(2),
+                sql(
+                    2,
+                    "clone_from",
+                    format!(
+                        "donor={} user={} tls=false within {CLONE_TIMEOUT:?}",
+                        Bench::stable(0),
+                        naming::REPLICATION_USER
+                    )
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_clone_does_not_hold_up_the_plan_and_its_failure_does_not_fail_it() {
+        let bench = Bench::new();
+        bench
+            .mysql
+            .fail(&Bench::at(2), "clone_from", Failure::Refused);
+        let actions = [
+            Action::CloneFrom {
+                ordinal: 2,
+                donor: 0,
+                discarded: None,
+            },
+            Action::SetRoleLabel {
+                ordinal: 2,
+                role: Role::Replica,
+            },
+        ];
+        assert_all_done(&bench.operate(&actions).await, &actions);
+        bench.clones_ended().await;
+        let calls = bench.calls();
+        // The label was written right after the session opened, whenever the clone ran.
+        assert_eq!(calls[0], login(2));
+        assert!(calls.contains(&Call::new(Bench::pod(2), "set_role", naming::ROLE_REPLICA)));
+        assert!(calls.iter().any(|c| c.verb == "clone_from"));
+    }
+
+    #[tokio::test]
+    async fn a_clone_whose_recipient_does_not_answer_is_never_started() {
+        let bench = Bench::new();
+        bench
+            .mysql
+            .fail(&Bench::at(2), "connect", Failure::Unreachable);
+        let actions = [Action::CloneFrom {
+            ordinal: 2,
+            donor: 0,
+            discarded: None,
+        }];
+        let operated = bench.operate(&actions).await;
+        assert!(operated.done.is_empty());
+        assert!(
+            matches!(
+                operated.failed,
+                Some(OperateError::Sql {
+                    action: "start a clone from a donor",
+                    ordinal: 2,
+                    ..
+                })
+            ),
+            "{:?}",
+            operated.failed
+        );
+        assert!(bench.clones.in_flight(UID).is_empty());
+        assert_eq!(bench.calls(), [login(2)]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_action_stops_the_plan_and_what_was_done_before_it_is_reported() {
+        let bench = Bench::new();
+        bench
+            .mysql
+            .fail(&Bench::at(2), "fence_replica", Failure::Unreachable);
+        let actions = [
+            Action::StopReplicaIo { ordinal: 1 },
+            Action::StopReplicaIo { ordinal: 2 },
+            Action::MakeWritable { ordinal: 1 },
+            Action::SetRoleLabel {
+                ordinal: 1,
+                role: Role::Primary,
+            },
+        ];
+        let operated = bench.operate(&actions).await;
+        assert_eq!(operated.done, [Action::StopReplicaIo { ordinal: 1 }]);
+        let failed = operated.failed.expect("the fence of instance 2 failed");
+        assert!(
+            matches!(
+                &failed,
+                OperateError::Sql {
+                    ordinal: 2,
+                    source,
+                    ..
+                } if source.is_unreachable()
+            ),
+            "{failed:?}"
+        );
+        assert_eq!(
+            failed.to_string(),
+            "failed to fence (stop replication I/O, also after a restart) on instance 2"
+        );
+        assert_eq!(
+            bench.calls(),
+            [
+                login(1),
+                sql(1, "fence_replica", ""),
+                login(2),
+                sql(2, "fence_replica", ""),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_label_write_stops_the_plan() {
+        let bench = Bench::new();
+        bench.pods.fail(&Bench::pod(1), "set_role");
+        let actions = [
+            Action::SetRoleLabel {
+                ordinal: 1,
+                role: Role::Primary,
+            },
+            Action::MakeWritable { ordinal: 1 },
+        ];
+        let operated = bench.operate(&actions).await;
+        assert!(operated.done.is_empty());
+        assert!(
+            matches!(
+                &operated.failed,
+                Some(OperateError::Label { pod, role, .. })
+                    if pod == "db-1" && *role == naming::ROLE_PRIMARY
+            ),
+            "{:?}",
+            operated.failed
+        );
+        assert_eq!(
+            bench.calls(),
+            [Call::new(Bench::pod(1), "set_role", naming::ROLE_PRIMARY)]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_instance_whose_pod_has_no_address_fails_before_any_sql() {
+        let mut bench = Bench::new();
+        bench.observation.instances[1].pod.as_mut().unwrap().ip = None;
+        let operated = bench.operate(&[Action::MakeWritable { ordinal: 1 }]).await;
+        assert!(
+            matches!(
+                operated.failed,
+                Some(OperateError::NoAddress {
+                    action: "make writable",
+                    ordinal: 1
+                })
+            ),
+            "{:?}",
+            operated.failed
+        );
+        assert!(bench.calls().is_empty());
+    }
 
     #[test]
     fn only_an_answer_from_the_server_is_a_refusal() {
