@@ -173,10 +173,15 @@ pub async fn operate<C: MySqlConnector, P: PodWrites>(
     observation: &Observation,
     plan: &Plan,
 ) -> Operated {
+    let operator = Operator {
+        connector,
+        target,
+        observation,
+    };
     let mut done = Vec::new();
     let mut demoted = Demoted::new();
     for action in &plan.actions {
-        if let Err(error) = carry_out(connector, target, observation, action, &mut demoted).await {
+        if let Err(error) = operator.carry_out(action, &mut demoted).await {
             return Operated {
                 done,
                 failed: Some(error),
@@ -346,236 +351,243 @@ fn refused_by_server(error: &MySqlError) -> bool {
 /// answering as soon as it is read-only (its preStop hook lets mysqld shut down).
 type Demoted = std::collections::HashMap<u8, GtidSet>;
 
-async fn carry_out<C: MySqlConnector, P: PodWrites>(
-    connector: &C,
-    target: &OperateTarget<'_, P>,
-    observation: &Observation,
-    action: &Action,
-    demoted: &mut Demoted,
-) -> Result<(), OperateError> {
-    let stable_endpoint = |ordinal: u8| {
-        Endpoint::new(
-            naming::pod_host(target.cluster_name, target.namespace, ordinal),
-            naming::MYSQL_PORT as u16,
-        )
-    };
-    match action {
-        Action::SetRoleLabel { ordinal, role } => {
-            let pod = naming::pod(target.cluster_name, *ordinal);
-            target
-                .pods
-                .set_role(&pod, *role)
-                .await
-                .map_err(|source| OperateError::Label {
-                    pod,
-                    role: role.label(),
-                    source,
-                })?;
-            Ok(())
-        }
-        Action::MakeReadOnly { ordinal } => {
-            let executed = make_read_only(connector, target, observation, *ordinal).await?;
-            demoted.insert(*ordinal, executed);
-            Ok(())
-        }
-        Action::ForceReadOnly { ordinal } => {
-            let endpoint = pod_endpoint(observation, *ordinal, "make read-only")?;
-            force_read_only(connector, target, *ordinal, &endpoint).await
-        }
-        Action::DemoteAtAddress { ordinal, address } => {
-            let endpoint = Endpoint::new(address.clone(), naming::MYSQL_PORT as u16);
-            match force_read_only(connector, target, *ordinal, &endpoint).await {
-                // Gone (or not answering): nothing is left there to demote.
-                Err(OperateError::Sql { source, .. }) if source.is_unreachable() => Ok(()),
-                other => other,
+/// One plan's means of acting on its cluster: SQL sessions with the instances, writes to the
+/// pods. Each action's body is one method, so `carry_out` reads as the list of actions.
+struct Operator<'a, C, P> {
+    connector: &'a C,
+    target: &'a OperateTarget<'a, P>,
+    observation: &'a Observation,
+}
+
+impl<C: MySqlConnector, P: PodWrites> Operator<'_, C, P> {
+    /// Carries out one action; a demotion keeps what the instance executed in `demoted`, for a
+    /// later `CatchUpWith` of the same plan.
+    async fn carry_out(&self, action: &Action, demoted: &mut Demoted) -> Result<(), OperateError> {
+        match action {
+            Action::SetRoleLabel { ordinal, role } => self.set_role_label(*ordinal, *role).await,
+            Action::MakeReadOnly { ordinal } => {
+                let executed = self.make_read_only(*ordinal).await?;
+                demoted.insert(*ordinal, executed);
+                Ok(())
             }
+            Action::ForceReadOnly { ordinal } => {
+                let endpoint = pod_endpoint(self.observation, *ordinal, "make read-only")?;
+                self.force_read_only(*ordinal, &endpoint).await
+            }
+            Action::DemoteAtAddress { ordinal, address } => {
+                self.demote_at_address(*ordinal, address).await
+            }
+            Action::CatchUpWith { ordinal, source } => {
+                self.catch_up_with(*ordinal, *source, demoted).await
+            }
+            Action::RestartPod { ordinal } => self.restart_pod(*ordinal).await,
+            Action::ClearRecloneRequest { ordinal } => self.clear_reclone_request(*ordinal).await,
+            Action::MakeWritable { ordinal } => self.make_writable(*ordinal).await,
+            Action::StopReplicating { ordinal } => self.stop_replicating(*ordinal).await,
+            Action::EnableSemiSyncSource {
+                ordinal,
+                wait_for_replica_count,
+            } => {
+                self.enable_semi_sync_source(*ordinal, *wait_for_replica_count)
+                    .await
+            }
+            Action::DisableSemiSyncSource { ordinal } => {
+                self.disable_semi_sync_source(*ordinal).await
+            }
+            Action::RecordClusterIdentity { ordinal } => {
+                self.record_cluster_identity(*ordinal).await
+            }
+            Action::ReplicateFrom { ordinal, source } => {
+                self.replicate_from(*ordinal, *source).await
+            }
+            Action::StopReplicaIo { ordinal } => self.fence(*ordinal).await,
+            Action::WaitForTransactions { ordinal, gtids } => {
+                self.wait_for_transactions(*ordinal, gtids).await
+            }
+            Action::CloneFrom { ordinal, donor, .. } => self.start_clone(*ordinal, *donor).await,
         }
-        Action::CatchUpWith { ordinal, source } => {
-            let gtids = match demoted.get(source) {
-                Some(executed) => executed.clone(),
-                None => {
-                    sql(
-                        connector,
-                        target,
-                        observation,
-                        *source,
-                        "read what the old primary executed",
-                        |a| async move { Ok(a.status().await?.gtid_executed) },
-                    )
-                    .await?
-                }
-            };
-            sql(
-                connector,
-                target,
-                observation,
-                *ordinal,
-                "catch up with the old primary",
-                |a| async move {
-                    if a.wait_for_gtid(&gtids, CATCH_UP_TIMEOUT).await? {
-                        Ok(())
-                    } else {
-                        Err(MySqlError::Timeout {
-                            action: "catch up with the old primary".into(),
-                            endpoint: format!("instance {ordinal}"),
-                            after: CATCH_UP_TIMEOUT,
-                        })
-                    }
-                },
-            )
+    }
+
+    async fn set_role_label(&self, ordinal: u8, role: Role) -> Result<(), OperateError> {
+        let pod = naming::pod(self.target.cluster_name, ordinal);
+        self.target
+            .pods
+            .set_role(&pod, role)
             .await
+            .map_err(|source| OperateError::Label {
+                pod,
+                role: role.label(),
+                source,
+            })
+    }
+
+    async fn demote_at_address(&self, ordinal: u8, address: &str) -> Result<(), OperateError> {
+        let endpoint = Endpoint::new(address, naming::MYSQL_PORT as u16);
+        match self.force_read_only(ordinal, &endpoint).await {
+            // Gone (or not answering): nothing is left there to demote.
+            Err(OperateError::Sql { source, .. }) if source.is_unreachable() => Ok(()),
+            other => other,
         }
-        Action::RestartPod { ordinal } => {
-            let pod = naming::pod(target.cluster_name, *ordinal);
-            target
-                .pods
-                .restart(&pod)
-                .await
-                .map_err(|source| OperateError::Restart { pod, source })?;
-            Ok(())
-        }
-        Action::ClearRecloneRequest { ordinal } => {
-            let pod = naming::pod(target.cluster_name, *ordinal);
-            target
-                .pods
-                .clear_reclone_request(&pod)
-                .await
-                .map_err(|source| OperateError::Annotate { pod, source })?;
-            Ok(())
-        }
-        Action::MakeWritable { ordinal } => {
-            sql(
-                connector,
-                target,
-                observation,
-                *ordinal,
-                "make writable",
-                |a| async move { a.set_read_only(false).await },
-            )
-            .await
-        }
-        Action::StopReplicating { ordinal } => {
-            sql(
-                connector,
-                target,
-                observation,
-                *ordinal,
-                "stop replicating",
-                |a| async move { a.reset_replica_all().await },
-            )
-            .await
-        }
-        Action::EnableSemiSyncSource {
-            ordinal,
-            wait_for_replica_count,
-        } => {
-            let config = SemiSyncSourceConfig {
-                wait_for_replica_count: *wait_for_replica_count,
-                timeout: SEMI_SYNC_TIMEOUT,
-            };
-            sql(
-                connector,
-                target,
-                observation,
-                *ordinal,
-                "enable semi-sync source",
-                |a| async move { a.enable_semi_sync_source(config).await },
-            )
-            .await
-        }
-        Action::DisableSemiSyncSource { ordinal } => {
-            sql(
-                connector,
-                target,
-                observation,
-                *ordinal,
-                "disable semi-sync source",
-                |a| async move { a.disable_semi_sync_source().await },
-            )
-            .await
-        }
-        Action::RecordClusterIdentity { ordinal } => {
-            let (uid, name) = (target.cluster_uid, target.cluster_name);
-            sql(
-                connector,
-                target,
-                observation,
-                *ordinal,
-                "record the cluster identity",
-                |a| async move { a.record_cluster_identity(uid, name).await },
-            )
-            .await
-        }
-        Action::ReplicateFrom { ordinal, source } => {
-            let source = ReplicationSource {
-                endpoint: stable_endpoint(*source),
-                credentials: target.replication.clone(),
-                tls: false,
-                connect_retry: SOURCE_CONNECT_RETRY,
-                retry_count: SOURCE_RETRY_COUNT,
-            };
-            sql(
-                connector,
-                target,
-                observation,
-                *ordinal,
-                "start replicating",
-                |a| async move {
-                    // Semi-sync first, so the I/O thread acknowledges from its first event.
-                    a.enable_semi_sync_replica().await?;
-                    a.configure_replica(&source).await
-                },
-            )
-            .await
-        }
-        Action::StopReplicaIo { ordinal } => {
-            sql(
-                connector,
-                target,
-                observation,
-                *ordinal,
-                "fence (stop replication I/O, also after a restart)",
-                |a| async move { a.fence_replica().await },
-            )
-            .await
-        }
-        Action::WaitForTransactions { ordinal, gtids } => {
-            let gtids = gtids.clone();
-            sql(
-                connector,
-                target,
-                observation,
-                *ordinal,
-                "apply the relay log",
-                |a| async move {
-                    if a.wait_for_gtid(&gtids, RELAY_LOG_TIMEOUT).await? {
-                        Ok(())
-                    } else {
-                        Err(MySqlError::Timeout {
-                            action: "apply the relay log before promotion".into(),
-                            endpoint: format!("instance {ordinal}"),
-                            after: RELAY_LOG_TIMEOUT,
-                        })
-                    }
-                },
-            )
-            .await
-        }
-        Action::CloneFrom { ordinal, donor, .. } => {
-            const ACTION: &str = "start a clone from a donor";
-            let donor_endpoint = stable_endpoint(*donor);
-            let credentials = target.replication.clone();
-            let endpoint = pod_endpoint(observation, *ordinal, ACTION)?;
-            let admin = connector
-                .connect(&endpoint, target.operator)
-                .await
-                .map_err(|source| OperateError::Sql {
-                    action: ACTION,
-                    ordinal: *ordinal,
+    }
+
+    /// Waits until `ordinal` has applied what `source` executed: as read when this plan made it
+    /// read-only, or now if an earlier round did.
+    async fn catch_up_with(
+        &self,
+        ordinal: u8,
+        source: u8,
+        demoted: &Demoted,
+    ) -> Result<(), OperateError> {
+        let gtids = match demoted.get(&source) {
+            Some(executed) => executed.clone(),
+            None => {
+                self.sql(
                     source,
-                })?;
-            let ordinal = *ordinal;
-            target.clones.start(target.cluster_uid, ordinal, async move {
+                    "read what the old primary executed",
+                    |a| async move { Ok(a.status().await?.gtid_executed) },
+                )
+                .await?
+            }
+        };
+        self.sql(ordinal, "catch up with the old primary", |a| async move {
+            if a.wait_for_gtid(&gtids, CATCH_UP_TIMEOUT).await? {
+                Ok(())
+            } else {
+                Err(MySqlError::Timeout {
+                    action: "catch up with the old primary".into(),
+                    endpoint: format!("instance {ordinal}"),
+                    after: CATCH_UP_TIMEOUT,
+                })
+            }
+        })
+        .await
+    }
+
+    async fn restart_pod(&self, ordinal: u8) -> Result<(), OperateError> {
+        let pod = naming::pod(self.target.cluster_name, ordinal);
+        self.target
+            .pods
+            .restart(&pod)
+            .await
+            .map_err(|source| OperateError::Restart { pod, source })
+    }
+
+    async fn clear_reclone_request(&self, ordinal: u8) -> Result<(), OperateError> {
+        let pod = naming::pod(self.target.cluster_name, ordinal);
+        self.target
+            .pods
+            .clear_reclone_request(&pod)
+            .await
+            .map_err(|source| OperateError::Annotate { pod, source })
+    }
+
+    async fn make_writable(&self, ordinal: u8) -> Result<(), OperateError> {
+        self.sql(ordinal, "make writable", |a| async move {
+            a.set_read_only(false).await
+        })
+        .await
+    }
+
+    async fn stop_replicating(&self, ordinal: u8) -> Result<(), OperateError> {
+        self.sql(ordinal, "stop replicating", |a| async move {
+            a.reset_replica_all().await
+        })
+        .await
+    }
+
+    async fn enable_semi_sync_source(
+        &self,
+        ordinal: u8,
+        wait_for_replica_count: u32,
+    ) -> Result<(), OperateError> {
+        let config = SemiSyncSourceConfig {
+            wait_for_replica_count,
+            timeout: SEMI_SYNC_TIMEOUT,
+        };
+        self.sql(ordinal, "enable semi-sync source", |a| async move {
+            a.enable_semi_sync_source(config).await
+        })
+        .await
+    }
+
+    async fn disable_semi_sync_source(&self, ordinal: u8) -> Result<(), OperateError> {
+        self.sql(ordinal, "disable semi-sync source", |a| async move {
+            a.disable_semi_sync_source().await
+        })
+        .await
+    }
+
+    async fn record_cluster_identity(&self, ordinal: u8) -> Result<(), OperateError> {
+        let (uid, name) = (self.target.cluster_uid, self.target.cluster_name);
+        self.sql(ordinal, "record the cluster identity", |a| async move {
+            a.record_cluster_identity(uid, name).await
+        })
+        .await
+    }
+
+    async fn replicate_from(&self, ordinal: u8, source: u8) -> Result<(), OperateError> {
+        let source = ReplicationSource {
+            endpoint: self.stable_endpoint(source),
+            credentials: self.target.replication.clone(),
+            tls: false,
+            connect_retry: SOURCE_CONNECT_RETRY,
+            retry_count: SOURCE_RETRY_COUNT,
+        };
+        self.sql(ordinal, "start replicating", |a| async move {
+            // Semi-sync first, so the I/O thread acknowledges from its first event.
+            a.enable_semi_sync_replica().await?;
+            a.configure_replica(&source).await
+        })
+        .await
+    }
+
+    /// The fence: this replica acknowledges nothing more to its source, also after a restart.
+    async fn fence(&self, ordinal: u8) -> Result<(), OperateError> {
+        const ACTION: &str = "fence (stop replication I/O, also after a restart)";
+        self.sql(ordinal, ACTION, |a| async move { a.fence_replica().await })
+            .await
+    }
+
+    /// Waits until the instance has applied its relay log (`gtids`), before its promotion.
+    async fn wait_for_transactions(
+        &self,
+        ordinal: u8,
+        gtids: &GtidSet,
+    ) -> Result<(), OperateError> {
+        let gtids = gtids.clone();
+        self.sql(ordinal, "apply the relay log", |a| async move {
+            if a.wait_for_gtid(&gtids, RELAY_LOG_TIMEOUT).await? {
+                Ok(())
+            } else {
+                Err(MySqlError::Timeout {
+                    action: "apply the relay log before promotion".into(),
+                    endpoint: format!("instance {ordinal}"),
+                    after: RELAY_LOG_TIMEOUT,
+                })
+            }
+        })
+        .await
+    }
+
+    /// Opens the recipient's session here, so that an instance that does not answer fails the
+    /// plan, and leaves the clone itself to a background task (see `clones.rs`).
+    async fn start_clone(&self, ordinal: u8, donor: u8) -> Result<(), OperateError> {
+        const ACTION: &str = "start a clone from a donor";
+        let donor_endpoint = self.stable_endpoint(donor);
+        let credentials = self.target.replication.clone();
+        let endpoint = pod_endpoint(self.observation, ordinal, ACTION)?;
+        let admin = self
+            .connector
+            .connect(&endpoint, self.target.operator)
+            .await
+            .map_err(|source| OperateError::Sql {
+                action: ACTION,
+                ordinal,
+                source,
+            })?;
+        self.target
+            .clones
+            .start(self.target.cluster_uid, ordinal, async move {
                 match admin
                     .clone_from(&donor_endpoint, &credentials, false, CLONE_TIMEOUT)
                     .await
@@ -591,85 +603,105 @@ async fn carry_out<C: MySqlConnector, P: PodWrites>(
                     }
                 }
             });
-            Ok(())
-        }
+        Ok(())
     }
-}
 
-/// Makes a writable instance that must not be read-only; if a commit waiting for
-/// acknowledgements that cannot come holds that back, shuts mysqld down (see `ForceReadOnly`).
-async fn force_read_only<C: MySqlConnector, P: PodWrites>(
-    connector: &C,
-    target: &OperateTarget<'_, P>,
-    ordinal: u8,
-    endpoint: &Endpoint,
-) -> Result<(), OperateError> {
-    match make_read_only_at(connector, target, ordinal, endpoint).await {
-        Err(OperateError::Sql {
-            source: MySqlError::Timeout { .. },
-            ..
-        }) => {
-            // Its replicas now follow another primary; the waiting commit's client was
-            // disconnected, and a restart is the one way out that acknowledges nothing.
-            tracing::warn!(
-                ordinal,
-                %endpoint,
-                "could not make a stray writable instance read-only; shutting it down"
-            );
-            sql_at(
-                connector,
-                target,
-                endpoint,
-                ordinal,
-                "shut down an instance that cannot be made read-only",
-                |a| async move { a.shutdown().await },
-            )
-            .await
-        }
-        other => other.map(|_executed| ()),
-    }
-}
-
-/// Disconnects the clients and sets `super_read_only`; returns what the instance had executed
-/// by then (nothing more can come).
-async fn make_read_only<C: MySqlConnector, P: PodWrites>(
-    connector: &C,
-    target: &OperateTarget<'_, P>,
-    observation: &Observation,
-    ordinal: u8,
-) -> Result<GtidSet, OperateError> {
-    let endpoint = pod_endpoint(observation, ordinal, "make read-only")?;
-    make_read_only_at(connector, target, ordinal, &endpoint).await
-}
-
-async fn make_read_only_at<C: MySqlConnector, P: PodWrites>(
-    connector: &C,
-    target: &OperateTarget<'_, P>,
-    ordinal: u8,
-    endpoint: &Endpoint,
-) -> Result<GtidSet, OperateError> {
-    sql_at(
-        connector,
-        target,
-        endpoint,
-        ordinal,
-        "make read-only",
-        |a| async move {
-            // Clients first: they reconnect through the Services to the new primary, and their
-            // commits cannot be acknowledged here once they are gone.
-            a.kill_client_sessions(OWN_USERS).await?;
-            a.set_read_only(true).await?;
-            // At once: a primary whose pod is being deleted shuts down right after this.
-            let executed = a.status().await?.gtid_executed;
-            // And the clients that connected meanwhile; best effort, as the server may be
-            // going down already.
-            if let Err(e) = a.kill_client_sessions(OWN_USERS).await {
-                tracing::debug!(error = %e, "clients of a demoted instance not disconnected");
+    /// Makes a writable instance that must not be read-only; if a commit waiting for
+    /// acknowledgements that cannot come holds that back, shuts mysqld down (see
+    /// `ForceReadOnly`).
+    async fn force_read_only(&self, ordinal: u8, endpoint: &Endpoint) -> Result<(), OperateError> {
+        match self.make_read_only_at(ordinal, endpoint).await {
+            Err(OperateError::Sql {
+                source: MySqlError::Timeout { .. },
+                ..
+            }) => {
+                // Its replicas now follow another primary; the waiting commit's client was
+                // disconnected, and a restart is the one way out that acknowledges nothing.
+                tracing::warn!(
+                    ordinal,
+                    %endpoint,
+                    "could not make a stray writable instance read-only; shutting it down"
+                );
+                const ACTION: &str = "shut down an instance that cannot be made read-only";
+                sql_at(
+                    self.connector,
+                    self.target,
+                    endpoint,
+                    ordinal,
+                    ACTION,
+                    |a| async move { a.shutdown().await },
+                )
+                .await
             }
-            Ok(executed)
-        },
-    )
-    .await
+            other => other.map(|_executed| ()),
+        }
+    }
+
+    /// Disconnects the clients and sets `super_read_only`; returns what the instance had
+    /// executed by then (nothing more can come).
+    async fn make_read_only(&self, ordinal: u8) -> Result<GtidSet, OperateError> {
+        let endpoint = pod_endpoint(self.observation, ordinal, "make read-only")?;
+        self.make_read_only_at(ordinal, &endpoint).await
+    }
+
+    async fn make_read_only_at(
+        &self,
+        ordinal: u8,
+        endpoint: &Endpoint,
+    ) -> Result<GtidSet, OperateError> {
+        sql_at(
+            self.connector,
+            self.target,
+            endpoint,
+            ordinal,
+            "make read-only",
+            |a| async move {
+                // Clients first: they reconnect through the Services to the new primary, and
+                // their commits cannot be acknowledged here once they are gone.
+                a.kill_client_sessions(OWN_USERS).await?;
+                a.set_read_only(true).await?;
+                // At once: a primary whose pod is being deleted shuts down right after this.
+                let executed = a.status().await?.gtid_executed;
+                // And the clients that connected meanwhile; best effort, as the server may be
+                // going down already.
+                if let Err(e) = a.kill_client_sessions(OWN_USERS).await {
+                    tracing::debug!(error = %e, "clients of a demoted instance not disconnected");
+                }
+                Ok(executed)
+            },
+        )
+        .await
+    }
+
+    /// The name other instances reach `ordinal` by, stable across its pod's restarts.
+    fn stable_endpoint(&self, ordinal: u8) -> Endpoint {
+        Endpoint::new(
+            naming::pod_host(self.target.cluster_name, self.target.namespace, ordinal),
+            naming::MYSQL_PORT as u16,
+        )
+    }
+
+    /// Connects to one instance by its pod IP and runs `work` on the session.
+    async fn sql<F, Fut, T>(
+        &self,
+        ordinal: u8,
+        action: &'static str,
+        work: F,
+    ) -> Result<T, OperateError>
+    where
+        F: FnOnce(C::Admin) -> Fut,
+        Fut: Future<Output = Result<T, MySqlError>>,
+    {
+        sql(
+            self.connector,
+            self.target,
+            self.observation,
+            ordinal,
+            action,
+            work,
+        )
+        .await
+    }
 }
 
 /// The address of an instance's pod.
