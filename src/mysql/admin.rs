@@ -392,9 +392,6 @@ pub trait MySqlAdmin: Send + Sync {
     /// acknowledges nothing more to its source, now or after a restart.
     fn fence_replica(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
 
-    /// `STOP REPLICA` (both threads).
-    fn stop_replica(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
-
     /// `STOP REPLICA; RESET REPLICA ALL`: forget the source (on a new primary).
     fn reset_replica_all(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
 
@@ -411,9 +408,6 @@ pub trait MySqlAdmin: Send + Sync {
     /// Loads the plugin if needed, turns on semi-sync as a replica and, if the
     /// I/O thread runs without acknowledging, restarts it so that it does.
     fn enable_semi_sync_replica(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
-
-    /// `rpl_semi_sync_replica_enabled=OFF`.
-    fn disable_semi_sync_replica(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
 
     /// `WAIT_FOR_EXECUTED_GTID_SET`: true once `gtids` are applied, false when
     /// `timeout` passes first.

@@ -783,10 +783,6 @@ impl MySqlAdmin for MySqlSession {
             .await
     }
 
-    async fn stop_replica(&self) -> Result<(), MySqlError> {
-        self.query_drop("stop replica", "STOP REPLICA".into()).await
-    }
-
     async fn reset_replica_all(&self) -> Result<(), MySqlError> {
         self.query_drop("stop replica", "STOP REPLICA".into())
             .await?;
@@ -861,21 +857,6 @@ impl MySqlAdmin for MySqlSession {
                 .await?;
         }
         Ok(())
-    }
-
-    async fn disable_semi_sync_replica(&self) -> Result<(), MySqlError> {
-        if !self
-            .active_plugins()
-            .await?
-            .contains(&Plugin::SemiSyncReplica)
-        {
-            return Ok(());
-        }
-        self.query_drop(
-            "disable semi-sync replica",
-            "SET GLOBAL rpl_semi_sync_replica_enabled = OFF".into(),
-        )
-        .await
     }
 
     async fn wait_for_gtid(&self, gtids: &GtidSet, timeout: Duration) -> Result<bool, MySqlError> {

@@ -3,6 +3,8 @@
 pub mod admin;
 pub mod client;
 pub mod error;
+#[cfg(test)]
+pub mod fake;
 pub mod gtid;
 pub mod sql;
 
