@@ -425,7 +425,7 @@ fn operate_target<'a>(
     ctx: &'a Context,
     valid: &'a ValidatedCluster,
     inputs: &'a Inputs,
-) -> OperateTarget<'a> {
+) -> OperateTarget<'a, Api<Pod>> {
     OperateTarget {
         cluster_name: &valid.name,
         cluster_uid: &valid.owner.uid,
