@@ -10,3 +10,4 @@ pub mod mysql;
 pub mod resources;
 pub mod storage;
 pub mod telemetry;
+pub mod validate;

@@ -8,12 +8,12 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use sakila::controller::context::Context;
 use sakila::controller::run::Scope;
-use sakila::controller::validate::OperatorSettings;
 use sakila::http::Health;
 use sakila::leader_election::{Config, Ending, LeaderElector};
 use sakila::metrics::Metrics;
 use sakila::mysql::MySqlClient;
 use sakila::telemetry::{self, LogFormat};
+use sakila::validate::OperatorSettings;
 use tokio::sync::watch;
 
 /// How long reconciles in flight may run on after SIGTERM before the lease is released anyway;

@@ -7,11 +7,11 @@ use std::time::Instant;
 use kube::runtime::events::Recorder;
 use kube::{Client, ResourceExt};
 
-use super::validate::OperatorSettings;
 use crate::api::MySQLCluster;
 use crate::clustering::clones::CloneTasks;
 use crate::clustering::{MySqlObservation, Observation};
 use crate::mysql::MySqlClient;
+use crate::validate::OperatorSettings;
 
 /// Shared state of the controller.
 pub struct Context {

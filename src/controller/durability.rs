@@ -6,8 +6,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::root_password::newly_false;
-use super::status::set_condition;
 use crate::api::MySQLClusterStatus;
+use crate::api::conditions::set_condition;
 use crate::resources::mysql_settings::WeakenedDurability;
 
 /// The condition that says whether every commit is on disk before it is acknowledged.

@@ -1,8 +1,8 @@
 //! The errors of one reconcile, one variant per step.
 
-use super::validate::InvalidSpec;
 use crate::clustering::operate::OperateError;
 use crate::storage::StorageError;
+use crate::validate::InvalidSpec;
 
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]

@@ -10,4 +10,3 @@ pub mod report;
 pub mod root_password;
 pub mod run;
 pub mod status;
-pub mod validate;

@@ -22,7 +22,6 @@ use super::error::Error;
 use super::report::{Notice, Round, report};
 use super::root_password::observe_root_password;
 use super::status::{RefusedSetting, compute_status, failed_status, record_discarded};
-use super::validate::{ValidatedCluster, validate};
 use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::MySqlObservation;
 use crate::clustering::decide::BOOTSTRAP_WAIT;
@@ -39,6 +38,7 @@ use crate::resources::{Resources, config_map, mysql_settings, naming};
 use crate::storage::{
     VolumePlan, decide_volumes, expand_volumes, observe_volumes, volumes_older_than,
 };
+use crate::validate::{ValidatedCluster, validate};
 
 /// How soon a multi-step operation (a failover's fence) is looked at again.
 pub const FOLLOW_UP: Duration = Duration::from_millis(500);

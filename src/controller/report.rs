@@ -15,13 +15,13 @@ use super::status::{
     APPLIED_ONLINE, CONFIG_APPLIED, OBJECT_NOT_OWNED, RefusedSetting, SETTING_REFUSED,
     compute_status, newly_not_owned, record_discarded, record_ownership, record_settings,
 };
-use super::validate::ValidatedCluster;
 use crate::api::MySQLClusterStatus;
 use crate::clustering::settings::SettingsPlan;
 use crate::clustering::{Action, Observation, Plan};
 use crate::resources::mysql_settings;
 use crate::storage::VolumePlan;
 use crate::storage::status::{newly_refused, record_volumes};
+use crate::validate::ValidatedCluster;
 
 /// What one round of an unpaused cluster found and did, as the report needs it.
 pub struct Round<'a> {

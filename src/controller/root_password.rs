@@ -8,10 +8,10 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Api;
 
-use super::status::set_condition;
-use super::validate::ValidatedCluster;
 use crate::api::MySQLClusterStatus;
+use crate::api::conditions::set_condition;
 use crate::resources::naming;
+use crate::validate::ValidatedCluster;
 
 /// The condition that says whether the root password is usable.
 pub const ROOT_PASSWORD_VALID: &str = "RootPasswordValid";

@@ -5,13 +5,14 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::validate::ValidatedCluster;
+use crate::api::conditions::set_condition;
 use crate::api::{DiscardedTransactions, InstanceStatus, MySQLClusterStatus, ReplicationStatus};
 use crate::clustering::decide::{Finding, WithheldReason};
 use crate::clustering::settings::SettingsPlan;
 use crate::clustering::{Action, InstanceObservation, MySqlObservation, Observation, Plan};
 use crate::mysql::ThreadState;
 use crate::resources::naming;
+use crate::validate::ValidatedCluster;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -709,36 +710,6 @@ pub fn newly_not_owned(
     };
     let now = problem(current)?;
     (previous.and_then(problem).as_ref() != Some(&now)).then_some(now)
-}
-
-/// Upserts a condition, keeping `lastTransitionTime` unless the status flips.
-pub fn set_condition(
-    conditions: &mut Vec<Condition>,
-    type_: &str,
-    ok: bool,
-    reason: &str,
-    message: String,
-    generation: Option<i64>,
-    now: Time,
-) {
-    let status = if ok { "True" } else { "False" };
-    let transition = conditions
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(now);
-    let condition = Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message,
-        observed_generation: generation,
-        last_transition_time: transition,
-    };
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
-        Some(existing) => *existing = condition,
-        None => conditions.push(condition),
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PodSpec};
 
 use super::{meta, mysql_settings, naming};
-use crate::controller::validate::ValidatedCluster;
+use crate::validate::ValidatedCluster;
 
 /// The option file every mysqld reads.
 pub const MY_CNF: &str = "my.cnf";

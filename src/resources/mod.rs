@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::controller::validate::ValidatedCluster;
+use crate::validate::ValidatedCluster;
 use secret::ClusterPasswords;
 
 /// Children that were built but not yet applied.
@@ -109,11 +109,11 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::api::DeletionPolicy;
-    use crate::controller::validate::{OperatorSettings, validate};
+    use crate::validate::{OperatorSettings, validate};
 
     /// A validated cluster with the image the testbed uses.
     pub(crate) fn validated(name: &str, instances: i32) -> ValidatedCluster {
-        let cluster = crate::controller::validate::tests::sample_cluster(name, instances);
+        let cluster = crate::validate::tests::sample_cluster(name, instances);
         validate(&cluster, &OperatorSettings::default()).expect("sample cluster is valid")
     }
 

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{meta, naming};
-use crate::controller::validate::ValidatedCluster;
+use crate::validate::ValidatedCluster;
 
 /// Builds the PodDisruptionBudget. One at a time keeps a quorum of semi-sync acknowledgers, and a
 /// single-instance cluster can still be drained (its data stays on the PVC).

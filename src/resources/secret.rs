@@ -11,7 +11,7 @@ use rand::rngs::OsRng;
 
 use super::{meta, naming};
 use crate::api::DeletionPolicy;
-use crate::controller::validate::ValidatedCluster;
+use crate::validate::ValidatedCluster;
 
 /// Length of generated passwords; alphanumeric, so about 190 bits of entropy.
 const PASSWORD_LENGTH: usize = 32;

@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{meta, naming};
 use crate::api::ClientServiceSpec;
-use crate::controller::validate::ValidatedCluster;
+use crate::validate::ValidatedCluster;
 
 fn mysql_port() -> Vec<ServicePort> {
     vec![ServicePort {

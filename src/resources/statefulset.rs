@@ -21,7 +21,7 @@ use super::config_map::{
     READY_SCRIPT,
 };
 use super::{meta, mysql_settings, naming};
-use crate::controller::validate::ValidatedCluster;
+use crate::validate::ValidatedCluster;
 
 /// The uid and gid of the `mysql` user in the official image (and in Sakila's Debian image).
 const MYSQL_UID: i64 = 999;

@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::decide::{EXPANSION_NOT_SUPPORTED, STORAGE_RESIZED, VolumePlan};
 use crate::api::MySQLClusterStatus;
-use crate::controller::status::set_condition;
+use crate::api::conditions::set_condition;
 
 /// Writes the plan's outcome into a status computed by the clustering step.
 pub fn record_volumes(
