@@ -16,6 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::api::conditions::ConditionType;
+
 /// How a reconcile ended.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Outcome {
@@ -205,7 +207,10 @@ impl Metrics {
 /// The status of the `Ready` condition of a cluster read as an untyped object.
 pub fn ready_state(cluster: &DynamicObject) -> ReadyState {
     let conditions = cluster.data["status"]["conditions"].as_array();
-    let ready = conditions.and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
+    let ready = conditions.and_then(|cs| {
+        cs.iter()
+            .find(|c| c["type"] == ConditionType::Ready.as_str())
+    });
     match ready.and_then(|c| c["status"].as_str()) {
         Some("True") => ReadyState::True,
         Some("False") => ReadyState::False,

@@ -18,6 +18,7 @@ use kube::api::{AttachParams, DeleteParams, PostParams};
 use kube::{Api, Client};
 use rand::distr::{Alphanumeric, SampleString};
 use sakila::api::MySQLCluster;
+use sakila::api::conditions::ConditionType;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
@@ -296,12 +297,13 @@ pub async fn wait_ready(ns: &TestNamespace, name: &str) -> MySQLCluster {
             // about the change. Ready while still rolling a change out is not at rest yet.
             let generation = cluster.metadata.generation;
             let conditions = &cluster.status.as_ref()?.conditions;
-            let holds = |type_: &str, status: &str| {
+            let holds = |type_: ConditionType, status: &str| {
                 conditions.iter().any(|c| {
                     c.type_ == type_ && c.status == status && c.observed_generation == generation
                 })
             };
-            (holds("Ready", "True") && holds("Progressing", "False")).then_some(cluster)
+            (holds(ConditionType::Ready, "True") && holds(ConditionType::Progressing, "False"))
+                .then_some(cluster)
         },
     )
     .await
@@ -377,7 +379,7 @@ pub async fn delete_cluster_and_wait(ns: &TestNamespace, name: &str) {
 pub async fn cluster_condition(
     ns: &TestNamespace,
     cluster: &str,
-    type_: &str,
+    type_: ConditionType,
 ) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     let clusters: Api<MySQLCluster> = ns.api();
     clusters

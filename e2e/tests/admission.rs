@@ -6,6 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use sakila::api::MySQLCluster;
+use sakila::api::conditions::ConditionType;
 use sakila_e2e::{TestNamespace, cluster_manifest, event_count, wait_ready, wait_until};
 use serde_json::json;
 
@@ -186,7 +187,11 @@ async fn what_admission_cannot_refuse_is_warned_once_and_the_cluster_keeps_servi
         cluster
             .status
             .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "RootPasswordValid"))
+            .and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == ConditionType::RootPasswordValid)
+            })
             .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
     };
     let (status, reason, message) = condition(&cluster).expect("RootPasswordValid is reported");
@@ -199,7 +204,11 @@ async fn what_admission_cannot_refuse_is_warned_once_and_the_cluster_keeps_servi
     let crash_safe = cluster
         .status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "CrashSafe"))
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == ConditionType::CrashSafe)
+        })
         .expect("CrashSafe is reported");
     assert_eq!(
         (crash_safe.status.as_str(), crash_safe.reason.as_str()),
@@ -275,7 +284,10 @@ async fn an_oom_killed_mysqld_is_named_in_the_status() {
         Duration::from_secs(300),
         || async {
             let status = clusters.get("oom").await.ok()?.status?;
-            let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+            let ready = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == ConditionType::Ready)?;
             let instance = status.instances.first()?.unreachable.clone()?;
             (ready.message.contains("OOM-killed") && instance.contains("OOM-killed"))
                 .then(|| (ready.message.clone(), instance))

@@ -6,6 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams};
 use sakila::api::MySQLCluster;
+use sakila::api::conditions::ConditionType;
 use sakila_e2e::chaos;
 use sakila_e2e::{
     TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, force_delete_pod,
@@ -63,7 +64,7 @@ async fn a_cluster_recreated_over_its_volumes_serves_every_acknowledged_write() 
     wait_ready(&ns, "trio").await;
     patch_spec(&ns, "trio", json!({"paused": true})).await;
     wait_until("the cluster paused", REACT_TIMEOUT, || async {
-        cluster_condition(&ns, "trio", "Paused")
+        cluster_condition(&ns, "trio", ConditionType::Paused)
             .await
             .filter(|c| c.status == "True")
     })
@@ -181,7 +182,7 @@ async fn a_primary_that_lost_its_volume_is_never_made_writable() {
         "Writable False saying the primary has no data",
         REACT_TIMEOUT,
         || async {
-            cluster_condition(&ns, "lose", "Writable")
+            cluster_condition(&ns, "lose", ConditionType::Writable)
                 .await
                 .filter(|c| c.status == "False" && c.message.contains("no data"))
         },

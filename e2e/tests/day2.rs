@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams};
 use sakila::api::MySQLCluster;
+use sakila::api::conditions::ConditionType;
 use sakila_e2e::chaos::{self, ChaosRecord, UnderWrites};
 use sakila_e2e::{TestNamespace, cluster_manifest, mysql_client_image, wait_ready, wait_until};
 use serde_json::json;
@@ -101,7 +102,7 @@ async fn a_bad_image_stops_the_rollout_at_the_first_replica_until_the_spec_is_fi
             let progressing = status
                 .conditions
                 .iter()
-                .find(|c| c.type_ == "Progressing")?;
+                .find(|c| c.type_ == ConditionType::Progressing)?;
             // It names the pod and the container's reason (an image that cannot be pulled).
             (progressing.reason == "RollingOut"
                 && progressing
@@ -208,7 +209,7 @@ async fn wait_config_applied(ns: &TestNamespace, reason: &str, timeout: Duration
             let condition = status
                 .conditions
                 .iter()
-                .find(|c| c.type_ == "ConfigApplied")?;
+                .find(|c| c.type_ == ConditionType::ConfigApplied)?;
             (condition.reason == reason).then(|| condition.message.clone())
         },
     )
@@ -339,7 +340,7 @@ async fn delete_and_wait(ns: &TestNamespace, pod: &str) {
                 .conditions
                 .as_ref()?
                 .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
+                .any(|c| c.type_ == ConditionType::Ready && c.status == "True");
             (p.metadata.uid != old_uid && ready).then_some(())
         },
     )
@@ -454,7 +455,8 @@ async fn a_restart_only_value_mysqld_refuses_stops_the_rollout_and_restarts_keep
         "the rollout to stop at trio-2",
         Duration::from_secs(240),
         || async {
-            let progressing = sakila_e2e::cluster_condition(&ns, "trio", "Progressing").await?;
+            let progressing =
+                sakila_e2e::cluster_condition(&ns, "trio", ConditionType::Progressing).await?;
             (progressing.reason == "RollingOut"
                 && progressing
                     .message

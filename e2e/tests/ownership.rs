@@ -7,6 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use sakila::api::MySQLCluster;
+use sakila::api::conditions::ConditionType;
 use sakila_e2e::{
     TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, wait_until,
 };
@@ -29,7 +30,7 @@ async fn a_users_service_with_a_childs_name_is_reported_left_alone_and_outlives_
         "ResourcesOwned False naming the user's Service",
         Duration::from_secs(120),
         || async {
-            cluster_condition(&ns, "shop", "ResourcesOwned")
+            cluster_condition(&ns, "shop", ConditionType::ResourcesOwned)
                 .await
                 .filter(|c| c.status == "False" && c.message.contains("Service shop-primary"))
         },

@@ -6,6 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use sakila::api::MySQLCluster;
+use sakila::api::conditions::ConditionType;
 use sakila_e2e::chaos;
 use sakila_e2e::{cluster_manifest, force_delete_pod, wait_ready, wait_until};
 use serde_json::json;
@@ -21,7 +22,7 @@ async fn set_paused(clusters: &Api<MySQLCluster>, paused: bool) {
         .unwrap();
 }
 
-fn condition(cluster: &MySQLCluster, type_: &str) -> Option<String> {
+fn condition(cluster: &MySQLCluster, type_: ConditionType) -> Option<String> {
     cluster
         .status
         .as_ref()?
@@ -42,7 +43,7 @@ async fn a_paused_cluster_is_not_healed_until_it_is_unpaused() {
     set_paused(&clusters, true).await;
     wait_until("the Paused condition", Duration::from_secs(30), || async {
         let cluster = clusters.get("solo").await.ok()?;
-        (condition(&cluster, "Paused").as_deref() == Some("True")).then_some(())
+        (condition(&cluster, ConditionType::Paused).as_deref() == Some("True")).then_some(())
     })
     .await;
 
@@ -67,12 +68,21 @@ async fn a_paused_cluster_is_not_healed_until_it_is_unpaused() {
         "the paused operator made solo-0 writable"
     );
     let cluster = clusters.get("solo").await.unwrap();
-    assert_eq!(condition(&cluster, "Ready").as_deref(), Some("False"));
-    assert_eq!(condition(&cluster, "Paused").as_deref(), Some("True"));
+    assert_eq!(
+        condition(&cluster, ConditionType::Ready).as_deref(),
+        Some("False")
+    );
+    assert_eq!(
+        condition(&cluster, ConditionType::Paused).as_deref(),
+        Some("True")
+    );
 
     set_paused(&clusters, false).await;
     let cluster = wait_ready(&ns, "solo").await;
-    assert_eq!(condition(&cluster, "Paused").as_deref(), Some("False"));
+    assert_eq!(
+        condition(&cluster, ConditionType::Paused).as_deref(),
+        Some("False")
+    );
     let read_only = ns
         .sql("solo", "solo-0", "SELECT @@global.super_read_only")
         .await

@@ -8,11 +8,12 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use sakila::api::MySQLCluster;
+use sakila::api::conditions::ConditionType;
 use sakila_e2e::{
     TestNamespace, cluster_manifest, force_delete_pod, mysql_client_image, wait_ready, wait_until,
 };
 
-fn condition(cluster: &MySQLCluster, type_: &str) -> String {
+fn condition(cluster: &MySQLCluster, type_: ConditionType) -> String {
     let status = cluster.status.as_ref().unwrap();
     let c = status
         .conditions
@@ -59,8 +60,8 @@ async fn three_instances_replicate_every_write_refuse_writes_on_replicas_and_rej
     let ns = TestNamespace::new("repl").await;
     ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
     let cluster = wait_ready(&ns, "trio").await;
-    assert_eq!(condition(&cluster, "Replicating"), "True");
-    assert_eq!(condition(&cluster, "Writable"), "True");
+    assert_eq!(condition(&cluster, ConditionType::Replicating), "True");
+    assert_eq!(condition(&cluster, ConditionType::Writable), "True");
 
     // 1,000 rows through the read-write Service, from a client pod.
     ns.client_pod("client", &mysql_client_image()).await;
@@ -188,7 +189,7 @@ async fn five_instances_become_ready_with_every_replica_cloned_from_a_donor() {
     ns.create::<MySQLCluster>(cluster_manifest("quint", 5))
         .await;
     let cluster = wait_ready(&ns, "quint").await;
-    assert_eq!(condition(&cluster, "Replicating"), "True");
+    assert_eq!(condition(&cluster, ConditionType::Replicating), "True");
 
     let events: Api<Event> = ns.api();
     let clones: BTreeMap<String, String> = events

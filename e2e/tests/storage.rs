@@ -13,6 +13,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use sakila::api::MySQLCluster;
+use sakila::api::conditions::ConditionType;
 use sakila_e2e::chaos;
 use sakila_e2e::{
     TestNamespace, cluster_manifest, delete_cluster_and_wait, wait_ready, wait_until,
@@ -30,7 +31,7 @@ fn storage_condition(cluster: &MySQLCluster) -> Option<Condition> {
         .as_ref()?
         .conditions
         .iter()
-        .find(|c| c.type_ == "StorageResized")
+        .find(|c| c.type_ == ConditionType::StorageResized)
         .cloned()
 }
 
@@ -38,7 +39,7 @@ fn is_ready(cluster: &MySQLCluster) -> bool {
     cluster.status.as_ref().is_some_and(|s| {
         s.conditions
             .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .any(|c| c.type_ == ConditionType::Ready && c.status == "True")
     })
 }
 

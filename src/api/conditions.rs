@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 /// Upserts a condition, keeping `lastTransitionTime` unless the status flips.
 pub fn set_condition(
     conditions: &mut Vec<Condition>,
-    type_: &str,
+    type_: ConditionType,
     ok: bool,
     reason: &str,
     message: String,
@@ -32,4 +32,77 @@ pub fn set_condition(
         Some(existing) => *existing = condition,
         None => conditions.push(condition),
     }
+}
+
+/// Every condition type a MySQLCluster's status carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConditionType {
+    /// Every instance ready and the primary writable.
+    Ready,
+    /// The cluster is being created, changed or recovered.
+    Progressing,
+    /// It was ready and is not now.
+    Degraded,
+    /// The last reconcile ran to its end.
+    ReconcileSuccess,
+    /// An instance takes writes.
+    Writable,
+    /// Every replica replicates from the primary with semi-sync.
+    Replicating,
+    /// `spec.paused` holds the operator back.
+    Paused,
+    /// Every instance runs `spec.mysqlConfig`, and how the last change got there.
+    ConfigApplied,
+    /// Every child the operator would create is its own.
+    ResourcesOwned,
+    /// `spec.mysqlConfig` keeps every commit crash-safe.
+    CrashSafe,
+    /// The root password is long enough.
+    RootPasswordValid,
+    /// The volumes have `spec.storage.size`.
+    StorageResized,
+}
+
+impl ConditionType {
+    /// The type as written in the status.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => "Ready",
+            ConditionType::Progressing => "Progressing",
+            ConditionType::Degraded => "Degraded",
+            ConditionType::ReconcileSuccess => "ReconcileSuccess",
+            ConditionType::Writable => "Writable",
+            ConditionType::Replicating => "Replicating",
+            ConditionType::Paused => "Paused",
+            ConditionType::ConfigApplied => "ConfigApplied",
+            ConditionType::ResourcesOwned => "ResourcesOwned",
+            ConditionType::CrashSafe => "CrashSafe",
+            ConditionType::RootPasswordValid => "RootPasswordValid",
+            ConditionType::StorageResized => "StorageResized",
+        }
+    }
+}
+
+impl std::fmt::Display for ConditionType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<ConditionType> for String {
+    fn from(type_: ConditionType) -> Self {
+        type_.as_str().into()
+    }
+}
+
+/// So that a condition read from the API compares with a type: `condition.type_ == Ready`.
+impl PartialEq<ConditionType> for String {
+    fn eq(&self, other: &ConditionType) -> bool {
+        self == other.as_str()
+    }
+}
+
+/// The condition of type `type_`, if the list has one.
+pub fn find_condition(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
 }

@@ -7,11 +7,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::root_password::newly_false;
 use crate::api::MySQLClusterStatus;
-use crate::api::conditions::set_condition;
+use crate::api::conditions::{ConditionType, set_condition};
 use crate::resources::mysql_settings::WeakenedDurability;
 
-/// The condition that says whether every commit is on disk before it is acknowledged.
-pub const CRASH_SAFE: &str = "CrashSafe";
 /// The reason of `CrashSafe=False`, also the Warning event's.
 pub const DURABILITY_WEAKENED: &str = "DurabilityWeakened";
 
@@ -48,7 +46,7 @@ pub fn record_durability(
     let (ok, reason, message) = durability_condition(weakened);
     set_condition(
         &mut status.conditions,
-        CRASH_SAFE,
+        ConditionType::CrashSafe,
         ok,
         reason,
         message,
@@ -62,7 +60,7 @@ pub fn durability_warning(
     previous: Option<&MySQLClusterStatus>,
     status: &MySQLClusterStatus,
 ) -> Option<(String, String)> {
-    newly_false(previous, status, CRASH_SAFE)
+    newly_false(previous, status, ConditionType::CrashSafe)
 }
 
 #[cfg(test)]
@@ -134,7 +132,7 @@ mod tests {
         let condition = undone
             .conditions
             .iter()
-            .find(|c| c.type_ == CRASH_SAFE)
+            .find(|c| c.type_ == ConditionType::CrashSafe)
             .unwrap();
         assert_eq!(condition.status, "True");
     }

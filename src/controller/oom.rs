@@ -7,8 +7,8 @@
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::status::{DEGRADED, PROGRESSING, READY};
 use crate::api::MySQLClusterStatus;
+use crate::api::conditions::ConditionType;
 use crate::resources::naming;
 
 /// How long a kill is still reported after its instance is ready again.
@@ -128,8 +128,9 @@ pub fn record_oom(status: &mut MySQLClusterStatus, kills: &[OomKill], memory_lim
         }
     }
     for condition in status.conditions.iter_mut() {
-        let named_here = condition.type_ == READY
-            || ((condition.type_ == DEGRADED || condition.type_ == PROGRESSING)
+        let named_here = condition.type_ == ConditionType::Ready
+            || ((condition.type_ == ConditionType::Degraded
+                || condition.type_ == ConditionType::Progressing)
                 && condition.status == "True");
         if named_here {
             condition.message = format!("{}; {note}", condition.message);
@@ -143,7 +144,11 @@ pub fn new_oom_kills<'a>(
     kills: &'a [OomKill],
 ) -> Vec<&'a OomKill> {
     let ready_message = previous
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == ConditionType::Ready)
+        })
         .map(|c| c.message.as_str())
         .unwrap_or_default();
     kills
@@ -290,7 +295,7 @@ mod tests {
     }
 
     fn status_with_db_1_down() -> MySQLClusterStatus {
-        let condition = |type_: &str, status: &str, message: &str| Condition {
+        let condition = |type_: ConditionType, status: &str, message: &str| Condition {
             type_: type_.into(),
             status: status.into(),
             reason: "x".into(),
@@ -310,9 +315,17 @@ mod tests {
         };
         MySQLClusterStatus {
             conditions: vec![
-                condition(READY, "False", "2/3 instances ready; waiting for db-1"),
-                condition(DEGRADED, "True", "2/3 instances ready; waiting for db-1"),
-                condition(PROGRESSING, "False", "Recovering"),
+                condition(
+                    ConditionType::Ready,
+                    "False",
+                    "2/3 instances ready; waiting for db-1",
+                ),
+                condition(
+                    ConditionType::Degraded,
+                    "True",
+                    "2/3 instances ready; waiting for db-1",
+                ),
+                condition(ConditionType::Progressing, "False", "Recovering"),
             ],
             instances: vec![instance("db-0", true), instance("db-1", false)],
             ..Default::default()
@@ -333,7 +346,7 @@ mod tests {
             Some("connection refused; mysqld was OOM-killed (memory limit 1Gi)")
         );
         assert_eq!(status.instances[0].unreachable, None);
-        let message = |type_: &str| {
+        let message = |type_: ConditionType| {
             status
                 .conditions
                 .iter()
@@ -342,7 +355,7 @@ mod tests {
                 .message
                 .clone()
         };
-        for type_ in [READY, DEGRADED] {
+        for type_ in [ConditionType::Ready, ConditionType::Degraded] {
             assert!(
                 message(type_)
                     .contains("mysqld OOM-killed (memory limit 1Gi): db-1 at 1970-01-01T00:01:40Z"),
@@ -351,7 +364,7 @@ mod tests {
             );
         }
         assert_eq!(
-            message(PROGRESSING),
+            message(ConditionType::Progressing),
             "Recovering",
             "False conditions are left alone"
         );

@@ -12,10 +12,11 @@ use super::durability::{durability_warning, record_durability};
 use super::oom::{OOM_KILLED, new_oom_kills, oom_kills, record_oom};
 use super::root_password::{RootPasswordCheck, record_root_password, root_password_warning};
 use super::status::{
-    APPLIED_ONLINE, CONFIG_APPLIED, OBJECT_NOT_OWNED, RefusedSetting, SETTING_REFUSED,
-    compute_status, newly_not_owned, record_discarded, record_ownership, record_settings,
+    APPLIED_ONLINE, OBJECT_NOT_OWNED, RefusedSetting, SETTING_REFUSED, compute_status,
+    newly_not_owned, record_discarded, record_ownership, record_settings,
 };
 use crate::api::MySQLClusterStatus;
+use crate::api::conditions::ConditionType;
 use crate::clustering::settings::SettingsPlan;
 use crate::clustering::{Action, Observation, Plan};
 use crate::resources::mysql_settings;
@@ -152,7 +153,7 @@ fn settings_notice(
     let config = |s: &MySQLClusterStatus| {
         s.conditions
             .iter()
-            .find(|c| c.type_ == CONFIG_APPLIED)
+            .find(|c| c.type_ == ConditionType::ConfigApplied)
             .map(|c| (c.reason.clone(), c.message.clone()))
     };
     let (reason, message) = config(status)?;

@@ -9,12 +9,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Api;
 
 use crate::api::MySQLClusterStatus;
-use crate::api::conditions::set_condition;
+use crate::api::conditions::{ConditionType, set_condition};
 use crate::resources::naming;
 use crate::validate::ValidatedCluster;
 
-/// The condition that says whether the root password is usable.
-pub const ROOT_PASSWORD_VALID: &str = "RootPasswordValid";
 /// The shortest root password accepted without a warning: MySQL's own password policy
 /// (`validate_password.length`) defaults to 8.
 pub const MIN_ROOT_PASSWORD_LENGTH: usize = 8;
@@ -158,7 +156,7 @@ pub fn record_root_password(
     let (ok, reason, message) = check.condition();
     set_condition(
         &mut status.conditions,
-        ROOT_PASSWORD_VALID,
+        ConditionType::RootPasswordValid,
         ok,
         reason,
         message,
@@ -172,7 +170,7 @@ pub fn root_password_warning(
     previous: Option<&MySQLClusterStatus>,
     status: &MySQLClusterStatus,
 ) -> Option<(String, String)> {
-    newly_false(previous, status, ROOT_PASSWORD_VALID)
+    newly_false(previous, status, ConditionType::RootPasswordValid)
         .map(|(reason, message)| (format!("RootPassword{reason}"), message))
 }
 
@@ -181,7 +179,7 @@ pub fn root_password_warning(
 pub fn newly_false(
     previous: Option<&MySQLClusterStatus>,
     status: &MySQLClusterStatus,
-    type_: &str,
+    type_: ConditionType,
 ) -> Option<(String, String)> {
     let find = |s: &MySQLClusterStatus| -> Option<Condition> {
         s.conditions.iter().find(|c| c.type_ == type_).cloned()

@@ -5,7 +5,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::conditions::set_condition;
+use crate::api::conditions::{ConditionType, set_condition};
 use crate::api::{DiscardedTransactions, InstanceStatus, MySQLClusterStatus, ReplicationStatus};
 use crate::clustering::decide::{Finding, WithheldReason};
 use crate::clustering::settings::SettingsPlan;
@@ -14,20 +14,11 @@ use crate::mysql::ThreadState;
 use crate::resources::naming;
 use crate::validate::ValidatedCluster;
 
-pub const READY: &str = "Ready";
-pub const PROGRESSING: &str = "Progressing";
-pub const DEGRADED: &str = "Degraded";
-pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
-pub const WRITABLE: &str = "Writable";
-pub const REPLICATING: &str = "Replicating";
-pub const PAUSED: &str = "Paused";
-pub const CONFIG_APPLIED: &str = "ConfigApplied";
 /// `ConfigApplied` reasons: the path the last `spec.mysqlConfig` change took.
 pub const APPLIED_ONLINE: &str = "AppliedOnline";
 pub const ROLLING_RESTART: &str = "RollingRestart";
 pub const APPLIED_BY_RESTART: &str = "AppliedByRestart";
 pub const SETTING_REFUSED: &str = "SettingRefused";
-pub const RESOURCES_OWNED: &str = "ResourcesOwned";
 /// `ResourcesOwned` reason (and Warning event reason) when an object the operator does not own
 /// has a child's name.
 pub const OBJECT_NOT_OWNED: &str = "ObjectNotOwned";
@@ -179,7 +170,7 @@ impl<'a> Overview<'a> {
         // Paused, no plan ran: the primary counts only if it is writable as observed (a replaced
         // pod has no role label yet, so its readiness alone does not say it serves writes).
         let primary_serves = !cluster.paused || primary.is_some_and(observed_writable);
-        let was = |type_: &str| {
+        let was = |type_: ConditionType| {
             previous.is_some_and(|s| {
                 s.conditions
                     .iter()
@@ -198,7 +189,7 @@ impl<'a> Overview<'a> {
             ready_instances,
             desired,
             all_ready: ready_instances == desired && primary_ready && primary_serves,
-            was_ready: was(READY) || was(DEGRADED),
+            was_ready: was(ConditionType::Ready) || was(ConditionType::Degraded),
             withheld: plan.findings.iter().find_map(|f| match f {
                 Finding::PrimaryWithheld { reason, message } => Some((*reason, message.clone())),
                 _ => None,
@@ -246,13 +237,13 @@ fn observed_writable(instance: &InstanceObservation) -> bool {
 
 /// A condition's value this round; `set_condition` gives it its times.
 struct Verdict {
-    type_: &'static str,
+    type_: ConditionType,
     ok: bool,
     reason: String,
     message: String,
 }
 
-fn verdict(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>) -> Verdict {
+fn verdict(type_: ConditionType, ok: bool, reason: &str, message: impl Into<String>) -> Verdict {
     Verdict {
         type_,
         ok,
@@ -267,26 +258,26 @@ fn ready_condition(o: &Overview) -> Verdict {
             "{}/{} instances ready, primary {} writable",
             o.ready_instances, o.desired, o.primary_name
         );
-        return verdict(READY, true, "AllInstancesReady", message);
+        return verdict(ConditionType::Ready, true, "AllInstancesReady", message);
     }
     let (reason, message) = o.not_ready_because();
-    verdict(READY, false, &reason, message)
+    verdict(ConditionType::Ready, false, &reason, message)
 }
 
 fn degraded_condition(o: &Overview) -> Verdict {
     if o.all_ready {
         verdict(
-            DEGRADED,
+            ConditionType::Degraded,
             false,
             "AllInstancesReady",
             "every instance is ready",
         )
     } else if o.was_ready {
         let (reason, message) = o.not_ready_because();
-        verdict(DEGRADED, true, &reason, message)
+        verdict(ConditionType::Degraded, true, &reason, message)
     } else {
         verdict(
-            DEGRADED,
+            ConditionType::Degraded,
             false,
             "Creating",
             "the cluster has not been ready yet",
@@ -299,7 +290,12 @@ fn degraded_condition(o: &Overview) -> Verdict {
 fn progressing_condition(cluster: &ValidatedCluster, plan: &Plan, o: &Overview) -> Verdict {
     let finding = |pick: fn(&Finding) -> Option<&String>| plan.findings.iter().find_map(pick);
     if cluster.paused {
-        return verdict(PROGRESSING, false, "Paused", "the operator is paused");
+        return verdict(
+            ConditionType::Progressing,
+            false,
+            "Paused",
+            "the operator is paused",
+        );
     }
     if let Some(old) = plan.switchover_from {
         let message = format!(
@@ -307,27 +303,47 @@ fn progressing_condition(cluster: &ValidatedCluster, plan: &Plan, o: &Overview) 
             naming::pod(&cluster.name, old),
             o.primary_name
         );
-        return verdict(PROGRESSING, true, "SwitchedOver", message);
+        return verdict(ConditionType::Progressing, true, "SwitchedOver", message);
     }
     if let Some(reason) = finding(|f| match f {
         Finding::SwitchoverWaiting { reason } => Some(reason),
         _ => None,
     }) {
-        return verdict(PROGRESSING, true, "SwitchoverPending", reason.clone());
+        return verdict(
+            ConditionType::Progressing,
+            true,
+            "SwitchoverPending",
+            reason.clone(),
+        );
     }
     if let Some(message) = finding(|f| match f {
         Finding::RollingOut { message } => Some(message),
         _ => None,
     }) {
-        return verdict(PROGRESSING, true, "RollingOut", message.clone());
+        return verdict(
+            ConditionType::Progressing,
+            true,
+            "RollingOut",
+            message.clone(),
+        );
     }
     if o.all_ready {
-        verdict(PROGRESSING, false, "Stable", "the cluster matches its spec")
+        verdict(
+            ConditionType::Progressing,
+            false,
+            "Stable",
+            "the cluster matches its spec",
+        )
     } else if o.was_ready {
         let message = "the operator is waiting for instances to recover";
-        verdict(PROGRESSING, false, "Recovering", message)
+        verdict(ConditionType::Progressing, false, "Recovering", message)
     } else {
-        verdict(PROGRESSING, true, "Creating", o.not_ready_because().1)
+        verdict(
+            ConditionType::Progressing,
+            true,
+            "Creating",
+            o.not_ready_because().1,
+        )
     }
 }
 
@@ -336,25 +352,35 @@ fn writable_condition(cluster: &ValidatedCluster, plan: &Plan, o: &Overview) -> 
     if o.primary_reachable && cluster.paused {
         let writable = o.primary.is_some_and(observed_writable);
         let message = format!("{name} as observed; the operator is paused");
-        return verdict(WRITABLE, writable, "Paused", message);
+        return verdict(ConditionType::Writable, writable, "Paused", message);
     }
     if o.primary_reachable {
         return verdict(
-            WRITABLE,
+            ConditionType::Writable,
             true,
             "PrimaryWritable",
             format!("{name} accepts writes"),
         );
     }
     if let Some((reason, message)) = &o.withheld {
-        return verdict(WRITABLE, false, reason.as_str(), message.clone());
+        return verdict(
+            ConditionType::Writable,
+            false,
+            reason.as_str(),
+            message.clone(),
+        );
     }
     // A blocked failover says more than the probes that led to it.
     if let Some(reason) = plan.findings.iter().find_map(|f| match f {
         Finding::FailoverBlocked { reason } => Some(reason),
         _ => None,
     }) {
-        return verdict(WRITABLE, false, "FailoverBlocked", reason.clone());
+        return verdict(
+            ConditionType::Writable,
+            false,
+            "FailoverBlocked",
+            reason.clone(),
+        );
     }
     if let Some((failures, threshold)) = plan.findings.iter().find_map(|f| match f {
         Finding::PrimaryUnresponsive {
@@ -366,10 +392,20 @@ fn writable_condition(cluster: &ValidatedCluster, plan: &Plan, o: &Overview) -> 
         let message = format!(
             "{name} did not answer {failures} probe(s) in a row; it is declared lost after {threshold}"
         );
-        return verdict(WRITABLE, false, "PrimaryUnresponsive", message);
+        return verdict(
+            ConditionType::Writable,
+            false,
+            "PrimaryUnresponsive",
+            message,
+        );
     }
     let message = format!("{name} is not reachable");
-    verdict(WRITABLE, false, "PrimaryUnavailable", message)
+    verdict(
+        ConditionType::Writable,
+        false,
+        "PrimaryUnavailable",
+        message,
+    )
 }
 
 fn replicating_condition(
@@ -382,28 +418,43 @@ fn replicating_condition(
     let name = &o.primary_name;
     if cluster.instances == 1 {
         let message = "a single instance has no replicas";
-        return verdict(REPLICATING, true, "SingleInstance", message);
+        return verdict(ConditionType::Replicating, true, "SingleInstance", message);
     }
     if !o.primary_reachable {
         let message = format!("{name} is not reachable");
-        return verdict(REPLICATING, false, "PrimaryUnavailable", message);
+        return verdict(
+            ConditionType::Replicating,
+            false,
+            "PrimaryUnavailable",
+            message,
+        );
     }
     match replication_problems(observation, plan, instances) {
         None => {
             let message = format!("every replica replicates from {name} with semi-sync");
-            verdict(REPLICATING, true, "AllReplicasFollow", message)
+            verdict(
+                ConditionType::Replicating,
+                true,
+                "AllReplicasFollow",
+                message,
+            )
         }
-        Some(problems) => verdict(REPLICATING, false, "ReplicasNotFollowing", problems),
+        Some(problems) => verdict(
+            ConditionType::Replicating,
+            false,
+            "ReplicasNotFollowing",
+            problems,
+        ),
     }
 }
 
 fn paused_condition(cluster: &ValidatedCluster) -> Verdict {
     if cluster.paused {
         let message = "spec.paused is true: no failover, switchover or change to the cluster's resources until it is false";
-        verdict(PAUSED, true, "PausedBySpec", message)
+        verdict(ConditionType::Paused, true, "PausedBySpec", message)
     } else {
         verdict(
-            PAUSED,
+            ConditionType::Paused,
             false,
             "NotPaused",
             "the operator manages the cluster",
@@ -427,7 +478,12 @@ fn verdicts(
         writable_condition(cluster, plan, o),
         replicating_condition(cluster, observation, plan, instances, o),
         paused_condition(cluster),
-        verdict(RECONCILE_SUCCESS, true, "ReconcileSucceeded", succeeded),
+        verdict(
+            ConditionType::ReconcileSuccess,
+            true,
+            "ReconcileSucceeded",
+            succeeded,
+        ),
     ]
 }
 
@@ -545,7 +601,7 @@ pub fn failed_status(
     let mut status = previous.cloned().unwrap_or_default();
     set_condition(
         &mut status.conditions,
-        RECONCILE_SUCCESS,
+        ConditionType::ReconcileSuccess,
         false,
         reason,
         message,
@@ -647,12 +703,12 @@ pub fn record_settings(
     let previous = status
         .conditions
         .iter()
-        .find(|c| c.type_ == CONFIG_APPLIED)
+        .find(|c| c.type_ == ConditionType::ConfigApplied)
         .cloned();
     let (ok, reason, message) = config_condition(previous.as_ref(), plan, refused);
     set_condition(
         &mut status.conditions,
-        CONFIG_APPLIED,
+        ConditionType::ConfigApplied,
         ok,
         &reason,
         message,
@@ -687,7 +743,7 @@ pub fn record_ownership(
     };
     set_condition(
         &mut status.conditions,
-        RESOURCES_OWNED,
+        ConditionType::ResourcesOwned,
         ok,
         reason,
         message,
@@ -705,7 +761,7 @@ pub fn newly_not_owned(
     let problem = |s: &MySQLClusterStatus| {
         s.conditions
             .iter()
-            .find(|c| c.type_ == RESOURCES_OWNED && c.reason == OBJECT_NOT_OWNED)
+            .find(|c| c.type_ == ConditionType::ResourcesOwned && c.reason == OBJECT_NOT_OWNED)
             .map(|c| c.message.clone())
     };
     let now = problem(current)?;
@@ -725,7 +781,7 @@ mod tests {
         Time(jiff::Timestamp::from_second(seconds).unwrap())
     }
 
-    fn condition<'a>(status: &'a MySQLClusterStatus, type_: &str) -> &'a Condition {
+    fn condition(status: &MySQLClusterStatus, type_: ConditionType) -> &Condition {
         status.conditions.iter().find(|c| c.type_ == type_).unwrap()
     }
 
@@ -762,7 +818,11 @@ mod tests {
         let obs = observation(1, Some(0), vec![instance(0, Some(true), None)]);
         let plan = Plan::observed_only(&obs);
         let status = compute_status(&cluster, &obs, &plan, None, at(100));
-        let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::Ready)
+            .unwrap();
         assert_eq!(ready.status, "False");
     }
 
@@ -770,8 +830,11 @@ mod tests {
     fn all_instances_ready_means_ready_with_the_primary_named() {
         let obs = ready_observation();
         let status = compute_status(&validated("db", 3), &obs, &decided(&obs), None, at(100));
-        assert_eq!(condition(&status, READY).status, "True");
-        assert_eq!(condition(&status, PROGRESSING).status, "False");
+        assert_eq!(condition(&status, ConditionType::Ready).status, "True");
+        assert_eq!(
+            condition(&status, ConditionType::Progressing).status,
+            "False"
+        );
         assert_eq!(status.current_primary.as_deref(), Some("db-0"));
         assert_eq!(status.ready_instances, 3);
         assert_eq!(status.instances_summary.as_deref(), Some("3/3"));
@@ -796,7 +859,7 @@ mod tests {
         );
         let status = compute_status(&cluster, &lost, &decided(&lost), Some(&ready), at(200));
         assert_eq!(status.current_primary.as_deref(), Some("db-0"));
-        assert_eq!(condition(&status, WRITABLE).status, "False");
+        assert_eq!(condition(&status, ConditionType::Writable).status, "False");
     }
 
     #[test]
@@ -813,8 +876,11 @@ mod tests {
             plan
         };
         let first = compute_status(&cluster, &obs, &rolling(decided(&obs)), None, at(100));
-        assert_eq!(condition(&first, PROGRESSING).status, "True");
-        assert_eq!(condition(&first, PROGRESSING).reason, "RollingOut");
+        assert_eq!(condition(&first, ConditionType::Progressing).status, "True");
+        assert_eq!(
+            condition(&first, ConditionType::Progressing).reason,
+            "RollingOut"
+        );
         let later = compute_status(
             &cluster,
             &obs,
@@ -822,11 +888,20 @@ mod tests {
             Some(&first),
             at(200),
         );
-        assert_eq!(condition(&later, PROGRESSING).last_transition_time, at(100));
+        assert_eq!(
+            condition(&later, ConditionType::Progressing).last_transition_time,
+            at(100)
+        );
         assert_eq!(later, first, "nothing changed, so nothing is written");
         let done = compute_status(&cluster, &obs, &decided(&obs), Some(&later), at(300));
-        assert_eq!(condition(&done, PROGRESSING).reason, "Stable");
-        assert_eq!(condition(&done, PROGRESSING).last_transition_time, at(300));
+        assert_eq!(
+            condition(&done, ConditionType::Progressing).reason,
+            "Stable"
+        );
+        assert_eq!(
+            condition(&done, ConditionType::Progressing).last_transition_time,
+            at(300)
+        );
     }
 
     #[test]
@@ -841,10 +916,16 @@ mod tests {
             ],
         );
         let status = compute_status(&validated("db", 3), &obs, &decided(&obs), None, at(100));
-        assert_eq!(condition(&status, READY).status, "False");
-        assert_eq!(condition(&status, READY).reason, "PrimaryUnavailable");
-        assert_eq!(condition(&status, PROGRESSING).status, "True");
-        assert_eq!(condition(&status, DEGRADED).status, "False");
+        assert_eq!(condition(&status, ConditionType::Ready).status, "False");
+        assert_eq!(
+            condition(&status, ConditionType::Ready).reason,
+            "PrimaryUnavailable"
+        );
+        assert_eq!(
+            condition(&status, ConditionType::Progressing).status,
+            "True"
+        );
+        assert_eq!(condition(&status, ConditionType::Degraded).status, "False");
         assert_eq!(status.current_primary, None);
     }
 
@@ -863,9 +944,16 @@ mod tests {
             ],
         );
         let status = compute_status(&cluster, &broken, &decided(&broken), Some(&ready), at(200));
-        assert_eq!(condition(&status, DEGRADED).status, "True");
-        assert!(condition(&status, DEGRADED).message.contains("db-1"));
-        assert_eq!(condition(&status, READY).last_transition_time, at(200));
+        assert_eq!(condition(&status, ConditionType::Degraded).status, "True");
+        assert!(
+            condition(&status, ConditionType::Degraded)
+                .message
+                .contains("db-1")
+        );
+        assert_eq!(
+            condition(&status, ConditionType::Ready).last_transition_time,
+            at(200)
+        );
     }
 
     #[test]
@@ -892,13 +980,22 @@ mod tests {
             "failed to apply".into(),
             at(300),
         );
-        assert_eq!(condition(&failed, RECONCILE_SUCCESS).status, "False");
-        assert_eq!(condition(&failed, RECONCILE_SUCCESS).reason, "ApplyFailed");
         assert_eq!(
-            condition(&failed, RECONCILE_SUCCESS).last_transition_time,
+            condition(&failed, ConditionType::ReconcileSuccess).status,
+            "False"
+        );
+        assert_eq!(
+            condition(&failed, ConditionType::ReconcileSuccess).reason,
+            "ApplyFailed"
+        );
+        assert_eq!(
+            condition(&failed, ConditionType::ReconcileSuccess).last_transition_time,
             at(300)
         );
-        assert_eq!(condition(&failed, READY), condition(&ready, READY));
+        assert_eq!(
+            condition(&failed, ConditionType::Ready),
+            condition(&ready, ConditionType::Ready)
+        );
     }
 
     #[test]
@@ -906,8 +1003,11 @@ mod tests {
         let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
         let obs = settled_trio(history);
         let status = compute_status(&validated("db", 3), &obs, &decided(&obs), None, at(100));
-        assert_eq!(condition(&status, REPLICATING).status, "True");
-        assert_eq!(condition(&status, WRITABLE).status, "True");
+        assert_eq!(
+            condition(&status, ConditionType::Replicating).status,
+            "True"
+        );
+        assert_eq!(condition(&status, ConditionType::Writable).status, "True");
         let replica = &status.instances[1];
         assert_eq!(replica.gtid_executed.as_deref(), Some(history));
         let replication = replica.replication.as_ref().unwrap();
@@ -928,7 +1028,7 @@ mod tests {
             ],
         );
         let status = compute_status(&validated("db", 3), &obs, &decided(&obs), None, at(100));
-        let replicating = condition(&status, REPLICATING);
+        let replicating = condition(&status, ConditionType::Replicating);
         assert_eq!(replicating.status, "False");
         assert_eq!(replicating.message, "db-2 does not replicate");
     }
@@ -945,7 +1045,11 @@ mod tests {
         let obs = observation(2, Some(0), vec![primary_with(0, 2, history), replica]);
         let status = compute_status(&validated("db", 2), &obs, &decided(&obs), None, at(100));
         assert_eq!(status.instances[1].errant_gtids.as_deref(), Some(errant));
-        assert!(condition(&status, REPLICATING).message.contains("errant"));
+        assert!(
+            condition(&status, ConditionType::Replicating)
+                .message
+                .contains("errant")
+        );
     }
 
     mod config_condition {
@@ -965,7 +1069,7 @@ mod tests {
 
         fn previous(status: &str, reason: &str, message: &str) -> Condition {
             Condition {
-                type_: CONFIG_APPLIED.into(),
+                type_: ConditionType::ConfigApplied.into(),
                 status: status.into(),
                 reason: reason.into(),
                 message: message.into(),
@@ -1101,7 +1205,7 @@ mod tests {
         let condition = current
             .conditions
             .iter()
-            .find(|c| c.type_ == RESOURCES_OWNED)
+            .find(|c| c.type_ == ConditionType::ResourcesOwned)
             .unwrap();
         assert_eq!(
             (condition.status.as_str(), condition.reason.as_str()),

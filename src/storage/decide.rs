@@ -153,8 +153,6 @@ pub fn decide_volumes(
     }
 }
 
-/// The `StorageResized` condition's type.
-pub const STORAGE_RESIZED: &str = "StorageResized";
 /// The reason when a StorageClass (or its absence) prevents growing a volume.
 pub const EXPANSION_NOT_SUPPORTED: &str = "VolumeExpansionNotSupported";
 

@@ -2,9 +2,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::decide::{EXPANSION_NOT_SUPPORTED, STORAGE_RESIZED, VolumePlan};
+use super::decide::{EXPANSION_NOT_SUPPORTED, VolumePlan};
 use crate::api::MySQLClusterStatus;
-use crate::api::conditions::set_condition;
+use crate::api::conditions::{ConditionType, set_condition};
 
 /// Writes the plan's outcome into a status computed by the clustering step.
 pub fn record_volumes(
@@ -16,7 +16,7 @@ pub fn record_volumes(
     let (ok, reason, message) = plan.condition();
     set_condition(
         &mut status.conditions,
-        STORAGE_RESIZED,
+        ConditionType::StorageResized,
         ok,
         reason,
         message,
@@ -33,7 +33,9 @@ pub fn newly_refused(previous: Option<&MySQLClusterStatus>, current: &MySQLClust
     let refusal = |s: &MySQLClusterStatus| {
         s.conditions
             .iter()
-            .find(|c| c.type_ == STORAGE_RESIZED && c.reason == EXPANSION_NOT_SUPPORTED)
+            .find(|c| {
+                c.type_ == ConditionType::StorageResized && c.reason == EXPANSION_NOT_SUPPORTED
+            })
             .map(|c| c.message.clone())
     };
     let now = refusal(current);
