@@ -359,7 +359,7 @@ impl LeaderElector {
                 namespace: Some(self.config.namespace.clone()),
                 labels: Some(
                     [(
-                        "app.kubernetes.io/name".to_string(),
+                        crate::resources::naming::NAME_LABEL.to_string(),
                         "sakila-operator".to_string(),
                     )]
                     .into(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::intent::{FailoverGate, Intent};
 use super::observe::{InstanceObservation, MySqlObservation, Observation};
-use crate::mysql::{GtidSet, InstanceStatus, ThreadState};
+use crate::mysql::{GtidSet, InstanceStatus, ReplicaStatus, ThreadState};
 
 /// The semi-sync source timeout: as long as MySQL allows (about 49 days), so that a primary
 /// never silently falls back to asynchronous replication; losing the replicas blocks commits
@@ -1048,9 +1048,10 @@ fn is_healthy_replica(
         return false;
     };
     instance.replication_source == Some(primary)
-        && status.replica.as_ref().is_some_and(|r| {
-            r.io_thread == ThreadState::Running && r.sql_thread == ThreadState::Running
-        })
+        && status
+            .replica
+            .as_ref()
+            .is_some_and(ReplicaStatus::threads_running)
         && status
             .gtid_executed
             .is_subset_of(&primary_status.gtid_executed)

@@ -41,14 +41,12 @@ pub fn may_take_over(existing: &ObjectMeta, desired: &ObjectMeta) -> bool {
     });
     let label =
         |meta: &ObjectMeta, key: &str| meta.labels.as_ref().and_then(|l| l.get(key)).cloned();
-    let made_by_sakila_for_this_name = label(existing, MANAGED_BY).as_deref() == Some("sakila")
-        && label(existing, INSTANCE).is_some()
-        && label(existing, INSTANCE) == label(desired, INSTANCE);
+    let made_by_sakila_for_this_name = label(existing, naming::MANAGED_BY_LABEL).as_deref()
+        == Some(naming::MANAGED_BY)
+        && label(existing, naming::INSTANCE_LABEL).is_some()
+        && label(existing, naming::INSTANCE_LABEL) == label(desired, naming::INSTANCE_LABEL);
     owned_by_this_cluster || made_by_sakila_for_this_name
 }
-
-const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-const INSTANCE: &str = "app.kubernetes.io/instance";
 
 /// Applies every child; the secret and configuration first, so the pods find them.
 pub async fn apply_all(

@@ -22,6 +22,7 @@ use super::reconcile::{error_policy, reconcile};
 use crate::api::MySQLCluster;
 use crate::http::Health;
 use crate::metrics::Metrics;
+use crate::resources::naming;
 
 /// Where the controller looks for MySQLClusters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,13 +142,13 @@ fn controller(client: Client, namespace: Option<&str>) -> Controller<DynamicObje
                 Api::namespaced(client, ns),
             ),
         };
-    let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=sakila");
+    let managed = watcher::Config::default().labels(&naming::managed_selector());
     Controller::new_with(clusters, watcher::Config::default(), resource.clone())
         .owns(statefulsets, managed.clone())
         // Pods belong to the StatefulSet, not the cluster: map them back by label, so a deleted
         // or failing pod wakes its cluster's reconcile at once.
         .watches(pods, managed, move |pod| {
-            let instance = pod.labels().get("app.kubernetes.io/instance").cloned();
+            let instance = pod.labels().get(naming::INSTANCE_LABEL).cloned();
             let namespace = pod.namespace();
             let resource = resource.clone();
             instance.into_iter().map(move |name| {

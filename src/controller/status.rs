@@ -10,7 +10,6 @@ use crate::api::{DiscardedTransactions, InstanceStatus, MySQLClusterStatus, Repl
 use crate::clustering::decide::{Finding, WithheldReason};
 use crate::clustering::settings::SettingsPlan;
 use crate::clustering::{Action, InstanceObservation, MySqlObservation, Observation, Plan};
-use crate::mysql::ThreadState;
 use crate::resources::naming;
 use crate::validate::ValidatedCluster;
 
@@ -22,10 +21,6 @@ pub const SETTING_REFUSED: &str = "SettingRefused";
 /// `ResourcesOwned` reason (and Warning event reason) when an object the operator does not own
 /// has a child's name.
 pub const OBJECT_NOT_OWNED: &str = "ObjectNotOwned";
-
-fn thread_state(state: ThreadState) -> String {
-    format!("{state:?}")
-}
 
 /// One instance's entry in the status.
 fn instance_status(cluster: &str, plan: &Plan, i: &InstanceObservation) -> InstanceStatus {
@@ -54,8 +49,8 @@ fn instance_status(cluster: &str, plan: &Plan, i: &InstanceObservation) -> Insta
             let error = r.last_io_error.as_ref().or(r.last_sql_error.as_ref());
             Some(ReplicationStatus {
                 source: r.source_host.clone(),
-                io_thread: thread_state(r.io_thread),
-                sql_thread: thread_state(r.sql_thread),
+                io_thread: r.io_thread.as_str().into(),
+                sql_thread: r.sql_thread.as_str().into(),
                 lag_seconds: r.seconds_behind_source.map(|l| l as i64),
                 semi_sync: s.semi_sync.replica_active,
                 last_error: error.map(|e| format!("error {}: {}", e.code, e.message)),
@@ -69,6 +64,14 @@ fn instance_status(cluster: &str, plan: &Plan, i: &InstanceObservation) -> Insta
             MySqlObservation::NotRunning => Some("no running pod".into()),
             MySqlObservation::Observed(_) => None,
         },
+    }
+}
+
+/// Both replication threads of the instance run, as observed.
+fn threads_running(instance: &InstanceObservation) -> bool {
+    match &instance.mysql {
+        MySqlObservation::Observed(s) => s.replica.as_ref().is_some_and(|r| r.threads_running()),
+        _ => false,
     }
 }
 
@@ -107,7 +110,7 @@ fn replication_problems(
                     "{} replicates from {} instead of the primary",
                     status.name, r.source
                 )),
-                Some(r) if r.io_thread != "Running" || r.sql_thread != "Running" => Some(format!(
+                Some(r) if !threads_running(observed) => Some(format!(
                     "{}: I/O thread {}, SQL thread {}{}",
                     status.name,
                     r.io_thread,

@@ -229,6 +229,17 @@ pub enum ThreadState {
     Stopped,
 }
 
+impl ThreadState {
+    /// The state as the status reports it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ThreadState::Running => "Running",
+            ThreadState::Connecting => "Connecting",
+            ThreadState::Stopped => "Stopped",
+        }
+    }
+}
+
 /// A replication thread's last error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicationError {
@@ -259,6 +270,13 @@ pub struct ReplicaStatus {
     pub retrieved_gtid_set: GtidSet,
     /// `Auto_Position`.
     pub auto_position: bool,
+}
+
+impl ReplicaStatus {
+    /// Both replication threads run.
+    pub fn threads_running(&self) -> bool {
+        self.io_thread == ThreadState::Running && self.sql_thread == ThreadState::Running
+    }
 }
 
 /// Semi-synchronous replication as seen on one instance.

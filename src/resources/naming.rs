@@ -141,14 +141,19 @@ pub fn pod_host(cluster: &str, namespace: &str, ordinal: u8) -> String {
     )
 }
 
+/// The standard label naming the application.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// The standard label naming the cluster an object belongs to.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// The standard label naming the tool that manages an object, and Sakila's value of it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "sakila";
+
 /// Labels that identify the pods of one cluster; also the StatefulSet's (immutable) selector.
 pub fn selector_labels(cluster: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "mysql".to_string()),
-        (
-            "app.kubernetes.io/instance".to_string(),
-            cluster.to_string(),
-        ),
+        (NAME_LABEL.to_string(), "mysql".to_string()),
+        (INSTANCE_LABEL.to_string(), cluster.to_string()),
     ])
 }
 
@@ -156,8 +161,13 @@ pub fn selector_labels(cluster: &str) -> BTreeMap<String, String> {
 pub fn common_labels(cluster: &str) -> BTreeMap<String, String> {
     let mut labels = selector_labels(cluster);
     labels.insert("app.kubernetes.io/component".into(), "database".into());
-    labels.insert("app.kubernetes.io/managed-by".into(), "sakila".into());
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
     labels
+}
+
+/// The label selector of every object Sakila manages, for watches.
+pub fn managed_selector() -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY}")
 }
 
 #[cfg(test)]
