@@ -21,6 +21,7 @@ use super::admin::{
 use super::error::MySqlError;
 use super::gtid::GtidSet;
 use super::sql;
+use crate::resources::naming::LEASE_TABLE;
 
 /// `ER_ACCESS_DENIED_ERROR`.
 const ER_ACCESS_DENIED: u16 = 1045;
@@ -658,9 +659,9 @@ impl MySqlAdmin for MySqlSession {
         let micros = u64::try_from(valid_for.as_micros()).unwrap_or(u64::MAX);
         let statement = format!(
             "SET SESSION sql_log_bin = 0; \
-             CREATE TABLE IF NOT EXISTS sakila.primary_lease (id TINYINT PRIMARY KEY, \
+             CREATE TABLE IF NOT EXISTS {LEASE_TABLE} (id TINYINT PRIMARY KEY, \
              expires TIMESTAMP(6) NOT NULL, peers VARCHAR(2048) NOT NULL); \
-             REPLACE INTO sakila.primary_lease VALUES (1, NOW(6) + INTERVAL {micros} MICROSECOND, {}); \
+             REPLACE INTO {LEASE_TABLE} VALUES (1, NOW(6) + INTERVAL {micros} MICROSECOND, {}); \
              SET SESSION sql_log_bin = 1",
             sql::quote_string(&peers.join(" "))
         );

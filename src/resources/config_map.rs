@@ -198,29 +198,44 @@ pub fn render_online_cnf(online: &BTreeMap<String, String>) -> String {
     cnf
 }
 
+/// A pod script with the names it shares with the operator filled in (`@OPERATOR_USER@` and
+/// the like), so that each name is written once, in `naming`.
+fn with_names(script: &str) -> String {
+    [
+        ("@OPERATOR_USER@", naming::OPERATOR_USER),
+        ("@REPLICATION_USER@", naming::REPLICATION_USER),
+        ("@PROBE_USER@", naming::PROBE_USER),
+        ("@LEASE_TABLE@", naming::LEASE_TABLE),
+    ]
+    .iter()
+    .fold(script.to_string(), |script, (placeholder, name)| {
+        script.replace(placeholder, name)
+    })
+}
+
 /// What a mysqld reads only when it starts: my.cnf and the pod's scripts.
 fn config_data(cluster: &ValidatedCluster) -> BTreeMap<String, String> {
     BTreeMap::from([
         (MY_CNF.to_string(), render_my_cnf(cluster)),
         (
             INIT_SCRIPT.to_string(),
-            include_str!("scripts/init.sh").to_string(),
+            with_names(include_str!("scripts/init.sh")),
         ),
         (
             READY_SCRIPT.to_string(),
-            include_str!("scripts/ready.sh").to_string(),
+            with_names(include_str!("scripts/ready.sh")),
         ),
         (
             ALIVE_SCRIPT.to_string(),
-            include_str!("scripts/alive.sh").to_string(),
+            with_names(include_str!("scripts/alive.sh")),
         ),
         (
             PRE_STOP_SCRIPT.to_string(),
-            include_str!("scripts/pre-stop.sh").to_string(),
+            with_names(include_str!("scripts/pre-stop.sh")),
         ),
         (
             FENCE_SCRIPT.to_string(),
-            include_str!("scripts/fence.sh").to_string(),
+            with_names(include_str!("scripts/fence.sh")),
         ),
     ])
 }

@@ -46,6 +46,8 @@ pub const PROBE_PASSWORD_KEY: &str = "probe-password";
 pub const OPERATOR_USER: &str = "sakila-operator";
 pub const REPLICATION_USER: &str = "sakila-repl";
 pub const PROBE_USER: &str = "sakila-probe";
+/// The table in which the primary holds its lease (read by the fence container).
+pub const LEASE_TABLE: &str = "sakila.primary_lease";
 /// The container running the self-fence loop beside mysqld.
 pub const FENCE_CONTAINER: &str = "fence";
 

@@ -19,7 +19,7 @@ log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $*"; }
 while true; do
   sleep 1
   state=$(client -e "SELECT @@global.super_read_only, @@global.rpl_semi_sync_source_enabled, \
-    expires < NOW(6), peers FROM sakila.primary_lease WHERE id = 1") || continue
+    expires < NOW(6), peers FROM @LEASE_TABLE@ WHERE id = 1") || continue
   [ -n "$state" ] || continue
   # shellcheck disable=SC2086 # the peers are a space-separated list
   set -- $state
@@ -45,7 +45,7 @@ while true; do
   log "writable primary with an expired lease and no replica answering ($*): fencing"
   kills=$(client -e "SELECT GROUP_CONCAT(CONCAT('KILL ', id) SEPARATOR '; ') \
     FROM information_schema.processlist WHERE user NOT IN ('system user', 'event_scheduler', \
-    'sakila-operator', 'sakila-repl', 'sakila-probe') AND id <> CONNECTION_ID()")
+    '@OPERATOR_USER@', '@REPLICATION_USER@', '@PROBE_USER@') AND id <> CONNECTION_ID()")
   if [ -n "$kills" ] && [ "$kills" != NULL ]; then client -e "$kills"; fi
   if timeout 3 mysql --defaults-extra-file="$cnf" -e "SET GLOBAL super_read_only = ON" 2>/dev/null; then
     log "fenced: super_read_only is on"

@@ -19,7 +19,7 @@ CNF
 umask 077
 cat > "$runtime/probe.cnf" <<CNF
 [client]
-user = sakila-probe
+user = @PROBE_USER@
 password = "${PROBE_PASSWORD}"
 socket = /var/run/mysqld/mysqld.sock
 CNF
@@ -43,15 +43,15 @@ SET SESSION sql_log_bin = 0;
 ALTER USER 'root'@'localhost' IDENTIFIED BY $(sql_string "$ROOT_PASSWORD");
 CREATE USER 'root'@'%' IDENTIFIED BY $(sql_string "$ROOT_PASSWORD");
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
-CREATE USER 'sakila-operator'@'%' IDENTIFIED BY $(sql_string "$OPERATOR_PASSWORD") PASSWORD EXPIRE NEVER;
-GRANT ALL PRIVILEGES ON *.* TO 'sakila-operator'@'%' WITH GRANT OPTION;
-CREATE USER 'sakila-repl'@'%' IDENTIFIED BY $(sql_string "$REPLICATION_PASSWORD") PASSWORD EXPIRE NEVER;
-GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO 'sakila-repl'@'%';
-CREATE USER 'sakila-probe'@'localhost' IDENTIFIED BY $(sql_string "$PROBE_PASSWORD") PASSWORD EXPIRE NEVER;
+CREATE USER '@OPERATOR_USER@'@'%' IDENTIFIED BY $(sql_string "$OPERATOR_PASSWORD") PASSWORD EXPIRE NEVER;
+GRANT ALL PRIVILEGES ON *.* TO '@OPERATOR_USER@'@'%' WITH GRANT OPTION;
+CREATE USER '@REPLICATION_USER@'@'%' IDENTIFIED BY $(sql_string "$REPLICATION_PASSWORD") PASSWORD EXPIRE NEVER;
+GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO '@REPLICATION_USER@'@'%';
+CREATE USER '@PROBE_USER@'@'localhost' IDENTIFIED BY $(sql_string "$PROBE_PASSWORD") PASSWORD EXPIRE NEVER;
 -- Local only. Besides the probes it runs the pod's self-fence (fence.sh): it reads the primary's
 -- lease, disconnects clients, sets super_read_only and, failing that, shuts mysqld down.
-GRANT REPLICATION CLIENT, PROCESS, CONNECTION_ADMIN, SYSTEM_VARIABLES_ADMIN, SHUTDOWN ON *.* TO 'sakila-probe'@'localhost';
-GRANT SELECT ON sakila.* TO 'sakila-probe'@'localhost';
+GRANT REPLICATION CLIENT, PROCESS, CONNECTION_ADMIN, SYSTEM_VARIABLES_ADMIN, SHUTDOWN ON *.* TO '@PROBE_USER@'@'localhost';
+GRANT SELECT ON sakila.* TO '@PROBE_USER@'@'localhost';
 -- Initialisation itself leaves transactions in gtid_executed; a fresh instance must have none,
 -- or replication would count them as errant.
 RESET BINARY LOGS AND GTIDS;
