@@ -15,7 +15,8 @@ use kube::{Resource, ResourceExt};
 use crate::api::names::{NameProblem, check_name, reserved_key};
 use crate::api::owned_settings::{is_owned_setting, refused_setting};
 use crate::api::{
-    ClientServiceSpec, DeletionPolicy, MySQLCluster, PodTemplateOverrides, SecretKeySelector,
+    ClientServiceSpec, DeletionPolicy, MySQLCluster, MySQLClusterSpec, PodTemplateOverrides,
+    SecretKeySelector,
 };
 use crate::clustering::FailoverPolicy;
 use crate::resources::naming;
@@ -117,17 +118,7 @@ pub fn validate(
         Err(NameProblem::ReservedSuffix) | Ok(()) => {}
         Err(problem) => return Err(InvalidSpec::Name(problem)),
     }
-    for (field, keys) in [
-        ("labels", &spec.pod_template.labels),
-        ("annotations", &spec.pod_template.annotations),
-    ] {
-        if let Some(key) = reserved_key(keys.keys()) {
-            return Err(InvalidSpec::ReservedPodKey {
-                field,
-                key: key.clone(),
-            });
-        }
-    }
+    check_pod_template_keys(spec)?;
 
     let instances = u8::try_from(spec.instances)
         .ok()
@@ -139,27 +130,7 @@ pub fn validate(
     if quantity::parse(&spec.storage.size).is_none() {
         return Err(InvalidSpec::StorageSize(spec.storage.size.0.clone()));
     }
-    for (key, value) in &spec.mysql_config {
-        if key.is_empty()
-            || !key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        {
-            return Err(InvalidSpec::SettingName(key.clone()));
-        }
-        if is_owned_setting(key) {
-            return Err(InvalidSpec::OwnedSetting(key.clone()));
-        }
-        if let Some(why) = refused_setting(key) {
-            return Err(InvalidSpec::RefusedSetting {
-                key: key.clone(),
-                why,
-            });
-        }
-        if value.contains(['\n', '\r']) {
-            return Err(InvalidSpec::SettingValue(key.clone()));
-        }
-    }
+    check_mysql_config(&spec.mysql_config)?;
 
     let primary_instance = match spec.primary_instance {
         None => None,
@@ -176,13 +147,6 @@ pub fn validate(
         .and_then(|s| s.current_primary.as_deref())
         .and_then(|p| naming::ordinal_of(&name, p));
     let serving_instances = recorded_primary.map_or(instances, |p| instances.max(p + 1));
-    let seconds = |s: i32| Duration::from_secs(u64::try_from(s).unwrap_or(0));
-    let failover = FailoverPolicy {
-        enabled: spec.failover.enabled,
-        probe_interval: seconds(spec.failover.probe_interval_seconds.max(1)),
-        failure_threshold: u32::try_from(spec.failover.failure_threshold.max(1)).unwrap_or(1),
-        min_interval: seconds(spec.failover.min_interval_seconds),
-    };
 
     let image = spec
         .image
@@ -214,11 +178,65 @@ pub fn validate(
         primary_service: spec.primary_service.clone(),
         replicas_service: spec.replicas_service.clone(),
         primary_instance,
-        failover,
+        failover: failover_policy(spec),
         paused: spec.paused,
         name,
         namespace,
     })
+}
+
+/// Pod template labels and annotations may not use the operator's own keys.
+fn check_pod_template_keys(spec: &MySQLClusterSpec) -> Result<(), InvalidSpec> {
+    for (field, keys) in [
+        ("labels", &spec.pod_template.labels),
+        ("annotations", &spec.pod_template.annotations),
+    ] {
+        if let Some(key) = reserved_key(keys.keys()) {
+            return Err(InvalidSpec::ReservedPodKey {
+                field,
+                key: key.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Each `spec.mysqlConfig` setting is a plain name the operator leaves to the user, with a
+/// one-line value.
+fn check_mysql_config(config: &BTreeMap<String, String>) -> Result<(), InvalidSpec> {
+    for (key, value) in config {
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(InvalidSpec::SettingName(key.clone()));
+        }
+        if is_owned_setting(key) {
+            return Err(InvalidSpec::OwnedSetting(key.clone()));
+        }
+        if let Some(why) = refused_setting(key) {
+            return Err(InvalidSpec::RefusedSetting {
+                key: key.clone(),
+                why,
+            });
+        }
+        if value.contains(['\n', '\r']) {
+            return Err(InvalidSpec::SettingValue(key.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// `spec.failover`, with its bounds applied.
+fn failover_policy(spec: &MySQLClusterSpec) -> FailoverPolicy {
+    let seconds = |s: i32| Duration::from_secs(u64::try_from(s).unwrap_or(0));
+    FailoverPolicy {
+        enabled: spec.failover.enabled,
+        probe_interval: seconds(spec.failover.probe_interval_seconds.max(1)),
+        failure_threshold: u32::try_from(spec.failover.failure_threshold.max(1)).unwrap_or(1),
+        min_interval: seconds(spec.failover.min_interval_seconds),
+    }
 }
 
 fn is_version(version: &str) -> bool {

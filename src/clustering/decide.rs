@@ -237,7 +237,52 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
         }
     };
     plan.primary = Some(primary);
-    let mut primary_status = observed(observation, primary).cloned();
+    let primary_status = match move_primary(observation, intent, primary, &mut plan) {
+        PrimaryRound::FenceOnly => return plan,
+        PrimaryRound::Continue(status) => status.map(|s| *s),
+    };
+    demote_all_but(observation, &mut plan);
+    let Some(primary) = plan.primary else {
+        return plan;
+    };
+    if let Some(old) = plan.switchover_from {
+        plan.actions.push(Action::CatchUpWith {
+            ordinal: primary,
+            source: old,
+        });
+    }
+    if let Some(status) = &primary_status {
+        primary_actions(observation, primary, status, &mut plan);
+        // A fresh primary gets its first transaction in this plan; replicas are seeded from it
+        // in the next round, so that every replica starts from a clone.
+        if !status.gtid_executed.is_empty() {
+            replica_actions(observation, primary, status, &mut plan);
+        }
+    }
+    label_actions(observation, primary, &mut plan);
+    rollout(observation, &mut plan);
+    plan
+}
+
+/// How the round goes on after the primary's move.
+enum PrimaryRound {
+    /// This round only fences the replicas of a lost primary; the next one promotes.
+    FenceOnly,
+    /// The plan goes on with the primary's status as it will be once the plan's waits are
+    /// done (a promoted replica judged as holding everything it was sent), or `None` when the
+    /// primary does not answer.
+    Continue(Option<Box<InstanceStatus>>),
+}
+
+/// Moves the primary if it must move: a failover from a lost recorded primary, or a
+/// switchover to the one the user asked for.
+fn move_primary(
+    observation: &Observation,
+    intent: &Intent,
+    primary: u8,
+    plan: &mut Plan,
+) -> PrimaryRound {
+    let primary_status = observed(observation, primary).cloned();
     // A primary that answers again, read-only, after its replicas were fenced for its failover
     // has restarted (my.cnf starts every mysqld read-only) or fenced itself: the failover
     // finishes rather than race it back to writable, and it returns as a replica.
@@ -253,119 +298,140 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
     if primary_status.is_none() {
         plan.failover_underway = intent.failover_underway.filter(|p| *p == primary);
     }
-    if (primary_status.is_none() || returned_read_only || lost_its_data)
-        && observation.current_primary == Some(primary)
-    {
+    let lost = primary_status.is_none() || returned_read_only || lost_its_data;
+    if lost && observation.current_primary == Some(primary) {
         let lost_anyway = returned_read_only || lost_its_data;
         let step = failover_step(observation, intent, primary, lost_anyway);
-        if lost_its_data && !matches!(step, FailoverStep::Promote { .. }) {
-            // Nothing may be written to it; it is demoted below like any other non-primary.
-            plan.primary = None;
-            primary_status = None;
-            if !matches!(step, FailoverStep::Fence(_)) {
-                let why = match &step {
-                    FailoverStep::Blocked(reason) => reason.clone(),
-                    _ => "no replica that holds the cluster's data followed it".into(),
-                };
-                plan.findings.push(Finding::FailoverBlocked {
-                    reason: format!(
-                        "instance {primary}, the primary, answers with no data while the cluster has data; it is not made writable; {why}"
-                    ),
-                });
-            }
-        }
-        match step {
-            FailoverStep::NotNeeded => {}
-            FailoverStep::NotYet {
-                failures,
-                threshold,
-            } => plan.findings.push(Finding::PrimaryUnresponsive {
-                failures,
-                threshold,
-            }),
-            FailoverStep::Blocked(reason) => {
-                if !lost_its_data {
-                    plan.findings.push(Finding::FailoverBlocked { reason })
-                }
-            }
-            FailoverStep::Fence(ordinals) => {
-                plan.actions.extend(demote_stale(intent, primary));
-                plan.actions.extend(
-                    ordinals
-                        .into_iter()
-                        .map(|ordinal| Action::StopReplicaIo { ordinal }),
-                );
-                plan.follow_up_soon = true;
-                plan.failover_underway = Some(primary);
-                return plan;
-            }
-            FailoverStep::Promote {
-                candidate,
-                everything,
-            } => {
-                plan.failover_from = Some(primary);
-                plan.failover_underway = None;
-                plan.primary = Some(candidate);
-                plan.actions.extend(demote_stale(intent, primary));
-                plan.actions.push(Action::WaitForTransactions {
-                    ordinal: candidate,
-                    gtids: everything.clone(),
-                });
-                // From here on the candidate is treated as holding everything it was sent.
-                let mut status = observed(observation, candidate)
-                    .cloned()
-                    .expect("candidate was observed");
-                status.gtid_executed = everything;
-                primary_status = Some(status);
-            }
-        }
-    } else if let Some(status) = &primary_status {
-        match switchover_target(observation, intent, primary, status) {
-            Ok(None) => {}
-            Err(reason) => plan.findings.push(Finding::SwitchoverWaiting { reason }),
-            Ok(Some(target)) => {
-                plan.switchover_from = Some(primary);
-                plan.primary = Some(target);
-                // After the catch-up the target holds everything the old primary and its
-                // replicas have; judge the others against that, not a snapshot of the target.
-                let everything = observation
-                    .instances
-                    .iter()
-                    .filter(|i| i.ordinal == primary || is_healthy_replica(primary, status, i))
-                    .filter_map(|i| match &i.mysql {
-                        MySqlObservation::Observed(s) => Some(s.gtid_executed.clone()),
-                        _ => None,
-                    })
-                    .fold(GtidSet::default(), |all, s| all.union(&s));
-                let mut target_status = observed(observation, target)
-                    .cloned()
-                    .expect("a switchover target was observed");
-                target_status.gtid_executed = everything;
-                primary_status = Some(target_status);
-            }
+        return fail_over(
+            observation,
+            intent,
+            primary,
+            primary_status,
+            step,
+            lost_its_data,
+            plan,
+        );
+    }
+    if let Some(status) = &primary_status
+        && let Some(target_status) = switch_over(observation, intent, primary, status, plan)
+    {
+        return PrimaryRound::Continue(Some(Box::new(target_status)));
+    }
+    PrimaryRound::Continue(primary_status.map(Box::new))
+}
+
+/// Carries the failover of the lost `primary` one step further (see `failover_step`).
+fn fail_over(
+    observation: &Observation,
+    intent: &Intent,
+    primary: u8,
+    mut primary_status: Option<InstanceStatus>,
+    step: FailoverStep,
+    lost_its_data: bool,
+    plan: &mut Plan,
+) -> PrimaryRound {
+    if lost_its_data && !matches!(step, FailoverStep::Promote { .. }) {
+        // Nothing may be written to it; it is demoted below like any other non-primary.
+        plan.primary = None;
+        primary_status = None;
+        if !matches!(step, FailoverStep::Fence(_)) {
+            let why = match &step {
+                FailoverStep::Blocked(reason) => reason.clone(),
+                _ => "no replica that holds the cluster's data followed it".into(),
+            };
+            plan.findings.push(Finding::FailoverBlocked {
+                reason: format!(
+                    "instance {primary}, the primary, answers with no data while the cluster has data; it is not made writable; {why}"
+                ),
+            });
         }
     }
-    let primary_status = primary_status.as_ref();
-    demote_all_but(observation, &mut plan);
-    let Some(primary) = plan.primary else {
-        return plan;
+    match step {
+        FailoverStep::NotNeeded => {}
+        FailoverStep::NotYet {
+            failures,
+            threshold,
+        } => plan.findings.push(Finding::PrimaryUnresponsive {
+            failures,
+            threshold,
+        }),
+        FailoverStep::Blocked(reason) => {
+            if !lost_its_data {
+                plan.findings.push(Finding::FailoverBlocked { reason })
+            }
+        }
+        FailoverStep::Fence(ordinals) => {
+            plan.actions.extend(demote_stale(intent, primary));
+            plan.actions.extend(
+                ordinals
+                    .into_iter()
+                    .map(|ordinal| Action::StopReplicaIo { ordinal }),
+            );
+            plan.follow_up_soon = true;
+            plan.failover_underway = Some(primary);
+            return PrimaryRound::FenceOnly;
+        }
+        FailoverStep::Promote {
+            candidate,
+            everything,
+        } => {
+            plan.failover_from = Some(primary);
+            plan.failover_underway = None;
+            plan.primary = Some(candidate);
+            plan.actions.extend(demote_stale(intent, primary));
+            plan.actions.push(Action::WaitForTransactions {
+                ordinal: candidate,
+                gtids: everything.clone(),
+            });
+            // From here on the candidate is treated as holding everything it was sent.
+            let mut status = observed(observation, candidate)
+                .cloned()
+                .expect("candidate was observed");
+            status.gtid_executed = everything;
+            primary_status = Some(status);
+        }
+    }
+    PrimaryRound::Continue(primary_status.map(Box::new))
+}
+
+/// Switches over to the instance the user asked for, if it may take over now; returns the
+/// status the target is judged by once it caught up.
+fn switch_over(
+    observation: &Observation,
+    intent: &Intent,
+    primary: u8,
+    status: &InstanceStatus,
+    plan: &mut Plan,
+) -> Option<InstanceStatus> {
+    let target = match switchover_target(observation, intent, primary, status) {
+        Ok(target) => target?,
+        Err(reason) => {
+            plan.findings.push(Finding::SwitchoverWaiting { reason });
+            return None;
+        }
     };
-    if let Some(old) = plan.switchover_from {
-        plan.actions.push(Action::CatchUpWith {
-            ordinal: primary,
-            source: old,
-        });
-    }
+    plan.switchover_from = Some(primary);
+    plan.primary = Some(target);
+    // After the catch-up the target holds everything the old primary and its replicas have;
+    // judge the others against that, not a snapshot of the target.
+    let everything = observation
+        .instances
+        .iter()
+        .filter(|i| i.ordinal == primary || is_healthy_replica(primary, status, i))
+        .filter_map(|i| match &i.mysql {
+            MySqlObservation::Observed(s) => Some(s.gtid_executed.clone()),
+            _ => None,
+        })
+        .fold(GtidSet::default(), |all, s| all.union(&s));
+    let mut target_status = observed(observation, target)
+        .cloned()
+        .expect("a switchover target was observed");
+    target_status.gtid_executed = everything;
+    Some(target_status)
+}
 
-    if let Some(status) = primary_status {
-        primary_actions(observation, primary, status, &mut plan);
-        // A fresh primary gets its first transaction in this plan; replicas are seeded from it
-        // in the next round, so that every replica starts from a clone.
-        if !status.gtid_executed.is_empty() {
-            replica_actions(observation, primary, status, &mut plan);
-        }
-    }
-
+/// Each pod's role label, where it differs from its role in the plan.
+fn label_actions(observation: &Observation, primary: u8, plan: &mut Plan) {
     for instance in &observation.instances {
         let role = if instance.ordinal == primary {
             Role::Primary
@@ -382,8 +448,6 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
             });
         }
     }
-    rollout(observation, &mut plan);
-    plan
 }
 
 /// No instance may be writable now: every writable one is demoted, and nothing else is done.
