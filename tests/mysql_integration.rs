@@ -1,6 +1,6 @@
 //! Tier 2: the SQL trait against real mysqld servers on loopback ports.
 //!
-//! Servers come from `e2e/images/mysqld-chroot` (override with
+//! Servers come from `tests/support/mysqld-chroot` (override with
 //! `SAKILA_MYSQLD_CHROOT`), which needs root and the MySQL rootfs. Without
 //! them these tests fail; `SAKILA_SKIP_MYSQL_TESTS=1` skips them on purpose.
 //! `mysql_async` is used here directly only to write test data and to check
@@ -41,7 +41,7 @@ fn chroot_script() -> PathBuf {
     let script = std::env::var_os("SAKILA_MYSQLD_CHROOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/images/mysqld-chroot")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/mysqld-chroot")
         });
     assert!(
         script.is_file(),

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared functions for e2e/images/build and e2e/images/mysqld-chroot.
+# Shared functions for e2e/images/build and tests/support/mysqld-chroot.
 #
 # Everything expensive is cached under $SAKILA_CACHE (outside the checkout) and
 # keyed by version or content, so a warm call only checks that a file exists.

@@ -171,6 +171,27 @@ pub async fn collect(ns: &TestNamespace, client: &str, seconds_left: u64) -> Cha
     }
 }
 
+/// Lets the writer run to its end (`writer_seconds` from `started`), then runs `verify`. The
+/// writer must have made progress (more than 50 commits) and lost nothing.
+pub async fn finish_writing(
+    ns: &TestNamespace,
+    started: Instant,
+    writer_seconds: u64,
+    cluster: &str,
+    instances: u8,
+) -> Outcome {
+    let left = Duration::from_secs(writer_seconds).saturating_sub(started.elapsed());
+    let record = collect(ns, "client", left.as_secs()).await;
+    assert!(
+        record.acknowledged.len() > 50,
+        "the writer made progress: {} writes",
+        record.acknowledged.len()
+    );
+    let outcome = verify(ns, cluster, instances, &record).await;
+    assert_eq!(outcome.lost, 0, "acknowledged writes were lost");
+    outcome
+}
+
 /// Stops the writer and sampler and runs `verify`; for a change whose duration is not known in
 /// advance. Before stopping, waits (up to `PROGRESS_TIMEOUT`) until the writer has made
 /// progress: `min_acknowledged` commits in all, one of them acknowledged after this call, so the

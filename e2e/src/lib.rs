@@ -375,6 +375,12 @@ pub async fn delete_cluster_and_wait(ns: &TestNamespace, name: &str) {
     .await;
 }
 
+/// The status ("True", "False") of the cluster's condition of this type, if it has one.
+pub fn condition_status(cluster: &MySQLCluster, type_: ConditionType) -> Option<String> {
+    let conditions = &cluster.status.as_ref()?.conditions;
+    sakila::api::conditions::find_condition(conditions, type_).map(|c| c.status.clone())
+}
+
 /// The MySQLCluster's condition of this type, if it has one.
 pub async fn cluster_condition(
     ns: &TestNamespace,

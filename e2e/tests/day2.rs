@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams};
 use sakila::api::MySQLCluster;
 use sakila::api::conditions::ConditionType;
-use sakila_e2e::chaos::{self, ChaosRecord, UnderWrites};
+use sakila_e2e::chaos::{self, UnderWrites};
 use sakila_e2e::{TestNamespace, cluster_manifest, mysql_client_image, wait_ready, wait_until};
 use serde_json::json;
 
@@ -51,14 +51,6 @@ async fn wait_rolled_out(ns: &TestNamespace, cluster: &str, instances: usize, im
     wait_ready(ns, cluster).await;
 }
 
-async fn finish(ns: &TestNamespace, started: Instant, writer_seconds: u64, instances: u8) {
-    let left = Duration::from_secs(writer_seconds).saturating_sub(started.elapsed());
-    let record: ChaosRecord = chaos::collect(ns, "client", left.as_secs()).await;
-    assert!(record.acknowledged.len() > 50, "the writer made progress");
-    let outcome = chaos::verify(ns, "trio", instances, &record).await;
-    assert_eq!(outcome.lost, 0);
-}
-
 #[tokio::test]
 async fn an_image_upgrade_rolls_replicas_first_then_switches_over_once() {
     let Ok(new_image) = std::env::var("SAKILA_MYSQL_UPGRADE_IMAGE") else {
@@ -77,7 +69,7 @@ async fn an_image_upgrade_rolls_replicas_first_then_switches_over_once() {
         "upgrade: 3 instances rolled out to {new_image} and Ready in {:.1} s",
         upgrade_started.elapsed().as_secs_f64()
     );
-    finish(&ns, started, writer_seconds, 3).await;
+    chaos::finish_writing(&ns, started, writer_seconds, "trio", 3).await;
     assert_eq!(sakila_e2e::event_count(&ns, "SwitchedOver").await, 1);
     assert_eq!(sakila_e2e::event_count(&ns, "FailedOver").await, 0);
     assert_eq!(sakila_e2e::event_count(&ns, "RollingRestart").await, 3);
@@ -128,7 +120,7 @@ async fn a_bad_image_stops_the_rollout_at_the_first_replica_until_the_spec_is_fi
     // The fix resumes: trio-2, which never started, is replaced at once.
     sakila_e2e::patch_spec(&ns, "trio", json!({"image": good_image})).await;
     wait_rolled_out(&ns, "trio", 3, &good_image).await;
-    finish(&ns, started, writer_seconds, 3).await;
+    chaos::finish_writing(&ns, started, writer_seconds, "trio", 3).await;
     assert_eq!(sakila_e2e::event_count(&ns, "SwitchedOver").await, 0);
 }
 

@@ -8,7 +8,7 @@ use kube::api::{Api, Patch, PatchParams};
 use sakila::api::MySQLCluster;
 use sakila::api::conditions::ConditionType;
 use sakila_e2e::chaos;
-use sakila_e2e::{cluster_manifest, force_delete_pod, wait_ready, wait_until};
+use sakila_e2e::{cluster_manifest, condition_status, force_delete_pod, wait_ready, wait_until};
 use serde_json::json;
 
 async fn set_paused(clusters: &Api<MySQLCluster>, paused: bool) {
@@ -22,16 +22,6 @@ async fn set_paused(clusters: &Api<MySQLCluster>, paused: bool) {
         .unwrap();
 }
 
-fn condition(cluster: &MySQLCluster, type_: ConditionType) -> Option<String> {
-    cluster
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| c.status.clone())
-}
-
 #[tokio::test]
 async fn a_paused_cluster_is_not_healed_until_it_is_unpaused() {
     // Writes fail while the paused cluster has no writable primary; none acknowledged may be lost.
@@ -43,7 +33,7 @@ async fn a_paused_cluster_is_not_healed_until_it_is_unpaused() {
     set_paused(&clusters, true).await;
     wait_until("the Paused condition", Duration::from_secs(30), || async {
         let cluster = clusters.get("solo").await.ok()?;
-        (condition(&cluster, ConditionType::Paused).as_deref() == Some("True")).then_some(())
+        (condition_status(&cluster, ConditionType::Paused).as_deref() == Some("True")).then_some(())
     })
     .await;
 
@@ -69,18 +59,18 @@ async fn a_paused_cluster_is_not_healed_until_it_is_unpaused() {
     );
     let cluster = clusters.get("solo").await.unwrap();
     assert_eq!(
-        condition(&cluster, ConditionType::Ready).as_deref(),
+        condition_status(&cluster, ConditionType::Ready).as_deref(),
         Some("False")
     );
     assert_eq!(
-        condition(&cluster, ConditionType::Paused).as_deref(),
+        condition_status(&cluster, ConditionType::Paused).as_deref(),
         Some("True")
     );
 
     set_paused(&clusters, false).await;
     let cluster = wait_ready(&ns, "solo").await;
     assert_eq!(
-        condition(&cluster, ConditionType::Paused).as_deref(),
+        condition_status(&cluster, ConditionType::Paused).as_deref(),
         Some("False")
     );
     let read_only = ns

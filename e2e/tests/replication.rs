@@ -10,18 +10,9 @@ use kube::api::{Api, ListParams};
 use sakila::api::MySQLCluster;
 use sakila::api::conditions::ConditionType;
 use sakila_e2e::{
-    TestNamespace, cluster_manifest, force_delete_pod, mysql_client_image, wait_ready, wait_until,
+    TestNamespace, cluster_manifest, condition_status, force_delete_pod, mysql_client_image,
+    wait_ready, wait_until,
 };
-
-fn condition(cluster: &MySQLCluster, type_: ConditionType) -> String {
-    let status = cluster.status.as_ref().unwrap();
-    let c = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .unwrap_or_else(|| panic!("no {type_} condition"));
-    c.status.clone()
-}
 
 /// Every instance's `@@gtid_executed` and the checksum of `shop.orders`.
 async fn gtid_and_checksum(
@@ -60,8 +51,14 @@ async fn three_instances_replicate_every_write_refuse_writes_on_replicas_and_rej
     let ns = TestNamespace::new("repl").await;
     ns.create::<MySQLCluster>(cluster_manifest("trio", 3)).await;
     let cluster = wait_ready(&ns, "trio").await;
-    assert_eq!(condition(&cluster, ConditionType::Replicating), "True");
-    assert_eq!(condition(&cluster, ConditionType::Writable), "True");
+    assert_eq!(
+        condition_status(&cluster, ConditionType::Replicating).as_deref(),
+        Some("True")
+    );
+    assert_eq!(
+        condition_status(&cluster, ConditionType::Writable).as_deref(),
+        Some("True")
+    );
 
     // 1,000 rows through the read-write Service, from a client pod.
     ns.client_pod("client", &mysql_client_image()).await;
@@ -189,7 +186,10 @@ async fn five_instances_become_ready_with_every_replica_cloned_from_a_donor() {
     ns.create::<MySQLCluster>(cluster_manifest("quint", 5))
         .await;
     let cluster = wait_ready(&ns, "quint").await;
-    assert_eq!(condition(&cluster, ConditionType::Replicating), "True");
+    assert_eq!(
+        condition_status(&cluster, ConditionType::Replicating).as_deref(),
+        Some("True")
+    );
 
     let events: Api<Event> = ns.api();
     let clones: BTreeMap<String, String> = events
