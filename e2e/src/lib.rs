@@ -8,6 +8,7 @@
 //! - `SAKILA_MYSQL_IMAGE`: an image with the `mysql` client, for client pods.
 
 pub mod chaos;
+pub mod figures;
 
 use std::future::Future;
 use std::process::Command;

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use sakila::api::MySQLCluster;
 use sakila_e2e::chaos::{self, Outcome};
+use sakila_e2e::figures;
 use sakila_e2e::{
     TestNamespace, cluster_manifest, force_delete_pod, mysql_client_image, wait_ready,
 };
@@ -89,20 +90,19 @@ async fn bench(failure: Failure) {
         // The replaced instance rejoins before the next run.
         wait_ready(&ns, "trio").await;
     }
-    let mut gaps: Vec<f64> = outcomes
+    let gaps: Vec<f64> = outcomes
         .iter()
         .map(|o| o.longest_write_gap.as_secs_f64())
         .collect();
-    gaps.sort_by(|a, b| a.total_cmp(b));
-    let median = if gaps.len() % 2 == 1 {
-        gaps[gaps.len() / 2]
-    } else {
-        (gaps[gaps.len() / 2 - 1] + gaps[gaps.len() / 2]) / 2.0
-    };
+    let runs: Vec<String> = gaps.iter().map(|g| format!("{g:.2}")).collect();
+    let figures = figures::summary(&gaps).expect("at least one run");
     println!(
-        "BENCH {failure:?}: write gap median {median:.2} s, max {:.2} s (n={}); lost acknowledged writes {}; runs with two writers {}",
-        gaps.last().copied().unwrap_or_default(),
+        "BENCH {failure:?}: write gap p50 {:.2} s, p95 {:.2} s, max {:.2} s (n={}: {} s); lost acknowledged writes {}; runs with two writers {}",
+        figures.median,
+        figures.p95,
+        figures.max,
         gaps.len(),
+        runs.join(", "),
         outcomes.iter().map(|o| o.lost).sum::<usize>(),
         outcomes
             .iter()
