@@ -456,6 +456,10 @@ pub struct MySQLClusterStatus {
     /// first applied settings: my.cnf then holds the spec as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_settings: Option<BTreeMap<String, String>>,
+    /// The settings of `spec.mysqlConfig` that the rolling restart in progress, or the last
+    /// one, applies: the `ConfigApplied` condition names them once the restart is over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_restart_settings: Vec<String>,
 }
 
 /// One re-clone that discarded transactions.

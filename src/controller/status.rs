@@ -559,6 +559,9 @@ pub fn compute_status(
             .unwrap_or_default(),
         // Written by `record_settings` after the settings step; kept until then.
         accepted_settings: previous.and_then(|s| s.accepted_settings.clone()),
+        last_restart_settings: previous
+            .map(|s| s.last_restart_settings.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -623,20 +626,21 @@ pub struct RefusedSetting {
 }
 
 /// The `ConfigApplied` condition: whether every instance runs `spec.mysqlConfig`, and which path
-/// the last change took: online (`SET GLOBAL`, nothing restarted) or a rolling restart. The
-/// message starts with the settings' names, so that the path taken can still name them once
-/// the restart is over.
+/// the last change took: online (`SET GLOBAL`, nothing restarted) or a rolling restart, naming
+/// the settings (`last_restart`: those the last rolling restart applied).
 pub fn config_condition(
     previous: Option<&Condition>,
+    last_restart: &[String],
     plan: &SettingsPlan,
     refused: &[RefusedSetting],
 ) -> (bool, String, String) {
-    let (ok, reason, message) = config_path(previous, plan, refused);
+    let (ok, reason, message) = config_path(previous, last_restart, plan, refused);
     (ok, reason.to_string(), message)
 }
 
 fn config_path<'a>(
     previous: Option<&'a Condition>,
+    last_restart: &[String],
     plan: &SettingsPlan,
     refused: &[RefusedSetting],
 ) -> (bool, &'a str, String) {
@@ -672,14 +676,11 @@ fn config_path<'a>(
         );
     }
     match previous {
-        Some(c) if c.reason == ROLLING_RESTART => {
-            let names = c.message.split(':').next().unwrap_or_default();
-            (
-                true,
-                APPLIED_BY_RESTART,
-                format!("{names}: applied by a rolling restart"),
-            )
-        }
+        Some(c) if c.reason == ROLLING_RESTART => (
+            true,
+            APPLIED_BY_RESTART,
+            format!("{}: applied by a rolling restart", last_restart.join(", ")),
+        ),
         // A refusal that is no longer reported: the spec was fixed.
         Some(c) if c.reason == SETTING_REFUSED => (
             true,
@@ -708,7 +709,11 @@ pub fn record_settings(
         .iter()
         .find(|c| c.type_ == ConditionType::ConfigApplied)
         .cloned();
-    let (ok, reason, message) = config_condition(previous.as_ref(), plan, refused);
+    let last_restart = &status.last_restart_settings;
+    let (ok, reason, message) = config_condition(previous.as_ref(), last_restart, plan, refused);
+    if !plan.awaiting_restart.is_empty() {
+        status.last_restart_settings = plan.awaiting_restart.clone();
+    }
     set_condition(
         &mut status.conditions,
         ConditionType::ConfigApplied,
@@ -1097,6 +1102,7 @@ mod tests {
                 error: "server error 1232: Incorrect argument type".into(),
             }];
             let rolling = previous("False", ROLLING_RESTART, "back_log: a change ...");
+            let back_log = ["back_log".to_string()];
             struct Case<'a> {
                 name: &'a str,
                 previous: Option<&'a Condition>,
@@ -1149,7 +1155,7 @@ mod tests {
             ];
             for case in cases {
                 let (ok, reason, message) =
-                    config_condition(case.previous, case.plan, case.refused);
+                    config_condition(case.previous, &back_log, case.plan, case.refused);
                 assert_eq!((ok, reason.as_str()), case.want, "{}", case.name);
                 assert!(
                     message.starts_with(case.message_starts),
@@ -1167,7 +1173,7 @@ mod tests {
                 "max_connections: applied online ...",
             );
             let (ok, reason, message) =
-                config_condition(Some(&last), &SettingsPlan::default(), &[]);
+                config_condition(Some(&last), &[], &SettingsPlan::default(), &[]);
             assert_eq!(
                 (ok, reason.as_str(), message.as_str()),
                 (true, APPLIED_ONLINE, last.message.as_str())
@@ -1185,14 +1191,33 @@ mod tests {
                 APPLIED_BY_RESTART,
                 "back_log: applied by a rolling restart",
             );
-            let (_, reason, _) = config_condition(Some(&last), &plan, &[]);
+            let (_, reason, _) = config_condition(Some(&last), &[], &plan, &[]);
             assert_eq!(reason, APPLIED_BY_RESTART);
+        }
+
+        #[test]
+        fn the_settings_a_rolling_restart_applied_are_named_once_it_is_over() {
+            let restart = SettingsPlan {
+                online: Vec::new(),
+                awaiting_restart: vec!["back_log".into(), "innodb_log_file_size".into()],
+            };
+            let mut status = MySQLClusterStatus::default();
+            record_settings(&mut status, &restart, &[], Some(1), super::at(1));
+            assert_eq!(status.last_restart_settings, restart.awaiting_restart);
+            let settled = SettingsPlan::default();
+            record_settings(&mut status, &settled, &[], Some(1), super::at(2));
+            let condition = super::condition(&status, ConditionType::ConfigApplied);
+            assert_eq!(condition.reason, APPLIED_BY_RESTART);
+            assert_eq!(
+                condition.message,
+                "back_log, innodb_log_file_size: applied by a rolling restart"
+            );
         }
 
         #[test]
         fn a_fixed_refusal_clears() {
             let last = previous("False", SETTING_REFUSED, "db-1: mysqld refused ...");
-            let (ok, reason, _) = config_condition(Some(&last), &SettingsPlan::default(), &[]);
+            let (ok, reason, _) = config_condition(Some(&last), &[], &SettingsPlan::default(), &[]);
             assert_eq!((ok, reason.as_str()), (true, "Applied"));
         }
     }
