@@ -676,6 +676,12 @@ fn config_path<'a>(
         );
     }
     match previous {
+        // No names: the restart began under an operator that did not record them.
+        Some(c) if c.reason == ROLLING_RESTART && last_restart.is_empty() => (
+            true,
+            APPLIED_BY_RESTART,
+            "applied by a rolling restart".into(),
+        ),
         Some(c) if c.reason == ROLLING_RESTART => (
             true,
             APPLIED_BY_RESTART,
