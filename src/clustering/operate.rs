@@ -966,18 +966,99 @@ mod tests {
         assert_eq!(operated.done, actions);
     }
 
+    /// Each action alone: done, with exactly these calls to MySQL and the pods, in order.
     #[tokio::test]
-    async fn set_role_label_writes_the_role_on_the_pod_and_no_sql() {
-        let bench = Bench::new();
-        let actions = [Action::SetRoleLabel {
-            ordinal: 1,
-            role: Role::Primary,
-        }];
-        assert_all_done(&bench.operate(&actions).await, &actions);
-        assert_eq!(
-            bench.calls(),
-            [Call::new(Bench::pod(1), "set_role", naming::ROLE_PRIMARY)]
-        );
+    async fn each_action_issues_exactly_its_calls_in_order() {
+        let cases = [
+            (
+                "set role label writes the role on the pod and no sql",
+                vec![Action::SetRoleLabel {
+                    ordinal: 1,
+                    role: Role::Primary,
+                }],
+                vec![Call::new(Bench::pod(1), "set_role", naming::ROLE_PRIMARY)],
+            ),
+            (
+                "clear reclone request removes the annotation and no sql",
+                vec![Action::ClearRecloneRequest { ordinal: 2 }],
+                vec![Call::new(Bench::pod(2), "clear_reclone_request", "")],
+            ),
+            (
+                "make read only disconnects clients before and after and reads the executed set",
+                vec![Action::MakeReadOnly { ordinal: 0 }],
+                vec![
+                    login(0),
+                    kill_clients(0),
+                    sql(0, "set_read_only", "true"),
+                    sql(0, "status", ""),
+                    kill_clients(0),
+                ],
+            ),
+            (
+                "force read only of an instance that answers does not shut it down",
+                vec![Action::ForceReadOnly { ordinal: 2 }],
+                vec![
+                    login(2),
+                    kill_clients(2),
+                    sql(2, "set_read_only", "true"),
+                    sql(2, "status", ""),
+                    kill_clients(2),
+                ],
+            ),
+            (
+                "semi sync source is enabled with a timeout that never falls back",
+                vec![Action::EnableSemiSyncSource {
+                    ordinal: 0,
+                    wait_for_replica_count: 2,
+                }],
+                vec![
+                    login(0),
+                    sql(
+                        0,
+                        "enable semi sync source",
+                        format!("wait for 2 within {SEMI_SYNC_TIMEOUT:?}"),
+                    ),
+                ],
+            ),
+            (
+                "disable semi sync source turns it off",
+                vec![Action::DisableSemiSyncSource { ordinal: 0 }],
+                vec![login(0), sql(0, "disable_semi_sync_source", "")],
+            ),
+            (
+                "record cluster identity writes the clusters uid and name",
+                vec![Action::RecordClusterIdentity { ordinal: 0 }],
+                vec![
+                    login(0),
+                    sql(0, "record_cluster_identity", "uid=uid-1 name=db"),
+                ],
+            ),
+            (
+                "replicate from enables semi sync first and follows the sources stable name",
+                vec![Action::ReplicateFrom {
+                    ordinal: 2,
+                    source: 0,
+                }],
+                vec![
+                    login(2),
+                    sql(2, "enable_semi_sync_replica", ""),
+                    sql(
+                        2,
+                        "configure replica",
+                        format!(
+                            "source={} user={} tls=false retry every 2s x86400",
+                            Bench::stable(0),
+                            naming::REPLICATION_USER
+                        ),
+                    ),
+                ],
+            ),
+        ];
+        for (name, actions, calls) in cases {
+            let bench = Bench::new();
+            assert_all_done(&bench.operate(&actions).await, &actions);
+            assert_eq!(bench.calls(), calls, "{name}");
+        }
     }
 
     #[tokio::test]
@@ -986,34 +1067,6 @@ mod tests {
         let actions = [Action::RestartPod { ordinal: 2 }];
         assert_all_done(&bench.operate(&actions).await, &actions);
         assert_eq!(bench.calls(), [Call::new(Bench::pod(2), "restart", "")]);
-    }
-
-    #[tokio::test]
-    async fn clear_reclone_request_removes_the_annotation_and_no_sql() {
-        let bench = Bench::new();
-        let actions = [Action::ClearRecloneRequest { ordinal: 2 }];
-        assert_all_done(&bench.operate(&actions).await, &actions);
-        assert_eq!(
-            bench.calls(),
-            [Call::new(Bench::pod(2), "clear_reclone_request", "")]
-        );
-    }
-
-    #[tokio::test]
-    async fn make_read_only_disconnects_clients_before_and_after_and_reads_the_executed_set() {
-        let bench = Bench::new();
-        let actions = [Action::MakeReadOnly { ordinal: 0 }];
-        assert_all_done(&bench.operate(&actions).await, &actions);
-        assert_eq!(
-            bench.calls(),
-            [
-                login(0),
-                kill_clients(0),
-                sql(0, "set_read_only", "true"),
-                sql(0, "status", ""),
-                kill_clients(0),
-            ]
-        );
     }
 
     #[tokio::test]
@@ -1044,23 +1097,6 @@ mod tests {
         assert_eq!(
             bench.calls(),
             [login(0), kill_clients(0), sql(0, "set_read_only", "true")]
-        );
-    }
-
-    #[tokio::test]
-    async fn force_read_only_of_an_instance_that_answers_does_not_shut_it_down() {
-        let bench = Bench::new();
-        let actions = [Action::ForceReadOnly { ordinal: 2 }];
-        assert_all_done(&bench.operate(&actions).await, &actions);
-        assert_eq!(
-            bench.calls(),
-            [
-                login(2),
-                kill_clients(2),
-                sql(2, "set_read_only", "true"),
-                sql(2, "status", ""),
-                kill_clients(2),
-            ]
         );
     }
 
@@ -1281,78 +1317,6 @@ mod tests {
         let actions = [Action::StopReplicating { ordinal: 1 }];
         assert_all_done(&bench.operate(&actions).await, &actions);
         assert_eq!(bench.calls(), [login(1), sql(1, "reset_replica_all", "")]);
-    }
-
-    #[tokio::test]
-    async fn semi_sync_source_is_enabled_with_a_timeout_that_never_falls_back() {
-        let bench = Bench::new();
-        let actions = [Action::EnableSemiSyncSource {
-            ordinal: 0,
-            wait_for_replica_count: 2,
-        }];
-        assert_all_done(&bench.operate(&actions).await, &actions);
-        assert_eq!(
-            bench.calls(),
-            [
-                login(0),
-                sql(
-                    0,
-                    "enable_semi_sync_source",
-                    format!("wait for 2 within {SEMI_SYNC_TIMEOUT:?}")
-                ),
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn disable_semi_sync_source_turns_it_off() {
-        let bench = Bench::new();
-        let actions = [Action::DisableSemiSyncSource { ordinal: 0 }];
-        assert_all_done(&bench.operate(&actions).await, &actions);
-        assert_eq!(
-            bench.calls(),
-            [login(0), sql(0, "disable_semi_sync_source", "")]
-        );
-    }
-
-    #[tokio::test]
-    async fn record_cluster_identity_writes_the_clusters_uid_and_name() {
-        let bench = Bench::new();
-        let actions = [Action::RecordClusterIdentity { ordinal: 0 }];
-        assert_all_done(&bench.operate(&actions).await, &actions);
-        assert_eq!(
-            bench.calls(),
-            [
-                login(0),
-                sql(0, "record_cluster_identity", "uid=uid-1 name=db")
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn replicate_from_enables_semi_sync_first_and_follows_the_sources_stable_name() {
-        let bench = Bench::new();
-        let actions = [Action::ReplicateFrom {
-            ordinal: 2,
-            source: 0,
-        }];
-        assert_all_done(&bench.operate(&actions).await, &actions);
-        assert_eq!(
-            bench.calls(),
-            [
-                login(2),
-                sql(2, "enable_semi_sync_replica", ""),
-                sql(
-                    2,
-                    "configure_replica",
-                    format!(
-                        "source={} user={} tls=false retry every 2s x86400",
-                        Bench::stable(0),
-                        naming::REPLICATION_USER
-                    )
-                ),
-            ]
-        );
     }
 
     #[tokio::test]
