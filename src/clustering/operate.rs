@@ -1015,7 +1015,7 @@ mod tests {
                     login(0),
                     sql(
                         0,
-                        "enable semi sync source",
+                        "enable_semi_sync_source",
                         format!("wait for 2 within {SEMI_SYNC_TIMEOUT:?}"),
                     ),
                 ],
@@ -1044,7 +1044,7 @@ mod tests {
                     sql(2, "enable_semi_sync_replica", ""),
                     sql(
                         2,
-                        "configure replica",
+                        "configure_replica",
                         format!(
                             "source={} user={} tls=false retry every 2s x86400",
                             Bench::stable(0),
