@@ -133,7 +133,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
             now.time(),
         );
         write_status(ctx, cluster, &status).await?;
-        return Ok(valid.failover.probe_interval);
+        return Ok(next_probe(valid.failover.probe_interval));
     }
     let intent = intent(
         ctx,
@@ -169,8 +169,23 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     Ok(if plan.follow_up_soon {
         FOLLOW_UP
     } else {
-        valid.failover.probe_interval
+        next_probe(valid.failover.probe_interval)
     })
+}
+
+/// When to probe a cluster again: up to `PROBE_JITTER` earlier than its interval, at random,
+/// so that clusters created together do not probe in lockstep. Never later, so a failure is
+/// detected no later than the interval and threshold say.
+fn next_probe(interval: Duration) -> Duration {
+    jittered(interval, rand::random::<f64>())
+}
+
+/// The share of the probe interval by which a probe may come early.
+const PROBE_JITTER: f64 = 0.1;
+
+/// `interval` shortened by `draw` (in [0, 1)) times `PROBE_JITTER` of it.
+fn jittered(interval: Duration, draw: f64) -> Duration {
+    interval.mul_f64(1.0 - PROBE_JITTER * draw.clamp(0.0, 1.0))
 }
 
 /// The round's one reading of the clocks: every decision and every time written in the round
@@ -970,6 +985,26 @@ pub fn error_policy(_object: Arc<DynamicObject>, error: &Error, _ctx: Arc<Contex
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_comes_at_most_a_tenth_early_and_never_late() {
+        let interval = Duration::from_secs(2);
+        let cases = [
+            (0.0, Duration::from_secs(2)),
+            (0.5, Duration::from_millis(1900)),
+            (0.999_999, Duration::from_millis(1800)),
+            // Out of range draws are clamped: never later than the interval.
+            (-3.0, Duration::from_secs(2)),
+            (7.0, Duration::from_millis(1800)),
+        ];
+        for (draw, want) in cases {
+            let got = jittered(interval, draw);
+            assert!(
+                got.abs_diff(want) < Duration::from_millis(1),
+                "{draw}: {got:?}"
+            );
+        }
+    }
 
     #[test]
     fn event_notes_fit_the_events_api_limit() {
