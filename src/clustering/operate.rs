@@ -449,14 +449,28 @@ impl<C: MySqlConnector, P: PodWrites> Operator<'_, C, P> {
                 .await?
             }
         };
-        self.sql(ordinal, "catch up with the old primary", |a| async move {
-            if a.wait_for_gtid(&gtids, CATCH_UP_TIMEOUT).await? {
+        let action = "catch up with the old primary";
+        self.wait_until_applied(ordinal, action, gtids, CATCH_UP_TIMEOUT)
+            .await
+    }
+
+    /// Waits until instance `ordinal` has applied `gtids`, at most `timeout`; not in time is a
+    /// timeout failure of `action`.
+    async fn wait_until_applied(
+        &self,
+        ordinal: u8,
+        action: &'static str,
+        gtids: GtidSet,
+        timeout: Duration,
+    ) -> Result<(), OperateError> {
+        self.sql(ordinal, action, |a| async move {
+            if a.wait_for_gtid(&gtids, timeout).await? {
                 Ok(())
             } else {
                 Err(MySqlError::Timeout {
-                    action: "catch up with the old primary".into(),
+                    action: action.into(),
                     endpoint: format!("instance {ordinal}"),
-                    after: CATCH_UP_TIMEOUT,
+                    after: timeout,
                 })
             }
         })
@@ -554,19 +568,9 @@ impl<C: MySqlConnector, P: PodWrites> Operator<'_, C, P> {
         ordinal: u8,
         gtids: &GtidSet,
     ) -> Result<(), OperateError> {
-        let gtids = gtids.clone();
-        self.sql(ordinal, "apply the relay log", |a| async move {
-            if a.wait_for_gtid(&gtids, RELAY_LOG_TIMEOUT).await? {
-                Ok(())
-            } else {
-                Err(MySqlError::Timeout {
-                    action: "apply the relay log before promotion".into(),
-                    endpoint: format!("instance {ordinal}"),
-                    after: RELAY_LOG_TIMEOUT,
-                })
-            }
-        })
-        .await
+        let action = "apply the relay log";
+        self.wait_until_applied(ordinal, action, gtids.clone(), RELAY_LOG_TIMEOUT)
+            .await
     }
 
     /// Opens the recipient's session here, so that an instance that does not answer fails the
@@ -1053,20 +1057,32 @@ mod tests {
                     ),
                 ],
             ),
+            (
+                "restart pod deletes the pod and no sql",
+                vec![Action::RestartPod { ordinal: 2 }],
+                vec![Call::new(Bench::pod(2), "restart", "")],
+            ),
+            (
+                "make writable lifts read only",
+                vec![Action::MakeWritable { ordinal: 1 }],
+                vec![login(1), sql(1, "set_read_only", "false")],
+            ),
+            (
+                "stop replicating forgets the source",
+                vec![Action::StopReplicating { ordinal: 1 }],
+                vec![login(1), sql(1, "reset_replica_all", "")],
+            ),
+            (
+                "stop replica io fences the replica across restarts",
+                vec![Action::StopReplicaIo { ordinal: 2 }],
+                vec![login(2), sql(2, "fence_replica", "")],
+            ),
         ];
         for (name, actions, calls) in cases {
             let bench = Bench::new();
             assert_all_done(&bench.operate(&actions).await, &actions);
             assert_eq!(bench.calls(), calls, "{name}");
         }
-    }
-
-    #[tokio::test]
-    async fn restart_pod_deletes_the_pod_and_no_sql() {
-        let bench = Bench::new();
-        let actions = [Action::RestartPod { ordinal: 2 }];
-        assert_all_done(&bench.operate(&actions).await, &actions);
-        assert_eq!(bench.calls(), [Call::new(Bench::pod(2), "restart", "")]);
     }
 
     #[tokio::test]
@@ -1301,30 +1317,6 @@ mod tests {
             Some("wait_for_gtid"),
             "nothing after the catch-up"
         );
-    }
-
-    #[tokio::test]
-    async fn make_writable_lifts_read_only() {
-        let bench = Bench::new();
-        let actions = [Action::MakeWritable { ordinal: 1 }];
-        assert_all_done(&bench.operate(&actions).await, &actions);
-        assert_eq!(bench.calls(), [login(1), sql(1, "set_read_only", "false")]);
-    }
-
-    #[tokio::test]
-    async fn stop_replicating_forgets_the_source() {
-        let bench = Bench::new();
-        let actions = [Action::StopReplicating { ordinal: 1 }];
-        assert_all_done(&bench.operate(&actions).await, &actions);
-        assert_eq!(bench.calls(), [login(1), sql(1, "reset_replica_all", "")]);
-    }
-
-    #[tokio::test]
-    async fn stop_replica_io_fences_the_replica_across_restarts() {
-        let bench = Bench::new();
-        let actions = [Action::StopReplicaIo { ordinal: 2 }];
-        assert_all_done(&bench.operate(&actions).await, &actions);
-        assert_eq!(bench.calls(), [login(2), sql(2, "fence_replica", "")]);
     }
 
     #[tokio::test]
