@@ -300,6 +300,13 @@ pub async fn verify(
         record.most_writable_at_once() <= 1,
         "two instances were writable at once"
     );
+    // Every scenario starts on a Ready cluster: a sampler that never saw its primary writable
+    // did not sample, and the check above would pass for nothing.
+    assert!(
+        record.most_writable_at_once() == 1,
+        "the sampler never saw a writable instance in {} samples",
+        record.writable_samples.len()
+    );
     let outcome = measure(ns, cluster, instances, record).await;
     assert!(outcome.converged, "the GTID sets did not converge");
     outcome
