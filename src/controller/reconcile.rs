@@ -321,11 +321,7 @@ async fn build_and_apply(
 
 /// The cluster's pods, by its selector labels.
 async fn list_pods(ctx: &Context, valid: &ValidatedCluster) -> Result<Vec<Pod>, Error> {
-    let selector = naming::selector_labels(&valid.name)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector = naming::selector(&valid.name);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &valid.namespace);
     Ok(pods
         .list(&ListParams::default().labels(&selector))
@@ -730,11 +726,7 @@ async fn prune_config_maps(
         &config_map::restart_hash(valid),
     ));
     // By the cluster's labels: another cluster's names may begin with this one's prefix.
-    let selector = naming::selector_labels(&valid.name)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector = naming::selector(&valid.name);
     let existing: Vec<String> = match api
         .list_metadata(&ListParams::default().labels(&selector))
         .await

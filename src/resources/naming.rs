@@ -167,6 +167,15 @@ pub fn common_labels(cluster: &str) -> BTreeMap<String, String> {
     labels
 }
 
+/// `selector_labels` as a label selector, for list calls.
+pub fn selector(cluster: &str) -> String {
+    selector_labels(cluster)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The label selector of every object Sakila manages, for watches.
 pub fn managed_selector() -> String {
     format!("{MANAGED_BY_LABEL}={MANAGED_BY}")
@@ -175,6 +184,14 @@ pub fn managed_selector() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_selector_names_the_application_and_the_cluster() {
+        assert_eq!(
+            selector("db"),
+            "app.kubernetes.io/instance=db,app.kubernetes.io/name=mysql"
+        );
+    }
 
     #[test]
     fn ordinal_is_read_back_only_from_this_clusters_pods() {
