@@ -62,13 +62,7 @@ async fn a_cluster_recreated_over_its_volumes_serves_every_acknowledged_write() 
     })
     .await;
     wait_ready(&ns, "trio").await;
-    patch_spec(&ns, "trio", json!({"paused": true})).await;
-    wait_until("the cluster paused", REACT_TIMEOUT, || async {
-        cluster_condition(&ns, "trio", ConditionType::Paused)
-            .await
-            .filter(|c| c.status == "True")
-    })
-    .await;
+    set_paused(&ns, "trio", true).await;
     ns.sql("trio", "trio-0", "STOP REPLICA")
         .await
         .expect("replication stops on trio-0");
@@ -111,6 +105,22 @@ async fn a_cluster_recreated_over_its_volumes_serves_every_acknowledged_write() 
     );
     let outcome = chaos::stop_and_verify(&ns, "client", "trio", 3, 20).await;
     println!("writer across the re-creation: {outcome:?}");
+}
+
+/// Pauses or unpauses the cluster, and waits until the operator says it took the change.
+async fn set_paused(ns: &TestNamespace, cluster: &str, paused: bool) {
+    patch_spec(ns, cluster, json!({"paused": paused})).await;
+    let wanted = if paused { "True" } else { "False" };
+    wait_until(
+        &format!("the Paused condition {wanted}"),
+        REACT_TIMEOUT,
+        || async {
+            cluster_condition(ns, cluster, ConditionType::Paused)
+                .await
+                .filter(|c| c.status == wanted)
+        },
+    )
+    .await;
 }
 
 /// Deletes the pod and, if the StatefulSet made a new pod before the old volume was gone (it
@@ -177,7 +187,12 @@ async fn a_primary_that_lost_its_volume_is_never_made_writable() {
         Some("lose-0")
     );
 
+    // Paused meanwhile: a pod deletion the operator sees before the pod is gone (a force
+    // deletion marks the pod first) makes it switch over, and the primary would no longer be
+    // the instance that lost its volume. Unpaused, it finds the recorded primary empty.
+    set_paused(&ns, "lose", true).await;
     replace_volume(&ns, "lose-0").await;
+    set_paused(&ns, "lose", false).await;
     let blocked = wait_until(
         "Writable False saying the primary has no data",
         REACT_TIMEOUT,
