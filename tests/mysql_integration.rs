@@ -1233,3 +1233,76 @@ async fn a_fenced_replica_stays_fenced_across_a_restart_until_pointed_at_a_sourc
         (ThreadState::Running, ThreadState::Running)
     );
 }
+
+/// The server's count of connection attempts, read on a connection the caller holds.
+async fn connections_opened(watcher: &mut mysql_async::Conn) -> u64 {
+    let count: Option<(String, u64)> = watcher
+        .query_first("SHOW GLOBAL STATUS LIKE 'Connections'")
+        .await
+        .expect("Connections status");
+    count.expect("the Connections counter").1
+}
+
+/// Issue 17: the probe runs every 2 s on every instance. A kept session logs in once and then
+/// reads everything in one round trip, the tables it learnt of included; its answers are those
+/// of a new session; a server restarted under it is probed on a new connection, not reported
+/// unreachable.
+#[tokio::test]
+async fn a_kept_connection_serves_the_next_probes_and_is_replaced_after_a_restart() {
+    if !mysql_tests_enabled(
+        "a_kept_connection_serves_the_next_probes_and_is_replaced_after_a_restart",
+    ) {
+        return;
+    }
+    let mut server = Server::start(95).await;
+    let admin = server.admin().await;
+    admin.set_read_only(false).await.unwrap();
+    admin
+        .record_cluster_identity("uid-kept", "db")
+        .await
+        .unwrap();
+    admin.close().await;
+    let fresh = server.status().await;
+    assert_eq!(fresh.cluster_identity.as_deref(), Some("uid-kept"));
+
+    let kept = client();
+    let mut watcher = server.conn().await;
+    let before = connections_opened(&mut watcher).await;
+    let mut probes = Vec::new();
+    for _ in 0..5 {
+        let session = kept.connect_kept(&server.endpoint, &root()).await.unwrap();
+        probes.push(session.status().await.unwrap());
+        drop(session);
+        assert_eq!(
+            kept.kept_connections(),
+            1,
+            "the session's connection is kept"
+        );
+    }
+    assert_eq!(
+        connections_opened(&mut watcher).await - before,
+        1,
+        "five probes through kept sessions log in once"
+    );
+    for probe in &probes {
+        // The second probe on reads the identity (and clone status) in the batch.
+        assert_eq!(probe.cluster_identity, fresh.cluster_identity);
+        assert_eq!(probe.clone, fresh.clone);
+        assert_eq!(probe.semi_sync, fresh.semi_sync);
+        assert_eq!(probe.gtid_executed, fresh.gtid_executed);
+        assert_eq!(probe.is_writable(), fresh.is_writable());
+    }
+    let _ = watcher.disconnect().await;
+
+    restart(&mut server).await;
+    let session = kept.connect_kept(&server.endpoint, &root()).await.unwrap();
+    let after_restart = session
+        .status()
+        .await
+        .unwrap_or_else(|e| panic!("the probe after a restart: {}", chain(&e)));
+    assert!(
+        !after_restart.is_writable(),
+        "my.cnf starts mysqld read-only"
+    );
+    assert_eq!(after_restart.cluster_identity.as_deref(), Some("uid-kept"));
+}

@@ -236,7 +236,7 @@ async fn observe_mysql<C: MySqlConnector>(
 ) -> MySqlObservation {
     let endpoint = Endpoint::new(ip, naming::MYSQL_PORT as u16);
     let attempt = async {
-        let admin = connector.connect(&endpoint, credentials).await?;
+        let admin = connector.connect_kept(&endpoint, credentials).await?;
         admin.status().await
     };
     match tokio::time::timeout(OBSERVE_TIMEOUT, attempt).await {

@@ -590,7 +590,7 @@ async fn renew_primary_lease(
         }))
         .collect();
     let endpoint = Endpoint::new(ip, naming::MYSQL_PORT as u16);
-    let renewed = match ctx.connector.connect(&endpoint, credentials).await {
+    let renewed = match ctx.connector.connect_kept(&endpoint, credentials).await {
         Ok(admin) => admin.renew_primary_lease(PRIMARY_LEASE, &peers).await,
         Err(e) => Err(e),
     };

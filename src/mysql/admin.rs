@@ -328,6 +328,16 @@ pub trait MySqlConnector: Send + Sync {
         endpoint: &Endpoint,
         credentials: &Credentials,
     ) -> impl Future<Output = Result<Self::Admin, MySqlError>> + Send;
+
+    /// A session for what runs every round (the probe, the lease): on the connection the last
+    /// such session with the same login left open, if any, else a new one; it is kept again
+    /// when the session ends between statements. A kept connection the server closed
+    /// meanwhile is replaced at its first use, so a kept session sees what a new one would.
+    fn connect_kept(
+        &self,
+        endpoint: &Endpoint,
+        credentials: &Credentials,
+    ) -> impl Future<Output = Result<Self::Admin, MySqlError>> + Send;
 }
 
 /// Verbs the operator applies to one instance. One session, one statement at

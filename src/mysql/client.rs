@@ -1,12 +1,16 @@
-//! The `mysql_async` implementation of the SQL trait; the only file that imports it.
+//! The `mysql_async` implementation of the SQL trait; the only module that imports it.
 //!
 //! One `Conn` per session behind a mutex rather than a `Pool`: session state
 //! (the `sql_mode` set at connect) must stay on the connection that set it,
 //! and a pool would silently reconnect where the operator wants to see the
-//! failure (after a timeout, or after a clone took mysqld down).
+//! failure (after a timeout, or after a clone took mysqld down). The probe and
+//! the lease alone reuse connections (`kept`), and see a failure all the same.
+
+mod kept;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
@@ -22,6 +26,7 @@ use super::error::MySqlError;
 use super::gtid::GtidSet;
 use super::sql;
 use crate::resources::naming::LEASE_TABLE;
+use kept::{KeepKey, Kept, KeptConnections, KnownTables};
 
 /// `ER_ACCESS_DENIED_ERROR`.
 const ER_ACCESS_DENIED: u16 = 1045;
@@ -39,6 +44,7 @@ const ER_BAD_DB_ERROR: u16 = 1049;
 #[derive(Debug, Clone)]
 pub struct MySqlClient {
     settings: Settings,
+    kept: KeptConnections,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +63,7 @@ impl MySqlClient {
                 query_timeout,
                 tls: false,
             },
+            kept: KeptConnections::default(),
         }
     }
 
@@ -65,6 +72,11 @@ impl MySqlClient {
     pub fn with_tls(mut self, tls: bool) -> Self {
         self.settings.tls = tls;
         self
+    }
+
+    /// How many connections are kept for the next probe or lease.
+    pub fn kept_connections(&self) -> usize {
+        self.kept.len()
     }
 }
 
@@ -76,15 +88,77 @@ impl MySqlConnector for MySqlClient {
         endpoint: &Endpoint,
         credentials: &Credentials,
     ) -> Result<MySqlSession, MySqlError> {
-        let conn = open(self.settings, endpoint, credentials).await?;
-        let session = MySqlSession {
-            endpoint: endpoint.clone(),
-            credentials: credentials.clone(),
-            settings: self.settings,
-            conn: Mutex::new(Some(conn)),
+        let conn = open_prepared(self.settings, endpoint, credentials).await?;
+        Ok(MySqlSession::new(
+            self.settings,
+            endpoint,
+            credentials,
+            Kept {
+                conn,
+                known: KnownTables::default(),
+            },
+            None,
+        ))
+    }
+
+    async fn connect_kept(
+        &self,
+        endpoint: &Endpoint,
+        credentials: &Credentials,
+    ) -> Result<MySqlSession, MySqlError> {
+        let key = KeepKey::new(endpoint, credentials);
+        let (kept, reused) = match self.kept.take(&key) {
+            Some(kept) => (kept, true),
+            None => {
+                let conn = open_prepared(self.settings, endpoint, credentials).await?;
+                let known = KnownTables::default();
+                (Kept { conn, known }, false)
+            }
         };
-        session.prepare_session().await?;
+        let session = MySqlSession::new(
+            self.settings,
+            endpoint,
+            credentials,
+            kept,
+            Some((self.kept.clone(), key)),
+        );
+        session.reused.store(reused, Ordering::Relaxed);
         Ok(session)
+    }
+}
+
+/// Opens a connection and makes it match what `sql.rs` assumes: backslash escapes on.
+async fn open_prepared(
+    settings: Settings,
+    endpoint: &Endpoint,
+    credentials: &Credentials,
+) -> Result<Conn, MySqlError> {
+    const ACTION: &str = "prepare the session";
+    let mut conn = open(settings, endpoint, credentials).await?;
+    let prepare = async {
+        let mode: Option<String> = conn.query_first("SELECT @@SESSION.sql_mode").await?;
+        let mode = mode.unwrap_or_default();
+        if mode
+            .split(',')
+            .any(|m| m.eq_ignore_ascii_case("NO_BACKSLASH_ESCAPES"))
+        {
+            let kept: Vec<&str> = mode
+                .split(',')
+                .filter(|m| !m.eq_ignore_ascii_case("NO_BACKSLASH_ESCAPES"))
+                .collect();
+            conn.exec_drop("SET SESSION sql_mode = ?", (kept.join(","),))
+                .await?;
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(settings.query_timeout, prepare).await {
+        Ok(Ok(())) => Ok(conn),
+        Ok(Err(e)) => Err(driver_error(endpoint, ACTION, e)),
+        Err(_) => Err(MySqlError::Timeout {
+            action: ACTION.to_owned(),
+            endpoint: endpoint.to_string(),
+            after: settings.query_timeout,
+        }),
     }
 }
 
@@ -138,6 +212,16 @@ pub struct MySqlSession {
     settings: Settings,
     /// `None` once the connection broke or was abandoned after a timeout.
     conn: Mutex<Option<Conn>>,
+    /// What the connection knows of its server's tables, kept with it.
+    known: std::sync::Mutex<KnownTables>,
+    /// Set while a statement runs: a session dropped meanwhile (its caller stopped waiting)
+    /// leaves its connection in the middle of the protocol, never to be kept.
+    in_flight: AtomicBool,
+    /// The connection was kept from an earlier session and no statement has run on it yet.
+    reused: AtomicBool,
+    /// Where the connection goes back when the session ends in good order: a session of
+    /// `connect_kept`.
+    keep: Option<(KeptConnections, KeepKey)>,
 }
 
 impl std::fmt::Debug for MySqlSession {
@@ -150,22 +234,107 @@ impl std::fmt::Debug for MySqlSession {
 
 type DriverFuture<'c, T> = Pin<Box<dyn Future<Output = mysql_async::Result<T>> + Send + 'c>>;
 
+/// What a statement that outlived its time leaves behind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnTimeout {
+    /// The statement may change the server later (a blocked `SET GLOBAL super_read_only` would
+    /// apply minutes later): kill it from a second connection.
+    Kill,
+    /// A read: let it end by itself, and spare the second connection (which a partition would
+    /// only stall).
+    LetFinish,
+}
+
 impl MySqlSession {
+    fn new(
+        settings: Settings,
+        endpoint: &Endpoint,
+        credentials: &Credentials,
+        kept: Kept,
+        keep: Option<(KeptConnections, KeepKey)>,
+    ) -> Self {
+        Self {
+            endpoint: endpoint.clone(),
+            credentials: credentials.clone(),
+            settings,
+            conn: Mutex::new(Some(kept.conn)),
+            known: std::sync::Mutex::new(kept.known),
+            in_flight: AtomicBool::new(false),
+            reused: AtomicBool::new(false),
+            keep,
+        }
+    }
+
     /// The instance this session talks to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 
-    /// Closes the connection politely (otherwise it is closed in the background on drop).
-    pub async fn close(self) {
-        if let Some(conn) = self.conn.into_inner() {
+    /// Closes the connection politely (otherwise it is closed in the background on drop, or
+    /// kept for the next session of `connect_kept`).
+    pub async fn close(mut self) {
+        if let Some(conn) = self.conn.get_mut().take() {
             let _ = tokio::time::timeout(self.settings.query_timeout, conn.disconnect()).await;
         }
+    }
+
+    fn known(&self) -> KnownTables {
+        *self
+            .known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set_known(&self, known: KnownTables) {
+        *self
+            .known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = known;
+    }
+
+    /// Runs `attempt`, and once more on a new connection if it found the kept connection this
+    /// session began with closed by the server (a restart, an idle timeout): a connection kept
+    /// from an earlier round says nothing about the server now. A new connection refused, or
+    /// one that does not answer in time, is the answer.
+    async fn on_live_connection<T, Fut>(&self, attempt: impl Fn() -> Fut) -> Result<T, MySqlError>
+    where
+        Fut: Future<Output = Result<T, MySqlError>>,
+    {
+        let reused = self.reused.swap(false, Ordering::Relaxed);
+        match attempt().await {
+            Err(MySqlError::ConnectionLost { .. }) if reused => {
+                let conn = open_prepared(self.settings, &self.endpoint, &self.credentials).await?;
+                *self.conn.lock().await = Some(conn);
+                self.set_known(KnownTables::default());
+                attempt().await
+            }
+            result => result,
+        }
+    }
+
+    /// Drops the connection: what it was left with cannot be trusted (a failed statement of
+    /// several that change session state).
+    async fn abandon(&self) {
+        *self.conn.lock().await = None;
     }
 
     /// Runs one driver operation under `after`, mapping its errors and
     /// abandoning the connection when it can no longer be trusted.
     async fn run<T, F>(&self, action: &str, after: Duration, op: F) -> Result<T, MySqlError>
+    where
+        T: Send,
+        F: for<'c> FnOnce(&'c mut Conn) -> DriverFuture<'c, T> + Send,
+    {
+        self.run_with(action, after, OnTimeout::Kill, op).await
+    }
+
+    async fn run_with<T, F>(
+        &self,
+        action: &str,
+        after: Duration,
+        on_timeout: OnTimeout,
+        op: F,
+    ) -> Result<T, MySqlError>
     where
         T: Send,
         F: for<'c> FnOnce(&'c mut Conn) -> DriverFuture<'c, T> + Send,
@@ -178,9 +347,12 @@ impl MySqlSession {
                 source: "the session was abandoned after an earlier failure".into(),
             });
         };
-        match tokio::time::timeout(after, op(conn)).await {
+        self.in_flight.store(true, Ordering::Relaxed);
+        let outcome = tokio::time::timeout(after, op(conn)).await;
+        self.in_flight.store(false, Ordering::Relaxed);
+        match outcome {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(mysql_async::Error::Server(e))) => Err(self.server_error(action, e)),
+            Ok(Err(mysql_async::Error::Server(e))) => Err(server_error(&self.endpoint, action, e)),
             Ok(Err(e)) => {
                 // I/O or protocol trouble: the connection is gone or unusable.
                 *slot = None;
@@ -191,13 +363,12 @@ impl MySqlSession {
                 })
             }
             Err(_) => {
-                // The protocol state is unknown mid-result: never reuse this
-                // connection. The statement would go on running on the server
-                // (a blocked `SET GLOBAL super_read_only` would apply minutes
-                // later), so kill it.
-                let id = conn.id();
+                // The protocol state is unknown mid-result: never reuse this connection.
+                let id = slot.as_ref().map(Conn::id);
                 *slot = None;
-                self.kill_connection(id).await;
+                if let (Some(id), OnTimeout::Kill) = (id, on_timeout) {
+                    self.kill_connection(id).await;
+                }
                 Err(MySqlError::Timeout {
                     action: action.to_owned(),
                     endpoint: self.endpoint.to_string(),
@@ -220,7 +391,11 @@ impl MySqlSession {
             match result {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(mysql_async::Error::Server(e))) if e.code == ER_NO_SUCH_THREAD => Ok(()),
-                Ok(Err(e)) => Err(self.driver_error("kill a timed-out statement", e)),
+                Ok(Err(e)) => Err(driver_error(
+                    &self.endpoint,
+                    "kill a timed-out statement",
+                    e,
+                )),
                 Err(_) => Err(MySqlError::Timeout {
                     action: "kill a timed-out statement".to_owned(),
                     endpoint: self.endpoint.to_string(),
@@ -231,32 +406,6 @@ impl MySqlSession {
         if let Err(e) = killed.await {
             tracing::warn!(endpoint = %self.endpoint, connection_id = id, error = %e,
                 "failed to kill a timed-out statement; it may still run on the server");
-        }
-    }
-
-    fn driver_error(&self, action: &str, e: mysql_async::Error) -> MySqlError {
-        match e {
-            mysql_async::Error::Server(e) => self.server_error(action, e),
-            e => MySqlError::ConnectionLost {
-                action: action.to_owned(),
-                endpoint: self.endpoint.to_string(),
-                source: Box::new(e),
-            },
-        }
-    }
-
-    fn server_error(&self, action: &str, e: mysql_async::ServerError) -> MySqlError {
-        if e.code == ER_OPTION_PREVENTS_STATEMENT && e.message.contains("read-only") {
-            return MySqlError::ReadOnly {
-                action: action.to_owned(),
-                endpoint: self.endpoint.to_string(),
-            };
-        }
-        MySqlError::Query {
-            action: action.to_owned(),
-            endpoint: self.endpoint.to_string(),
-            code: e.code,
-            source: Box::new(e),
         }
     }
 
@@ -302,32 +451,26 @@ impl MySqlSession {
         .await
     }
 
-    /// Makes the session match what `sql.rs` assumes: backslash escapes on.
-    async fn prepare_session(&self) -> Result<(), MySqlError> {
-        let rows = self
-            .query_rows("read sql_mode", "SELECT @@SESSION.sql_mode")
-            .await?;
-        let mode = rows
-            .first()
-            .and_then(|r| r.as_ref(0))
-            .and_then(text)
-            .unwrap_or_default();
-        if mode
-            .split(',')
-            .any(|m| m.eq_ignore_ascii_case("NO_BACKSLASH_ESCAPES"))
-        {
-            let kept: Vec<&str> = mode
-                .split(',')
-                .filter(|m| !m.eq_ignore_ascii_case("NO_BACKSLASH_ESCAPES"))
-                .collect();
-            self.exec_drop(
-                "set session sql_mode",
-                "SET SESSION sql_mode = ?",
-                vec![Value::from(kept.join(","))],
-            )
-            .await?;
-        }
-        Ok(())
+    /// Runs several statements in one round trip and returns each one's rows; a read, given
+    /// the connect timeout (an instance that does not answer as soon is as unreachable as one
+    /// that cannot be connected to).
+    async fn query_sets(
+        &self,
+        action: &str,
+        statements: String,
+    ) -> Result<Vec<Vec<Row>>, MySqlError> {
+        let after = self.settings.connect_timeout;
+        self.run_with(action, after, OnTimeout::LetFinish, move |c| {
+            Box::pin(async move {
+                let mut result = c.query_iter(statements).await?;
+                let mut sets = Vec::new();
+                while !result.is_empty() {
+                    sets.push(result.collect::<Row>().await?);
+                }
+                Ok(sets)
+            })
+        })
+        .await
     }
 
     fn parse_error(&self, what: &str, detail: impl Into<String>) -> MySqlError {
@@ -345,37 +488,107 @@ impl MySqlSession {
         })
     }
 
-    async fn active_plugins(&self) -> Result<Vec<Plugin>, MySqlError> {
-        let rows = self
-            .query_rows(
-                "list plugins",
-                "SELECT PLUGIN_NAME FROM information_schema.PLUGINS \
-                 WHERE PLUGIN_STATUS = 'ACTIVE' \
-                 AND PLUGIN_NAME IN ('rpl_semi_sync_source', 'rpl_semi_sync_replica', 'clone')",
-            )
-            .await?;
-        let names: Vec<String> = rows
-            .iter()
-            .filter_map(|r| r.as_ref(0).and_then(text))
-            .collect();
-        Ok(Plugin::ALL
-            .into_iter()
-            .filter(|p| names.iter().any(|n| n.eq_ignore_ascii_case(p.name())))
-            .collect())
+    /// The probe: every observation of `status` in one round trip. Reads whose tables may
+    /// be missing join it only once this connection has seen the table (an error would cut the
+    /// round trip short); until then they follow it, one each.
+    async fn probe(&self) -> Result<InstanceStatus, MySqlError> {
+        const ACTION: &str = "observe the instance";
+        let mut known = self.known();
+        let sets = match self.query_sets(ACTION, probe_statements(known)).await {
+            // A table seen before is gone (dropped by hand): start learning again.
+            Err(MySqlError::Query { code, .. })
+                if missing_table(code) && known != KnownTables::default() =>
+            {
+                known = KnownTables::default();
+                self.query_sets(ACTION, probe_statements(known)).await?
+            }
+            sets => sets?,
+        };
+        let mut sets = sets.into_iter();
+        let mut next = || sets.next().unwrap_or_default();
+        let mut status = self.parse_server_variables(&next())?;
+        status.replica = self.parse_replica_status(&next())?;
+        let plugins = parse_plugins(&next());
+        status.semi_sync = self.parse_semi_sync(&plugins, &next())?;
+        let clone_rows = known.clone_status.then(&mut next);
+        let identity_rows = known.cluster_identity.then(&mut next);
+        if plugins.contains(&Plugin::Clone) {
+            let rows = match clone_rows {
+                Some(rows) => rows,
+                None => self.query_rows("read clone status", CLONE_STATUS).await?,
+            };
+            known.clone_status = true;
+            status.clone = parse_clone_status(&rows);
+        }
+        // An empty instance holds no history, so no identity: spare the read.
+        if !status.gtid_executed.is_empty() {
+            status.cluster_identity = match identity_rows {
+                Some(rows) => first_text(&rows),
+                None => {
+                    let identity = self.cluster_identity().await?;
+                    known.cluster_identity = identity.is_some();
+                    identity
+                }
+            };
+        }
+        self.set_known(known);
+        Ok(status)
     }
 
-    async fn replica_status(&self) -> Result<Option<ReplicaStatus>, MySqlError> {
+    async fn active_plugins(&self) -> Result<Vec<Plugin>, MySqlError> {
+        let rows = self.query_rows("list plugins", ACTIVE_PLUGINS).await?;
+        Ok(parse_plugins(&rows))
+    }
+
+    async fn semi_sync_status(&self, plugins: &[Plugin]) -> Result<SemiSyncStatus, MySqlError> {
         let rows = self
-            .query_rows("read replica status", "SHOW REPLICA STATUS")
+            .query_rows("read semi-sync state", SEMI_SYNC_STATE)
             .await?;
+        self.parse_semi_sync(plugins, &rows)
+    }
+
+    fn parse_server_variables(&self, rows: &[Row]) -> Result<InstanceStatus, MySqlError> {
+        let row = rows
+            .first()
+            .ok_or_else(|| self.parse_error("server variables", "no row returned"))?;
+        let field = |i: usize| row.as_ref(i).and_then(text);
+        let flag = |i: usize, name: &str| -> Result<bool, MySqlError> {
+            match field(i).as_deref() {
+                Some("1") => Ok(true),
+                Some("0") => Ok(false),
+                other => Err(self.parse_error(name, format!("unexpected value {other:?}"))),
+            }
+        };
+        let server_id = field(1)
+            .ok_or_else(|| self.parse_error("@@server_id", "NULL"))?
+            .parse::<u32>()
+            .map_err(|e| self.parse_error("@@server_id", e.to_string()))?;
+        Ok(InstanceStatus {
+            server_uuid: field(0)
+                .ok_or_else(|| self.parse_error("@@server_uuid", "NULL"))?
+                .to_ascii_lowercase(),
+            server_id,
+            version: field(2).unwrap_or_default(),
+            read_only: flag(3, "@@read_only")?,
+            super_read_only: flag(4, "@@super_read_only")?,
+            gtid_executed: self.gtid_set(field(5))?,
+            gtid_purged: self.gtid_set(field(6))?,
+            replica: None,
+            semi_sync: SemiSyncStatus::default(),
+            clone: None,
+            cluster_identity: None,
+        })
+    }
+
+    fn parse_replica_status(&self, rows: &[Row]) -> Result<Option<ReplicaStatus>, MySqlError> {
         let Some(row) = rows
-            .into_iter()
+            .iter()
             .find(|r| column_text(r, "Channel_Name").is_none_or(|c| c.is_empty()))
         else {
             return Ok(None);
         };
         let thread = |name: &str| -> Result<ThreadState, MySqlError> {
-            match column_text(&row, name).as_deref() {
+            match column_text(row, name).as_deref() {
                 Some("Yes") => Ok(ThreadState::Running),
                 Some("Connecting") => Ok(ThreadState::Connecting),
                 Some("No") | None => Ok(ThreadState::Stopped),
@@ -383,14 +596,14 @@ impl MySqlSession {
             }
         };
         let error = |code: &str, message: &str| -> Option<ReplicationError> {
-            let code = column_text(&row, code)?.parse::<u32>().ok()?;
+            let code = column_text(row, code)?.parse::<u32>().ok()?;
             (code != 0).then(|| ReplicationError {
                 code,
-                message: column_text(&row, message).unwrap_or_default(),
+                message: column_text(row, message).unwrap_or_default(),
             })
         };
         let number = |name: &str| -> Result<Option<u64>, MySqlError> {
-            column_text(&row, name)
+            column_text(row, name)
                 .map(|v| {
                     v.parse::<u64>()
                         .map_err(|e| self.parse_error(name, e.to_string()))
@@ -399,7 +612,7 @@ impl MySqlSession {
         };
         let source_port = number("Source_Port")?.unwrap_or_default();
         Ok(Some(ReplicaStatus {
-            source_host: column_text(&row, "Source_Host").unwrap_or_default(),
+            source_host: column_text(row, "Source_Host").unwrap_or_default(),
             source_port: u16::try_from(source_port)
                 .map_err(|e| self.parse_error("Source_Port", e.to_string()))?,
             io_thread: thread("Replica_IO_Running")?,
@@ -407,31 +620,22 @@ impl MySqlSession {
             last_io_error: error("Last_IO_Errno", "Last_IO_Error"),
             last_sql_error: error("Last_SQL_Errno", "Last_SQL_Error"),
             seconds_behind_source: number("Seconds_Behind_Source")?,
-            retrieved_gtid_set: self.gtid_set(column_text(&row, "Retrieved_Gtid_Set"))?,
-            auto_position: column_text(&row, "Auto_Position").as_deref() == Some("1"),
+            retrieved_gtid_set: self.gtid_set(column_text(row, "Retrieved_Gtid_Set"))?,
+            auto_position: column_text(row, "Auto_Position").as_deref() == Some("1"),
         }))
     }
 
-    async fn semi_sync_status(&self, plugins: &[Plugin]) -> Result<SemiSyncStatus, MySqlError> {
+    fn parse_semi_sync(
+        &self,
+        plugins: &[Plugin],
+        rows: &[Row],
+    ) -> Result<SemiSyncStatus, MySqlError> {
         let mut status = SemiSyncStatus {
             source_plugin_loaded: plugins.contains(&Plugin::SemiSyncSource),
             replica_plugin_loaded: plugins.contains(&Plugin::SemiSyncReplica),
             ..SemiSyncStatus::default()
         };
-        if !status.source_plugin_loaded && !status.replica_plugin_loaded {
-            return Ok(status);
-        }
-        let rows = self
-            .query_rows(
-                "read semi-sync state",
-                "SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE FROM performance_schema.global_variables \
-                 WHERE VARIABLE_NAME LIKE 'rpl\\_semi\\_sync\\_%' \
-                 UNION ALL \
-                 SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE FROM performance_schema.global_status \
-                 WHERE VARIABLE_NAME LIKE 'rpl\\_semi\\_sync\\_%'",
-            )
-            .await?;
-        for row in &rows {
+        for row in rows {
             let (Some(name), Some(value)) =
                 (row.as_ref(0).and_then(text), row.as_ref(1).and_then(text))
             else {
@@ -464,39 +668,13 @@ impl MySqlSession {
     /// The first identity recorded in `sakila.cluster`; none when the table was never written.
     async fn cluster_identity(&self) -> Result<Option<String>, MySqlError> {
         match self
-            .query_rows(
-                "read the cluster identity",
-                "SELECT uid FROM sakila.cluster ORDER BY created_at, uid LIMIT 1",
-            )
+            .query_rows("read the cluster identity", CLUSTER_IDENTITY)
             .await
         {
-            Ok(rows) => Ok(rows.first().and_then(|r| r.as_ref(0)).and_then(text)),
-            Err(MySqlError::Query { code, .. })
-                if code == ER_NO_SUCH_TABLE || code == ER_BAD_DB_ERROR =>
-            {
-                Ok(None)
-            }
+            Ok(rows) => Ok(first_text(&rows)),
+            Err(MySqlError::Query { code, .. }) if missing_table(code) => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    async fn clone_status(&self) -> Result<Option<CloneStatus>, MySqlError> {
-        let rows = self
-            .query_rows(
-                "read clone status",
-                "SELECT STATE, ERROR_NO, ERROR_MESSAGE, SOURCE FROM performance_schema.clone_status",
-            )
-            .await?;
-        Ok(rows.first().map(|r| CloneStatus {
-            state: r.as_ref(0).and_then(text).unwrap_or_default(),
-            error_code: r
-                .as_ref(1)
-                .and_then(text)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_default(),
-            error_message: r.as_ref(2).and_then(text).unwrap_or_default(),
-            source: r.as_ref(3).and_then(text).unwrap_or_default(),
-        }))
     }
 
     /// Tries the account's password with a fresh login: MySQL offers no SQL
@@ -514,63 +692,87 @@ impl MySqlSession {
     }
 
     async fn io_thread_running(&self) -> Result<bool, MySqlError> {
+        let rows = self
+            .query_rows("read replica status", SHOW_REPLICA_STATUS)
+            .await?;
         Ok(self
-            .replica_status()
-            .await?
+            .parse_replica_status(&rows)?
             .is_some_and(|r| r.io_thread != ThreadState::Stopped))
     }
 }
 
+const SERVER_VARIABLES: &str = "SELECT @@server_uuid, @@server_id, @@version, @@read_only, \
+    @@super_read_only, @@gtid_executed, @@gtid_purged";
+const SHOW_REPLICA_STATUS: &str = "SHOW REPLICA STATUS";
+const ACTIVE_PLUGINS: &str = "SELECT PLUGIN_NAME FROM information_schema.PLUGINS \
+    WHERE PLUGIN_STATUS = 'ACTIVE' \
+    AND PLUGIN_NAME IN ('rpl_semi_sync_source', 'rpl_semi_sync_replica', 'clone')";
+/// Rows only for the variables of loaded plugins, so it never fails.
+const SEMI_SYNC_STATE: &str = "SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE \
+    FROM performance_schema.global_variables WHERE VARIABLE_NAME LIKE 'rpl\\_semi\\_sync\\_%' \
+    UNION ALL \
+    SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE FROM performance_schema.global_status \
+    WHERE VARIABLE_NAME LIKE 'rpl\\_semi\\_sync\\_%'";
+/// Fails unless the clone plugin is loaded.
+const CLONE_STATUS: &str =
+    "SELECT STATE, ERROR_NO, ERROR_MESSAGE, SOURCE FROM performance_schema.clone_status";
+/// Fails until the cluster's identity was first recorded.
+const CLUSTER_IDENTITY: &str = "SELECT uid FROM sakila.cluster ORDER BY created_at, uid LIMIT 1";
+
+/// The probe's statements in the order `probe` reads their results.
+fn probe_statements(known: KnownTables) -> String {
+    let mut statements = vec![
+        SERVER_VARIABLES,
+        SHOW_REPLICA_STATUS,
+        ACTIVE_PLUGINS,
+        SEMI_SYNC_STATE,
+    ];
+    if known.clone_status {
+        statements.push(CLONE_STATUS);
+    }
+    if known.cluster_identity {
+        statements.push(CLUSTER_IDENTITY);
+    }
+    statements.join("; ")
+}
+
+/// `ER_NO_SUCH_TABLE` or `ER_BAD_DB_ERROR`.
+fn missing_table(code: u16) -> bool {
+    code == ER_NO_SUCH_TABLE || code == ER_BAD_DB_ERROR
+}
+
+fn parse_plugins(rows: &[Row]) -> Vec<Plugin> {
+    let names: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.as_ref(0).and_then(text))
+        .collect();
+    Plugin::ALL
+        .into_iter()
+        .filter(|p| names.iter().any(|n| n.eq_ignore_ascii_case(p.name())))
+        .collect()
+}
+
+fn parse_clone_status(rows: &[Row]) -> Option<CloneStatus> {
+    rows.first().map(|r| CloneStatus {
+        state: r.as_ref(0).and_then(text).unwrap_or_default(),
+        error_code: r
+            .as_ref(1)
+            .and_then(text)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default(),
+        error_message: r.as_ref(2).and_then(text).unwrap_or_default(),
+        source: r.as_ref(3).and_then(text).unwrap_or_default(),
+    })
+}
+
+/// The first column of the first row, as text.
+fn first_text(rows: &[Row]) -> Option<String> {
+    rows.first().and_then(|r| r.as_ref(0)).and_then(text)
+}
+
 impl MySqlAdmin for MySqlSession {
     async fn status(&self) -> Result<InstanceStatus, MySqlError> {
-        let rows = self
-            .query_rows(
-                "read server variables",
-                "SELECT @@server_uuid, @@server_id, @@version, @@read_only, \
-                 @@super_read_only, @@gtid_executed, @@gtid_purged",
-            )
-            .await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| self.parse_error("server variables", "no row returned"))?;
-        let field = |i: usize| row.as_ref(i).and_then(text);
-        let flag = |i: usize, name: &str| -> Result<bool, MySqlError> {
-            match field(i).as_deref() {
-                Some("1") => Ok(true),
-                Some("0") => Ok(false),
-                other => Err(self.parse_error(name, format!("unexpected value {other:?}"))),
-            }
-        };
-        let server_id = field(1)
-            .ok_or_else(|| self.parse_error("@@server_id", "NULL"))?
-            .parse::<u32>()
-            .map_err(|e| self.parse_error("@@server_id", e.to_string()))?;
-        let mut status = InstanceStatus {
-            server_uuid: field(0)
-                .ok_or_else(|| self.parse_error("@@server_uuid", "NULL"))?
-                .to_ascii_lowercase(),
-            server_id,
-            version: field(2).unwrap_or_default(),
-            read_only: flag(3, "@@read_only")?,
-            super_read_only: flag(4, "@@super_read_only")?,
-            gtid_executed: self.gtid_set(field(5))?,
-            gtid_purged: self.gtid_set(field(6))?,
-            replica: None,
-            semi_sync: SemiSyncStatus::default(),
-            clone: None,
-            cluster_identity: None,
-        };
-        status.replica = self.replica_status().await?;
-        let plugins = self.active_plugins().await?;
-        status.semi_sync = self.semi_sync_status(&plugins).await?;
-        if plugins.contains(&Plugin::Clone) {
-            status.clone = self.clone_status().await?;
-        }
-        // An empty instance holds no history, so no identity: spare the query.
-        if !status.gtid_executed.is_empty() {
-            status.cluster_identity = self.cluster_identity().await?;
-        }
-        Ok(status)
+        self.on_live_connection(|| self.probe()).await
     }
 
     async fn set_read_only(&self, read_only: bool) -> Result<(), MySqlError> {
@@ -665,7 +867,14 @@ impl MySqlAdmin for MySqlSession {
              SET SESSION sql_log_bin = 1",
             sql::quote_string(&peers.join(" "))
         );
-        self.query_drop(ACTION, statement).await
+        let renewed = self
+            .on_live_connection(|| self.query_drop(ACTION, statement.clone()))
+            .await;
+        if renewed.is_err() {
+            // It may have stopped with sql_log_bin off: the connection is not kept like that.
+            self.abandon().await;
+        }
+        renewed
     }
 
     async fn shutdown(&self) -> Result<(), MySqlError> {
@@ -970,12 +1179,55 @@ impl MySqlSession {
             let mut conn = open(self.settings, &self.endpoint, &self.credentials).await?;
             let result = conn.query_drop("SET GLOBAL super_read_only = ON").await;
             let _ = conn.disconnect().await;
-            result.map_err(|e| self.driver_error("restore super_read_only", e))
+            result.map_err(|e| driver_error(&self.endpoint, "restore super_read_only", e))
         };
         if let Err(e) = restored.await {
             tracing::warn!(endpoint = %self.endpoint, error = %e,
                 "could not restore super_read_only after a failed clone; it returns on restart");
         }
+    }
+}
+
+impl Drop for MySqlSession {
+    /// A session of `connect_kept` that ends between statements leaves its connection for the
+    /// next one.
+    fn drop(&mut self) {
+        let Some((kept, key)) = self.keep.take() else {
+            return;
+        };
+        if self.in_flight.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(conn) = self.conn.get_mut().take() {
+            let known = self.known();
+            kept.put(key, Kept { conn, known });
+        }
+    }
+}
+
+fn driver_error(endpoint: &Endpoint, action: &str, e: mysql_async::Error) -> MySqlError {
+    match e {
+        mysql_async::Error::Server(e) => server_error(endpoint, action, e),
+        e => MySqlError::ConnectionLost {
+            action: action.to_owned(),
+            endpoint: endpoint.to_string(),
+            source: Box::new(e),
+        },
+    }
+}
+
+fn server_error(endpoint: &Endpoint, action: &str, e: mysql_async::ServerError) -> MySqlError {
+    if e.code == ER_OPTION_PREVENTS_STATEMENT && e.message.contains("read-only") {
+        return MySqlError::ReadOnly {
+            action: action.to_owned(),
+            endpoint: endpoint.to_string(),
+        };
+    }
+    MySqlError::Query {
+        action: action.to_owned(),
+        endpoint: endpoint.to_string(),
+        code: e.code,
+        source: Box::new(e),
     }
 }
 

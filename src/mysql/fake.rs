@@ -199,6 +199,15 @@ impl MySqlConnector for FakeMySql {
             fake: self.clone(),
         })
     }
+
+    /// Nothing is kept between fake sessions: the same as `connect`.
+    async fn connect_kept(
+        &self,
+        endpoint: &Endpoint,
+        credentials: &Credentials,
+    ) -> Result<FakeSession, MySqlError> {
+        self.connect(endpoint, credentials).await
+    }
 }
 
 /// A session of [`FakeMySql`] with one endpoint.
