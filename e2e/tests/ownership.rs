@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
 use sakila::api::MySQLCluster;
 use sakila::api::conditions::ConditionType;
+use sakila::resources::naming;
 use sakila_e2e::{
     TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, wait_until,
 };
@@ -68,4 +70,75 @@ async fn a_users_service_with_a_childs_name_is_reported_left_alone_and_outlives_
         },
     )
     .await;
+}
+
+/// A round at rest sees the children through watches rather than reading each one (issue 17);
+/// a child deleted by hand must still come back, with the cluster's own labels and owner.
+#[tokio::test]
+async fn children_deleted_by_hand_are_recreated() {
+    let ns = TestNamespace::new("regrow").await;
+    ns.create::<MySQLCluster>(cluster_manifest("grow", 1)).await;
+    sakila_e2e::wait_ready(&ns, "grow").await;
+    let services: Api<Service> = ns.api();
+    let config_maps: Api<ConfigMap> = ns.api();
+    let budgets: Api<PodDisruptionBudget> = ns.api();
+    let primary = naming::primary_service("grow");
+    let online = naming::online_config_map("grow");
+    let budget = naming::pod_disruption_budget("grow");
+    let old_uids = (
+        uid(services.get(&primary).await),
+        uid(config_maps.get(&online).await),
+        uid(budgets.get(&budget).await),
+    );
+    services
+        .delete(&primary, &Default::default())
+        .await
+        .unwrap();
+    config_maps
+        .delete(&online, &Default::default())
+        .await
+        .unwrap();
+    budgets.delete(&budget, &Default::default()).await.unwrap();
+    wait_until(
+        "the Service, ConfigMap and PodDisruptionBudget back",
+        Duration::from_secs(60),
+        || async {
+            let now = (
+                uid(services.get(&primary).await),
+                uid(config_maps.get(&online).await),
+                uid(budgets.get(&budget).await),
+            );
+            let renewed = now.0.is_some()
+                && now.1.is_some()
+                && now.2.is_some()
+                && now.0 != old_uids.0
+                && now.1 != old_uids.1
+                && now.2 != old_uids.2;
+            renewed.then_some(())
+        },
+    )
+    .await;
+    let service = services.get(&primary).await.unwrap();
+    assert_eq!(
+        service
+            .metadata
+            .labels
+            .unwrap()
+            .get(naming::MANAGED_BY_LABEL)
+            .map(String::as_str),
+        Some(naming::MANAGED_BY)
+    );
+    assert!(
+        service
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.kind == "MySQLCluster" && o.name == "grow"),
+        "the re-created Service is owned by its cluster"
+    );
+}
+
+fn uid<K: kube::Resource>(object: Result<K, kube::Error>) -> Option<String> {
+    object.ok().and_then(|o| o.meta().uid.clone())
 }

@@ -1,7 +1,9 @@
 //! The apply step: server-side apply of every child, skipped when nothing changed.
 //!
 //! Each child carries a hash of what the operator last applied; when the hash of the desired
-//! object matches, no write is made, so a no-op reconcile makes zero write calls.
+//! object matches, no write is made, so a no-op reconcile makes zero write calls. The hash is
+//! read from what the round fetched anyway (the Secret, the StatefulSet) or from the watches of
+//! the other children (`children`), so a round at rest makes no request for them either.
 
 use std::fmt::Debug;
 
@@ -12,6 +14,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::children::{ChildStores, WatchedChild};
 use super::error::Error;
 use crate::resources::{Applied, Built, Resources, content_hash, naming};
 
@@ -48,23 +51,43 @@ pub fn may_take_over(existing: &ObjectMeta, desired: &ObjectMeta) -> bool {
     owned_by_this_cluster || made_by_sakila_for_this_name
 }
 
+/// What the round knows of a child before applying it.
+#[derive(Clone, Debug)]
+pub enum Known {
+    /// Read this round: as it is (`None`: there is none).
+    Fetched(Option<ObjectMeta>),
+    /// As a watch last saw it (`None`: the watch has not listed yet): trusted only to say the
+    /// child is up to date; anything else is read afresh, as the watch may lag behind.
+    Watched(Option<Option<ObjectMeta>>),
+}
+
+/// What the round fetched of the children it reads anyway.
+pub struct Fetched<'a> {
+    pub secret: Option<&'a ObjectMeta>,
+    pub statefulset: Option<&'a ObjectMeta>,
+}
+
 /// Applies every child; the secret and configuration first, so the pods find them.
 pub async fn apply_all(
     client: &Client,
     namespace: &str,
     resources: Resources<Built>,
+    fetched: Fetched<'_>,
+    watched: Option<&ChildStores>,
 ) -> Result<(Resources<Applied>, ApplyStats), Error> {
     let mut stats = ApplyStats::default();
     let ns = namespace;
     apply_one(
         &Api::namespaced(client.clone(), ns),
         &resources.secret,
+        Known::Fetched(fetched.secret.cloned()),
         &mut stats,
     )
     .await?;
     let config_maps = Api::namespaced(client.clone(), ns);
     for config_map in [&resources.online_config_map, &resources.config_map] {
-        apply_one(&config_maps, config_map, &mut stats).await?;
+        let known = watched_child(watched, namespace, config_map);
+        apply_one(&config_maps, config_map, known, &mut stats).await?;
     }
     let services = Api::namespaced(client.clone(), ns);
     for service in [
@@ -72,24 +95,57 @@ pub async fn apply_all(
         &resources.primary_service,
         &resources.replicas_service,
     ] {
-        apply_one(&services, service, &mut stats).await?;
+        let known = watched_child(watched, namespace, service);
+        apply_one(&services, service, known, &mut stats).await?;
     }
     apply_one(
         &Api::namespaced(client.clone(), ns),
         &resources.statefulset,
+        Known::Fetched(fetched.statefulset.cloned()),
         &mut stats,
     )
     .await?;
+    let budget = &resources.pod_disruption_budget;
     apply_one(
         &Api::namespaced(client.clone(), ns),
-        &resources.pod_disruption_budget,
+        budget,
+        watched_child(watched, namespace, budget),
         &mut stats,
     )
     .await?;
     Ok((resources.into_applied(), stats))
 }
 
-async fn apply_one<K>(api: &Api<K>, desired: &K, stats: &mut ApplyStats) -> Result<(), Error>
+fn watched_child<K: WatchedChild>(
+    watched: Option<&ChildStores>,
+    namespace: &str,
+    desired: &K,
+) -> Known {
+    Known::Watched(watched.and_then(|stores| stores.get::<K>(namespace, &desired.name_any())))
+}
+
+/// Whether the watch says the child is up to date, so that it need not be read.
+fn up_to_date_as_watched(known: &Known, desired: &ObjectMeta, hash: &str) -> bool {
+    matches!(known, Known::Watched(Some(Some(seen))) if up_to_date(seen, desired, hash))
+}
+
+/// Whether `existing` is the operator's child as `hash` describes it: nothing to write.
+fn up_to_date(existing: &ObjectMeta, desired: &ObjectMeta, hash: &str) -> bool {
+    may_take_over(existing, desired)
+        && existing
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(naming::APPLIED_HASH_ANNOTATION))
+            .map(String::as_str)
+            == Some(hash)
+}
+
+async fn apply_one<K>(
+    api: &Api<K>,
+    desired: &K,
+    known: Known,
+    stats: &mut ApplyStats,
+) -> Result<(), Error>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -101,15 +157,23 @@ where
     let name = desired.name_any();
     let kind = K::KIND;
     let hash = content_hash(desired);
-    let existing = api
-        .get_metadata_opt(&name)
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("{kind} {name}"),
-            source,
-        })?;
+    if up_to_date_as_watched(&known, desired.meta(), &hash) {
+        stats.unchanged += 1;
+        return Ok(());
+    }
+    let existing = match known {
+        Known::Fetched(meta) => meta,
+        Known::Watched(_) => api
+            .get_metadata_opt(&name)
+            .await
+            .map_err(|source| Error::Fetch {
+                what: format!("{kind} {name}"),
+                source,
+            })?
+            .map(|m| m.metadata),
+    };
     if let Some(existing) = &existing
-        && !may_take_over(&existing.metadata, desired.meta())
+        && !may_take_over(existing, desired.meta())
     {
         tracing::warn!(
             kind,
@@ -121,8 +185,7 @@ where
     }
     if existing
         .as_ref()
-        .and_then(|e| e.annotations().get(naming::APPLIED_HASH_ANNOTATION))
-        == Some(&hash)
+        .is_some_and(|e| up_to_date(e, desired.meta(), &hash))
     {
         stats.unchanged += 1;
         return Ok(());
@@ -151,6 +214,58 @@ mod tests {
 
     fn meta(value: serde_json::Value) -> ObjectMeta {
         serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn only_a_watched_child_of_this_cluster_with_the_same_hash_spares_the_read() {
+        let desired = meta(json!({
+            "name": "orders-primary",
+            "ownerReferences": [{"apiVersion": "mysql.sakila.dev/v1alpha1", "kind": "MySQLCluster",
+                "name": "orders", "uid": "uid-now", "controller": true}]
+        }));
+        let child = |hash: &str, owner: &str| {
+            Some(meta(json!({
+                "name": "orders-primary",
+                "annotations": {naming::APPLIED_HASH_ANNOTATION: hash},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "MySQLCluster", "name": "orders", "uid": owner}]
+            })))
+        };
+        let rows = [
+            (
+                "watched, same hash",
+                Known::Watched(Some(child("h1", "uid-now"))),
+                true,
+            ),
+            (
+                "watched, another hash",
+                Known::Watched(Some(child("h0", "uid-now"))),
+                false,
+            ),
+            (
+                "watched, someone else's",
+                Known::Watched(Some(child("h1", "uid-other"))),
+                false,
+            ),
+            (
+                "watched, absent (it may be new)",
+                Known::Watched(Some(None)),
+                false,
+            ),
+            ("the watch has not listed yet", Known::Watched(None), false),
+            // Fetched children are judged after the fetch, like read ones.
+            (
+                "fetched, same hash",
+                Known::Fetched(child("h1", "uid-now")),
+                false,
+            ),
+        ];
+        for (name, known, expected) in rows {
+            assert_eq!(
+                up_to_date_as_watched(&known, &desired, "h1"),
+                expected,
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Instant;
 use kube::runtime::events::Recorder;
 use kube::{Client, ResourceExt};
 
+use super::children::ChildCache;
 use crate::api::MySQLCluster;
 use crate::clustering::clones::CloneTasks;
 use crate::clustering::{MySqlObservation, Observation};
@@ -23,6 +24,8 @@ pub struct Context {
     pub memory: ClusterMemories,
     /// The clones this operator runs in the background.
     pub clones: CloneTasks,
+    /// The children's metadata as watched, filled in when the controller starts.
+    pub children: ChildCache,
 }
 
 /// What this operator remembers of each cluster between rounds, by UID. Only in memory: a new
@@ -112,6 +115,7 @@ impl Context {
             recorder,
             memory: ClusterMemories::default(),
             clones: CloneTasks::default(),
+            children: ChildCache::default(),
         }
     }
 

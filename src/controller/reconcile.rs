@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::runtime::controller::Action;
@@ -17,6 +17,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
+use super::apply::{Fetched, apply_all};
 use super::context::Context;
 use super::error::Error;
 use super::report::{Notice, Round, report};
@@ -256,6 +257,8 @@ struct Inputs {
     /// update revision is the pod template every pod should run (one read for both; a template
     /// applied this round shows in the next, which its change triggers).
     statefulset: Option<StatefulSet>,
+    /// The credentials Secret's metadata as read, for the apply step.
+    secret: Option<ObjectMeta>,
     operator: Credentials,
     replication: Credentials,
     pods: Api<Pod>,
@@ -284,6 +287,7 @@ async fn fetch_inputs(ctx: &Context, valid: &ValidatedCluster) -> Result<Inputs,
     );
     Ok(Inputs {
         statefulset: fetch_statefulset(ctx, valid).await?,
+        secret: existing_secret.map(|s| s.metadata),
         operator,
         replication,
         pods: Api::namespaced(ctx.client.clone(), &valid.namespace),
@@ -310,7 +314,19 @@ async fn build_and_apply(
         &claim_size,
         recorded.accepted_settings,
     );
-    let (_applied, stats) = super::apply::apply_all(&ctx.client, &valid.namespace, built).await?;
+    let fetched = Fetched {
+        secret: inputs.secret.as_ref(),
+        statefulset: inputs.statefulset.as_ref().map(|s| &s.metadata),
+    };
+    let watched = ctx.children.stores(&valid.namespace);
+    let (_applied, stats) = apply_all(
+        &ctx.client,
+        &valid.namespace,
+        built,
+        fetched,
+        watched.as_ref(),
+    )
+    .await?;
     tracing::debug!(
         written = stats.written,
         unchanged = stats.unchanged,
@@ -725,21 +741,30 @@ async fn prune_config_maps(
         &valid.name,
         &config_map::restart_hash(valid),
     ));
-    // By the cluster's labels: another cluster's names may begin with this one's prefix.
-    let selector = naming::selector(&valid.name);
-    let existing: Vec<String> = match api
-        .list_metadata(&ListParams::default().labels(&selector))
-        .await
-    {
-        Ok(list) => list
-            .items
-            .into_iter()
-            .filter_map(|m| m.metadata.name)
-            .collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not list the ConfigMaps to prune");
-            return;
-        }
+    // By the cluster's labels: another cluster's names may begin with this one's prefix. From
+    // the watch when it has listed: one lagging behind at worst leaves a ConfigMap for the next
+    // round, or tries to delete one already gone.
+    let labels = naming::selector_labels(&valid.name);
+    let watched = ctx
+        .children
+        .stores(&valid.namespace)
+        .and_then(|stores| stores.names::<ConfigMap>(&valid.namespace, &labels));
+    let existing: Vec<String> = match watched {
+        Some(names) => names,
+        None => match api
+            .list_metadata(&ListParams::default().labels(&naming::selector(&valid.name)))
+            .await
+        {
+            Ok(list) => list
+                .items
+                .into_iter()
+                .filter_map(|m| m.metadata.name)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the ConfigMaps to prune");
+                return;
+            }
+        },
     };
     for name in config_map::unused_config_maps(&valid.name, &existing, &in_use) {
         match api.delete(&name, &DeleteParams::default()).await {

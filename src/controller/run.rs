@@ -16,6 +16,7 @@ use kube::{Api, Client, CustomResourceExt, ResourceExt};
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use super::children::watch_children;
 use super::context::Context;
 use super::error::Error;
 use super::reconcile::{error_policy, reconcile};
@@ -49,7 +50,11 @@ pub async fn run(
     };
     let mut stores = Vec::new();
     let mut controllers = Vec::new();
+    let mut child_watches = Vec::new();
     for namespace in namespaces {
+        let (children, watches) = watch_children(&client, namespace.as_deref());
+        context.children.register(namespace.clone(), children);
+        child_watches.push(watches);
         let controller = controller(client.clone(), namespace.as_deref());
         let store = controller.store();
         metrics.watch_clusters(store.clone());
@@ -85,7 +90,20 @@ pub async fn run(
         tracing::info!("caches synced");
         health.set_synced();
     };
-    tokio::join!(futures::future::join_all(controllers), synced, forget);
+    // The watches of children end with the controllers: they serve no one after.
+    let mut stop_watching = shutdown.clone();
+    let child_watches = async move {
+        tokio::select! {
+            _ = futures::future::join_all(child_watches) => {}
+            _ = stop_watching.wait_for(|stop| *stop) => {}
+        }
+    };
+    tokio::join!(
+        futures::future::join_all(controllers),
+        synced,
+        forget,
+        child_watches
+    );
 }
 
 /// How often the memory of clusters that were deleted is dropped.

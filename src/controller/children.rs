@@ -1,0 +1,241 @@
+//! The metadata of the children the operator applies and prunes, as watches keep it: a round at
+//! rest compares each child's applied hash here instead of reading it from the API server
+//! (issue 17: a probe round used to read every child). Only ever trusted to say "unchanged";
+//! anything else is read afresh (`apply::Known`). The Secret and the StatefulSet are not
+//! watched: each round reads them anyway, and watching Secrets would mean the right to list
+//! every Secret in the cluster.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::{NamespaceResourceScope, PartialObjectMeta};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+
+use crate::resources::naming;
+
+/// The watched children of one watch scope (every namespace, or one).
+#[derive(Clone)]
+pub struct ChildStores {
+    config_maps: Store<PartialObjectMeta<ConfigMap>>,
+    services: Store<PartialObjectMeta<Service>>,
+    budgets: Store<PartialObjectMeta<PodDisruptionBudget>>,
+}
+
+/// A kind of child kept in `ChildStores`.
+pub trait WatchedChild:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>>;
+}
+
+impl WatchedChild for ConfigMap {
+    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
+        &stores.config_maps
+    }
+}
+
+impl WatchedChild for Service {
+    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
+        &stores.services
+    }
+}
+
+impl WatchedChild for PodDisruptionBudget {
+    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
+        &stores.budgets
+    }
+}
+
+impl ChildStores {
+    /// The child's metadata as last watched: `None` when the watch has not listed yet (nothing
+    /// can be said), `Some(None)` when it saw no such object.
+    pub fn get<K: WatchedChild>(&self, namespace: &str, name: &str) -> Option<Option<ObjectMeta>> {
+        let store = K::store(self);
+        if !synced(store) {
+            return None;
+        }
+        let reference = ObjectRef::<PartialObjectMeta<K>>::new(name).within(namespace);
+        Some(store.get(&reference).map(|o| o.metadata.clone()))
+    }
+
+    /// The names of the children of `K` in `namespace` whose labels include all of `labels`;
+    /// `None` until the watch has listed.
+    pub fn names<K: WatchedChild>(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<Vec<String>> {
+        let store = K::store(self);
+        if !synced(store) {
+            return None;
+        }
+        Some(
+            store
+                .state()
+                .iter()
+                .filter(|o| o.metadata.namespace.as_deref() == Some(namespace))
+                .filter(|o| {
+                    let own = o.metadata.labels.as_ref();
+                    labels
+                        .iter()
+                        .all(|(k, v)| own.and_then(|l| l.get(k)) == Some(v))
+                })
+                .filter_map(|o| o.metadata.name.clone())
+                .collect(),
+        )
+    }
+}
+
+/// Whether the store's first list arrived.
+fn synced<K: Resource + Clone>(store: &Store<K>) -> bool
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
+}
+
+/// The stores of every watch scope, filled in as the controller starts.
+#[derive(Default)]
+pub struct ChildCache {
+    /// By namespace; `None` for the scope of every namespace.
+    scopes: Mutex<HashMap<Option<String>, ChildStores>>,
+}
+
+impl ChildCache {
+    /// Registers the stores of a watch scope.
+    pub fn register(&self, namespace: Option<String>, stores: ChildStores) {
+        self.lock().insert(namespace, stores);
+    }
+
+    /// The stores that cover `namespace`, if the controller watches it.
+    pub fn stores(&self, namespace: &str) -> Option<ChildStores> {
+        let scopes = self.lock();
+        scopes
+            .get(&None)
+            .or_else(|| scopes.get(&Some(namespace.to_string())))
+            .cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Option<String>, ChildStores>> {
+        self.scopes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The stores of one scope and the watches that keep them, to be run until shutdown.
+pub fn watch_children(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (ChildStores, BoxFuture<'static, ()>) {
+    let (config_maps, config_maps_watch) = watch_kind::<ConfigMap>(client, namespace);
+    let (services, services_watch) = watch_kind::<Service>(client, namespace);
+    let (budgets, budgets_watch) = watch_kind::<PodDisruptionBudget>(client, namespace);
+    let watches = async move {
+        tokio::join!(config_maps_watch, services_watch, budgets_watch);
+    }
+    .boxed();
+    (
+        ChildStores {
+            config_maps,
+            services,
+            budgets,
+        },
+        watches,
+    )
+}
+
+fn watch_kind<K: WatchedChild>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (Store<PartialObjectMeta<K>>, BoxFuture<'static, ()>) {
+    // Metadata-only requests: `Api` of `PartialObjectMeta`.
+    let api: Api<PartialObjectMeta<K>> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (store, writer) = reflector::store();
+    let config = watcher::Config::default().labels(&naming::managed_selector());
+    let watch = reflector(writer, watcher(api, config).default_backoff())
+        .for_each(|event| async move {
+            if let Err(e) = event {
+                tracing::debug!(kind = %K::kind(&()), error = %e, "watch of children interrupted");
+            }
+        })
+        .boxed();
+    (store, watch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    fn config_map(namespace: &str, name: &str, cluster: &str) -> PartialObjectMeta<ConfigMap> {
+        PartialObjectMeta {
+            types: None,
+            metadata: serde_json::from_value(json!({
+                "name": name,
+                "namespace": namespace,
+                "labels": naming::selector_labels(cluster),
+            }))
+            .unwrap(),
+            _phantom: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_store_answers_only_once_its_watch_has_listed() {
+        let (config_maps, mut writer) = reflector::store();
+        let (services, _) = reflector::store();
+        let (budgets, _) = reflector::store();
+        let stores = ChildStores {
+            config_maps,
+            services,
+            budgets,
+        };
+        assert_eq!(stores.get::<ConfigMap>("shop", "orders-online"), None);
+        assert_eq!(
+            stores.names::<ConfigMap>("shop", &naming::selector_labels("orders")),
+            None
+        );
+
+        writer.apply_watcher_event(&Event::Init);
+        for (ns, name, cluster) in [
+            ("shop", "orders-online", "orders"),
+            ("shop", "orders-config-abc", "orders"),
+            ("shop", "orders-eu-config-def", "orders-eu"),
+            ("other", "orders-config-ghi", "orders"),
+        ] {
+            writer.apply_watcher_event(&Event::InitApply(config_map(ns, name, cluster)));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+
+        let seen = stores.get::<ConfigMap>("shop", "orders-online");
+        assert_eq!(
+            seen.flatten().and_then(|m| m.name).as_deref(),
+            Some("orders-online")
+        );
+        assert_eq!(stores.get::<ConfigMap>("shop", "orders-gone"), Some(None));
+        let mut names = stores
+            .names::<ConfigMap>("shop", &naming::selector_labels("orders"))
+            .unwrap();
+        names.sort();
+        assert_eq!(names, ["orders-config-abc", "orders-online"]);
+    }
+}
