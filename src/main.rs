@@ -106,7 +106,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let context = Arc::new(Context::new(
         client.clone(),
         options.settings,
-        MySqlClient::new(Duration::from_secs(3), Duration::from_secs(10)),
+        MySqlClient::new(Duration::from_secs(3), Duration::from_secs(10))
+            .with_probe_timeout(sakila::clustering::intent::PROBE_TIMEOUT),
         Recorder::new(client.clone(), reporter),
     ));
 

@@ -133,6 +133,7 @@ async fn primary_cut_off_for_a_minute_is_replaced_and_rejoins_after_the_heal() {
     let left = Duration::from_secs(s.writer_seconds).saturating_sub(s.started.elapsed());
     let record = chaos::collect(ns, "client", left.as_secs()).await;
     let outcome = chaos::verify(ns, "trio", 3, &record).await;
+    println!("partition: {outcome:?}");
     assert_eq!(outcome.lost, 0);
     assert_eq!(outcome.primary, Some(new_primary));
 }

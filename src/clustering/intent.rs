@@ -5,12 +5,56 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-/// How long a primary's lease lasts from each renewal (every probe it answers).
-pub const PRIMARY_LEASE: Duration = Duration::from_secs(6);
+use crate::resources::config_map::{
+    FENCE_LOOP_SECONDS, FENCE_PING_SECONDS, FENCE_READ_ONLY_SECONDS,
+};
+
+// The timing of a failover, from one formula (docs/failure-scenarios.md, "Failover timing"). A
+// primary cut off from everything is replaced once both hold:
+//   detected: it failed `failureThreshold` (N) probes in a row, at most
+//             P + N·T + (N−1)·R after the cut (the first probe comes within the probe interval P,
+//             each failed one waits PROBE_TIMEOUT T, the next comes RETRY_AFTER_FAILED_PROBE R
+//             later);
+//   fenced:   PRIMARY_LEASE L + SELF_FENCE_MARGIN M have passed since its last renewal, which
+//             was at most P before the cut; M covers fence.sh at its slowest (one loop, the
+//             pings, the wait for super_read_only) plus FENCE_SLACK.
+// Clocks: the lease's expiry is written and checked on the primary's own clock (NOW(6) both
+// times), and the operator counts L + M on its monotonic clock from when the renewal returned
+// (never earlier than the primary took it): the two clocks' offsets do not matter, but a step of
+// the primary's wall clock (not its rate, 100 ppm at worst) during a lease eats the slack.
+
+/// How long a probe waits for an instance: the connection (when none is kept) and the one round
+/// trip of its reads. An instance that answers no sooner counts as not answering.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How soon a primary that failed a probe is probed again, until it is declared lost.
+pub const RETRY_AFTER_FAILED_PROBE: Duration = Duration::from_millis(500);
+/// How long a primary's lease lasts from each renewal (every probe it answers): a renewal may
+/// come up to a second late before the lease lapses. A lapsed lease alone changes nothing: the
+/// fence acts only when no replica answers either.
+pub const PRIMARY_LEASE: Duration = Duration::from_secs(3);
+/// What the margin leaves on top of the fence's own bounds: its SQL, and the scheduling of its
+/// loop.
+pub const FENCE_SLACK: Duration = Duration::from_millis(500);
 /// How long after its lease expired a cut-off primary has surely fenced itself: `fence.sh` looks
-/// every second, tries each replica for 1 s, disconnects clients and waits at most 3 s for
-/// super_read_only before it shuts mysqld down.
-pub const SELF_FENCE_MARGIN: Duration = Duration::from_secs(8);
+/// every FENCE_LOOP_SECONDS, tries the replicas for FENCE_PING_SECONDS, disconnects clients and
+/// waits at most FENCE_READ_ONLY_SECONDS for super_read_only before it shuts mysqld down.
+pub const SELF_FENCE_MARGIN: Duration = Duration::from_millis(
+    (FENCE_LOOP_SECONDS + FENCE_PING_SECONDS + FENCE_READ_ONLY_SECONDS) * 1000
+        + FENCE_SLACK.as_millis() as u64,
+);
+
+/// The latest a primary cut off from everything is replaced after the cut, by the formula above,
+/// for a probe interval and a failure threshold (before the promotion itself).
+pub fn cut_off_primary_replaced_within(
+    probe_interval: Duration,
+    failure_threshold: u32,
+) -> Duration {
+    let detected = probe_interval
+        + PROBE_TIMEOUT * failure_threshold
+        + RETRY_AFTER_FAILED_PROBE * failure_threshold.saturating_sub(1);
+    let fenced = probe_interval + PRIMARY_LEASE + SELF_FENCE_MARGIN;
+    detected.max(fenced)
+}
 
 /// Whether a primary whose lease was last renewed at `last_renewal` has fenced itself by `now`
 /// if it is cut off: only then may a replica be promoted in its place while it may still run.
@@ -119,6 +163,19 @@ impl Default for Intent {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_defaults_replace_a_cut_off_primary_within_ten_seconds_of_the_cut() {
+        let defaults = FailoverPolicy::default();
+        let bound =
+            cut_off_primary_replaced_within(defaults.probe_interval, defaults.failure_threshold);
+        // 2 s interval + 3 s lease + 3.5 s margin; detection (2 + 3·1 + 2·0.5 = 6 s) is sooner.
+        assert_eq!(bound, Duration::from_millis(8500));
+        // A renewal may come a second late without the lease lapsing.
+        assert!(PRIMARY_LEASE >= defaults.probe_interval + Duration::from_secs(1));
+        // One loop, the pings, the wait for super_read_only, and the slack.
+        assert_eq!(SELF_FENCE_MARGIN, Duration::from_millis(3500));
+    }
+
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()
     }
@@ -159,12 +216,13 @@ mod tests {
     #[test]
     fn a_cut_off_primary_counts_as_fenced_only_after_its_lease_and_the_margin() {
         let renewed = std::time::Instant::now();
-        let after = |secs: u64| renewed + Duration::from_secs(secs);
+        let after = |millis: u64| renewed + Duration::from_millis(millis);
         assert!(!self_fenced_by(renewed, renewed));
-        assert!(!self_fenced_by(renewed, after(13)));
-        assert!(self_fenced_by(renewed, after(14)));
-        assert!(self_fenced_by(renewed, after(60)));
+        // Lease 3 s + margin 3.5 s.
+        assert!(!self_fenced_by(renewed, after(6499)));
+        assert!(self_fenced_by(renewed, after(6500)));
+        assert!(self_fenced_by(renewed, after(60_000)));
         // A renewal seen later than now (clock order across tasks) is no expiry.
-        assert!(!self_fenced_by(after(5), renewed));
+        assert!(!self_fenced_by(after(5000), renewed));
     }
 }

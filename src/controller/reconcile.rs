@@ -26,7 +26,7 @@ use super::status::{RefusedSetting, compute_status, failed_status, record_discar
 use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::MySqlObservation;
 use crate::clustering::decide::BOOTSTRAP_WAIT;
-use crate::clustering::intent::{PRIMARY_LEASE, self_fenced_by};
+use crate::clustering::intent::{PRIMARY_LEASE, RETRY_AFTER_FAILED_PROBE, self_fenced_by};
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
 use crate::clustering::operate::{OperateTarget, apply_settings, operate, settings_results};
@@ -167,8 +167,13 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     let (status, notices) = report(cluster.status.as_ref(), round, now.time());
     publish_all(ctx, cluster, notices).await;
     write_status(ctx, cluster, &status).await?;
+    // A primary that failed a probe is probed again soon, until it is declared lost: the
+    // failover's timing counts on it (intent.rs).
+    let detecting = primary_failures > 0 && primary_failures < valid.failover.failure_threshold;
     Ok(if plan.follow_up_soon {
         FOLLOW_UP
+    } else if detecting {
+        RETRY_AFTER_FAILED_PROBE
     } else {
         next_probe(valid.failover.probe_interval)
     })

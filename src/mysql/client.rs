@@ -51,6 +51,8 @@ pub struct MySqlClient {
 struct Settings {
     connect_timeout: Duration,
     query_timeout: Duration,
+    /// The connect timeout of kept sessions, and the bound of the probe's reads.
+    probe_timeout: Duration,
     tls: bool,
 }
 
@@ -61,6 +63,7 @@ impl MySqlClient {
             settings: Settings {
                 connect_timeout,
                 query_timeout,
+                probe_timeout: connect_timeout,
                 tls: false,
             },
             kept: KeptConnections::default(),
@@ -71,6 +74,13 @@ impl MySqlClient {
     /// certificate; without it, caching_sha2_password logins use the server's RSA key.
     pub fn with_tls(mut self, tls: bool) -> Self {
         self.settings.tls = tls;
+        self
+    }
+
+    /// Kept sessions (the probe, the lease) connect, and the probe reads, within `timeout`
+    /// rather than the connect timeout: an instance that answers no sooner counts as down.
+    pub fn with_probe_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.probe_timeout = timeout;
         self
     }
 
@@ -107,16 +117,20 @@ impl MySqlConnector for MySqlClient {
         credentials: &Credentials,
     ) -> Result<MySqlSession, MySqlError> {
         let key = KeepKey::new(endpoint, credentials);
+        let settings = Settings {
+            connect_timeout: self.settings.probe_timeout,
+            ..self.settings
+        };
         let (kept, reused) = match self.kept.take(&key) {
             Some(kept) => (kept, true),
             None => {
-                let conn = open_prepared(self.settings, endpoint, credentials).await?;
+                let conn = open_prepared(settings, endpoint, credentials).await?;
                 let known = KnownTables::default();
                 (Kept { conn, known }, false)
             }
         };
         let session = MySqlSession::new(
-            self.settings,
+            settings,
             endpoint,
             credentials,
             kept,
@@ -452,8 +466,8 @@ impl MySqlSession {
     }
 
     /// Runs several statements in one round trip and returns each one's rows; a read, given
-    /// the connect timeout (an instance that does not answer as soon is as unreachable as one
-    /// that cannot be connected to).
+    /// the session's connect timeout (a kept session's is the probe timeout): an instance that
+    /// does not answer as soon is as unreachable as one that cannot be connected to.
     async fn query_sets(
         &self,
         action: &str,

@@ -26,6 +26,13 @@ pub const ONLINE_CNF: &str = "online.cnf";
 /// Where the pod mounts the online ConfigMap.
 pub const ONLINE_CONFIG_DIR: &str = "/etc/sakila-online";
 
+/// How often `fence.sh` looks at the lease, in seconds.
+pub const FENCE_LOOP_SECONDS: u64 = 1;
+/// How long `fence.sh` tries the replicas (all at once) before it takes itself for cut off.
+pub const FENCE_PING_SECONDS: u64 = 1;
+/// How long `fence.sh` waits for `super_read_only` before it shuts mysqld down.
+pub const FENCE_READ_ONLY_SECONDS: u64 = 1;
+
 /// Settings a user may override through `spec.mysqlConfig`.
 const OVERRIDABLE_DEFAULTS: &[(&str, &str)] = &[
     // Accounts are matched by '%'; a DNS lookup per connection only adds latency and failure modes.
@@ -206,6 +213,12 @@ fn with_names(script: &str) -> String {
         ("@REPLICATION_USER@", naming::REPLICATION_USER),
         ("@PROBE_USER@", naming::PROBE_USER),
         ("@LEASE_TABLE@", naming::LEASE_TABLE),
+        ("@FENCE_LOOP_SECONDS@", &FENCE_LOOP_SECONDS.to_string()),
+        ("@FENCE_PING_SECONDS@", &FENCE_PING_SECONDS.to_string()),
+        (
+            "@FENCE_READ_ONLY_SECONDS@",
+            &FENCE_READ_ONLY_SECONDS.to_string(),
+        ),
     ]
     .iter()
     .fold(script.to_string(), |script, (placeholder, name)| {

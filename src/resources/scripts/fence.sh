@@ -9,7 +9,8 @@
 # and mysqld is shut down (it restarts read-only) if that is not enough.
 set -u
 # PID 1 of its container: without a handler SIGTERM would be ignored, and every pod deletion
-# would wait out the whole grace period. The loop's `sleep 1` ends before the trap runs.
+# would wait out the whole grace period. The loop's sleep ends before the trap runs.
+# Its timings are the operator's (resources/config_map.rs): the failover's margin counts on them.
 trap 'exit 0' TERM INT
 
 cnf=/var/run/sakila/probe.cnf
@@ -17,7 +18,7 @@ client() { mysql --defaults-extra-file="$cnf" -N -B "$@" 2>/dev/null; }
 log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $*"; }
 
 while true; do
-  sleep 1
+  sleep @FENCE_LOOP_SECONDS@
   state=$(client -e "SELECT @@global.super_read_only, @@global.rpl_semi_sync_source_enabled, \
     expires < NOW(6), peers FROM @LEASE_TABLE@ WHERE id = 1") || continue
   [ -n "$state" ] || continue
@@ -27,14 +28,14 @@ while true; do
   shift 3
   # The peers are the replicas' addresses and stable names (a replica re-created while the
   # operator is away has a new address). All at once and at most 1 s each: a name needs a DNS
-  # lookup, which a partition stalls, and the failover's margin counts on this taking ~1 s.
+  # lookup, which a partition stalls, and the failover's margin counts on this bound.
   # SIGKILL: mysqladmin does not end on SIGTERM while it waits in the resolver, and a partition
   # test saw one check take 14 s that way, so the operator promoted before the fence.
   pids=
   for peer in "$@"; do
     # 0 whenever a server answers, even with "access denied" (this account is local-only).
-    timeout -s KILL 1 mysqladmin --defaults-extra-file="$cnf" --protocol=tcp -h "$peer" \
-      --connect-timeout=1 ping >/dev/null 2>&1 &
+    timeout -s KILL @FENCE_PING_SECONDS@ mysqladmin --defaults-extra-file="$cnf" --protocol=tcp \
+      -h "$peer" --connect-timeout=@FENCE_PING_SECONDS@ ping >/dev/null 2>&1 &
     pids="$pids $!"
   done
   isolated=yes
@@ -47,10 +48,11 @@ while true; do
     FROM information_schema.processlist WHERE user NOT IN ('system user', 'event_scheduler', \
     '@OPERATOR_USER@', '@REPLICATION_USER@', '@PROBE_USER@') AND id <> CONNECTION_ID()")
   if [ -n "$kills" ] && [ "$kills" != NULL ]; then client -e "$kills"; fi
-  if timeout 3 mysql --defaults-extra-file="$cnf" -e "SET GLOBAL super_read_only = ON" 2>/dev/null; then
+  if timeout @FENCE_READ_ONLY_SECONDS@ mysql --defaults-extra-file="$cnf" \
+      -e "SET GLOBAL super_read_only = ON" 2>/dev/null; then
     log "fenced: super_read_only is on"
   else
-    log "super_read_only did not take within 3 s: shutting mysqld down (it restarts read-only)"
+    log "super_read_only did not take within @FENCE_READ_ONLY_SECONDS@ s: shutting mysqld down (it restarts read-only)"
     client -e "SHUTDOWN"
   fi
 done
