@@ -22,13 +22,20 @@ pub struct ChaosRecord {
 impl ChaosRecord {
     /// The longest time between two consecutive acknowledged writes.
     pub fn longest_write_gap(&self) -> Duration {
-        let gap = self
+        self.longest_write_gap_at().0
+    }
+
+    /// The longest time between two consecutive acknowledged writes, and when the first of the
+    /// two was acknowledged (ns since the epoch; 0 without two writes): where to look in the
+    /// operator's log.
+    pub fn longest_write_gap_at(&self) -> (Duration, u128) {
+        let (gap, since) = self
             .acknowledged
             .windows(2)
-            .map(|w| w[1].1.saturating_sub(w[0].1))
+            .map(|w| (w[1].1.saturating_sub(w[0].1), w[0].1))
             .max()
-            .unwrap_or(0);
-        Duration::from_nanos(gap as u64)
+            .unwrap_or((0, 0));
+        (Duration::from_nanos(gap as u64), since)
     }
 
     /// The most instances ever seen writable at once.
@@ -280,6 +287,8 @@ pub async fn wait_for_new_primary(ns: &TestNamespace, cluster: &str, old: &str) 
 pub struct Outcome {
     pub acknowledged: usize,
     pub longest_write_gap: Duration,
+    /// When the longest write gap began (the last acknowledgement before it), UTC.
+    pub longest_write_gap_since: String,
     pub most_writable_at_once: usize,
     pub lost: usize,
     /// Every instance ended with the same GTID set.
@@ -362,6 +371,7 @@ pub async fn measure(
     let outcome = Outcome {
         acknowledged: record.acknowledged.len(),
         longest_write_gap: record.longest_write_gap(),
+        longest_write_gap_since: utc(record.longest_write_gap_at().1),
         most_writable_at_once: record.most_writable_at_once(),
         lost,
         converged,
@@ -456,4 +466,12 @@ fn run_iptables(args: &[String]) {
         "iptables {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A time in ns since the epoch, as UTC text.
+fn utc(nanos: u128) -> String {
+    i128::try_from(nanos)
+        .ok()
+        .and_then(|n| k8s_openapi::jiff::Timestamp::from_nanosecond(n).ok())
+        .map_or_else(|| format!("{nanos} ns"), |t| t.to_string())
 }

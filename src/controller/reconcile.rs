@@ -167,10 +167,12 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     let (status, notices) = report(cluster.status.as_ref(), round, now.time());
     publish_all(ctx, cluster, notices).await;
     write_status(ctx, cluster, &status).await?;
-    // A primary that failed a probe is probed again soon, until it is declared lost: the
-    // failover's timing counts on it (intent.rs).
+    // A primary that failed a probe is probed again soon, until it is declared lost, and a
+    // failover that waits for the lost primary's lease looks again soon after it runs out: the
+    // failover's timing counts on both (intent.rs).
     let detecting = primary_failures > 0 && primary_failures < valid.failover.failure_threshold;
-    Ok(if plan.follow_up_soon {
+    let awaiting_fence = plan.failover_underway.is_some() && !intent.primary_self_fenced;
+    Ok(if plan.follow_up_soon || awaiting_fence {
         FOLLOW_UP
     } else if detecting {
         RETRY_AFTER_FAILED_PROBE
