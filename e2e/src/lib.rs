@@ -348,6 +348,23 @@ pub async fn patch_spec(ns: &TestNamespace, cluster: &str, spec: serde_json::Val
         .unwrap_or_else(|e| panic!("failed to patch {cluster}: {e}"));
 }
 
+/// Pauses or unpauses the cluster, and waits until the operator says it took the change (its
+/// `Paused` condition).
+pub async fn set_paused(ns: &TestNamespace, cluster: &str, paused: bool) {
+    patch_spec(ns, cluster, json!({ "paused": paused })).await;
+    let wanted = if paused { "True" } else { "False" };
+    wait_until(
+        &format!("the Paused condition {wanted}"),
+        Duration::from_secs(180),
+        || async {
+            cluster_condition(ns, cluster, ConditionType::Paused)
+                .await
+                .filter(|c| c.status == wanted)
+        },
+    )
+    .await;
+}
+
 /// Deletes the MySQLCluster and waits until it, its StatefulSet and its pods are gone.
 pub async fn delete_cluster_and_wait(ns: &TestNamespace, name: &str) {
     let clusters: Api<MySQLCluster> = ns.api();

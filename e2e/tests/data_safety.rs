@@ -10,7 +10,7 @@ use sakila::api::conditions::ConditionType;
 use sakila_e2e::chaos;
 use sakila_e2e::{
     TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, force_delete_pod,
-    patch_spec, wait_ready, wait_until,
+    patch_spec, set_paused, wait_ready, wait_until,
 };
 use serde_json::json;
 
@@ -105,22 +105,6 @@ async fn a_cluster_recreated_over_its_volumes_serves_every_acknowledged_write() 
     );
     let outcome = chaos::stop_and_verify(&ns, "client", "trio", 3, 20).await;
     println!("writer across the re-creation: {outcome:?}");
-}
-
-/// Pauses or unpauses the cluster, and waits until the operator says it took the change.
-async fn set_paused(ns: &TestNamespace, cluster: &str, paused: bool) {
-    patch_spec(ns, cluster, json!({"paused": paused})).await;
-    let wanted = if paused { "True" } else { "False" };
-    wait_until(
-        &format!("the Paused condition {wanted}"),
-        REACT_TIMEOUT,
-        || async {
-            cluster_condition(ns, cluster, ConditionType::Paused)
-                .await
-                .filter(|c| c.status == wanted)
-        },
-    )
-    .await;
 }
 
 /// Deletes the pod and, if the StatefulSet made a new pod before the old volume was gone (it

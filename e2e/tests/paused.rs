@@ -4,23 +4,15 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use sakila::api::MySQLCluster;
 use sakila::api::conditions::ConditionType;
 use sakila_e2e::chaos;
-use sakila_e2e::{cluster_manifest, condition_status, force_delete_pod, wait_ready, wait_until};
+use sakila_e2e::{
+    cluster_manifest, condition_status, force_delete_pod, patch_spec, set_paused, wait_ready,
+    wait_until,
+};
 use serde_json::json;
-
-async fn set_paused(clusters: &Api<MySQLCluster>, paused: bool) {
-    clusters
-        .patch(
-            "solo",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"paused": paused}})),
-        )
-        .await
-        .unwrap();
-}
 
 #[tokio::test]
 async fn a_paused_cluster_is_not_healed_until_it_is_unpaused() {
@@ -30,12 +22,7 @@ async fn a_paused_cluster_is_not_healed_until_it_is_unpaused() {
         .await
         .ns;
     let clusters: Api<MySQLCluster> = ns.api();
-    set_paused(&clusters, true).await;
-    wait_until("the Paused condition", Duration::from_secs(30), || async {
-        let cluster = clusters.get("solo").await.ok()?;
-        (condition_status(&cluster, ConditionType::Paused).as_deref() == Some("True")).then_some(())
-    })
-    .await;
+    set_paused(&ns, "solo", true).await;
 
     // The primary's pod is replaced: its mysqld starts read-only, and only the operator would
     // make it writable again.
@@ -67,7 +54,7 @@ async fn a_paused_cluster_is_not_healed_until_it_is_unpaused() {
         Some("True")
     );
 
-    set_paused(&clusters, false).await;
+    patch_spec(&ns, "solo", json!({"paused": false})).await;
     let cluster = wait_ready(&ns, "solo").await;
     assert_eq!(
         condition_status(&cluster, ConditionType::Paused).as_deref(),

@@ -751,32 +751,46 @@ async fn prune_config_maps(
     // By the cluster's labels: another cluster's names may begin with this one's prefix. From
     // the watch when it has listed: one lagging behind at worst leaves a ConfigMap for the next
     // round, or tries to delete one already gone.
-    let labels = naming::selector_labels(&valid.name);
-    let watched = ctx
-        .children
-        .stores(&valid.namespace)
-        .and_then(|stores| stores.names::<ConfigMap>(&valid.namespace, &labels));
-    let existing: Vec<String> = match watched {
-        Some(names) => names,
-        None => match api
-            .list_metadata(&ListParams::default().labels(&naming::selector(&valid.name)))
-            .await
-        {
-            Ok(list) => list
-                .items
-                .into_iter()
-                .filter_map(|m| m.metadata.name)
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list the ConfigMaps to prune");
-                return;
-            }
-        },
+    let Some(existing) = config_map_names(ctx, valid, &api).await else {
+        return;
     };
     for name in config_map::unused_config_maps(&valid.name, &existing, &in_use) {
         match api.delete(&name, &DeleteParams::default()).await {
             Ok(_) => tracing::info!(name, "deleted a ConfigMap no pod or template uses"),
             Err(e) => tracing::warn!(name, error = %e, "could not delete an unused ConfigMap"),
+        }
+    }
+}
+
+/// The names of the cluster's ConfigMaps, from the watch once it has listed, else from a list
+/// call; `None` when neither can say.
+async fn config_map_names(
+    ctx: &Context,
+    valid: &ValidatedCluster,
+    api: &Api<ConfigMap>,
+) -> Option<Vec<String>> {
+    let labels = naming::selector_labels(&valid.name);
+    if let Some(names) = ctx
+        .children
+        .stores(&valid.namespace)
+        .and_then(|stores| stores.names::<ConfigMap>(&valid.namespace, &labels))
+    {
+        return Some(names);
+    }
+    let selector = naming::selector(&valid.name);
+    match api
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(list) => Some(
+            list.items
+                .into_iter()
+                .filter_map(|m| m.metadata.name)
+                .collect(),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the ConfigMaps to prune");
+            None
         }
     }
 }
