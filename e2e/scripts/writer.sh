@@ -10,13 +10,24 @@
 # that waits for acknowledgements (a primary cut off from its replicas) from stalling the
 # writer: such a commit is not acknowledged. Ids start from the clock, so later writers never
 # reuse one.
+#
+# An attempt starts every PACE seconds whether or not the ones before it have ended, so the
+# record shows when writes succeed again to within PACE: one after the other, an attempt stuck
+# on a server that no longer answers would hide the recovery for up to its whole timeout.
+# Attempts overlap only while writes hang; the lines of /tmp/acked may then be out of order.
 seconds=$1 primary=$2 password=$3
+pace=0.1
 end=$(( $(date +%s) + seconds ))
 i=$(( $(date +%s) * 1000000 ))
+attempt() {
+  if timeout 3 mysql -h "$primary" -uroot -p"$password" --connect-timeout=2 \
+      -e "INSERT INTO chaos.log VALUES ($1)" 2>/dev/null; then
+    echo "$1 $(date +%s%N)"
+  fi
+}
 while [ "$(date +%s)" -lt "$end" ] && [ ! -e /tmp/stop ]; do
   i=$((i + 1))
-  if timeout 3 mysql -h "$primary" -uroot -p"$password" --connect-timeout=2 \
-      -e "INSERT INTO chaos.log VALUES ($i)" 2>/dev/null; then
-    echo "$i $(date +%s%N)"
-  fi
+  attempt "$i" &
+  sleep "$pace"
 done > /tmp/acked 2>&1
+wait

@@ -167,15 +167,24 @@ pub async fn collect(ns: &TestNamespace, client: &str, seconds_left: u64) -> Cha
             .collect()
     };
     ChaosRecord {
-        acknowledged: pairs(&acked)
-            .into_iter()
-            .map(|(id, t)| (id as u64, t))
-            .collect(),
+        acknowledged: by_time(
+            pairs(&acked)
+                .into_iter()
+                .map(|(id, t)| (id as u64, t))
+                .collect(),
+        ),
         writable_samples: pairs(&writable)
             .into_iter()
             .map(|(t, n)| (t, n as usize))
             .collect(),
     }
+}
+
+/// The writer's attempts overlap while writes hang, so its record is put in the order of the
+/// acknowledgements.
+fn by_time(mut acknowledged: Vec<(u64, u128)>) -> Vec<(u64, u128)> {
+    acknowledged.sort_by_key(|(_, t)| *t);
+    acknowledged
 }
 
 /// Lets the writer run to its end (`writer_seconds` from `started`), then runs `verify`. The

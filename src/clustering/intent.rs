@@ -59,8 +59,29 @@ pub fn cut_off_primary_replaced_within(
 /// Whether a primary whose lease was last renewed at `last_renewal` has fenced itself by `now`
 /// if it is cut off: only then may a replica be promoted in its place while it may still run.
 pub fn self_fenced_by(last_renewal: std::time::Instant, now: std::time::Instant) -> bool {
-    now.saturating_duration_since(last_renewal) >= PRIMARY_LEASE + SELF_FENCE_MARGIN
+    until_self_fenced(last_renewal, now).is_zero()
 }
+
+/// How long after `now` a cut-off primary last renewed at `last_renewal` has surely fenced
+/// itself; zero once it has.
+pub fn until_self_fenced(last_renewal: std::time::Instant, now: std::time::Instant) -> Duration {
+    (PRIMARY_LEASE + SELF_FENCE_MARGIN).saturating_sub(now.saturating_duration_since(last_renewal))
+}
+
+/// When a failover that waits for the lost primary's fence looks again, `until_fenced` before
+/// the fence is sure: a round judges the lease after its observation, which waits up to
+/// PROBE_TIMEOUT for the primary that does not answer, so the round starts that much early and
+/// decides about when the fence is sure, not up to a round later. Never later than `soon`, and
+/// never sooner than FENCE_LOOK_FLOOR: a primary refusing connections fails its probe at once,
+/// and rounds without a pause would then spin until the fence is sure.
+pub fn next_look_at_fence(until_fenced: Duration, soon: Duration) -> Duration {
+    until_fenced
+        .saturating_sub(PROBE_TIMEOUT)
+        .clamp(FENCE_LOOK_FLOOR, soon.max(FENCE_LOOK_FLOOR))
+}
+
+/// The shortest wait between two rounds that wait for a lost primary's fence.
+pub const FENCE_LOOK_FLOOR: Duration = Duration::from_millis(100);
 
 /// `spec.failover`, resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,5 +245,31 @@ mod tests {
         assert!(self_fenced_by(renewed, after(60_000)));
         // A renewal seen later than now (clock order across tasks) is no expiry.
         assert!(!self_fenced_by(after(5000), renewed));
+        assert_eq!(
+            until_self_fenced(renewed, after(6000)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(until_self_fenced(renewed, after(7000)), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_failover_waiting_for_the_fence_looks_again_a_probe_timeout_before_it_is_sure() {
+        let soon = Duration::from_millis(500);
+        let cases = [
+            // (until fenced, next look)
+            (Duration::from_secs(4), soon),
+            (Duration::from_millis(1400), Duration::from_millis(400)),
+            (Duration::from_millis(1150), Duration::from_millis(150)),
+            (Duration::from_millis(1000), FENCE_LOOK_FLOOR),
+            (Duration::from_millis(300), FENCE_LOOK_FLOOR),
+            (Duration::ZERO, FENCE_LOOK_FLOOR),
+        ];
+        for (until_fenced, expected) in cases {
+            assert_eq!(
+                next_look_at_fence(until_fenced, soon),
+                expected,
+                "{until_fenced:?}"
+            );
+        }
     }
 }

@@ -26,7 +26,9 @@ use super::status::{RefusedSetting, compute_status, failed_status, record_discar
 use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::MySqlObservation;
 use crate::clustering::decide::BOOTSTRAP_WAIT;
-use crate::clustering::intent::{PRIMARY_LEASE, RETRY_AFTER_FAILED_PROBE, self_fenced_by};
+use crate::clustering::intent::{
+    PRIMARY_LEASE, RETRY_AFTER_FAILED_PROBE, next_look_at_fence, self_fenced_by, until_self_fenced,
+};
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
 use crate::clustering::operate::{OperateTarget, apply_settings, operate, settings_results};
@@ -113,7 +115,6 @@ async fn freshest(
 /// Runs the pipeline; returns when to look at the cluster again. One line per step, in the
 /// order of docs/architecture.md; each step's function says what it reads and writes.
 async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration, Error> {
-    let now = RoundClock::now();
     let valid = validate(cluster, &ctx.settings)?;
     let recorded = Recorded::read(&valid.name, cluster.status.as_ref());
     let inputs = fetch_inputs(ctx, &valid).await?;
@@ -123,6 +124,10 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         prune_config_maps(ctx, &valid, &pods, inputs.statefulset.as_ref()).await;
     }
     let observation = observe_cluster(ctx, cluster, &valid, &inputs, &recorded, &pods).await?;
+    // Read once the instances answered (or the probe of one that does not gave up): the lease of
+    // a primary that does not answer is judged at the moment the round decides, not a probe
+    // timeout before it.
+    let now = RoundClock::now();
     let primary_failures = ctx.count_primary_failures(cluster, &observation);
     if valid.paused {
         let plan = Plan::observed_only(&observation);
@@ -172,7 +177,10 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     // failover's timing counts on both (intent.rs).
     let detecting = primary_failures > 0 && primary_failures < valid.failover.failure_threshold;
     let awaiting_fence = plan.failover_underway.is_some() && !intent.primary_self_fenced;
-    Ok(if plan.follow_up_soon || awaiting_fence {
+    Ok(if awaiting_fence {
+        let last_renewal = ctx.last_lease_renewal(cluster, now.monotonic);
+        next_look_at_fence(until_self_fenced(last_renewal, now.monotonic), FOLLOW_UP)
+    } else if plan.follow_up_soon {
         FOLLOW_UP
     } else if detecting {
         RETRY_AFTER_FAILED_PROBE
