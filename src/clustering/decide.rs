@@ -253,13 +253,19 @@ pub fn decide(observation: &Observation, intent: &Intent) -> Plan {
     }
     if let Some(status) = &primary_status {
         primary_actions(observation, primary, status, &mut plan);
+    }
+    // Clients are sent to the primary as soon as it can take writes: the Service's path to it
+    // (EndpointSlice, then kube-proxy) is the slowest step of a move, so it starts before the
+    // replicas are pointed at it, which takes them a moment, while a first commit waits for
+    // their acknowledgement.
+    label_actions(observation, primary, &mut plan);
+    if let Some(status) = &primary_status
         // A fresh primary gets its first transaction in this plan; replicas are seeded from it
         // in the next round, so that every replica starts from a clone.
-        if !status.gtid_executed.is_empty() {
-            replica_actions(observation, primary, status, &mut plan);
-        }
+        && !status.gtid_executed.is_empty()
+    {
+        replica_actions(observation, primary, status, &mut plan);
     }
-    label_actions(observation, primary, &mut plan);
     rollout(observation, &mut plan);
     plan
 }
@@ -430,9 +436,23 @@ fn switch_over(
     Some(target_status)
 }
 
-/// Each pod's role label, where it differs from its role in the plan.
+/// Each pod's role label, where it differs from its role in the plan; the primary's first. The
+/// old primary is read-only by now, so for the moment both carry the primary label, a client
+/// sent to the old one is refused and tries again; taking the old one's label first would leave
+/// the Service with no endpoint, and kube-proxy, which applies changes at most once a second,
+/// could then take a second longer to route to the new one.
 fn label_actions(observation: &Observation, primary: u8, plan: &mut Plan) {
-    for instance in &observation.instances {
+    let primary_first = observation
+        .instances
+        .iter()
+        .filter(|i| i.ordinal == primary)
+        .chain(
+            observation
+                .instances
+                .iter()
+                .filter(|i| i.ordinal != primary),
+        );
+    for instance in primary_first {
         let role = if instance.ordinal == primary {
             Role::Primary
         } else {
@@ -509,6 +529,11 @@ fn demote_all_but(observation: &Observation, plan: &mut Plan) {
             && let MySqlObservation::Observed(status) = &instance.mysql
             && status.semi_sync.source_enabled
             && !instance.pod.as_ref().is_some_and(|p| p.terminating)
+            // The primary a switchover leaves, read-only and never written again, turns it off
+            // just before it follows the new one (`replica_actions`): turning it off takes mysqld
+            // up to a second (its acknowledgement receiver stops at its next one-second poll),
+            // which would otherwise come before the promotion.
+            && plan.switchover_from != Some(instance.ordinal)
         {
             plan.actions.push(Action::DisableSemiSyncSource {
                 ordinal: instance.ordinal,
@@ -1141,7 +1166,20 @@ fn replica_actions(
         });
     // One clone at a time: a clone in flight counts as this round's.
     let mut cloning = donor_on_its_way || !observation.cloning.is_empty();
-    for instance in &observation.instances {
+    // The primary a switchover leaves comes last: it first turns semi-sync off (up to a
+    // second), and the new primary's first commits wait for another replica's acknowledgement.
+    let left_behind = plan.switchover_from;
+    let old_primary_last = observation
+        .instances
+        .iter()
+        .filter(|i| Some(i.ordinal) != left_behind)
+        .chain(
+            observation
+                .instances
+                .iter()
+                .filter(|i| Some(i.ordinal) == left_behind),
+        );
+    for instance in old_primary_last {
         let MySqlObservation::Observed(status) = &instance.mysql else {
             continue;
         };
@@ -1230,6 +1268,9 @@ fn replica_actions(
             })
             && status.semi_sync.replica_enabled;
         if !following {
+            if left_behind == Some(ordinal) && status.semi_sync.source_enabled {
+                plan.actions.push(Action::DisableSemiSyncSource { ordinal });
+            }
             plan.actions.push(Action::ReplicateFrom {
                 ordinal,
                 source: primary,
@@ -1360,13 +1401,13 @@ pub(crate) mod tests {
                     )
                 },
                 expected: vec![
+                    label(1, Role::Replica),
+                    label(2, Role::Replica),
                     Action::CloneFrom {
                         ordinal: 1,
                         donor: 0,
                         discarded: None,
                     },
-                    label(1, Role::Replica),
-                    label(2, Role::Replica),
                 ],
             },
             Scenario {
@@ -1663,17 +1704,17 @@ pub(crate) mod tests {
                     wait_for_replica_count: 1
                 },
                 Action::MakeWritable { ordinal: 1 },
-                Action::ReplicateFrom {
-                    ordinal: 2,
-                    source: 1
+                Action::SetRoleLabel {
+                    ordinal: 1,
+                    role: Role::Primary
                 },
                 Action::SetRoleLabel {
                     ordinal: 0,
                     role: Role::Replica
                 },
-                Action::SetRoleLabel {
-                    ordinal: 1,
-                    role: Role::Primary
+                Action::ReplicateFrom {
+                    ordinal: 2,
+                    source: 1
                 },
             ]
         );
@@ -2458,7 +2499,6 @@ pub(crate) mod tests {
             plan.actions,
             vec![
                 Action::MakeReadOnly { ordinal: 0 },
-                Action::DisableSemiSyncSource { ordinal: 0 },
                 Action::CatchUpWith {
                     ordinal: 1,
                     source: 0
@@ -2469,16 +2509,19 @@ pub(crate) mod tests {
                     wait_for_replica_count: 1
                 },
                 Action::MakeWritable { ordinal: 1 },
-                Action::ReplicateFrom {
-                    ordinal: 0,
-                    source: 1
-                },
+                label(1, Role::Primary),
+                label(0, Role::Replica),
                 Action::ReplicateFrom {
                     ordinal: 2,
                     source: 1
                 },
-                label(0, Role::Replica),
-                label(1, Role::Primary),
+                // Semi-sync off (up to a second) only now, after the promotion, and the old
+                // primary re-pointed last.
+                Action::DisableSemiSyncSource { ordinal: 0 },
+                Action::ReplicateFrom {
+                    ordinal: 0,
+                    source: 1
+                },
             ]
         );
         assert_never_two_writers("switchover", &obs, &plan);
