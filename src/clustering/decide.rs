@@ -442,17 +442,7 @@ fn switch_over(
 /// the Service with no endpoint, and kube-proxy, which applies changes at most once a second,
 /// could then take a second longer to route to the new one.
 fn label_actions(observation: &Observation, primary: u8, plan: &mut Plan) {
-    let primary_first = observation
-        .instances
-        .iter()
-        .filter(|i| i.ordinal == primary)
-        .chain(
-            observation
-                .instances
-                .iter()
-                .filter(|i| i.ordinal != primary),
-        );
-    for instance in primary_first {
+    for instance in ordered(observation, |i| i.ordinal != primary) {
         let role = if instance.ordinal == primary {
             Role::Primary
         } else {
@@ -468,6 +458,16 @@ fn label_actions(observation: &Observation, primary: u8, plan: &mut Plan) {
             });
         }
     }
+}
+
+/// The instances, those for which `later` holds after the others, each group in ordinal order.
+fn ordered(
+    observation: &Observation,
+    later: impl Fn(&InstanceObservation) -> bool,
+) -> Vec<&InstanceObservation> {
+    let mut instances: Vec<&InstanceObservation> = observation.instances.iter().collect();
+    instances.sort_by_key(|i| later(i));
+    instances
 }
 
 /// No instance may be writable now: every writable one is demoted, and nothing else is done.
@@ -1169,17 +1169,7 @@ fn replica_actions(
     // The primary a switchover leaves comes last: it first turns semi-sync off (up to a
     // second), and the new primary's first commits wait for another replica's acknowledgement.
     let left_behind = plan.switchover_from;
-    let old_primary_last = observation
-        .instances
-        .iter()
-        .filter(|i| Some(i.ordinal) != left_behind)
-        .chain(
-            observation
-                .instances
-                .iter()
-                .filter(|i| Some(i.ordinal) == left_behind),
-        );
-    for instance in old_primary_last {
+    for instance in ordered(observation, |i| Some(i.ordinal) == left_behind) {
         let MySqlObservation::Observed(status) = &instance.mysql else {
             continue;
         };
