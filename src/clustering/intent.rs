@@ -56,14 +56,9 @@ pub fn cut_off_primary_replaced_within(
     detected.max(fenced)
 }
 
-/// Whether a primary whose lease was last renewed at `last_renewal` has fenced itself by `now`
-/// if it is cut off: only then may a replica be promoted in its place while it may still run.
-pub fn self_fenced_by(last_renewal: std::time::Instant, now: std::time::Instant) -> bool {
-    until_self_fenced(last_renewal, now).is_zero()
-}
-
 /// How long after `now` a cut-off primary last renewed at `last_renewal` has surely fenced
-/// itself; zero once it has.
+/// itself; zero once it has. Only then may a replica be promoted in its place while it may
+/// still run.
 pub fn until_self_fenced(last_renewal: std::time::Instant, now: std::time::Instant) -> Duration {
     (PRIMARY_LEASE + SELF_FENCE_MARGIN).saturating_sub(now.saturating_duration_since(last_renewal))
 }
@@ -155,7 +150,7 @@ pub struct Intent {
     /// force-deleted pod's server can live on for a while at its old address).
     pub stale_primary_address: Option<String>,
     /// The recorded primary's lease expired long enough ago that, if it runs cut off from
-    /// everything, it has made itself read-only (`self_fenced_by`).
+    /// everything, it has made itself read-only (`until_self_fenced` is zero).
     pub primary_self_fenced: bool,
     /// The recorded primary whose replicas an earlier round fenced for a failover that has not
     /// finished yet (`Plan::failover_underway` of the last round).
@@ -238,13 +233,13 @@ mod tests {
     fn a_cut_off_primary_counts_as_fenced_only_after_its_lease_and_the_margin() {
         let renewed = std::time::Instant::now();
         let after = |millis: u64| renewed + Duration::from_millis(millis);
-        assert!(!self_fenced_by(renewed, renewed));
+        assert!(!until_self_fenced(renewed, renewed).is_zero());
         // Lease 3 s + margin 3.5 s.
-        assert!(!self_fenced_by(renewed, after(6499)));
-        assert!(self_fenced_by(renewed, after(6500)));
-        assert!(self_fenced_by(renewed, after(60_000)));
+        assert!(!until_self_fenced(renewed, after(6499)).is_zero());
+        assert!(until_self_fenced(renewed, after(6500)).is_zero());
+        assert!(until_self_fenced(renewed, after(60_000)).is_zero());
         // A renewal seen later than now (clock order across tasks) is no expiry.
-        assert!(!self_fenced_by(after(5000), renewed));
+        assert!(!until_self_fenced(after(5000), renewed).is_zero());
         assert_eq!(
             until_self_fenced(renewed, after(6000)),
             Duration::from_millis(500)

@@ -27,7 +27,7 @@ use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::MySqlObservation;
 use crate::clustering::decide::BOOTSTRAP_WAIT;
 use crate::clustering::intent::{
-    PRIMARY_LEASE, RETRY_AFTER_FAILED_PROBE, next_look_at_fence, self_fenced_by, until_self_fenced,
+    PRIMARY_LEASE, RETRY_AFTER_FAILED_PROBE, next_look_at_fence, until_self_fenced,
 };
 use crate::clustering::observe::error_chain;
 use crate::clustering::observe::observe;
@@ -141,15 +141,10 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         write_status(ctx, cluster, &status).await?;
         return Ok(next_probe(valid.failover.probe_interval));
     }
-    let intent = intent(
-        ctx,
-        cluster,
-        &valid,
-        &recorded,
-        &observation,
-        primary_failures,
-        &now,
-    );
+    // Read only for a cluster that is not paused: a first look at the lease counts it as renewed
+    // now, and a paused round must not start that count.
+    let remembered = Remembered::read(ctx, cluster, primary_failures, &now);
+    let intent = intent(cluster, &valid, &recorded, &observation, &remembered, &now);
     let plan = decide(&observation, &intent);
     begin_failover(ctx, cluster, &valid, &plan, &now).await?;
     let done = operate_plan(ctx, cluster, &valid, &inputs, &observation, &plan, &now).await?;
@@ -175,11 +170,11 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     // A primary that failed a probe is probed again soon, until it is declared lost, and a
     // failover that waits for the lost primary's lease looks again soon after it runs out: the
     // failover's timing counts on both (intent.rs).
-    let detecting = primary_failures > 0 && primary_failures < valid.failover.failure_threshold;
+    let failures = remembered.primary_failures;
+    let detecting = failures > 0 && failures < valid.failover.failure_threshold;
     let awaiting_fence = plan.failover_underway.is_some() && !intent.primary_self_fenced;
     Ok(if awaiting_fence {
-        let last_renewal = ctx.last_lease_renewal(cluster, now.monotonic);
-        next_look_at_fence(until_self_fenced(last_renewal, now.monotonic), FOLLOW_UP)
+        next_look_at_fence(remembered.until_fenced, FOLLOW_UP)
     } else if plan.follow_up_soon {
         FOLLOW_UP
     } else if detecting {
@@ -404,14 +399,42 @@ async fn observe_cluster(
     Ok(observation)
 }
 
+/// What this operator remembers of the cluster's earlier rounds, as of this one.
+struct Remembered {
+    /// Observations in a row, this one included, that could not reach the recorded primary.
+    primary_failures: u32,
+    /// How long until the primary, if it is cut off, has surely fenced itself: for the decision
+    /// and for when to look again.
+    until_fenced: Duration,
+    /// The primary whose failover an earlier round began.
+    failover_underway: Option<u8>,
+}
+
+impl Remembered {
+    fn read(
+        ctx: &Context,
+        cluster: &MySQLCluster,
+        primary_failures: u32,
+        now: &RoundClock,
+    ) -> Self {
+        Self {
+            primary_failures,
+            until_fenced: until_self_fenced(
+                ctx.last_lease_renewal(cluster, now.monotonic),
+                now.monotonic,
+            ),
+            failover_underway: ctx.failover_underway(cluster),
+        }
+    }
+}
+
 /// What the user and the earlier rounds want of `decide`, besides the observation.
 fn intent(
-    ctx: &Context,
     cluster: &MySQLCluster,
     valid: &ValidatedCluster,
     recorded: &Recorded<'_>,
     observation: &Observation,
-    primary_failures: u32,
+    remembered: &Remembered,
     now: &RoundClock,
 ) -> Intent {
     let bootstrap_deadline = cluster
@@ -422,14 +445,11 @@ fn intent(
     Intent {
         desired_primary: valid.primary_instance,
         failover: valid.failover.gate(recorded.last_failover, now.wall),
-        primary_failures,
+        primary_failures: remembered.primary_failures,
         failure_threshold: valid.failover.failure_threshold,
         stale_primary_address: stale_primary_address(recorded, observation),
-        primary_self_fenced: self_fenced_by(
-            ctx.last_lease_renewal(cluster, now.monotonic),
-            now.monotonic,
-        ),
-        failover_underway: ctx.failover_underway(cluster),
+        primary_self_fenced: remembered.until_fenced.is_zero(),
+        failover_underway: remembered.failover_underway,
         bootstrap_wait_over: bootstrap_deadline.is_some_and(|deadline| deadline <= now.wall),
     }
 }
