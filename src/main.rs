@@ -109,6 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         MySqlClient::new(Duration::from_secs(3), Duration::from_secs(10))
             .with_probe_timeout(sakila::clustering::intent::PROBE_TIMEOUT),
         Recorder::new(client.clone(), reporter),
+        metrics.clone(),
     ));
 
     let (stop, shutdown) = watch::channel(false);

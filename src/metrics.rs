@@ -16,7 +16,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::api::MySQLClusterStatus;
 use crate::api::conditions::ConditionType;
+use crate::mysql::ThreadState;
 
 /// How a reconcile ended.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -77,12 +79,71 @@ struct ReadyLabels {
     ready: ReadyState,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    namespace: String,
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    namespace: String,
+    cluster: String,
+    /// One of the condition types the operator sets (a fixed, small set).
+    r#type: String,
+    status: ReadyState,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstanceLabels {
+    namespace: String,
+    cluster: String,
+    instance: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabels {
+    namespace: String,
+    cluster: String,
+    instance: String,
+    /// `primary`, `replica` or `unknown`.
+    role: String,
+}
+
+/// How the primary moved.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum PrimaryMove {
+    /// The operator replaced a primary it could not reach.
+    Failover,
+    /// The primary moved as asked (`spec.primaryInstance`, a rollout, a scale-in).
+    Switchover,
+}
+
+/// Series rebuilt at each scrape from the cached MySQLClusters: what the status says, so a
+/// standby replica, or a leader just started, reports the same as the one that wrote it.
+struct FromStatus {
+    ready: Family<ReadyLabels, Gauge>,
+    conditions: Family<ConditionLabels, Gauge>,
+    instances_desired: Family<ClusterLabels, Gauge>,
+    instances_ready: Family<ClusterLabels, Gauge>,
+    max_lag: Family<ClusterLabels, Gauge>,
+    last_failover: Family<ClusterLabels, Gauge>,
+    role: Family<RoleLabels, Gauge>,
+    instance_ready: Family<InstanceLabels, Gauge>,
+    lag: Family<InstanceLabels, Gauge>,
+    replicating: Family<InstanceLabels, Gauge>,
+    errant: Family<InstanceLabels, Gauge>,
+    unreachable: Family<InstanceLabels, Gauge>,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<ReconcileLabels, Counter>,
     durations: Family<DurationLabels, Histogram>,
-    clusters: Family<ReadyLabels, Gauge>,
+    from_status: FromStatus,
+    failovers: Family<ClusterLabels, Counter>,
+    switchovers: Family<ClusterLabels, Counter>,
     leader: Gauge,
     /// The controllers' caches of MySQLClusters, read at scrape time for the Ready gauge.
     stores: Mutex<Vec<Store<DynamicObject>>>,
@@ -119,11 +180,18 @@ impl Metrics {
             "Time one reconcile of a MySQLCluster took, by result",
             durations.clone(),
         );
-        let clusters = Family::<ReadyLabels, Gauge>::default();
+        let from_status = FromStatus::register(&mut registry);
+        let failovers = Family::<ClusterLabels, Counter>::default();
         registry.register(
-            "cluster_ready",
-            "1 for the state of each MySQLCluster's Ready condition, 0 for the other states",
-            clusters.clone(),
+            "failovers",
+            "Automatic failovers this operator process began (a primary it could not reach replaced)",
+            failovers.clone(),
+        );
+        let switchovers = Family::<ClusterLabels, Counter>::default();
+        registry.register(
+            "switchovers",
+            "Planned switchovers this operator process carried out",
+            switchovers.clone(),
         );
         let leader = Gauge::default();
         registry.register(
@@ -135,7 +203,9 @@ impl Metrics {
             registry,
             reconciles,
             durations,
-            clusters,
+            from_status,
+            failovers,
+            switchovers,
             leader,
             stores: Mutex::new(Vec::new()),
             scrape: Mutex::new(()),
@@ -167,6 +237,20 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Counts a failover or a switchover of `namespace/cluster`.
+    pub fn primary_moved(&self, namespace: &str, cluster: &str, how: PrimaryMove) {
+        let family = match how {
+            PrimaryMove::Failover => &self.failovers,
+            PrimaryMove::Switchover => &self.switchovers,
+        };
+        family
+            .get_or_create(&ClusterLabels {
+                namespace: namespace.to_string(),
+                cluster: cluster.to_string(),
+            })
+            .inc();
+    }
+
     /// Sets `sakila_leader`.
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
@@ -181,26 +265,216 @@ impl Metrics {
     pub fn render(&self) -> String {
         let _one_at_a_time = self.scrape.lock().unwrap();
         // Rebuilt from the caches, so a deleted cluster's series disappear with it.
-        self.clusters.clear();
+        self.from_status.clear();
         for store in self.stores.lock().unwrap().iter() {
             for cluster in store.state() {
-                let namespace = cluster.namespace().unwrap_or_default();
-                let state = ready_state(&cluster);
-                for candidate in READY_STATES {
-                    self.clusters
-                        .get_or_create(&ReadyLabels {
-                            namespace: namespace.clone(),
-                            cluster: cluster.name_any(),
-                            ready: candidate,
-                        })
-                        .set(i64::from(candidate == state));
-                }
+                self.from_status.export(&cluster);
             }
         }
+        self.render_registry()
+    }
+
+    fn render_registry(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+impl FromStatus {
+    fn register(registry: &mut Registry) -> Self {
+        let ready = gauge(
+            registry,
+            "cluster_ready",
+            "1 for the state of each MySQLCluster's Ready condition, 0 for the other states",
+        );
+        let instances_desired = gauge(
+            registry,
+            "cluster_instances",
+            "spec.instances of each MySQLCluster",
+        );
+        let instances_ready = gauge(
+            registry,
+            "cluster_ready_instances",
+            "Instances ready in their role (status.readyInstances)",
+        );
+        let max_lag = gauge(
+            registry,
+            "cluster_max_lag_seconds",
+            "spec.replication.maxLagSeconds: a replica further behind is not ready",
+        );
+        let last_failover = gauge(
+            registry,
+            "cluster_last_failover_timestamp_seconds",
+            "When the last automatic failover was decided (status.lastFailoverTime), Unix time",
+        );
+        let instance_ready = gauge(
+            registry,
+            "instance_ready",
+            "1 when the instance's pod is ready in its role, else 0",
+        );
+        let lag = gauge(
+            registry,
+            "instance_replication_lag_seconds",
+            "Seconds_Behind_Source of a replica as the operator last saw it; absent when unknown",
+        );
+        let replicating = gauge(
+            registry,
+            "instance_replicating",
+            "1 when both replication threads of a replica run, 0 when one does not; absent on the primary",
+        );
+        let errant = gauge(
+            registry,
+            "instance_errant_transactions",
+            "1 when the instance holds transactions the primary does not (status.instances[].errantGtids)",
+        );
+        let unreachable = gauge(
+            registry,
+            "instance_unreachable",
+            "1 when the operator could not reach the instance's mysqld in its last round",
+        );
+        Self {
+            ready,
+            conditions: gauge(
+                registry,
+                "cluster_condition",
+                "1 for the status of each condition of each MySQLCluster, 0 for the other statuses",
+            ),
+            instances_desired,
+            instances_ready,
+            max_lag,
+            last_failover,
+            role: gauge(
+                registry,
+                "instance_role",
+                "1 for the role the operator gives each instance (primary, replica, unknown)",
+            ),
+            instance_ready,
+            lag,
+            replicating,
+            errant,
+            unreachable,
+        }
+    }
+
+    fn clear(&self) {
+        self.ready.clear();
+        self.conditions.clear();
+        self.instances_desired.clear();
+        self.instances_ready.clear();
+        self.max_lag.clear();
+        self.last_failover.clear();
+        self.role.clear();
+        self.instance_ready.clear();
+        self.lag.clear();
+        self.replicating.clear();
+        self.errant.clear();
+        self.unreachable.clear();
+    }
+
+    /// The series of one cached cluster; fields the object lacks give no series.
+    fn export(&self, object: &DynamicObject) {
+        let cluster = ClusterLabels {
+            namespace: object.namespace().unwrap_or_default(),
+            cluster: object.name_any(),
+        };
+        let state = ready_state(object);
+        for candidate in READY_STATES {
+            self.ready
+                .get_or_create(&ReadyLabels {
+                    namespace: cluster.namespace.clone(),
+                    cluster: cluster.cluster.clone(),
+                    ready: candidate,
+                })
+                .set(i64::from(candidate == state));
+        }
+        let spec = &object.data["spec"];
+        if let Some(instances) = spec["instances"].as_i64() {
+            self.instances_desired
+                .get_or_create(&cluster)
+                .set(instances);
+        }
+        if let Some(lag) = spec["replication"]["maxLagSeconds"].as_i64() {
+            self.max_lag.get_or_create(&cluster).set(lag);
+        }
+        let Ok(status) =
+            serde_json::from_value::<MySQLClusterStatus>(object.data["status"].clone())
+        else {
+            return;
+        };
+        self.instances_ready
+            .get_or_create(&cluster)
+            .set(i64::from(status.ready_instances));
+        if let Some(time) = &status.last_failover_time {
+            self.last_failover
+                .get_or_create(&cluster)
+                .set(time.0.as_second());
+        }
+        for condition in &status.conditions {
+            let state = condition_state(&condition.status);
+            for candidate in READY_STATES {
+                self.conditions
+                    .get_or_create(&ConditionLabels {
+                        namespace: cluster.namespace.clone(),
+                        cluster: cluster.cluster.clone(),
+                        r#type: condition.type_.clone(),
+                        status: candidate,
+                    })
+                    .set(i64::from(candidate == state));
+            }
+        }
+        for instance in &status.instances {
+            let labels = InstanceLabels {
+                namespace: cluster.namespace.clone(),
+                cluster: cluster.cluster.clone(),
+                instance: instance.name.clone(),
+            };
+            self.role
+                .get_or_create(&RoleLabels {
+                    namespace: cluster.namespace.clone(),
+                    cluster: cluster.cluster.clone(),
+                    instance: instance.name.clone(),
+                    role: instance.role.clone(),
+                })
+                .set(1);
+            self.instance_ready
+                .get_or_create(&labels)
+                .set(i64::from(instance.ready));
+            self.errant
+                .get_or_create(&labels)
+                .set(i64::from(instance.errant_gtids.is_some()));
+            self.unreachable
+                .get_or_create(&labels)
+                .set(i64::from(instance.unreachable.is_some()));
+            if let Some(replication) = &instance.replication {
+                let running = replication.io_thread == ThreadState::Running.as_str()
+                    && replication.sql_thread == ThreadState::Running.as_str();
+                self.replicating
+                    .get_or_create(&labels)
+                    .set(i64::from(running));
+                if let Some(lag) = replication.lag_seconds {
+                    self.lag.get_or_create(&labels).set(lag);
+                }
+            }
+        }
+    }
+}
+
+fn gauge<L>(registry: &mut Registry, name: &str, help: &str) -> Family<L, Gauge>
+where
+    L: EncodeLabelSet + Clone + std::fmt::Debug + std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    let family = Family::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
+fn condition_state(status: &str) -> ReadyState {
+    match status {
+        "True" => ReadyState::True,
+        "False" => ReadyState::False,
+        _ => ReadyState::Unknown,
     }
 }
 
@@ -211,11 +485,7 @@ pub fn ready_state(cluster: &DynamicObject) -> ReadyState {
         cs.iter()
             .find(|c| c["type"] == ConditionType::Ready.as_str())
     });
-    match ready.and_then(|c| c["status"].as_str()) {
-        Some("True") => ReadyState::True,
-        Some("False") => ReadyState::False,
-        _ => ReadyState::Unknown,
-    }
+    condition_state(ready.and_then(|c| c["status"].as_str()).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -256,6 +526,101 @@ mod tests {
         for (status, expected) in cases {
             assert_eq!(ready_state(&cluster(status.clone())), expected, "{status}");
         }
+    }
+
+    /// Renders the series of one cached cluster, as a scrape would.
+    fn scraped(object: &DynamicObject) -> String {
+        let metrics = Metrics::new();
+        metrics.from_status.export(object);
+        metrics.render_registry()
+    }
+
+    #[test]
+    fn the_status_of_a_cluster_becomes_cluster_and_instance_series() {
+        let mut object = cluster(json!({
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "r", "message": "",
+                 "lastTransitionTime": "2026-11-28T10:00:00Z"},
+                {"type": "Replicating", "status": "False", "reason": "r", "message": "",
+                 "lastTransitionTime": "2026-11-28T10:00:00Z"},
+            ],
+            "readyInstances": 1,
+            "lastFailoverTime": "2026-11-28T10:00:00Z",
+            "instances": [
+                {"name": "db-0", "role": "primary", "ready": true},
+                {"name": "db-1", "role": "replica", "ready": false,
+                 "errantGtids": "aaaaaaaa-0000-0000-0000-000000000000:1",
+                 "replication": {"source": "db-0", "ioThread": "Running",
+                                 "sqlThread": "Stopped", "lagSeconds": 42, "semiSync": false}},
+                {"name": "db-2", "role": "unknown", "ready": false, "unreachable": "timed out"},
+            ],
+        }));
+        object.data["spec"] = json!({"instances": 3, "replication": {"maxLagSeconds": 30}});
+        let text = scraped(&object);
+        let expected = [
+            r#"sakila_cluster_ready{namespace="shop",cluster="db",ready="false"} 1"#,
+            r#"sakila_cluster_ready{namespace="shop",cluster="db",ready="true"} 0"#,
+            r#"sakila_cluster_condition{namespace="shop",cluster="db",type="Replicating",status="false"} 1"#,
+            r#"sakila_cluster_condition{namespace="shop",cluster="db",type="Replicating",status="true"} 0"#,
+            r#"sakila_cluster_instances{namespace="shop",cluster="db"} 3"#,
+            r#"sakila_cluster_ready_instances{namespace="shop",cluster="db"} 1"#,
+            r#"sakila_cluster_max_lag_seconds{namespace="shop",cluster="db"} 30"#,
+            r#"sakila_cluster_last_failover_timestamp_seconds{namespace="shop",cluster="db"} 1795860000"#,
+            r#"sakila_instance_role{namespace="shop",cluster="db",instance="db-0",role="primary"} 1"#,
+            r#"sakila_instance_role{namespace="shop",cluster="db",instance="db-2",role="unknown"} 1"#,
+            r#"sakila_instance_ready{namespace="shop",cluster="db",instance="db-0"} 1"#,
+            r#"sakila_instance_ready{namespace="shop",cluster="db",instance="db-1"} 0"#,
+            r#"sakila_instance_replicating{namespace="shop",cluster="db",instance="db-1"} 0"#,
+            r#"sakila_instance_replication_lag_seconds{namespace="shop",cluster="db",instance="db-1"} 42"#,
+            r#"sakila_instance_errant_transactions{namespace="shop",cluster="db",instance="db-1"} 1"#,
+            r#"sakila_instance_errant_transactions{namespace="shop",cluster="db",instance="db-0"} 0"#,
+            r#"sakila_instance_unreachable{namespace="shop",cluster="db",instance="db-2"} 1"#,
+        ];
+        for line in expected {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        // The primary has no replication channel: no lag, no replicating series for it.
+        assert!(
+            !text.contains(
+                r#"sakila_instance_replicating{namespace="shop",cluster="db",instance="db-0"}"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_cluster_without_status_has_only_its_spec_and_unknown_readiness() {
+        let mut object = cluster(json!(null));
+        object.data["spec"] = json!({"instances": 1});
+        let text = scraped(&object);
+        assert!(
+            text.contains(
+                r#"sakila_cluster_ready{namespace="shop",cluster="db",ready="unknown"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"sakila_cluster_instances{namespace="shop",cluster="db"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains("sakila_instance_role{"), "{text}");
+    }
+
+    #[test]
+    fn failovers_and_switchovers_are_counted_apart() {
+        let metrics = Metrics::new();
+        metrics.primary_moved("shop", "db", PrimaryMove::Failover);
+        metrics.primary_moved("shop", "db", PrimaryMove::Switchover);
+        metrics.primary_moved("shop", "db", PrimaryMove::Switchover);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"sakila_failovers_total{namespace="shop",cluster="db"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"sakila_switchovers_total{namespace="shop",cluster="db"} 2"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What every reconcile shares.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kube::runtime::events::Recorder;
@@ -11,6 +11,7 @@ use super::children::ChildCache;
 use crate::api::MySQLCluster;
 use crate::clustering::clones::CloneTasks;
 use crate::clustering::{MySqlObservation, Observation};
+use crate::metrics::Metrics;
 use crate::mysql::MySqlClient;
 use crate::validate::OperatorSettings;
 
@@ -20,6 +21,8 @@ pub struct Context {
     pub settings: OperatorSettings,
     pub connector: MySqlClient,
     pub recorder: Recorder,
+    /// The registry `/metrics` serves; reconciles count failovers and switchovers in it.
+    pub metrics: Arc<Metrics>,
     /// What this operator remembers of each cluster between rounds.
     pub memory: ClusterMemories,
     /// The clones this operator runs in the background.
@@ -107,12 +110,14 @@ impl Context {
         settings: OperatorSettings,
         connector: MySqlClient,
         recorder: Recorder,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             client,
             settings,
             connector,
             recorder,
+            metrics,
             memory: ClusterMemories::default(),
             clones: CloneTasks::default(),
             children: ChildCache::default(),

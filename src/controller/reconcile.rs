@@ -34,6 +34,7 @@ use crate::clustering::observe::observe;
 use crate::clustering::operate::{OperateTarget, apply_settings, operate, settings_results};
 use crate::clustering::settings::{SettingsPlan, accepted_settings, plan_settings};
 use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, decide};
+use crate::metrics;
 use crate::mysql::{Credentials, Endpoint, MySqlAdmin, MySqlConnector};
 use crate::resources::secret::ClusterPasswords;
 use crate::resources::statefulset::claim_template_size;
@@ -473,6 +474,11 @@ async fn begin_failover(
     };
     let (primary, replaced) = (naming::pod(&valid.name, new), naming::pod(&valid.name, old));
     record_failover(ctx, cluster, &primary, &replaced, now).await?;
+    ctx.metrics.primary_moved(
+        &valid.namespace,
+        &valid.name,
+        metrics::PrimaryMove::Failover,
+    );
     let primary_move = PrimaryMove {
         type_: EventType::Warning,
         reason: "FailedOver",
@@ -528,6 +534,11 @@ async fn operate_plan(
         return Err(error.into());
     }
     if let (Some(old), Some(new)) = (plan.switchover_from, plan.primary) {
+        ctx.metrics.primary_moved(
+            &valid.namespace,
+            &valid.name,
+            metrics::PrimaryMove::Switchover,
+        );
         let primary_move = PrimaryMove {
             type_: EventType::Normal,
             reason: "SwitchedOver",
