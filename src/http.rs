@@ -2,7 +2,9 @@
 //! (connected to the API server, and, when leading, the controller's caches are synced).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -53,14 +55,29 @@ impl Health {
     }
 }
 
-/// Serves the endpoints on `address` until the process exits.
+/// Answers a GET (or HEAD) of a path.
+pub type Handler = Arc<
+    dyn Fn(String) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>> + Send + Sync,
+>;
+
+/// Serves the operator's endpoints on `address` until the process exits.
 pub async fn serve(
     address: SocketAddr,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 ) -> std::io::Result<()> {
-    let listener = TcpListener::bind(address).await?;
     tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+    let handler: Handler = Arc::new(move |path| {
+        let response = respond(&path, &metrics, &health);
+        Box::pin(async move { response })
+    });
+    listen(address, handler).await
+}
+
+/// Answers GET and HEAD requests on `address` with `handler`, one task per connection, until
+/// the process exits.
+pub async fn listen(address: SocketAddr, handler: Handler) -> std::io::Result<()> {
+    let listener = TcpListener::bind(address).await?;
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -69,12 +86,19 @@ pub async fn serve(
                 continue;
             }
         };
-        let metrics = metrics.clone();
-        let health = health.clone();
+        let handler = handler.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let response = respond(&request, &metrics, &health);
-                async move { Ok::<_, Infallible>(response) }
+            let service = service_fn(move |request: Request<Incoming>| {
+                let handler = handler.clone();
+                async move {
+                    let response =
+                        if request.method() == Method::GET || request.method() == Method::HEAD {
+                            handler(request.uri().path().to_string()).await
+                        } else {
+                            text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into())
+                        };
+                    Ok::<_, Infallible>(response)
+                }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -86,35 +110,40 @@ pub async fn serve(
     }
 }
 
-fn respond(
-    request: &Request<Incoming>,
-    metrics: &Metrics,
-    health: &Health,
-) -> Response<Full<Bytes>> {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
-    }
-    match request.uri().path() {
-        "/metrics" => {
-            let mut response = text(StatusCode::OK, metrics.render());
-            response.headers_mut().insert(
-                hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            response
-        }
+fn respond(path: &str, metrics: &Metrics, health: &Health) -> Response<Full<Bytes>> {
+    match path {
+        "/metrics" => with_content_type(
+            text(StatusCode::OK, metrics.render()),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
         "/healthz" => text(StatusCode::OK, "ok\n".into()),
         "/readyz" => match health.ready() {
             Ok(()) => text(StatusCode::OK, "ok\n".into()),
             Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
         },
-        _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+        _ => not_found(),
     }
 }
 
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+/// 404 for a path nobody serves.
+pub fn not_found() -> Response<Full<Bytes>> {
+    text(StatusCode::NOT_FOUND, "not found\n".into())
+}
+
+/// Replaces the response's content type.
+pub fn with_content_type(
+    mut response: Response<Full<Bytes>>,
+    content_type: &'static str,
+) -> Response<Full<Bytes>> {
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod clustering;
 pub mod controller;
+pub mod exporter;
 pub mod http;
 pub mod leader_election;
 pub mod metrics;

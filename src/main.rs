@@ -83,6 +83,13 @@ fn options() -> Result<Options, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `sakila-operator exporter ...`: the MySQL metrics sidecar, from the same image.
+    if std::env::args().nth(1).as_deref() == Some("exporter") {
+        let options = sakila::exporter::parse_arguments(std::env::args().skip(2))?;
+        telemetry::init(LogFormat::Text);
+        sakila::exporter::run(options).await?;
+        return Ok(());
+    }
     let options = options()?;
     telemetry::init(options.log_format);
     let metrics = Arc::new(Metrics::new());

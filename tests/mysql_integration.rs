@@ -1306,3 +1306,137 @@ async fn a_kept_connection_serves_the_next_probes_and_is_replaced_after_a_restar
     );
     assert_eq!(after_restart.cluster_identity.as_deref(), Some("uid-kept"));
 }
+
+/// The probe account as the init container creates it (`resources/scripts/init.sh`): local only,
+/// the privileges the exporter must make do with.
+const PROBE_ACCOUNT: &str = "SET SESSION sql_log_bin = 0; \
+    CREATE USER 'sakila-probe'@'localhost' IDENTIFIED BY 'pr\"obe' PASSWORD EXPIRE NEVER; \
+    GRANT REPLICATION CLIENT, PROCESS, CONNECTION_ADMIN, SYSTEM_VARIABLES_ADMIN, SHUTDOWN \
+    ON *.* TO 'sakila-probe'@'localhost'";
+
+/// Starts the exporter on a free port, reading `server` through its Unix socket with the probe
+/// account, and returns one scrape of `/metrics`.
+async fn scrape_exporter(server: &Server) -> String {
+    let pid = server.pid.expect("server running");
+    let cnf = server.dir.path().join("probe.cnf");
+    std::fs::write(
+        &cnf,
+        format!(
+            "[client]\nuser = sakila-probe\npassword = \"pr\\\"obe\"\n\
+             socket = /proc/{pid}/root/run/mysqld/mysqld.sock\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let options = sakila::exporter::parse_arguments([
+        format!("--defaults-file={}", cnf.display()),
+        format!("--listen=127.0.0.1:{port}"),
+    ])
+    .unwrap();
+    let exporter = tokio::spawn(sakila::exporter::run(options));
+    let mut body = String::new();
+    for _ in 0..50 {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            stream.read_to_string(&mut body).await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    exporter.abort();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    body
+}
+
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn the_exporter_reads_a_primary_and_a_replica_with_the_probe_account_over_the_socket() {
+    if !mysql_tests_enabled(
+        "the_exporter_reads_a_primary_and_a_replica_with_the_probe_account_over_the_socket",
+    ) {
+        return;
+    }
+    let (primary, replica) = primary_and_replica(131, true).await;
+    primary.sql(PROBE_ACCOUNT).await;
+    // On a read-only replica, as the init container does before the server is read-only.
+    replica
+        .sql(&format!(
+            "SET GLOBAL super_read_only = OFF; {PROBE_ACCOUNT}; SET GLOBAL super_read_only = ON"
+        ))
+        .await;
+    primary
+        .sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1)")
+        .await;
+
+    let on_primary = scrape_exporter(&primary).await;
+    assert_eq!(sample(&on_primary, "mysql_up"), Some(1.0), "{on_primary}");
+    assert_eq!(
+        sample(&on_primary, "mysql_global_variables_super_read_only"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &on_primary,
+            "mysql_global_status_rpl_semi_sync_source_status"
+        ),
+        Some(1.0),
+        "{on_primary}"
+    );
+    assert_eq!(
+        sample(
+            &on_primary,
+            "mysql_global_status_rpl_semi_sync_source_clients"
+        ),
+        Some(1.0)
+    );
+    // The insert waited for the replica's acknowledgement.
+    assert!(
+        sample(
+            &on_primary,
+            "mysql_global_status_rpl_semi_sync_source_yes_tx"
+        ) >= Some(1.0),
+        "{on_primary}"
+    );
+    assert!(sample(&on_primary, "mysql_binlog_size_bytes") > Some(0.0));
+    assert!(sample(&on_primary, "mysql_global_status_queries") > Some(0.0));
+    assert!(
+        !on_primary.contains("mysql_replica_io_running"),
+        "{on_primary}"
+    );
+
+    let on_replica = scrape_exporter(&replica).await;
+    assert_eq!(sample(&on_replica, "mysql_up"), Some(1.0), "{on_replica}");
+    assert_eq!(sample(&on_replica, "mysql_replica_io_running"), Some(1.0));
+    assert_eq!(sample(&on_replica, "mysql_replica_sql_running"), Some(1.0));
+    // Present while the applier runs (its value is whatever the lag is at that moment).
+    assert!(
+        sample(&on_replica, "mysql_replica_seconds_behind_source").is_some(),
+        "{on_replica}"
+    );
+    assert_eq!(
+        sample(
+            &on_replica,
+            "mysql_global_status_rpl_semi_sync_replica_status"
+        ),
+        Some(1.0)
+    );
+
+    // A wrong password is mysql_up 0, not a failed scrape.
+    replica
+        .sql(
+            "SET GLOBAL super_read_only = OFF; SET SESSION sql_log_bin = 0; \
+              ALTER USER 'sakila-probe'@'localhost' IDENTIFIED BY 'other'; \
+              SET GLOBAL super_read_only = ON",
+        )
+        .await;
+    let denied = scrape_exporter(&replica).await;
+    assert_eq!(sample(&denied, "mysql_up"), Some(0.0), "{denied}");
+}

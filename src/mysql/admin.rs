@@ -10,9 +10,9 @@ use super::gtid::GtidSet;
 /// Where a mysqld listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
-    /// DNS name or IP address.
+    /// DNS name or IP address; or, with port 0, the absolute path of a Unix socket.
     pub host: String,
-    /// TCP port.
+    /// TCP port; 0 for a Unix socket.
     pub port: u16,
 }
 
@@ -24,11 +24,23 @@ impl Endpoint {
             port,
         }
     }
+
+    /// mysqld's Unix socket at `path` (an absolute path), as a container beside it reaches it.
+    pub fn socket(path: impl Into<String>) -> Self {
+        Self::new(path, 0)
+    }
+
+    /// The socket path, when this endpoint is a Unix socket.
+    pub fn socket_path(&self) -> Option<&str> {
+        (self.port == 0 && self.host.starts_with('/')).then_some(self.host.as_str())
+    }
 }
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
+        if let Some(path) = self.socket_path() {
+            write!(f, "{path}")
+        } else if self.host.contains(':') {
             write!(f, "[{}]:{}", self.host, self.port)
         } else {
             write!(f, "{}:{}", self.host, self.port)
@@ -317,6 +329,27 @@ pub struct CloneStatus {
     pub source: String,
 }
 
+/// What the exporter beside each mysqld reports: read in one round trip per scrape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerMetrics {
+    /// `SHOW GLOBAL STATUS`, by variable name as MySQL spells it.
+    pub global_status: Vec<(String, String)>,
+    /// `@@read_only`.
+    pub read_only: bool,
+    /// `@@super_read_only`.
+    pub super_read_only: bool,
+    /// `@@max_connections`.
+    pub max_connections: u64,
+    /// `@@innodb_buffer_pool_size`, bytes.
+    pub innodb_buffer_pool_size: u64,
+    /// The default replication channel, if one is configured.
+    pub replica: Option<ReplicaStatus>,
+    /// `SHOW BINARY LOGS`: how many files the server keeps, and their total size in bytes.
+    pub binlog_files: u64,
+    /// Total size of the binary logs, bytes.
+    pub binlog_bytes: u64,
+}
+
 /// Opens an administrative session on one instance.
 pub trait MySqlConnector: Send + Sync {
     /// The session type; owned, so a long statement (a clone) can run in a background task.
@@ -347,6 +380,10 @@ pub trait MySqlAdmin: Send + Sync {
     /// One round of observation: identity, read-only flags, GTID sets,
     /// replication, semi-sync and clone state.
     fn status(&self) -> impl Future<Output = Result<InstanceStatus, MySqlError>> + Send;
+
+    /// Reads the counters and states the exporter publishes; needs only `REPLICATION CLIENT`
+    /// (the probe account's privileges).
+    fn server_metrics(&self) -> impl Future<Output = Result<ServerMetrics, MySqlError>> + Send;
 
     /// `false`: lift `super_read_only` and `read_only` (the primary).
     /// `true`: set `super_read_only` (which implies `read_only`). Not persisted:

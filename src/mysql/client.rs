@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 use super::admin::{
     CloneOutcome, CloneStatus, Credentials, Endpoint, InstanceStatus, MySqlAdmin, MySqlConnector,
     Plugin, ReplicaStatus, ReplicationError, ReplicationSource, SemiSyncSourceConfig,
-    SemiSyncStatus, ThreadState, UserChange, UserSpec,
+    SemiSyncStatus, ServerMetrics, ThreadState, UserChange, UserSpec,
 };
 use super::error::MySqlError;
 use super::gtid::GtidSet;
@@ -182,15 +182,19 @@ async fn open(
     credentials: &Credentials,
 ) -> Result<Conn, MySqlError> {
     let mut opts = OptsBuilder::default()
-        .ip_or_hostname(endpoint.host.clone())
-        .tcp_port(endpoint.port)
         .user(Some(credentials.user.clone()))
         .pass(Some(credentials.password.clone()))
-        // mysql_async would otherwise switch to the server's unix socket when
-        // the host is local, which is not ours to reach from another container.
-        .prefer_socket(false)
-        .tcp_nodelay(true)
         .stmt_cache_size(0);
+    opts = match endpoint.socket_path() {
+        Some(path) => opts.socket(Some(path)),
+        None => opts
+            .ip_or_hostname(endpoint.host.clone())
+            .tcp_port(endpoint.port)
+            // mysql_async would otherwise switch to the server's unix socket when
+            // the host is local, which is not ours to reach from another container.
+            .prefer_socket(false)
+            .tcp_nodelay(true),
+    };
     if settings.tls {
         opts = opts.ssl_opts(
             SslOpts::default()
@@ -705,6 +709,49 @@ impl MySqlSession {
         }
     }
 
+    async fn read_server_metrics(&self) -> Result<ServerMetrics, MySqlError> {
+        const ACTION: &str = "read server metrics";
+        let statements = [
+            SERVER_METRICS_VARIABLES,
+            SHOW_REPLICA_STATUS,
+            "SHOW GLOBAL STATUS",
+            "SHOW BINARY LOGS",
+        ];
+        let sets = self.query_sets(ACTION, statements.join("; ")).await?;
+        let [variables, replica, status, binlogs] = <[Vec<Row>; 4]>::try_from(sets)
+            .map_err(|sets| self.parse_error(ACTION, format!("{} result sets", sets.len())))?;
+        let row = variables
+            .first()
+            .ok_or_else(|| self.parse_error("server variables", "no row returned"))?;
+        let number = |i: usize| -> u64 {
+            row.as_ref(i)
+                .and_then(text)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default()
+        };
+        let pairs = |rows: &[Row], value: usize| -> Vec<(String, String)> {
+            rows.iter()
+                .filter_map(|r| {
+                    Some((r.as_ref(0).and_then(text)?, r.as_ref(value).and_then(text)?))
+                })
+                .collect()
+        };
+        let binlog_sizes = pairs(&binlogs, 1);
+        Ok(ServerMetrics {
+            global_status: pairs(&status, 1),
+            read_only: number(0) == 1,
+            super_read_only: number(1) == 1,
+            max_connections: number(2),
+            innodb_buffer_pool_size: number(3),
+            replica: self.parse_replica_status(&replica)?,
+            binlog_files: binlog_sizes.len() as u64,
+            binlog_bytes: binlog_sizes
+                .iter()
+                .filter_map(|(_, size)| size.parse::<u64>().ok())
+                .sum(),
+        })
+    }
+
     async fn io_thread_running(&self) -> Result<bool, MySqlError> {
         let rows = self
             .query_rows("read replica status", SHOW_REPLICA_STATUS)
@@ -718,6 +765,8 @@ impl MySqlSession {
 const SERVER_VARIABLES: &str = "SELECT @@server_uuid, @@server_id, @@version, @@read_only, \
     @@super_read_only, @@gtid_executed, @@gtid_purged";
 const SHOW_REPLICA_STATUS: &str = "SHOW REPLICA STATUS";
+const SERVER_METRICS_VARIABLES: &str = "SELECT @@read_only, @@super_read_only, \
+    @@max_connections, @@innodb_buffer_pool_size";
 const ACTIVE_PLUGINS: &str = "SELECT PLUGIN_NAME FROM information_schema.PLUGINS \
     WHERE PLUGIN_STATUS = 'ACTIVE' \
     AND PLUGIN_NAME IN ('rpl_semi_sync_source', 'rpl_semi_sync_replica', 'clone')";
@@ -787,6 +836,10 @@ fn first_text(rows: &[Row]) -> Option<String> {
 impl MySqlAdmin for MySqlSession {
     async fn status(&self) -> Result<InstanceStatus, MySqlError> {
         self.on_live_connection(|| self.probe()).await
+    }
+
+    async fn server_metrics(&self) -> Result<ServerMetrics, MySqlError> {
+        self.on_live_connection(|| self.read_server_metrics()).await
     }
 
     async fn set_read_only(&self, read_only: bool) -> Result<(), MySqlError> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::admin::{
     CloneOutcome, Credentials, Endpoint, InstanceStatus, MySqlAdmin, MySqlConnector, Plugin,
-    ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, UserChange, UserSpec,
+    ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics, UserChange, UserSpec,
 };
 use super::error::MySqlError;
 use super::gtid::GtidSet;
@@ -240,6 +240,11 @@ impl MySqlAdmin for FakeSession {
             clone: None,
             cluster_identity: None,
         })
+    }
+
+    async fn server_metrics(&self) -> Result<ServerMetrics, MySqlError> {
+        self.call("server_metrics", String::new())?;
+        Ok(ServerMetrics::default())
     }
 
     async fn set_read_only(&self, read_only: bool) -> Result<(), MySqlError> {

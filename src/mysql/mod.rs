@@ -11,7 +11,7 @@ pub mod sql;
 pub use admin::{
     CloneOutcome, CloneStatus, Credentials, Endpoint, InstanceStatus, MySqlAdmin, MySqlConnector,
     Plugin, ReplicaStatus, ReplicationError, ReplicationSource, SemiSyncSourceConfig,
-    SemiSyncStatus, ThreadState, UserChange, UserSpec,
+    SemiSyncStatus, ServerMetrics, ThreadState, UserChange, UserSpec,
 };
 pub use client::{MySqlClient, MySqlSession};
 pub use error::MySqlError;
