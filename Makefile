@@ -2,14 +2,14 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test check unit integration e2e generate check-generated toolchain
+.PHONY: demo test check unit alerts integration e2e generate check-generated toolchain
 
 ## The main job: bring up the testbed (or use KUBECONFIG), install the operator, create the samples.
 demo: toolchain
 	flock /run/sakila-e2e.lock e2e/demo
 
 ## The whole test suite; .ci/run calls exactly this.
-test: toolchain check unit integration e2e
+test: toolchain check unit alerts integration e2e
 
 ## Formatting, lints, and generated files in sync.
 check:
@@ -19,6 +19,11 @@ check:
 
 unit:
 	$(CARGO) test --workspace --lib --bins --test generated_files
+
+## The alert rules: valid, and each one's promtool unit tests (tests/prometheus/).
+alerts:
+	tests/prometheus/promtool check rules charts/sakila/files/prometheus-rules.yaml
+	tests/prometheus/promtool test rules tests/prometheus/rules-test.yaml
 
 ## The SQL trait against real mysqld 9.7 servers from the testbed's MySQL build.
 integration:

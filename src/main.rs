@@ -31,6 +31,7 @@ struct Options {
 }
 
 const USAGE: &str = "expected --log-format=text|json, --mysql-image-repository=REPO, \
+    --exporter-image=IMAGE, \
     --http-address=ADDR:PORT, --watch-namespaces=a,b (empty: all), --leader-election=true|false, --leader-election-lease=NAME";
 
 fn options() -> Result<Options, String> {
@@ -51,6 +52,9 @@ fn options() -> Result<Options, String> {
             Some(("--log-format", "text")) => options.log_format = LogFormat::Text,
             Some(("--mysql-image-repository", repository)) => {
                 options.settings.mysql_image_repository = repository.to_string()
+            }
+            Some(("--exporter-image", image)) => {
+                options.settings.exporter_image = (!image.is_empty()).then(|| image.to_string())
             }
             Some(("--http-address", address)) => {
                 options.http_address = address

@@ -95,6 +95,15 @@ struct ConditionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    namespace: String,
+    cluster: String,
+    r#type: String,
+    /// The condition's reason: a CamelCase word from the operator's code, so a small set.
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InstanceLabels {
     namespace: String,
     cluster: String,
@@ -124,6 +133,7 @@ pub enum PrimaryMove {
 struct FromStatus {
     ready: Family<ReadyLabels, Gauge>,
     conditions: Family<ConditionLabels, Gauge>,
+    reasons: Family<ReasonLabels, Gauge>,
     instances_desired: Family<ClusterLabels, Gauge>,
     instances_ready: Family<ClusterLabels, Gauge>,
     max_lag: Family<ClusterLabels, Gauge>,
@@ -341,6 +351,11 @@ impl FromStatus {
                 "cluster_condition",
                 "1 for the status of each condition of each MySQLCluster, 0 for the other statuses",
             ),
+            reasons: gauge(
+                registry,
+                "cluster_condition_reason",
+                "1 for the current reason of each condition of each MySQLCluster (e.g. Writable FailoverBlocked)",
+            ),
             instances_desired,
             instances_ready,
             max_lag,
@@ -361,6 +376,7 @@ impl FromStatus {
     fn clear(&self) {
         self.ready.clear();
         self.conditions.clear();
+        self.reasons.clear();
         self.instances_desired.clear();
         self.instances_ready.clear();
         self.max_lag.clear();
@@ -412,6 +428,14 @@ impl FromStatus {
                 .set(time.0.as_second());
         }
         for condition in &status.conditions {
+            self.reasons
+                .get_or_create(&ReasonLabels {
+                    namespace: cluster.namespace.clone(),
+                    cluster: cluster.cluster.clone(),
+                    r#type: condition.type_.clone(),
+                    reason: condition.reason.clone(),
+                })
+                .set(1);
             let state = condition_state(&condition.status);
             for candidate in READY_STATES {
                 self.conditions
@@ -541,7 +565,7 @@ mod tests {
             "conditions": [
                 {"type": "Ready", "status": "False", "reason": "r", "message": "",
                  "lastTransitionTime": "2026-11-28T10:00:00Z"},
-                {"type": "Replicating", "status": "False", "reason": "r", "message": "",
+                {"type": "Replicating", "status": "False", "reason": "ReplicaStopped", "message": "",
                  "lastTransitionTime": "2026-11-28T10:00:00Z"},
             ],
             "readyInstances": 1,
@@ -562,6 +586,7 @@ mod tests {
             r#"sakila_cluster_ready{namespace="shop",cluster="db",ready="true"} 0"#,
             r#"sakila_cluster_condition{namespace="shop",cluster="db",type="Replicating",status="false"} 1"#,
             r#"sakila_cluster_condition{namespace="shop",cluster="db",type="Replicating",status="true"} 0"#,
+            r#"sakila_cluster_condition_reason{namespace="shop",cluster="db",type="Replicating",reason="ReplicaStopped"} 1"#,
             r#"sakila_cluster_instances{namespace="shop",cluster="db"} 3"#,
             r#"sakila_cluster_ready_instances{namespace="shop",cluster="db"} 1"#,
             r#"sakila_cluster_max_lag_seconds{namespace="shop",cluster="db"} 30"#,

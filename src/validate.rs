@@ -27,12 +27,16 @@ use crate::storage::quantity;
 pub struct OperatorSettings {
     /// Repository of the mysqld image; the tag is `spec.version`.
     pub mysql_image_repository: String,
+    /// The image whose entrypoint runs `sakila-operator exporter` (the operator's own, by the
+    /// chart's default); without one, no cluster can enable monitoring.
+    pub exporter_image: Option<String>,
 }
 
 impl Default for OperatorSettings {
     fn default() -> Self {
         Self {
             mysql_image_repository: "mysql".to_string(),
+            exporter_image: None,
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct ValidatedCluster {
     pub primary_instance: Option<u8>,
     pub failover: FailoverPolicy,
     pub paused: bool,
+    /// The exporter's image when `spec.monitoring.enabled`; `None` runs no exporter.
+    pub exporter_image: Option<String>,
 }
 
 /// Why a spec cannot be acted on until the user edits it.
@@ -95,6 +101,11 @@ pub enum InvalidSpec {
         "spec.podTemplate.{field} key {key:?} is reserved: the operator sets and reads mysql.sakila.dev/* on its pods"
     )]
     ReservedPodKey { field: &'static str, key: String },
+    #[error(
+        "spec.monitoring.enabled needs an exporter image, and this operator was started without \
+         --exporter-image (Helm value exporter.image)"
+    )]
+    NoExporterImage,
 }
 
 /// Checks the raw resource and resolves everything the builders need.
@@ -152,6 +163,11 @@ pub fn validate(
         .image
         .clone()
         .unwrap_or_else(|| format!("{}:{}", settings.mysql_image_repository, spec.version));
+    let exporter_image = match (spec.monitoring.enabled, &settings.exporter_image) {
+        (false, _) => None,
+        (true, Some(image)) => Some(image.clone()),
+        (true, None) => return Err(InvalidSpec::NoExporterImage),
+    };
     let root_password = spec
         .root_password_secret
         .clone()
@@ -180,6 +196,7 @@ pub fn validate(
         primary_instance,
         failover: failover_policy(spec),
         paused: spec.paused,
+        exporter_image,
         name,
         namespace,
     })
@@ -275,6 +292,7 @@ pub(crate) mod tests {
                 primary_instance: None,
                 failover: Default::default(),
                 paused: false,
+                monitoring: Default::default(),
             },
         );
         cluster.metadata.namespace = Some("shop".into());
@@ -410,6 +428,7 @@ pub(crate) mod tests {
     fn image_defaults_to_the_configured_repository_and_version() {
         let settings = OperatorSettings {
             mysql_image_repository: "localhost/sakila/mysql".into(),
+            ..OperatorSettings::default()
         };
         let valid = validate(&sample_cluster("db", 1), &settings).unwrap();
         assert_eq!(valid.image, "localhost/sakila/mysql:9.7.4");
@@ -421,6 +440,31 @@ pub(crate) mod tests {
         cluster.spec.image = Some("registry.example/mysql:custom".into());
         let valid = validate(&cluster, &OperatorSettings::default()).unwrap();
         assert_eq!(valid.image, "registry.example/mysql:custom");
+    }
+
+    #[test]
+    fn monitoring_runs_the_operators_exporter_image_and_needs_one() {
+        let mut cluster = sample_cluster("db", 1);
+        let with_image = OperatorSettings {
+            exporter_image: Some("registry.example/sakila:1.0".into()),
+            ..OperatorSettings::default()
+        };
+        assert_eq!(
+            validate(&cluster, &with_image).unwrap().exporter_image,
+            None
+        );
+        cluster.spec.monitoring.enabled = true;
+        assert_eq!(
+            validate(&cluster, &with_image)
+                .unwrap()
+                .exporter_image
+                .as_deref(),
+            Some("registry.example/sakila:1.0")
+        );
+        assert_eq!(
+            validate(&cluster, &OperatorSettings::default()).unwrap_err(),
+            InvalidSpec::NoExporterImage
+        );
     }
 
     #[test]

@@ -177,6 +177,27 @@ pub struct MySQLClusterSpec {
     /// changes to its resources); it only reports what it observes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+
+    /// MySQL metrics for Prometheus.
+    #[serde(default, skip_serializing_if = "MonitoringSpec::is_default")]
+    pub monitoring: MonitoringSpec,
+}
+
+/// MySQL's own metrics, served beside each mysqld.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Run an exporter container in every pod, serving MySQL's metrics on port 9104 (`metrics`)
+    /// at `/metrics`, and annotate the pods for Prometheus. Turning it on or off rolls the pods
+    /// one at a time, as any pod template change does.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+impl MonitoringSpec {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// When and how the operator replaces a lost primary.

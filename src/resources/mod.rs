@@ -184,6 +184,62 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn monitoring_adds_the_exporter_beside_mysqld_with_the_socket_and_the_probe_login_only() {
+        let plain = three_instance_resources().statefulset;
+        let template = plain.spec.unwrap().template;
+        let names: Vec<String> = template
+            .spec
+            .unwrap()
+            .containers
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, [naming::MYSQLD_CONTAINER, naming::FENCE_CONTAINER]);
+        let annotations = template.metadata.unwrap().annotations.unwrap();
+        assert!(
+            !annotations.contains_key("prometheus.io/scrape"),
+            "{annotations:?}"
+        );
+
+        let mut cluster = validated("db", 3);
+        cluster.exporter_image = Some("registry.example/sakila:1.0".into());
+        let built = build(&cluster, &fixed_credentials(&cluster)).statefulset;
+        let template = built.spec.unwrap().template;
+        let annotations = template.metadata.unwrap().annotations.unwrap();
+        assert_eq!(annotations["prometheus.io/scrape"], "true");
+        assert_eq!(annotations["prometheus.io/port"], "9104");
+        let spec = template.spec.unwrap();
+        let exporter = spec
+            .containers
+            .iter()
+            .find(|c| c.name == naming::EXPORTER_CONTAINER)
+            .expect("an exporter container");
+        assert_eq!(
+            exporter.image.as_deref(),
+            Some("registry.example/sakila:1.0")
+        );
+        assert_eq!(
+            exporter.args.as_deref(),
+            Some(&["exporter".to_string()][..])
+        );
+        let port = &exporter.ports.as_ref().unwrap()[0];
+        assert_eq!(
+            (port.name.as_deref(), port.container_port),
+            (Some("metrics"), 9104)
+        );
+        let mounts: Vec<&str> = exporter
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        // Not the data directory, not the configuration: only where the login and socket are.
+        assert_eq!(mounts, ["/var/run/sakila", "/var/run/mysqld"]);
+        // mysqld's own container is unchanged by monitoring.
+        assert_eq!(spec.containers[0].name, naming::MYSQLD_CONTAINER);
+    }
+
+    #[test]
     fn the_pod_template_mounts_the_config_map_built_with_it_and_the_online_one() {
         let r = three_instance_resources();
         let spec = r.statefulset.spec.unwrap().template.spec.unwrap();

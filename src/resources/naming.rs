@@ -50,6 +50,10 @@ pub const PROBE_USER: &str = "sakila-probe";
 pub const LEASE_TABLE: &str = "sakila.primary_lease";
 /// The container running the self-fence loop beside mysqld.
 pub const FENCE_CONTAINER: &str = "fence";
+/// The MySQL metrics exporter beside mysqld, with `spec.monitoring.enabled`.
+pub const EXPORTER_CONTAINER: &str = "exporter";
+/// The exporter's container port name, which the chart's PodMonitor scrapes.
+pub const METRICS_PORT_NAME: &str = "metrics";
 
 /// StatefulSet, PodDisruptionBudget and headless Service share the cluster's name.
 pub fn statefulset(cluster: &str) -> String {

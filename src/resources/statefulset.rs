@@ -82,6 +82,16 @@ pub fn build_statefulset(
         naming::RESTART_SETTINGS_ANNOTATION.into(),
         mysql_settings::encode(&mysql_settings::split(&cluster.mysql_config).restart),
     );
+    if cluster.exporter_image.is_some() {
+        // The convention of Prometheus' kubernetes-pods scrape job, for a Prometheus without
+        // the operator's PodMonitor (the chart ships one).
+        pod_annotations.insert("prometheus.io/scrape".into(), "true".into());
+        pod_annotations.insert(
+            "prometheus.io/port".into(),
+            crate::exporter::EXPORTER_PORT.to_string(),
+        );
+        pod_annotations.insert("prometheus.io/path".into(), "/metrics".into());
+    }
 
     StatefulSet {
         metadata: meta(cluster, name),
@@ -147,7 +157,10 @@ fn pod_spec(cluster: &ValidatedCluster, config_hash: &str) -> PodSpec {
     let overrides = &cluster.pod_template;
     PodSpec {
         init_containers: Some(vec![init_container(cluster)]),
-        containers: vec![mysqld_container(cluster), fence_container(cluster)],
+        containers: [mysqld_container(cluster), fence_container(cluster)]
+            .into_iter()
+            .chain(exporter_container(cluster))
+            .collect(),
         volumes: Some(volumes(cluster, config_hash)),
         security_context: Some(PodSecurityContext {
             run_as_user: Some(MYSQL_UID),
@@ -295,6 +308,42 @@ fn fence_container(cluster: &ValidatedCluster) -> Container {
         security_context: Some(restricted_security_context()),
         ..Default::default()
     }
+}
+
+/// The MySQL metrics exporter (`sakila-operator exporter`, the operator's image) when
+/// `spec.monitoring.enabled`: the local socket and the probe account's option file, nothing else.
+fn exporter_container(cluster: &ValidatedCluster) -> Option<Container> {
+    let image = cluster.exporter_image.clone()?;
+    Some(Container {
+        name: naming::EXPORTER_CONTAINER.into(),
+        image: Some(image),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(vec!["exporter".into()]),
+        ports: Some(vec![ContainerPort {
+            name: Some(naming::METRICS_PORT_NAME.into()),
+            container_port: i32::from(crate::exporter::EXPORTER_PORT),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        volume_mounts: Some(vec![
+            mount(RUNTIME_VOLUME, "/var/run/sakila"),
+            mount(SOCKET_VOLUME, "/var/run/mysqld"),
+        ]),
+        // Measured at a few MiB; the limit keeps a leak from ever touching mysqld's memory.
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("5m".into())),
+                ("memory".to_string(), Quantity("16Mi".into())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                Quantity("64Mi".into()),
+            )])),
+            ..Default::default()
+        }),
+        security_context: Some(restricted_security_context()),
+        ..Default::default()
+    })
 }
 
 fn script_probe(script: &str, period: i32, failures: i32) -> Probe {
