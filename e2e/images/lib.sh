@@ -45,6 +45,7 @@ load_versions() {
 	: "${COREDNS_VERSION:?not set in $f}"
 	: "${LOCAL_PATH_PROVISIONER_VERSION:?not set in $f}"
 	: "${PAUSE_VERSION:?not set in $f}"
+	: "${PROMETHEUS_VERSION:?not set in $f}"
 }
 
 # Serialises builds of one cache entry: the testbed may build images in
@@ -98,26 +99,27 @@ bin_key() {
 # ---------------------------------------------------------------------------
 # Go binaries
 
-# go_binary MODULE VERSION BINNAME -> prints the cached binary's path.
+# go_binary MODULE VERSION BINNAME [TAGS] -> prints the cached binary's path
+# (TAGS: comma-separated build tags, part of the cache key).
 go_binary() {
-	local module=$1 version=$2 bin=$3
-	local dest="$SAKILA_CACHE/bin/$bin-$version"
+	local module=$1 version=$2 bin=$3 tags=${4:-}
+	local dest="$SAKILA_CACHE/bin/$bin-$version${tags:+-${tags//,/-}}"
 	if [[ ! -x $dest/$bin ]]; then
-		with_lock "bin-$bin-$version" _go_binary_build "$module" "$version" "$bin" "$dest"
+		with_lock "bin-$bin-$version" _go_binary_build "$module" "$version" "$bin" "$dest" "$tags"
 	fi
 	echo "$dest/$bin"
 }
 
 _go_binary_build() {
-	local module=$1 version=$2 bin=$3 dest=$4 tmp t0=$SECONDS
+	local module=$1 version=$2 bin=$3 dest=$4 tags=$5 tmp t0=$SECONDS
 	[[ -x $dest/$bin ]] && return 0
 	tmp=$(tmp_beside "$dest")
-	log "go install $module@$version (static, CGO_ENABLED=0) ..."
+	log "go install ${tags:+-tags $tags }$module@$version (static, CGO_ENABLED=0) ..."
 	# GOFLAGS from the host environment (e.g. -mod=vendor) would break
 	# `go install pkg@version`; -trimpath keeps the binary independent of
 	# the cache path.
 	if ! GOBIN="$tmp" CGO_ENABLED=0 GOFLAGS=-trimpath GOTOOLCHAIN=local \
-		go install -ldflags='-s -w' "$module@$version" >&2; then
+		go install -ldflags='-s -w' ${tags:+-tags "$tags"} "$module@$version" >&2; then
 		rm -rf "$tmp"
 		die "go install $module@$version failed"
 	fi
