@@ -184,6 +184,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn pods_carry_no_api_token_and_the_operators_containers_have_memory_limits() {
+        let mut cluster = validated("db", 3);
+        cluster.exporter_image = Some("registry.example/sakila:1.0".into());
+        let built = build(&cluster, &fixed_credentials(&cluster)).statefulset;
+        let spec = built.spec.unwrap().template.spec.unwrap();
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        for container in &spec.containers {
+            // mysqld's own resources are the user's (spec.resources, none in this sample).
+            if container.name == naming::MYSQLD_CONTAINER {
+                continue;
+            }
+            let limits = container
+                .resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .unwrap_or_else(|| panic!("{} has no limits", container.name));
+            assert!(limits.contains_key("memory"), "{}: {limits:?}", container.name);
+        }
+    }
+
+    #[test]
     fn monitoring_adds_the_exporter_beside_mysqld_with_the_socket_and_the_probe_login_only() {
         let plain = three_instance_resources().statefulset;
         let template = plain.spec.unwrap().template;

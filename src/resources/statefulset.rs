@@ -174,6 +174,9 @@ fn pod_spec(cluster: &ValidatedCluster, config_hash: &str) -> PodSpec {
             ..Default::default()
         }),
         termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        // Nothing in the pod talks to the API server (the role comes through the downward
+        // API): a token would only be something to steal.
+        automount_service_account_token: Some(false),
         // Service environment variables are noise for mysqld and grow with the namespace.
         enable_service_links: Some(false),
         affinity: overrides.affinity.clone(),
@@ -298,11 +301,18 @@ fn fence_container(cluster: &ValidatedCluster) -> Container {
             mount(RUNTIME_VOLUME, "/var/run/sakila"),
             mount(SOCKET_VOLUME, "/var/run/mysqld"),
         ]),
+        // A memory limit keeps a misbehaving loop away from mysqld's memory; it allows a mysql
+        // client per peer at once (about 8 MiB each) with room to spare. No CPU limit: throttling
+        // would stretch the fence's timing, which the failover's margin counts on.
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_string(), Quantity("10m".into())),
                 ("memory".to_string(), Quantity("16Mi".into())),
             ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                Quantity("128Mi".into()),
+            )])),
             ..Default::default()
         }),
         security_context: Some(restricted_security_context()),
