@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -377,6 +379,12 @@ pub struct PodTemplateOverrides {
     /// PriorityClass of the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
+    /// How the pods spread over the cluster's topology. Left out, they spread over nodes and
+    /// zones as far as the scheduler can (`whenUnsatisfiable: ScheduleAnyway` on
+    /// `kubernetes.io/hostname` and `topology.kubernetes.io/zone`), so a one-node cluster still
+    /// runs every instance; give `DoNotSchedule` constraints here to require the spread.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
 }
 
 impl PodTemplateOverrides {

@@ -110,6 +110,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::api::DeletionPolicy;
     use crate::validate::{OperatorSettings, validate};
+    use k8s_openapi::api::core::v1::TopologySpreadConstraint;
 
     /// A validated cluster with the image the testbed uses.
     pub(crate) fn validated(name: &str, instances: i32) -> ValidatedCluster {
@@ -184,6 +185,59 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn pods_prefer_distinct_nodes_and_zones_unless_the_user_says_how_to_spread() {
+        let spread_of = |cluster: &ValidatedCluster| {
+            build(cluster, &fixed_credentials(cluster))
+                .statefulset
+                .spec
+                .unwrap()
+                .template
+                .spec
+                .unwrap()
+                .topology_spread_constraints
+                .unwrap()
+        };
+        let cluster = validated("db", 3);
+        let default = spread_of(&cluster);
+        let keys: Vec<(&str, &str, i32)> = default
+            .iter()
+            .map(|c| {
+                (
+                    c.topology_key.as_str(),
+                    c.when_unsatisfiable.as_str(),
+                    c.max_skew,
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("kubernetes.io/hostname", "ScheduleAnyway", 1),
+                ("topology.kubernetes.io/zone", "ScheduleAnyway", 1)
+            ]
+        );
+        for constraint in &default {
+            let selector = constraint.label_selector.as_ref().unwrap();
+            assert_eq!(
+                selector.match_labels.as_ref(),
+                Some(&naming::selector_labels("db"))
+            );
+        }
+
+        let mut required = validated("db", 3);
+        required.pod_template.topology_spread_constraints = vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: "kubernetes.io/hostname".into(),
+            when_unsatisfiable: "DoNotSchedule".into(),
+            ..Default::default()
+        }];
+        assert_eq!(
+            spread_of(&required),
+            required.pod_template.topology_spread_constraints
+        );
+    }
+
+    #[test]
     fn pods_carry_no_api_token_and_the_operators_containers_have_memory_limits() {
         let mut cluster = validated("db", 3);
         cluster.exporter_image = Some("registry.example/sakila:1.0".into());
@@ -200,7 +254,11 @@ pub(crate) mod tests {
                 .as_ref()
                 .and_then(|r| r.limits.as_ref())
                 .unwrap_or_else(|| panic!("{} has no limits", container.name));
-            assert!(limits.contains_key("memory"), "{}: {limits:?}", container.name);
+            assert!(
+                limits.contains_key("memory"),
+                "{}: {limits:?}",
+                container.name
+            );
         }
     }
 

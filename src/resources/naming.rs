@@ -50,6 +50,9 @@ pub const PROBE_USER: &str = "sakila-probe";
 pub const LEASE_TABLE: &str = "sakila.primary_lease";
 /// The container running the self-fence loop beside mysqld.
 pub const FENCE_CONTAINER: &str = "fence";
+/// The well-known node labels the pods spread over by default.
+pub const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
+pub const ZONE_TOPOLOGY_KEY: &str = "topology.kubernetes.io/zone";
 /// The MySQL metrics exporter beside mysqld, with `spec.monitoring.enabled`.
 pub const EXPORTER_CONTAINER: &str = "exporter";
 /// The exporter's container port name, which the chart's PodMonitor scrapes.

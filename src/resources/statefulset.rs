@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::{
     DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, Lifecycle,
     LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecretKeySelector, SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
+    SecretKeySelector, SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -184,8 +185,32 @@ fn pod_spec(cluster: &ValidatedCluster, config_hash: &str) -> PodSpec {
         node_selector: (!overrides.node_selector.is_empty())
             .then(|| overrides.node_selector.clone()),
         priority_class_name: overrides.priority_class_name.clone(),
+        topology_spread_constraints: Some(spread(cluster)),
         ..Default::default()
     }
+}
+
+/// The user's spread constraints, or by default a preference for distinct nodes, then distinct
+/// zones: losing a node or a zone should take one instance, not the primary and its replicas.
+/// Preferred only, so that a cluster with fewer nodes than instances still runs.
+fn spread(cluster: &ValidatedCluster) -> Vec<TopologySpreadConstraint> {
+    let overrides = &cluster.pod_template.topology_spread_constraints;
+    if !overrides.is_empty() {
+        return overrides.clone();
+    }
+    [naming::HOSTNAME_TOPOLOGY_KEY, naming::ZONE_TOPOLOGY_KEY]
+        .into_iter()
+        .map(|key| TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: key.into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(naming::selector_labels(&cluster.name)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect()
 }
 
 fn restricted_security_context() -> SecurityContext {
