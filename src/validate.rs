@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::{Resource, ResourceExt};
 
 use crate::api::names::{NameProblem, check_name, reserved_key};
@@ -56,6 +56,7 @@ pub struct ValidatedCluster {
     pub image: String,
     pub storage_size: Quantity,
     pub storage_class_name: Option<String>,
+    pub storage_selector: Option<LabelSelector>,
     pub deletion_policy: DeletionPolicy,
     pub resources: Option<ResourceRequirements>,
     pub mysql_config: BTreeMap<String, String>,
@@ -185,6 +186,7 @@ pub fn validate(
         image,
         storage_size: spec.storage.size.clone(),
         storage_class_name: spec.storage.storage_class_name.clone(),
+        storage_selector: spec.storage.selector.clone(),
         deletion_policy: spec.storage.deletion_policy,
         resources: spec.resources.clone(),
         mysql_config: spec.mysql_config.clone(),
@@ -280,6 +282,7 @@ pub(crate) mod tests {
                 storage: StorageSpec {
                     size: Quantity("1Gi".into()),
                     storage_class_name: None,
+                    selector: None,
                     deletion_policy: Default::default(),
                 },
                 resources: None,

@@ -284,3 +284,157 @@ async fn with_the_delete_policy_volumes_and_credentials_go_with_the_cluster() {
     )
     .await;
 }
+
+/// A PersistentVolume of `class` on `node`'s directory `path`, with `labels`.
+fn local_volume(
+    name: &str,
+    class: &str,
+    node: &str,
+    path: &str,
+    labels: serde_json::Value,
+) -> k8s_openapi::api::core::v1::PersistentVolume {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": class,
+            "local": {"path": path},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
+            ]}]}}
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_storage_selector_binds_each_instance_to_a_volume_an_administrator_prepared() {
+    // The volumes' directories are made on the node, which only the testbed lets a test do.
+    if std::env::var_os("SAKILA_TESTBED").is_none() {
+        println!("SKIPPED: not on the testbed (SAKILA_TESTBED unset)");
+        return;
+    }
+    use k8s_openapi::api::core::v1::{Node, PersistentVolume};
+    use k8s_openapi::api::storage::v1::StorageClass;
+    use kube::api::{DeleteParams, PostParams};
+
+    let ns = TestNamespace::new("static-pv").await;
+    let client = ns.client.clone();
+    let node = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    // A class that provisions nothing: only volumes made by hand can bind.
+    let class = format!("{}-manual", ns.name);
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    classes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": class},
+                "provisioner": "kubernetes.io/no-provisioner",
+                "volumeBindingMode": "WaitForFirstConsumer"
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let root = std::env::temp_dir().join(format!("sakila-{}", ns.name));
+    let mut prepared = Vec::new();
+    // Three volumes of the pool, and a decoy of the same class without its label.
+    for (i, labels) in [
+        json!({"pool": ns.name}),
+        json!({"pool": ns.name}),
+        json!({"pool": ns.name}),
+        json!({}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = root.join(i.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        // mysqld runs as uid 999; local volumes keep the directory's own ownership.
+        std::process::Command::new("chmod")
+            .args(["0777", dir.to_str().unwrap()])
+            .status()
+            .unwrap();
+        let name = format!("{}-{i}", ns.name);
+        let volume = local_volume(&name, &class, &node, dir.to_str().unwrap(), labels);
+        volumes
+            .create(&PostParams::default(), &volume)
+            .await
+            .unwrap();
+        prepared.push(name);
+    }
+
+    let mut manifest = cluster_manifest("pinned", 3);
+    manifest["spec"]["storage"] = json!({
+        "size": "256Mi", "storageClassName": class, "deletionPolicy": "Delete",
+        "selector": {"matchLabels": {"pool": ns.name}}
+    });
+    ns.create::<MySQLCluster>(manifest).await;
+    wait_ready(&ns, "pinned").await;
+
+    let claims: Api<PersistentVolumeClaim> = ns.api();
+    let mut bound = Vec::new();
+    for ordinal in 0..3 {
+        let claim = claims.get(&format!("data-pinned-{ordinal}")).await.unwrap();
+        let volume = claim.spec.unwrap().volume_name.unwrap();
+        bound.push(volume);
+    }
+    bound.sort();
+    assert_eq!(
+        bound,
+        prepared[..3],
+        "each PVC bound to a volume of the pool"
+    );
+    let decoy = volumes.get(&prepared[3]).await.unwrap();
+    assert_eq!(
+        decoy.status.and_then(|s| s.phase).as_deref(),
+        Some("Available"),
+        "the unlabelled volume was left alone"
+    );
+    // The selector cannot change under the StatefulSet's claim template.
+    let clusters: Api<MySQLCluster> = ns.api();
+    let refused = clusters
+        .patch(
+            "pinned",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"spec": {"storage": {"selector": {"matchLabels": {"pool": "other"}}}}}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("selector is immutable"),
+        "{refused}"
+    );
+
+    delete_cluster_and_wait(&ns, "pinned").await;
+    wait_until("the PVCs deleted", REACT_TIMEOUT, || async {
+        claims
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    for name in &prepared {
+        let _ = volumes.delete(name, &DeleteParams::default()).await;
+    }
+    let _ = classes.delete(&class, &DeleteParams::default()).await;
+    let _ = std::fs::remove_dir_all(&root);
+}

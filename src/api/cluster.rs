@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
     Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -267,6 +267,9 @@ fn default_min_interval_seconds() -> i32 {
     validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)")
         .message("storageClassName is immutable: it cannot be set, changed or removed after creation")
         .field_path(".storageClassName"),
+    validation = Rule::new("has(self.selector) == has(oldSelf.selector) && (!has(self.selector) || self.selector == oldSelf.selector)")
+        .message("selector is immutable: it cannot be set, changed or removed after creation")
+        .field_path(".selector"),
 )]
 pub struct StorageSpec {
     /// Size of each instance's volume, e.g. `10Gi`. May grow (when the StorageClass allows volume expansion), never shrink.
@@ -280,6 +283,11 @@ pub struct StorageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub storage_class_name: Option<String>,
+    /// Binds each instance's PVC only to a PersistentVolume with these labels: volumes an
+    /// administrator made in advance (e.g. local disks, one PV per node, with a StorageClass
+    /// that provisions nothing). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
     /// What happens to the volumes when the MySQLCluster is deleted: `Retain` (default) keeps
     /// them and the credentials Secret, so a new cluster of the same name starts on the same
     /// data; `Delete` removes them with the cluster.

@@ -238,6 +238,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_storage_selector_goes_into_the_claim_template() {
+        let mut cluster = validated("db", 3);
+        let selector = k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some(BTreeMap::from([("pool".to_string(), "fast".to_string())])),
+            ..Default::default()
+        };
+        cluster.storage_selector = Some(selector.clone());
+        let built = build(&cluster, &fixed_credentials(&cluster)).statefulset;
+        let template = &built.spec.unwrap().volume_claim_templates.unwrap()[0];
+        assert_eq!(template.spec.as_ref().unwrap().selector, Some(selector));
+    }
+
+    #[test]
     fn pods_carry_no_api_token_and_the_operators_containers_have_memory_limits() {
         let mut cluster = validated("db", 3);
         cluster.exporter_image = Some("registry.example/sakila:1.0".into());

@@ -144,6 +144,7 @@ fn data_claim(cluster: &ValidatedCluster, size: &Quantity) -> PersistentVolumeCl
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
             storage_class_name: cluster.storage_class_name.clone(),
+            selector: cluster.storage_selector.clone(),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([("storage".to_string(), size.clone())])),
                 ..Default::default()
