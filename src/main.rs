@@ -43,6 +43,10 @@ fn options() -> Result<Options, String> {
         leader_election: true,
         lease_name: "sakila-operator".into(),
     };
+    // The downward API's, set by the chart; a NetworkPolicy of a cluster lets this namespace in.
+    options.settings.operator_namespace = std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty());
     if let Ok(repository) = std::env::var("SAKILA_MYSQL_IMAGE_REPOSITORY") {
         options.settings.mysql_image_repository = repository;
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::{Resource, ResourceExt};
@@ -30,6 +31,9 @@ pub struct OperatorSettings {
     /// The image whose entrypoint runs `sakila-operator exporter` (the operator's own, by the
     /// chart's default); without one, no cluster can enable monitoring.
     pub exporter_image: Option<String>,
+    /// The namespace the operator's pods run in (`POD_NAMESPACE`), which a cluster's
+    /// NetworkPolicy lets in; unknown when the operator runs outside the cluster.
+    pub operator_namespace: Option<String>,
 }
 
 impl Default for OperatorSettings {
@@ -37,6 +41,7 @@ impl Default for OperatorSettings {
         Self {
             mysql_image_repository: "mysql".to_string(),
             exporter_image: None,
+            operator_namespace: None,
         }
     }
 }
@@ -71,6 +76,17 @@ pub struct ValidatedCluster {
     pub paused: bool,
     /// The exporter's image when `spec.monitoring.enabled`; `None` runs no exporter.
     pub exporter_image: Option<String>,
+    /// What the NetworkPolicy lets in, when `spec.networkPolicy.enabled`.
+    pub network_policy: Option<NetworkPolicyPlan>,
+}
+
+/// The clients a cluster's NetworkPolicy admits besides the cluster's own pods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkPolicyPlan {
+    /// Where the operator's pods run.
+    pub operator_namespace: String,
+    /// `spec.networkPolicy.allowedClients`.
+    pub allowed_clients: Vec<NetworkPolicyPeer>,
 }
 
 /// Why a spec cannot be acted on until the user edits it.
@@ -107,6 +123,11 @@ pub enum InvalidSpec {
          --exporter-image (Helm value exporter.image)"
     )]
     NoExporterImage,
+    #[error(
+        "spec.networkPolicy.enabled needs the operator's namespace, to let the operator in, and \
+         this operator does not know it (POD_NAMESPACE is unset: it runs outside the cluster)"
+    )]
+    NoOperatorNamespace,
 }
 
 /// Checks the raw resource and resolves everything the builders need.
@@ -169,6 +190,14 @@ pub fn validate(
         (true, Some(image)) => Some(image.clone()),
         (true, None) => return Err(InvalidSpec::NoExporterImage),
     };
+    let network_policy = match (spec.network_policy.enabled, &settings.operator_namespace) {
+        (false, _) => None,
+        (true, Some(namespace)) => Some(NetworkPolicyPlan {
+            operator_namespace: namespace.clone(),
+            allowed_clients: spec.network_policy.allowed_clients.clone(),
+        }),
+        (true, None) => return Err(InvalidSpec::NoOperatorNamespace),
+    };
     let root_password = spec
         .root_password_secret
         .clone()
@@ -199,6 +228,7 @@ pub fn validate(
         failover: failover_policy(spec),
         paused: spec.paused,
         exporter_image,
+        network_policy,
         name,
         namespace,
     })
@@ -296,6 +326,7 @@ pub(crate) mod tests {
                 failover: Default::default(),
                 paused: false,
                 monitoring: Default::default(),
+                network_policy: Default::default(),
             },
         );
         cluster.metadata.namespace = Some("shop".into());
@@ -443,6 +474,24 @@ pub(crate) mod tests {
         cluster.spec.image = Some("registry.example/mysql:custom".into());
         let valid = validate(&cluster, &OperatorSettings::default()).unwrap();
         assert_eq!(valid.image, "registry.example/mysql:custom");
+    }
+
+    #[test]
+    fn a_network_policy_lets_the_operators_namespace_in_and_needs_to_know_it() {
+        let mut cluster = sample_cluster("db", 1);
+        cluster.spec.network_policy.enabled = true;
+        let known = OperatorSettings {
+            operator_namespace: Some("sakila-system".into()),
+            ..OperatorSettings::default()
+        };
+        let plan = validate(&cluster, &known).unwrap().network_policy.unwrap();
+        assert_eq!(plan.operator_namespace, "sakila-system");
+        assert_eq!(
+            validate(&cluster, &OperatorSettings::default()).unwrap_err(),
+            InvalidSpec::NoOperatorNamespace
+        );
+        cluster.spec.network_policy.enabled = false;
+        assert_eq!(validate(&cluster, &known).unwrap().network_policy, None);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use sakila::api::MySQLCluster;
 use sakila::api::conditions::ConditionType;
 use sakila::resources::naming;
 use sakila_e2e::{
-    TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, wait_until,
+    TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, patch_spec,
+    wait_ready, wait_until,
 };
 use serde_json::json;
 
@@ -141,4 +142,59 @@ async fn children_deleted_by_hand_are_recreated() {
 
 fn uid<K: kube::Resource>(object: Result<K, kube::Error>) -> Option<String> {
     object.ok().and_then(|o| o.meta().uid.clone())
+}
+
+#[tokio::test]
+async fn a_network_policy_admits_the_cluster_the_operator_and_named_clients_and_goes_when_turned_off()
+ {
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    let ns = TestNamespace::new("netpol").await;
+    let mut manifest = cluster_manifest("fenced", 1);
+    manifest["spec"]["networkPolicy"] = json!({
+        "enabled": true,
+        "allowedClients": [{"podSelector": {"matchLabels": {"app": "shop"}}}]
+    });
+    ns.create::<MySQLCluster>(manifest).await;
+    wait_ready(&ns, "fenced").await;
+
+    // Accepted by the API server as the operator built it. (The testbed's network does not
+    // enforce NetworkPolicies; what is enforced is up to the cluster's network plugin.)
+    let policies: Api<NetworkPolicy> = ns.api();
+    let policy = policies
+        .get("fenced")
+        .await
+        .expect("the NetworkPolicy exists");
+    let spec = serde_json::to_value(policy.spec.unwrap()).unwrap();
+    let operator_namespace =
+        std::env::var("SAKILA_NAMESPACE").unwrap_or_else(|_| "sakila-system".into());
+    assert_eq!(spec["policyTypes"], json!(["Ingress"]), "{spec}");
+    assert_eq!(
+        spec["ingress"][0]["ports"],
+        json!([{"port": 3306, "protocol": "TCP"}])
+    );
+    let from = &spec["ingress"][0]["from"];
+    assert_eq!(
+        from[1]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        json!(operator_namespace),
+        "{spec}"
+    );
+    assert_eq!(
+        from[2],
+        json!({"podSelector": {"matchLabels": {"app": "shop"}}})
+    );
+
+    patch_spec(&ns, "fenced", json!({"networkPolicy": {"enabled": false}})).await;
+    wait_until(
+        "the NetworkPolicy deleted",
+        Duration::from_secs(120),
+        || async {
+            policies
+                .get_opt("fenced")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
 }

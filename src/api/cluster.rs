@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
@@ -183,6 +184,33 @@ pub struct MySQLClusterSpec {
     /// MySQL metrics for Prometheus.
     #[serde(default, skip_serializing_if = "MonitoringSpec::is_default")]
     pub monitoring: MonitoringSpec,
+
+    /// Who may connect to the instances, as a NetworkPolicy (enforced by the network plugins
+    /// that implement NetworkPolicy).
+    #[serde(default, skip_serializing_if = "NetworkPolicySpec::is_default")]
+    pub network_policy: NetworkPolicySpec,
+}
+
+/// A NetworkPolicy for the cluster's pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create the NetworkPolicy `<name>`: MySQL's port 3306 only from the cluster's own pods
+    /// (replication, clones, the self-fence), the operator's pods and `allowedClients`; with
+    /// monitoring, the exporter's port 9104 from anywhere. Other ports are closed, egress is
+    /// not restricted. Turning it off deletes the policy.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Further clients of port 3306, as NetworkPolicy `from` peers (podSelector,
+    /// namespaceSelector, ipBlock), e.g. the application's pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_clients: Vec<NetworkPolicyPeer>,
+}
+
+impl NetworkPolicySpec {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// MySQL's own metrics, served beside each mysqld.

@@ -8,6 +8,7 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -113,7 +114,45 @@ pub async fn apply_all(
         &mut stats,
     )
     .await?;
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
+    match &resources.network_policy {
+        Some(policy) => {
+            let known = watched_child(watched, namespace, policy);
+            apply_one(&policies, policy, known, &mut stats).await?;
+        }
+        None => {
+            let name = naming::network_policy(&resources.statefulset.name_any());
+            remove_unwanted(&policies, &name, resources.statefulset.meta(), watched).await;
+        }
+    }
     Ok((resources.into_applied(), stats))
+}
+
+/// Deletes the child `name` of kind `K` that the cluster no longer wants, if the watch shows
+/// one the operator may take over (never a user's object of that name). Nothing is read: until
+/// the watch has listed, the next round looks again; a failed delete is logged and retried by
+/// the next round, as for unused ConfigMaps.
+async fn remove_unwanted<K>(
+    api: &Api<K>,
+    name: &str,
+    ours: &ObjectMeta,
+    watched: Option<&ChildStores>,
+) where
+    K: WatchedChild + k8s_openapi::Resource,
+{
+    let namespace = ours.namespace.as_deref().unwrap_or_default();
+    let Some(Some(existing)) = watched.and_then(|s| s.get::<K>(namespace, name)) else {
+        return;
+    };
+    if !may_take_over(&existing, ours) {
+        return;
+    }
+    let kind = K::KIND;
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => tracing::info!(kind, name, "deleted a child the cluster no longer wants"),
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => tracing::warn!(kind, name, error = %e, "could not delete an unwanted child"),
+    }
 }
 
 fn watched_child<K: WatchedChild>(

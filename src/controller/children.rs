@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{NamespaceResourceScope, PartialObjectMeta};
@@ -27,6 +28,7 @@ pub struct ChildStores {
     config_maps: Store<PartialObjectMeta<ConfigMap>>,
     services: Store<PartialObjectMeta<Service>>,
     budgets: Store<PartialObjectMeta<PodDisruptionBudget>>,
+    policies: Store<PartialObjectMeta<NetworkPolicy>>,
 }
 
 /// A kind of child kept in `ChildStores`.
@@ -57,6 +59,12 @@ impl WatchedChild for Service {
 impl WatchedChild for PodDisruptionBudget {
     fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
         &stores.budgets
+    }
+}
+
+impl WatchedChild for NetworkPolicy {
+    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
+        &stores.policies
     }
 }
 
@@ -145,8 +153,14 @@ pub fn watch_children(
     let (config_maps, config_maps_watch) = watch_kind::<ConfigMap>(client, namespace);
     let (services, services_watch) = watch_kind::<Service>(client, namespace);
     let (budgets, budgets_watch) = watch_kind::<PodDisruptionBudget>(client, namespace);
+    let (policies, policies_watch) = watch_kind::<NetworkPolicy>(client, namespace);
     let watches = async move {
-        tokio::join!(config_maps_watch, services_watch, budgets_watch);
+        tokio::join!(
+            config_maps_watch,
+            services_watch,
+            budgets_watch,
+            policies_watch
+        );
     }
     .boxed();
     (
@@ -154,6 +168,7 @@ pub fn watch_children(
             config_maps,
             services,
             budgets,
+            policies,
         },
         watches,
     )
@@ -204,10 +219,12 @@ mod tests {
         let (config_maps, mut writer) = reflector::store();
         let (services, _) = reflector::store();
         let (budgets, _) = reflector::store();
+        let (policies, _) = reflector::store();
         let stores = ChildStores {
             config_maps,
             services,
             budgets,
+            policies,
         };
         assert_eq!(stores.get::<ConfigMap>("shop", "orders-online"), None);
         assert_eq!(

@@ -3,6 +3,7 @@
 pub mod config_map;
 pub mod mysql_settings;
 pub mod naming;
+pub mod network_policy;
 pub mod pod_disruption_budget;
 pub mod secret;
 pub mod service;
@@ -13,6 +14,7 @@ use std::marker::PhantomData;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -40,6 +42,8 @@ pub struct Resources<State> {
     pub replicas_service: Service,
     pub statefulset: StatefulSet,
     pub pod_disruption_budget: PodDisruptionBudget,
+    /// `None`: the cluster has no NetworkPolicy, and one left from before is deleted.
+    pub network_policy: Option<NetworkPolicy>,
     state: PhantomData<State>,
 }
 
@@ -63,6 +67,7 @@ impl Resources<Built> {
             replicas_service: service::build_replicas_service(cluster),
             statefulset: statefulset::build_statefulset(cluster, &config_hash, claim_size),
             pod_disruption_budget: pod_disruption_budget::build_pod_disruption_budget(cluster),
+            network_policy: network_policy::build_network_policy(cluster),
             config_map,
             online_config_map,
             state: PhantomData,
@@ -80,6 +85,7 @@ impl Resources<Built> {
             replicas_service: self.replicas_service,
             statefulset: self.statefulset,
             pod_disruption_budget: self.pod_disruption_budget,
+            network_policy: self.network_policy,
             state: PhantomData,
         }
     }

@@ -111,6 +111,14 @@ pub fn pod_disruption_budget(cluster: &str) -> String {
     cluster.to_string()
 }
 
+/// The NetworkPolicy of a cluster with `spec.networkPolicy.enabled`.
+pub fn network_policy(cluster: &str) -> String {
+    cluster.to_string()
+}
+
+/// The label of the operator's pods (the chart's `sakila.selectorLabels`).
+pub const OPERATOR_POD_LABEL: (&str, &str) = ("app.kubernetes.io/name", "sakila-operator");
+
 /// The pod of instance `ordinal`.
 pub fn pod(cluster: &str, ordinal: u8) -> String {
     format!("{cluster}-{ordinal}")
