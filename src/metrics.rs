@@ -144,6 +144,7 @@ struct FromStatus {
     replicating: Family<InstanceLabels, Gauge>,
     errant: Family<InstanceLabels, Gauge>,
     unreachable: Family<InstanceLabels, Gauge>,
+    cloning: Family<InstanceLabels, Gauge>,
 }
 
 /// Every metric the operator exports.
@@ -344,6 +345,11 @@ impl FromStatus {
             "instance_unreachable",
             "1 when the operator could not reach the instance's mysqld in its last round",
         );
+        let cloning = gauge(
+            registry,
+            "instance_cloning",
+            "1 while a clone replaces the instance's data (status.instances[].cloning)",
+        );
         Self {
             ready,
             conditions: gauge(
@@ -370,6 +376,7 @@ impl FromStatus {
             replicating,
             errant,
             unreachable,
+            cloning,
         }
     }
 
@@ -387,6 +394,7 @@ impl FromStatus {
         self.replicating.clear();
         self.errant.clear();
         self.unreachable.clear();
+        self.cloning.clear();
     }
 
     /// The series of one cached cluster; fields the object lacks give no series.
@@ -471,6 +479,9 @@ impl FromStatus {
             self.unreachable
                 .get_or_create(&labels)
                 .set(i64::from(instance.unreachable.is_some()));
+            self.cloning
+                .get_or_create(&labels)
+                .set(i64::from(instance.cloning));
             if let Some(replication) = &instance.replication {
                 let running = replication.io_thread == ThreadState::Running.as_str()
                     && replication.sql_thread == ThreadState::Running.as_str();
@@ -576,7 +587,8 @@ mod tests {
                  "errantGtids": "aaaaaaaa-0000-0000-0000-000000000000:1",
                  "replication": {"source": "db-0", "ioThread": "Running",
                                  "sqlThread": "Stopped", "lagSeconds": 42, "semiSync": false}},
-                {"name": "db-2", "role": "unknown", "ready": false, "unreachable": "timed out"},
+                {"name": "db-2", "role": "unknown", "ready": false, "unreachable": "timed out",
+                 "cloning": true},
             ],
         }));
         object.data["spec"] = json!({"instances": 3, "replication": {"maxLagSeconds": 30}});
@@ -600,6 +612,8 @@ mod tests {
             r#"sakila_instance_errant_transactions{namespace="shop",cluster="db",instance="db-1"} 1"#,
             r#"sakila_instance_errant_transactions{namespace="shop",cluster="db",instance="db-0"} 0"#,
             r#"sakila_instance_unreachable{namespace="shop",cluster="db",instance="db-2"} 1"#,
+            r#"sakila_instance_cloning{namespace="shop",cluster="db",instance="db-2"} 1"#,
+            r#"sakila_instance_cloning{namespace="shop",cluster="db",instance="db-0"} 0"#,
         ];
         for line in expected {
             assert!(text.contains(line), "missing {line} in\n{text}");

@@ -565,6 +565,10 @@ pub struct InstanceStatus {
     /// Why the instance could not be observed, if it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreachable: Option<String>,
+    /// A clone is replacing the instance's data (started by this operator, or reported in
+    /// progress by the recipient's `performance_schema.clone_status`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cloning: bool,
 }
 
 /// A replica's replication state.

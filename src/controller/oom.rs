@@ -312,6 +312,7 @@ mod tests {
             replication: None,
             errant_gtids: None,
             unreachable: (!ready).then(|| "connection refused".into()),
+            cloning: false,
         };
         MySQLClusterStatus {
             conditions: vec![

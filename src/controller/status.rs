@@ -23,7 +23,12 @@ pub const SETTING_REFUSED: &str = "SettingRefused";
 pub const OBJECT_NOT_OWNED: &str = "ObjectNotOwned";
 
 /// One instance's entry in the status.
-fn instance_status(cluster: &str, plan: &Plan, i: &InstanceObservation) -> InstanceStatus {
+fn instance_status(
+    cluster: &str,
+    plan: &Plan,
+    cloning: &[u8],
+    i: &InstanceObservation,
+) -> InstanceStatus {
     let observed = match &i.mysql {
         MySqlObservation::Observed(s) => Some(s.as_ref()),
         _ => None,
@@ -64,6 +69,7 @@ fn instance_status(cluster: &str, plan: &Plan, i: &InstanceObservation) -> Insta
             MySqlObservation::NotRunning => Some("no running pod".into()),
             MySqlObservation::Observed(_) => None,
         },
+        cloning: cloning.contains(&i.ordinal),
     }
 }
 
@@ -501,7 +507,7 @@ pub fn compute_status(
     let instances: Vec<InstanceStatus> = observation
         .instances
         .iter()
-        .map(|i| instance_status(&cluster.name, plan, i))
+        .map(|i| instance_status(&cluster.name, plan, &observation.cloning, i))
         .collect();
     let o = Overview::new(cluster, observation, plan, &instances, previous);
     let verdicts = verdicts(cluster, observation, plan, &instances, &o);
@@ -854,6 +860,15 @@ mod tests {
         assert_eq!(status.instances_summary.as_deref(), Some("3/3"));
         assert_eq!(status.instances[1].role, "replica");
         assert_eq!(status.observed_generation, Some(1));
+    }
+
+    #[test]
+    fn an_instance_being_cloned_says_so_and_the_others_do_not() {
+        let mut obs = ready_observation();
+        obs.note_clones(&[2]);
+        let status = compute_status(&validated("db", 3), &obs, &decided(&obs), None, at(100));
+        let cloning: Vec<bool> = status.instances.iter().map(|i| i.cloning).collect();
+        assert_eq!(cloning, [false, false, true]);
     }
 
     #[test]

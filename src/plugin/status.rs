@@ -52,6 +52,7 @@ pub struct InstanceLine {
     pub errant_gtids: Option<String>,
     pub unreachable: Option<String>,
     pub last_error: Option<String>,
+    pub cloning: bool,
 }
 
 /// One condition's row.
@@ -113,6 +114,7 @@ fn instance_line(instance: &InstanceStatus) -> InstanceLine {
         errant_gtids: instance.errant_gtids.clone(),
         unreachable: instance.unreachable.clone(),
         last_error: replication.and_then(|r| r.last_error.clone()),
+        cloning: instance.cloning,
     }
 }
 
@@ -171,6 +173,9 @@ pub fn render(report: &StatusReport) -> String {
         .iter()
         .map(|i| {
             let mut note = Vec::new();
+            if i.cloning {
+                note.push("cloning".to_string());
+            }
             if let Some(errant) = &i.errant_gtids {
                 note.push(format!("errant: {errant}"));
             }
@@ -296,6 +301,7 @@ mod tests {
                     {"name": "db-2", "role": "replica", "ready": false,
                      "gtidExecuted": "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-100,aaaaaaaa-0000-0000-0000-000000000000:1-2",
                      "errantGtids": "aaaaaaaa-0000-0000-0000-000000000000:1-2",
+                     "cloning": true,
                      "replication": {"source": "db-1", "ioThread": "Connecting", "sqlThread": "Running",
                                      "lagSeconds": 12, "semiSync": false,
                                      "lastError": "error 2003: can't connect"}}
@@ -331,7 +337,7 @@ Last failover: 2026-11-28T10:00:00Z (from db-0)
 INSTANCE  ROLE     READY  IO/SQL              LAG  GTIDS                     NOTES
 db-0      replica  true   Running/Running     0    3e11fa47:120
 db-1      primary  true   -                   -    3e11fa47:120
-db-2      replica  false  Connecting/Running  12   3e11fa47:100, aaaaaaaa:2  errant: aaaaaaaa-0000-0000-0000-000000000000:1-2; error 2003: can't connect
+db-2      replica  false  Connecting/Running  12   3e11fa47:100, aaaaaaaa:2  cloning; errant: aaaaaaaa-0000-0000-0000-000000000000:1-2; error 2003: can't connect
 
 CONDITION  STATUS  REASON             MESSAGE
 Ready      False   InstancesNotReady  db-2 is not ready
