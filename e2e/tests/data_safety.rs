@@ -305,6 +305,21 @@ async fn a_primary_that_dies_during_a_clone_is_failed_over_and_the_clone_complet
         (clone_state(&ns, "copy", "copy-2").await.as_deref() == Some("In Progress")).then_some(())
     })
     .await;
+    // The status says so too (what `sakila_instance_cloning` and `kubectl sakila status` show).
+    let clusters: Api<MySQLCluster> = ns.api();
+    wait_until(
+        "status.instances[copy-2].cloning",
+        REACT_TIMEOUT,
+        || async {
+            let status = clusters.get("copy").await.ok()?.status?;
+            status
+                .instances
+                .iter()
+                .any(|i| i.name == "copy-2" && i.cloning)
+                .then_some(())
+        },
+    )
+    .await;
     chaos::crash_mysqld(&ns, "copy-0").await;
     let crashed_at = std::time::Instant::now();
     let primary = chaos::wait_for_new_primary(&ns, "copy", "copy-0").await;
