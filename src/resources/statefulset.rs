@@ -327,20 +327,10 @@ fn fence_container(cluster: &ValidatedCluster) -> Container {
             mount(RUNTIME_VOLUME, "/var/run/sakila"),
             mount(SOCKET_VOLUME, "/var/run/mysqld"),
         ]),
-        // A memory limit keeps a misbehaving loop away from mysqld's memory; it allows a mysql
-        // client per peer at once (about 8 MiB each) with room to spare. No CPU limit: throttling
-        // would stretch the fence's timing, which the failover's margin counts on.
-        resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_string(), Quantity("10m".into())),
-                ("memory".to_string(), Quantity("16Mi".into())),
-            ])),
-            limits: Some(BTreeMap::from([(
-                "memory".to_string(),
-                Quantity("128Mi".into()),
-            )])),
-            ..Default::default()
-        }),
+        // The memory limit allows a mysql client per peer at once (about 8 MiB each) with room to
+        // spare. No CPU limit: throttling would stretch the fence's timing, which the failover's
+        // margin counts on.
+        resources: Some(sidecar_resources("10m", "16Mi", "128Mi")),
         security_context: Some(restricted_security_context()),
         ..Default::default()
     }
@@ -365,21 +355,28 @@ fn exporter_container(cluster: &ValidatedCluster) -> Option<Container> {
             mount(RUNTIME_VOLUME, "/var/run/sakila"),
             mount(SOCKET_VOLUME, "/var/run/mysqld"),
         ]),
-        // Measured at a few MiB; the limit keeps a leak from ever touching mysqld's memory.
-        resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_string(), Quantity("5m".into())),
-                ("memory".to_string(), Quantity("16Mi".into())),
-            ])),
-            limits: Some(BTreeMap::from([(
-                "memory".to_string(),
-                Quantity("64Mi".into()),
-            )])),
-            ..Default::default()
-        }),
+        // Measured at about 10 MiB (docs/monitoring.md).
+        resources: Some(sidecar_resources("5m", "16Mi", "64Mi")),
         security_context: Some(restricted_security_context()),
         ..Default::default()
     })
+}
+
+/// Requests of a container of ours beside mysqld, and a memory limit that keeps a leak or a
+/// misbehaving loop away from mysqld's memory. No CPU limit: a throttled sidecar is slow, and
+/// takes nothing from mysqld that the request does not.
+fn sidecar_resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory.into())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_string(),
+            Quantity(memory_limit.into()),
+        )])),
+        ..Default::default()
+    }
 }
 
 fn script_probe(script: &str, period: i32, failures: i32) -> Probe {
