@@ -295,63 +295,12 @@ impl Metrics {
 
 impl FromStatus {
     fn register(registry: &mut Registry) -> Self {
-        let ready = gauge(
-            registry,
-            "cluster_ready",
-            "1 for the state of each MySQLCluster's Ready condition, 0 for the other states",
-        );
-        let instances_desired = gauge(
-            registry,
-            "cluster_instances",
-            "spec.instances of each MySQLCluster",
-        );
-        let instances_ready = gauge(
-            registry,
-            "cluster_ready_instances",
-            "Instances ready in their role (status.readyInstances)",
-        );
-        let max_lag = gauge(
-            registry,
-            "cluster_max_lag_seconds",
-            "spec.replication.maxLagSeconds: a replica further behind is not ready",
-        );
-        let last_failover = gauge(
-            registry,
-            "cluster_last_failover_timestamp_seconds",
-            "When the last automatic failover was decided (status.lastFailoverTime), Unix time",
-        );
-        let instance_ready = gauge(
-            registry,
-            "instance_ready",
-            "1 when the instance's pod is ready in its role, else 0",
-        );
-        let lag = gauge(
-            registry,
-            "instance_replication_lag_seconds",
-            "Seconds_Behind_Source of a replica as the operator last saw it; absent when unknown",
-        );
-        let replicating = gauge(
-            registry,
-            "instance_replicating",
-            "1 when both replication threads of a replica run, 0 when one does not; absent on the primary",
-        );
-        let errant = gauge(
-            registry,
-            "instance_errant_transactions",
-            "1 when the instance holds transactions the primary does not (status.instances[].errantGtids)",
-        );
-        let unreachable = gauge(
-            registry,
-            "instance_unreachable",
-            "1 when the operator could not reach the instance's mysqld in its last round",
-        );
-        let cloning = gauge(
-            registry,
-            "instance_cloning",
-            "1 while a clone replaces the instance's data (status.instances[].cloning)",
-        );
         Self {
-            ready,
+            ready: gauge(
+                registry,
+                "cluster_ready",
+                "1 for the state of each MySQLCluster's Ready condition, 0 for the other states",
+            ),
             conditions: gauge(
                 registry,
                 "cluster_condition",
@@ -362,21 +311,61 @@ impl FromStatus {
                 "cluster_condition_reason",
                 "1 for the current reason of each condition of each MySQLCluster (e.g. Writable FailoverBlocked)",
             ),
-            instances_desired,
-            instances_ready,
-            max_lag,
-            last_failover,
+            instances_desired: gauge(
+                registry,
+                "cluster_instances",
+                "spec.instances of each MySQLCluster",
+            ),
+            instances_ready: gauge(
+                registry,
+                "cluster_ready_instances",
+                "Instances ready in their role (status.readyInstances)",
+            ),
+            max_lag: gauge(
+                registry,
+                "cluster_max_lag_seconds",
+                "spec.replication.maxLagSeconds: a replica further behind is not ready",
+            ),
+            last_failover: gauge(
+                registry,
+                "cluster_last_failover_timestamp_seconds",
+                "When the last automatic failover was decided (status.lastFailoverTime), Unix time",
+            ),
             role: gauge(
                 registry,
                 "instance_role",
                 "1 for the role the operator gives each instance (primary, replica, unknown)",
             ),
-            instance_ready,
-            lag,
-            replicating,
-            errant,
-            unreachable,
-            cloning,
+            instance_ready: gauge(
+                registry,
+                "instance_ready",
+                "1 when the instance's pod is ready in its role, else 0",
+            ),
+            lag: gauge(
+                registry,
+                "instance_replication_lag_seconds",
+                "Seconds_Behind_Source of a replica as the operator last saw it; absent when unknown",
+            ),
+            replicating: gauge(
+                registry,
+                "instance_replicating",
+                "1 when both replication threads of a replica run, 0 when one does not; absent on the primary",
+            ),
+            errant: gauge(
+                registry,
+                "instance_errant_transactions",
+                "1 when the instance holds transactions the primary does not (status.instances[].errantGtids)",
+            ),
+            unreachable: gauge(
+                registry,
+                "instance_unreachable",
+                "1 when the operator could not reach the instance's mysqld in its last round",
+            ),
+            cloning: gauge(
+                registry,
+                "instance_cloning",
+                "1 while a clone replaces the instance's data (status.instances[].cloning)",
+            ),
         }
     }
 

@@ -14,6 +14,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::api::MySQLCluster;
+use crate::api::conditions::ConditionType;
 use crate::resources::naming;
 use args::{Command, Invocation, USAGE, ordinal_of};
 
@@ -64,6 +65,19 @@ fn api_error(
     }
 }
 
+/// An API error about the MySQLCluster `namespace/name`.
+fn cluster_error(
+    error: kube::Error,
+    verb: &'static str,
+    namespace: &str,
+    name: &str,
+) -> PluginError {
+    api_error(error, verb, namespace, || PluginError::ClusterNotFound {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })
+}
+
 /// Carries out `invocation` in `namespace`, writing what the user sees to `out`.
 pub async fn run(
     invocation: &Invocation,
@@ -101,14 +115,7 @@ async fn get_cluster(
     Api::<MySQLCluster>::namespaced(client.clone(), namespace)
         .get(name)
         .await
-        .map_err(|e| {
-            api_error(e, "get mysqlclusters", namespace, || {
-                PluginError::ClusterNotFound {
-                    namespace: namespace.to_string(),
-                    name: name.to_string(),
-                }
-            })
-        })
+        .map_err(|e| cluster_error(e, "get mysqlclusters", namespace, name))
 }
 
 /// The cluster and its recent events (the cluster's own and its pods').
@@ -180,14 +187,7 @@ async fn switchover(
             &Patch::Merge(json!({"spec": {"primaryInstance": ordinal}})),
         )
         .await
-        .map_err(|e| {
-            api_error(e, "patch mysqlclusters", namespace, || {
-                PluginError::ClusterNotFound {
-                    namespace: namespace.to_string(),
-                    name: name.to_string(),
-                }
-            })
-        })?;
+        .map_err(|e| cluster_error(e, "patch mysqlclusters", namespace, name))?;
     writeln!(
         out,
         "spec.primaryInstance of {namespace}/{name} set to {ordinal}; waiting for {target} to be the writable primary"
@@ -199,7 +199,7 @@ async fn switchover(
         let writable = status
             .conditions
             .iter()
-            .any(|c| c.type_ == "Writable" && c.status == "True");
+            .any(|c| c.type_ == ConditionType::Writable.as_str() && c.status == "True");
         if status.current_primary.as_deref() == Some(target.as_str()) && writable {
             writeln!(
                 out,

@@ -5,6 +5,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use crate::api::conditions::ConditionType;
 use crate::api::{InstanceStatus, MySQLCluster};
 use crate::mysql::GtidSet;
 
@@ -33,7 +36,8 @@ pub struct StatusReport {
     pub last_failover_time: Option<String>,
     pub last_failover_from: Option<String>,
     pub instances: Vec<InstanceLine>,
-    pub conditions: Vec<ConditionLine>,
+    /// As the status has them.
+    pub conditions: Vec<Condition>,
     pub events: Vec<EventLine>,
 }
 
@@ -55,16 +59,6 @@ pub struct InstanceLine {
     pub cloning: bool,
 }
 
-/// One condition's row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConditionLine {
-    pub type_: String,
-    pub status: String,
-    pub reason: String,
-    pub message: String,
-}
-
 /// How many events the screen keeps (the most recent).
 pub const EVENTS_SHOWN: usize = 8;
 
@@ -74,7 +68,7 @@ pub fn report(cluster: &MySQLCluster, mut events: Vec<EventLine>) -> StatusRepor
     let ready = status
         .conditions
         .iter()
-        .find(|c| c.type_ == "Ready")
+        .find(|c| c.type_ == ConditionType::Ready.as_str())
         .map(|c| c.status.clone());
     events.sort_by(|a, b| a.time.cmp(&b.time));
     let keep_from = events.len().saturating_sub(EVENTS_SHOWN);
@@ -88,16 +82,7 @@ pub fn report(cluster: &MySQLCluster, mut events: Vec<EventLine>) -> StatusRepor
         last_failover_time: status.last_failover_time.as_ref().map(|t| t.0.to_string()),
         last_failover_from: status.last_failover_from.clone(),
         instances: status.instances.iter().map(instance_line).collect(),
-        conditions: status
-            .conditions
-            .iter()
-            .map(|c| ConditionLine {
-                type_: c.type_.clone(),
-                status: c.status.clone(),
-                reason: c.reason.clone(),
-                message: c.message.clone(),
-            })
-            .collect(),
+        conditions: status.conditions,
         events: events.split_off(keep_from),
     }
 }
