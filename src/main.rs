@@ -121,8 +121,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let context = Arc::new(Context::new(
         client.clone(),
         options.settings,
+        // Always encrypted: verified against the cluster's CA where a pod serves its
+        // certificate, unverified where a pod made before TLS serves mysqld's own.
         MySqlClient::new(Duration::from_secs(3), Duration::from_secs(10))
-            .with_probe_timeout(sakila::clustering::intent::PROBE_TIMEOUT),
+            .with_probe_timeout(sakila::clustering::intent::PROBE_TIMEOUT)
+            .with_tls(true),
         Recorder::new(client.clone(), reporter),
         metrics.clone(),
     ));

@@ -78,6 +78,19 @@ pub struct ValidatedCluster {
     pub exporter_image: Option<String>,
     /// What the NetworkPolicy lets in, when `spec.networkPolicy.enabled`.
     pub network_policy: Option<NetworkPolicyPlan>,
+    pub tls: TlsPlan,
+}
+
+/// The certificate the instances serve and what TLS is required for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsPlan {
+    /// The Secret the pods mount: `<name>-tls`, or the user's `spec.tls.secretName`.
+    pub secret_name: String,
+    /// The operator issues the certificate into `secret_name` (no `spec.tls.secretName`).
+    pub operator_issued: bool,
+    /// `spec.tls.extraNames`, for the operator's certificate.
+    pub extra_names: Vec<String>,
+    pub require_secure_transport: bool,
 }
 
 /// The clients a cluster's NetworkPolicy admits besides the cluster's own pods.
@@ -198,6 +211,16 @@ pub fn validate(
         }),
         (true, None) => return Err(InvalidSpec::NoOperatorNamespace),
     };
+    let tls = TlsPlan {
+        secret_name: spec
+            .tls
+            .secret_name
+            .clone()
+            .unwrap_or_else(|| naming::tls_secret(&name)),
+        operator_issued: spec.tls.secret_name.is_none(),
+        extra_names: spec.tls.extra_names.clone(),
+        require_secure_transport: spec.tls.require_secure_transport,
+    };
     let root_password = spec
         .root_password_secret
         .clone()
@@ -229,6 +252,7 @@ pub fn validate(
         paused: spec.paused,
         exporter_image,
         network_policy,
+        tls,
         name,
         namespace,
     })
@@ -327,6 +351,7 @@ pub(crate) mod tests {
                 paused: false,
                 monitoring: Default::default(),
                 network_policy: Default::default(),
+                tls: Default::default(),
             },
         );
         cluster.metadata.namespace = Some("shop".into());
@@ -382,7 +407,7 @@ pub(crate) mod tests {
         .unwrap_err();
         assert!(
             err.to_string().starts_with(
-                "spec.mysqlConfig key \"require_secure_transport\" cannot be set: the operator, replication and clones connect without TLS"
+                "spec.mysqlConfig key \"require_secure_transport\" cannot be set: TLS is required or not through spec.tls.requireSecureTransport"
             ),
             "{err}"
         );

@@ -6,19 +6,24 @@
 //! `mysql_async` is used here directly only to write test data and to check
 //! what the trait did from the outside.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
+use sakila::api::MySQLCluster;
 use sakila::mysql::{
-    CloneOutcome, Credentials, Endpoint, GtidSet, InstanceStatus, MySqlAdmin, MySqlClient,
-    MySqlConnector, MySqlError, MySqlSession, Plugin, ReplicationSource, SemiSyncSourceConfig,
-    ThreadState, UserSpec,
+    ChannelTls, CloneOutcome, Credentials, Endpoint, GtidSet, InstanceStatus, MySqlAdmin,
+    MySqlClient, MySqlConnector, MySqlError, MySqlSession, PeerTls, Plugin, ReplicationSource,
+    SemiSyncSourceConfig, ServerIdentity, ThreadState, UserSpec,
 };
+use sakila::resources::tls::{IssuedTls, build_tls_secret};
+use sakila::validate::{OperatorSettings, validate};
 
 const STARTUP_TIMEOUT_SECS: u32 = 180;
 const REPL_USER: &str = "sakila_repl";
@@ -316,11 +321,11 @@ fn repl_user() -> UserSpec {
     }
 }
 
-fn source_of(server: &Server, tls: bool) -> ReplicationSource {
+fn source_of(server: &Server) -> ReplicationSource {
     ReplicationSource {
         endpoint: server.endpoint.clone(),
         credentials: Credentials::new(REPL_USER, REPL_PASSWORD),
-        tls,
+        tls: PeerTls::Unverified,
         connect_retry: Duration::from_secs(1),
         retry_count: 86_400,
     }
@@ -353,8 +358,7 @@ async fn primary_and_replica(first_id: u32, semi_sync: bool) -> (Server, Server)
             .expect("enable semi-sync replica");
     }
     replica_admin
-        // Plain TCP (RSA key exchange) with semi-sync, TLS without: both are covered.
-        .configure_replica(&source_of(&primary, !semi_sync))
+        .configure_replica(&source_of(&primary))
         .await
         .unwrap_or_else(|e| panic!("{}", chain(&e)));
     wait_until(
@@ -685,7 +689,7 @@ async fn clone_from_seeds_an_empty_replica() {
         .clone_from(
             &donor.endpoint,
             &Credentials::new(REPL_USER, REPL_PASSWORD),
-            false,
+            &PeerTls::Unverified,
             Duration::from_secs(300),
         )
         .await
@@ -728,7 +732,7 @@ async fn clone_from_seeds_an_empty_replica() {
     // A clone is a replica that only needs to be pointed at its source.
     let recipient_admin = recipient.admin().await;
     recipient_admin
-        .configure_replica(&source_of(&donor, false))
+        .configure_replica(&source_of(&donor))
         .await
         .unwrap();
     donor.sql("INSERT INTO app.t VALUES (10)").await;
@@ -1211,7 +1215,7 @@ async fn a_fenced_replica_stays_fenced_across_a_restart_until_pointed_at_a_sourc
     replica
         .admin()
         .await
-        .configure_replica(&source_of(&primary, false))
+        .configure_replica(&source_of(&primary))
         .await
         .unwrap_or_else(|e| panic!("{}", chain(&e)));
     wait_until(
@@ -1439,4 +1443,131 @@ async fn the_exporter_reads_a_primary_and_a_replica_with_the_probe_account_over_
         .await;
     let denied = scrape_exporter(&replica).await;
     assert_eq!(sample(&denied, "mysql_up"), Some(0.0), "{denied}");
+}
+
+/// The cluster's TLS material as the operator issues it, for a cluster `name` in `shop` whose
+/// certificate also covers 127.0.0.1, where these servers listen.
+fn issued_tls(name: &str) -> BTreeMap<String, Vec<u8>> {
+    let cluster: MySQLCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "mysql.sakila.dev/v1alpha1",
+        "kind": "MySQLCluster",
+        "metadata": {"name": name, "namespace": "shop", "uid": "u-1"},
+        "spec": {"storage": {"size": "1Gi"}, "tls": {"extraNames": ["127.0.0.1"]}},
+    }))
+    .expect("a valid MySQLCluster");
+    let valid = validate(&cluster, &OperatorSettings::default()).expect("valid");
+    let issued = IssuedTls::complete(&valid, None, jiff::Timestamp::now()).expect("issued");
+    build_tls_secret(&valid, &issued)
+        .data
+        .expect("data")
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect()
+}
+
+/// Puts the certificate, its key and the CA into the datadir (`/var/lib/mysql` in the server's
+/// view) and has mysqld serve them, as a pod's mysqld does from its TLS mount.
+async fn serve_certificate(server: &Server, tls: &BTreeMap<String, Vec<u8>>) {
+    for key in ["ca.crt", "tls.crt", "tls.key"] {
+        let path = server.dir.path().join("data").join(key);
+        std::fs::write(&path, &tls[key]).expect("write the TLS file");
+    }
+    server
+        .sql(
+            "SET GLOBAL ssl_ca = '/var/lib/mysql/ca.crt', \
+             ssl_cert = '/var/lib/mysql/tls.crt', ssl_key = '/var/lib/mysql/tls.key'; \
+             ALTER INSTANCE RELOAD TLS",
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn the_operator_and_replication_verify_the_clusters_certificate() {
+    if !mysql_tests_enabled("the_operator_and_replication_verify_the_clusters_certificate") {
+        return;
+    }
+    let (primary, replica) = primary_and_replica(141, false).await;
+    let channel_tls = |status: InstanceStatus| status.replica.expect("a replica").channel_tls;
+    assert_eq!(channel_tls(replica.status().await), ChannelTls::Unverified);
+    let ours = issued_tls("db");
+    serve_certificate(&primary, &ours).await;
+    serve_certificate(&replica, &ours).await;
+    let identity = |tls: &BTreeMap<String, Vec<u8>>, name: &str| ServerIdentity {
+        ca_pem: Arc::from(tls["ca.crt"].as_slice()),
+        name: name.into(),
+    };
+
+    // The operator's session: the cluster's CA and the pod's stable name, at the IP address.
+    let verified = primary
+        .endpoint
+        .clone()
+        .verified(Some(identity(&ours, "db-0.db.shop.svc")));
+    let session = client()
+        .connect(&verified, &root())
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert!(session.status().await.is_ok());
+    session.close().await;
+    // Another cluster's CA, or a name the certificate does not cover, is refused.
+    let theirs = issued_tls("other");
+    for (why, wrong) in [
+        ("another CA", identity(&theirs, "db-0.db.shop.svc")),
+        ("another name", identity(&ours, "db-0.other.shop.svc")),
+    ] {
+        let endpoint = primary.endpoint.clone().verified(Some(wrong));
+        let refused = client().connect(&endpoint, &root()).await;
+        assert!(refused.is_err(), "{why} was accepted");
+    }
+
+    // Replication checks the source's certificate against the CA file on the replica.
+    let mut source = source_of(&primary);
+    source.tls = PeerTls::Verified {
+        ca_path: "/var/lib/mysql/ca.crt".into(),
+    };
+    replica
+        .admin()
+        .await
+        .configure_replica(&source)
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let channel = replica
+        .query_strings(
+            "SELECT CONCAT(SSL_ALLOWED, ' ', SSL_VERIFY_SERVER_CERTIFICATE, ' ', SSL_CA_FILE) \
+             FROM performance_schema.replication_connection_configuration",
+        )
+        .await;
+    assert_eq!(channel, ["YES YES /var/lib/mysql/ca.crt"]);
+    assert_eq!(channel_tls(replica.status().await), ChannelTls::Verified);
+    primary
+        .sql("CREATE DATABASE over_tls; CREATE TABLE over_tls.t (id INT PRIMARY KEY)")
+        .await;
+    let wanted = primary.status().await.gtid_executed;
+    wait_until(
+        "the replica applies over verified TLS",
+        Duration::from_secs(60),
+        || async {
+            let status = replica.status().await;
+            if let Some(e) = status
+                .replica
+                .as_ref()
+                .and_then(|r| r.last_io_error.as_ref())
+            {
+                eprintln!("replica I/O error so far: {} {}", e.code, e.message);
+            }
+            status.gtid_executed == wanted
+        },
+    )
+    .await;
+    // The source's side of the replica's connection, its binlog dump session.
+    let cipher = primary
+        .query_strings(
+            "SELECT VARIABLE_VALUE FROM performance_schema.status_by_thread s \
+             JOIN performance_schema.threads t USING (THREAD_ID) \
+             WHERE t.PROCESSLIST_COMMAND LIKE 'Binlog Dump%' AND s.VARIABLE_NAME = 'Ssl_cipher'",
+        )
+        .await;
+    assert!(
+        cipher.first().is_some_and(|c| !c.is_empty()),
+        "the replication I/O thread's session is not encrypted: {cipher:?}"
+    );
 }

@@ -61,6 +61,8 @@ pub enum ConditionType {
     RootPasswordValid,
     /// The volumes have `spec.storage.size`.
     StorageResized,
+    /// The certificate the instances serve is there, readable and not about to run out.
+    CertificateValid,
 }
 
 impl ConditionType {
@@ -79,6 +81,7 @@ impl ConditionType {
             ConditionType::CrashSafe => "CrashSafe",
             ConditionType::RootPasswordValid => "RootPasswordValid",
             ConditionType::StorageResized => "StorageResized",
+            ConditionType::CertificateValid => "CertificateValid",
         }
     }
 }

@@ -8,6 +8,9 @@ use kube::core::{Message, Rule};
 pub const OWNED_MYSQL_SETTINGS: &[&str] = &[
     "basedir",
     "bind_address",
+    "clone_ssl_ca",
+    "clone_ssl_cert",
+    "clone_ssl_key",
     "datadir",
     "default_authentication_plugin",
     "enforce_gtid_consistency",
@@ -44,6 +47,10 @@ pub const OWNED_MYSQL_SETTINGS: &[&str] = &[
     "skip_replica_start",
     "skip_slave_start",
     "socket",
+    "ssl_ca",
+    "ssl_capath",
+    "ssl_cert",
+    "ssl_key",
     "super_read_only",
     "user",
 ];
@@ -53,7 +60,7 @@ pub const OWNED_MYSQL_SETTINGS: &[&str] = &[
 pub const REFUSED_MYSQL_SETTINGS: &[(&[&str], &str)] = &[
     (
         &["require_secure_transport"],
-        "the operator, replication and clones connect without TLS for now, so mysqld would refuse them",
+        "TLS is required or not through spec.tls.requireSecureTransport",
     ),
     (
         &[

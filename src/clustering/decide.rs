@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::intent::{FailoverGate, Intent};
 use super::observe::{InstanceObservation, MySqlObservation, Observation};
-use crate::mysql::{GtidSet, InstanceStatus, ReplicaStatus, ThreadState};
+use crate::mysql::{ChannelTls, GtidSet, InstanceStatus, PeerTls, ReplicaStatus, ThreadState};
+use crate::resources::naming;
 
 /// The semi-sync source timeout: as long as MySQL allows (about 49 days), so that a primary
 /// never silently falls back to asynchronous replication; losing the replicas blocks commits
@@ -1250,11 +1251,15 @@ fn replica_actions(
             }
             continue;
         }
+        // A channel less protected than both pods allow (configured before TLS, or before one
+        // of them had the cluster's certificate) is configured again.
+        let wanted_tls = ChannelTls::from(&peer_tls(observation, ordinal, primary));
         let following = instance.replication_source == Some(primary)
             && status.replica.as_ref().is_some_and(|r| {
                 r.auto_position
                     && r.io_thread != ThreadState::Stopped
                     && r.sql_thread == ThreadState::Running
+                    && r.channel_tls >= wanted_tls
             })
             && status.semi_sync.replica_enabled;
         if !following {
@@ -1266,6 +1271,28 @@ fn replica_actions(
                 source: primary,
             });
         }
+    }
+}
+
+/// How `ordinal` checks `peer`'s certificate when it replicates or clones from it: against the
+/// cluster's CA once both pods have it (the one to read the CA file, the other to serve the
+/// certificate); encrypted but unchecked while either pod predates TLS, so that a rolling
+/// upgrade to TLS never cuts replication.
+pub fn peer_tls(observation: &Observation, ordinal: u8, peer: u8) -> PeerTls {
+    let has_certificate = |o| {
+        observation
+            .instances
+            .iter()
+            .find(|i| i.ordinal == o)
+            .and_then(|i| i.pod.as_ref())
+            .is_some_and(|pod| pod.serves_cluster_certificate)
+    };
+    if has_certificate(ordinal) && has_certificate(peer) {
+        PeerTls::Verified {
+            ca_path: format!("{}/{}", naming::TLS_DIR, naming::CA_CERT_KEY),
+        }
+    } else {
+        PeerTls::Unverified
     }
 }
 
@@ -1285,7 +1312,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::clustering::intent::FailoverGate;
     use crate::clustering::observe::tests::{
-        gtids, instance, observation, primary_with, replica_following,
+        gtids, instance, observation, primary_with, replica_following, status_mut,
     };
 
     /// Decides with the recorded primary, if unreachable, failed often enough to be lost.
@@ -2373,6 +2400,41 @@ pub(crate) mod tests {
         let plan = decided(&obs);
         assert!(plan.actions.is_empty());
         assert!(plan.findings.is_empty());
+    }
+
+    #[test]
+    fn a_channel_less_protected_than_both_pods_allow_is_configured_again() {
+        let history = "aaaaaaaa-0000-0000-0000-000000000000:1-10";
+        let with_channel = |tls: ChannelTls, replica_has_certificate: bool| {
+            let mut replica = replica_following(1, 0, history);
+            status_mut(&mut replica)
+                .replica
+                .as_mut()
+                .unwrap()
+                .channel_tls = tls;
+            replica.pod.as_mut().unwrap().serves_cluster_certificate = replica_has_certificate;
+            observation(2, Some(0), vec![primary_with(0, 2, history), replica])
+        };
+        let repoint = Action::ReplicateFrom {
+            ordinal: 1,
+            source: 0,
+        };
+        for (channel, replica_has_certificate, repointed) in [
+            (ChannelTls::Plain, true, true),
+            (ChannelTls::Unverified, true, true),
+            (ChannelTls::Verified, true, false),
+            // A pod made before TLS has no CA file to check with: encrypted is all it can do.
+            (ChannelTls::Plain, false, true),
+            (ChannelTls::Unverified, false, false),
+        ] {
+            let plan = decided(&with_channel(channel, replica_has_certificate));
+            assert_eq!(
+                plan.actions.contains(&repoint),
+                repointed,
+                "{channel:?}, replica with the certificate: {replica_has_certificate}: {:?}",
+                plan.actions
+            );
+        }
     }
 
     #[test]

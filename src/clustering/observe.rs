@@ -1,12 +1,15 @@
 //! Observation: the pods Kubernetes reports and, for each, what its mysqld says over SQL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use crate::mysql::{Credentials, Endpoint, InstanceStatus, MySqlAdmin, MySqlConnector};
+use crate::mysql::{
+    Credentials, Endpoint, InstanceStatus, MySqlAdmin, MySqlConnector, ServerIdentity,
+};
 use crate::resources::naming;
 
 /// Everything `decide` looks at.
@@ -66,6 +69,9 @@ pub struct PodFacts {
     pub online_settings: Option<String>,
     /// The restart-requiring settings the pod's template was made with, if it says.
     pub restart_settings: Option<String>,
+    /// The pod mounts the cluster's TLS Secret, so its mysqld serves the cluster's certificate
+    /// (a pod made before TLS serves mysqld's self-signed one until it is rolled).
+    pub serves_cluster_certificate: bool,
 }
 
 /// What an instance's mysqld said, or why it said nothing.
@@ -129,6 +135,11 @@ impl PodFacts {
                 .get(naming::RECLONE_ANNOTATION)
                 .is_some_and(|v| v == "true"),
             revision: pod.labels().get(REVISION_LABEL).cloned(),
+            serves_cluster_certificate: pod
+                .spec
+                .iter()
+                .flat_map(|s| s.volumes.iter().flatten())
+                .any(|v| v.name == naming::TLS_VOLUME && v.secret.is_some()),
             waiting_reason: waiting_reason(pod),
             online_settings: pod
                 .annotations()
@@ -189,6 +200,7 @@ pub async fn observe<C: MySqlConnector>(
     members: Vec<u8>,
     update_revision: Option<String>,
     pods: &[Pod],
+    cluster_ca: Option<&Arc<[u8]>>,
 ) -> Observation {
     let observed = current_primary.map_or(desired_instances, |p| desired_instances.max(p + 1));
     let instances = (0..observed).map(|ordinal| {
@@ -197,9 +209,12 @@ pub async fn observe<C: MySqlConnector>(
             .find(|p| naming::ordinal_of(cluster_name, &p.name_any()) == Some(ordinal))
             .map(PodFacts::from_pod);
         async move {
-            let mysql = match pod.as_ref().and_then(|p| p.ip.clone()) {
+            let endpoint = pod
+                .as_ref()
+                .and_then(|p| instance_endpoint(cluster_name, namespace, ordinal, p, cluster_ca));
+            let mysql = match endpoint {
                 None => MySqlObservation::NotRunning,
-                Some(ip) => observe_mysql(connector, credentials, &ip).await,
+                Some(endpoint) => observe_mysql(connector, credentials, endpoint).await,
             };
             let replication_source = match &mysql {
                 MySqlObservation::Observed(status) => status
@@ -229,12 +244,31 @@ pub async fn observe<C: MySqlConnector>(
     }
 }
 
+/// Where the operator reaches an instance: its pod's address (no DNS lookup in the way of a
+/// failover), checking, once the pod serves the cluster's certificate and the CA is known, that
+/// the certificate is the cluster's and names the pod. `None` while the pod has no address.
+pub fn instance_endpoint(
+    cluster_name: &str,
+    namespace: &str,
+    ordinal: u8,
+    pod: &PodFacts,
+    cluster_ca: Option<&Arc<[u8]>>,
+) -> Option<Endpoint> {
+    let ip = pod.ip.clone()?;
+    let identity = cluster_ca
+        .filter(|_| pod.serves_cluster_certificate)
+        .map(|ca| ServerIdentity {
+            ca_pem: ca.clone(),
+            name: naming::pod_host(cluster_name, namespace, ordinal),
+        });
+    Some(Endpoint::new(ip, naming::MYSQL_PORT as u16).verified(identity))
+}
+
 async fn observe_mysql<C: MySqlConnector>(
     connector: &C,
     credentials: &Credentials,
-    ip: &str,
+    endpoint: Endpoint,
 ) -> MySqlObservation {
-    let endpoint = Endpoint::new(ip, naming::MYSQL_PORT as u16);
     let attempt = async {
         let admin = connector.connect_kept(&endpoint, credentials).await?;
         admin.status().await
@@ -307,6 +341,7 @@ pub(crate) mod tests {
                 waiting_reason: None,
                 online_settings: None,
                 restart_settings: None,
+                serves_cluster_certificate: true,
             }),
             mysql: match read_only {
                 None => MySqlObservation::Unreachable("failed to connect".into()),
@@ -328,7 +363,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn status_mut(instance: &mut InstanceObservation) -> &mut InstanceStatus {
+    pub(crate) fn status_mut(instance: &mut InstanceObservation) -> &mut InstanceStatus {
         match &mut instance.mysql {
             MySqlObservation::Observed(s) => s,
             _ => panic!("instance {} is not observed", instance.ordinal),
@@ -384,6 +419,7 @@ pub(crate) mod tests {
             seconds_behind_source: Some(0),
             retrieved_gtid_set: GtidSet::default(),
             auto_position: true,
+            channel_tls: crate::mysql::ChannelTls::Verified,
         });
         replica
     }

@@ -1,5 +1,6 @@
 //! Operate: carries out a plan's actions in order, stopping at the first failure.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -8,8 +9,8 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::clones::CloneTasks;
-use super::decide::{Action, Plan, Role, SEMI_SYNC_TIMEOUT};
-use super::observe::Observation;
+use super::decide::{Action, Plan, Role, SEMI_SYNC_TIMEOUT, peer_tls};
+use super::observe::{Observation, PodFacts, instance_endpoint};
 use super::settings::{SettingsChange, SettingsResults};
 use crate::mysql::{
     Credentials, Endpoint, GtidSet, MySqlAdmin, MySqlConnector, MySqlError, ReplicationSource,
@@ -104,6 +105,8 @@ pub struct OperateTarget<'a, P> {
     pub pods: &'a P,
     /// Where a clone runs once started.
     pub clones: &'a CloneTasks,
+    /// The CA the instances' certificates come from, when the operator knows it.
+    pub cluster_ca: Option<&'a Arc<[u8]>>,
 }
 
 /// Why an action could not be carried out.
@@ -371,7 +374,8 @@ impl<C: MySqlConnector, P: PodWrites> Operator<'_, C, P> {
                 Ok(())
             }
             Action::ForceReadOnly { ordinal } => {
-                let endpoint = pod_endpoint(self.observation, *ordinal, "make read-only")?;
+                let endpoint =
+                    pod_endpoint(self.target, self.observation, *ordinal, "make read-only")?;
                 self.force_read_only(*ordinal, &endpoint).await
             }
             Action::DemoteAtAddress { ordinal, address } => {
@@ -543,7 +547,7 @@ impl<C: MySqlConnector, P: PodWrites> Operator<'_, C, P> {
         let source = ReplicationSource {
             endpoint: self.stable_endpoint(source),
             credentials: self.target.replication.clone(),
-            tls: false,
+            tls: peer_tls(self.observation, ordinal, source),
             connect_retry: SOURCE_CONNECT_RETRY,
             retry_count: SOURCE_RETRY_COUNT,
         };
@@ -579,7 +583,8 @@ impl<C: MySqlConnector, P: PodWrites> Operator<'_, C, P> {
         const ACTION: &str = "start a clone from a donor";
         let donor_endpoint = self.stable_endpoint(donor);
         let credentials = self.target.replication.clone();
-        let endpoint = pod_endpoint(self.observation, ordinal, ACTION)?;
+        let tls = peer_tls(self.observation, ordinal, donor);
+        let endpoint = pod_endpoint(self.target, self.observation, ordinal, ACTION)?;
         let admin = self
             .connector
             .connect(&endpoint, self.target.operator)
@@ -593,7 +598,7 @@ impl<C: MySqlConnector, P: PodWrites> Operator<'_, C, P> {
             .clones
             .start(self.target.cluster_uid, ordinal, async move {
                 match admin
-                    .clone_from(&donor_endpoint, &credentials, false, CLONE_TIMEOUT)
+                    .clone_from(&donor_endpoint, &credentials, &tls, CLONE_TIMEOUT)
                     .await
                 {
                     // mysqld stops after a clone; the kubelet restarts its container with the
@@ -644,7 +649,7 @@ impl<C: MySqlConnector, P: PodWrites> Operator<'_, C, P> {
     /// Disconnects the clients and sets `super_read_only`; returns what the instance had
     /// executed by then (nothing more can come).
     async fn make_read_only(&self, ordinal: u8) -> Result<GtidSet, OperateError> {
-        let endpoint = pod_endpoint(self.observation, ordinal, "make read-only")?;
+        let endpoint = pod_endpoint(self.target, self.observation, ordinal, "make read-only")?;
         self.make_read_only_at(ordinal, &endpoint).await
     }
 
@@ -708,20 +713,32 @@ impl<C: MySqlConnector, P: PodWrites> Operator<'_, C, P> {
     }
 }
 
-/// The address of an instance's pod.
-fn pod_endpoint(
+/// The address of an instance's pod, and the certificate it must prove (`instance_endpoint`).
+fn pod_endpoint<P>(
+    target: &OperateTarget<'_, P>,
     observation: &Observation,
     ordinal: u8,
     action: &'static str,
 ) -> Result<Endpoint, OperateError> {
-    let ip = observation
+    pod_of(observation, ordinal)
+        .and_then(|pod| {
+            instance_endpoint(
+                target.cluster_name,
+                target.namespace,
+                ordinal,
+                pod,
+                target.cluster_ca,
+            )
+        })
+        .ok_or(OperateError::NoAddress { action, ordinal })
+}
+
+fn pod_of(observation: &Observation, ordinal: u8) -> Option<&PodFacts> {
+    observation
         .instances
         .iter()
         .find(|i| i.ordinal == ordinal)
         .and_then(|i| i.pod.as_ref())
-        .and_then(|p| p.ip.clone())
-        .ok_or(OperateError::NoAddress { action, ordinal })?;
-    Ok(Endpoint::new(ip, naming::MYSQL_PORT as u16))
 }
 
 /// Connects to one instance by its pod IP and runs `work` on the session.
@@ -739,7 +756,7 @@ where
     F: FnOnce(C::Admin) -> Fut,
     Fut: Future<Output = Result<T, MySqlError>>,
 {
-    let endpoint = pod_endpoint(observation, ordinal, action)?;
+    let endpoint = pod_endpoint(target, observation, ordinal, action)?;
     sql_at(connector, target, &endpoint, ordinal, action, work).await
 }
 
@@ -855,6 +872,7 @@ mod tests {
                     waiting_reason: None,
                     online_settings: None,
                     restart_settings: None,
+                    serves_cluster_certificate: true,
                 }),
                 mysql: MySqlObservation::NotRunning,
                 replication_source: None,
@@ -908,6 +926,7 @@ mod tests {
                 replication: &self.replication,
                 pods: &self.pods,
                 clones: &self.clones,
+                cluster_ca: None,
             };
             let plan = Plan {
                 primary: Some(0),
@@ -1050,7 +1069,7 @@ mod tests {
                         2,
                         "configure_replica",
                         format!(
-                            "source={} user={} tls=false retry every 2s x86400",
+                            "source={} user={} tls verified by /etc/mysql-tls/ca.crt retry every 2s x86400",
                             Bench::stable(0),
                             naming::REPLICATION_USER
                         ),
@@ -1383,7 +1402,7 @@ mod tests {
                     2,
                     "clone_from",
                     format!(
-                        "donor={} user={} tls=false within {CLONE_TIMEOUT:?}",
+                        "donor={} user={} tls verified by /etc/mysql-tls/ca.crt within {CLONE_TIMEOUT:?}",
                         Bench::stable(0),
                         naming::REPLICATION_USER
                     )

@@ -65,6 +65,7 @@ pub enum Known {
 /// What the round fetched of the children it reads anyway.
 pub struct Fetched<'a> {
     pub secret: Option<&'a ObjectMeta>,
+    pub tls_secret: Option<&'a ObjectMeta>,
     pub statefulset: Option<&'a ObjectMeta>,
 }
 
@@ -85,6 +86,15 @@ pub async fn apply_all(
         &mut stats,
     )
     .await?;
+    if let Some(tls_secret) = &resources.tls_secret {
+        apply_one(
+            &Api::namespaced(client.clone(), ns),
+            tls_secret,
+            Known::Fetched(fetched.tls_secret.cloned()),
+            &mut stats,
+        )
+        .await?;
+    }
     let config_maps = Api::namespaced(client.clone(), ns);
     for config_map in [&resources.online_config_map, &resources.config_map] {
         let known = watched_child(watched, namespace, config_map);

@@ -24,6 +24,8 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("failed to issue the cluster's certificate")]
+    Tls(#[source] crate::resources::tls::TlsError),
     #[error("failed to carry out the clustering plan")]
     Operate(#[from] OperateError),
     #[error("failed to grow the data volumes")]
@@ -41,6 +43,7 @@ impl Error {
             Error::Malformed(_) | Error::Invalid(_) => "InvalidSpec",
             Error::Fetch { .. } => "FetchFailed",
             Error::Apply { .. } => "ApplyFailed",
+            Error::Tls(_) => "CertificateFailed",
             Error::Operate(e) => e.category(),
             Error::Storage(e) => e.category(),
             Error::Status(_) => "StatusPatchFailed",

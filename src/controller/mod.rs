@@ -11,3 +11,4 @@ pub mod report;
 pub mod root_password;
 pub mod run;
 pub mod status;
+pub mod tls;

@@ -23,6 +23,7 @@ use super::error::Error;
 use super::report::{Notice, Round, report};
 use super::root_password::observe_root_password;
 use super::status::{RefusedSetting, compute_status, failed_status, record_discarded};
+use super::tls::{ClusterTls, fetch_tls};
 use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::MySqlObservation;
 use crate::clustering::decide::BOOTSTRAP_WAIT;
@@ -30,12 +31,12 @@ use crate::clustering::intent::{
     PRIMARY_LEASE, RETRY_AFTER_FAILED_PROBE, next_look_at_fence, until_self_fenced,
 };
 use crate::clustering::observe::error_chain;
-use crate::clustering::observe::observe;
+use crate::clustering::observe::{instance_endpoint, observe};
 use crate::clustering::operate::{OperateTarget, apply_settings, operate, settings_results};
 use crate::clustering::settings::{SettingsPlan, accepted_settings, plan_settings};
 use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, decide};
 use crate::metrics;
-use crate::mysql::{Credentials, Endpoint, MySqlAdmin, MySqlConnector};
+use crate::mysql::{Credentials, MySqlAdmin, MySqlConnector};
 use crate::resources::secret::ClusterPasswords;
 use crate::resources::statefulset::claim_template_size;
 use crate::resources::{Resources, config_map, mysql_settings, naming};
@@ -164,6 +165,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         volumes: &volumes,
         not_owned: not_owned.as_deref(),
         root_password: root_password.as_ref(),
+        tls: Some(&inputs.tls.check),
     };
     let (status, notices) = report(cluster.status.as_ref(), round, now.time());
     publish_all(ctx, cluster, notices).await;
@@ -273,6 +275,8 @@ struct Inputs {
     operator: Credentials,
     replication: Credentials,
     pods: Api<Pod>,
+    /// The TLS Secret, what the operator issues into it, and the CA to verify instances with.
+    tls: ClusterTls,
 }
 
 /// fetch: the credentials Secret and the StatefulSet.
@@ -297,6 +301,7 @@ async fn fetch_inputs(ctx: &Context, valid: &ValidatedCluster) -> Result<Inputs,
         password(naming::REPLICATION_PASSWORD_KEY),
     );
     Ok(Inputs {
+        tls: fetch_tls(&ctx.client, valid, Timestamp::now()).await?,
         statefulset: fetch_statefulset(ctx, valid).await?,
         secret: existing_secret.map(|s| s.metadata),
         operator,
@@ -324,9 +329,11 @@ async fn build_and_apply(
         &inputs.passwords,
         &claim_size,
         recorded.accepted_settings,
+        inputs.tls.issued.as_ref(),
     );
     let fetched = Fetched {
         secret: inputs.secret.as_ref(),
+        tls_secret: inputs.tls.secret_meta.as_ref(),
         statefulset: inputs.statefulset.as_ref().map(|s| &s.metadata),
     };
     let watched = ctx.children.stores(&valid.namespace);
@@ -383,6 +390,7 @@ async fn observe_cluster(
         recorded.members.clone(),
         update_revision,
         pods,
+        inputs.tls.ca.as_ref(),
     )
     .await;
     observation.note_clones(&ctx.clones.in_flight(&valid.owner.uid));
@@ -502,6 +510,7 @@ fn operate_target<'a>(
         replication: &inputs.replication,
         pods: &inputs.pods,
         clones: &ctx.clones,
+        cluster_ca: inputs.tls.ca.as_ref(),
     }
 }
 
@@ -520,7 +529,8 @@ async fn operate_plan(
     let operated = operate(&ctx.connector, &target, observation, plan).await;
     // lease: the primary, answering, is good for another PRIMARY_LEASE; renewed even when an
     // action failed, which is no reason for a primary to fence itself
-    renew_primary_lease(ctx, cluster, observation, plan, &inputs.operator).await;
+    let ca = inputs.tls.ca.as_ref();
+    renew_primary_lease(ctx, cluster, observation, plan, &inputs.operator, ca).await;
     // What was done is announced even when a later action failed: it happened.
     for action in &operated.done {
         if let Some((reason, note, ordinal)) = notable(&valid.name, action) {
@@ -624,13 +634,20 @@ async fn renew_primary_lease(
     observation: &Observation,
     plan: &Plan,
     credentials: &Credentials,
+    cluster_ca: Option<&Arc<[u8]>>,
 ) {
     let Some(primary) = observation.instances.iter().find(|i| {
         Some(i.ordinal) == plan.primary && matches!(i.mysql, MySqlObservation::Observed(_))
     }) else {
         return;
     };
-    let Some(ip) = primary.pod.as_ref().and_then(|p| p.ip.clone()) else {
+    let (name, namespace) = (cluster.name_any(), cluster.namespace().unwrap_or_default());
+    // The probe's endpoint exactly, so the renewal runs on the connection the probe kept.
+    let Some(endpoint) = primary
+        .pod
+        .as_ref()
+        .and_then(|pod| instance_endpoint(&name, &namespace, primary.ordinal, pod, cluster_ca))
+    else {
         return;
     };
     // Addresses, and the stable names too: a replica pod re-created while the operator is away
@@ -643,15 +660,8 @@ async fn renew_primary_lease(
     };
     let peers: Vec<String> = others()
         .filter_map(|i| i.pod.as_ref()?.ip.clone())
-        .chain(others().map(|i| {
-            naming::pod_host(
-                &cluster.name_any(),
-                &cluster.namespace().unwrap_or_default(),
-                i.ordinal,
-            )
-        }))
+        .chain(others().map(|i| naming::pod_host(&name, &namespace, i.ordinal)))
         .collect();
-    let endpoint = Endpoint::new(ip, naming::MYSQL_PORT as u16);
     let renewed = match ctx.connector.connect_kept(&endpoint, credentials).await {
         Ok(admin) => admin.renew_primary_lease(PRIMARY_LEASE, &peers).await,
         Err(e) => Err(e),

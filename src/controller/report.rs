@@ -15,6 +15,7 @@ use super::status::{
     APPLIED_ONLINE, OBJECT_NOT_OWNED, RefusedSetting, SETTING_REFUSED, compute_status,
     newly_not_owned, record_discarded, record_ownership, record_settings,
 };
+use super::tls::{TlsCheck, record_tls, tls_warning};
 use crate::api::MySQLClusterStatus;
 use crate::api::conditions::ConditionType;
 use crate::clustering::settings::SettingsPlan;
@@ -43,6 +44,8 @@ pub struct Round<'a> {
     pub not_owned: Option<&'a [String]>,
     /// The root password's check, when the operator could read it.
     pub root_password: Option<&'a RootPasswordCheck>,
+    /// The certificate's check; `None` in tests that are not about it.
+    pub tls: Option<&'a TlsCheck>,
 }
 
 /// An event the round publishes about the cluster, and the pod it concerns, if one.
@@ -123,6 +126,12 @@ pub fn report(
     record_durability(&mut status, &weakened, generation, now.clone());
     if let Some((reason, message)) = durability_warning(previous, &status) {
         notices.push(Notice::warning(&reason, message));
+    }
+    if let Some(check) = round.tls {
+        record_tls(&mut status, check, generation, now.clone());
+        if let Some((reason, message)) = tls_warning(previous, &status) {
+            notices.push(Notice::warning(&reason, message));
+        }
     }
     if let Some(check) = round.root_password {
         record_root_password(&mut status, check, generation, now);
@@ -224,6 +233,7 @@ mod tests {
             volumes: &volumes,
             not_owned: Some(not_owned),
             root_password: Some(&RootPasswordCheck::Generated),
+            tls: None,
         };
         report(previous, round, at(now))
     }

@@ -289,6 +289,7 @@ mod tests {
             seconds_behind_source: Some(7),
             retrieved_gtid_set: GtidSet::default(),
             auto_position: true,
+            channel_tls: crate::mysql::ChannelTls::Verified,
         };
         let metrics = ServerMetrics {
             replica: Some(replica.clone()),

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::MySqlError;
@@ -14,6 +15,26 @@ pub struct Endpoint {
     pub host: String,
     /// TCP port; 0 for a Unix socket.
     pub port: u16,
+    /// The certificate the server must present; `None`: whatever it presents is taken (a
+    /// server that does not serve the cluster's certificate yet).
+    pub identity: Option<ServerIdentity>,
+}
+
+/// Who a server must prove to be over TLS: a certificate for `name` from the CA `ca_pem`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ServerIdentity {
+    /// The CA's certificate, PEM.
+    pub ca_pem: Arc<[u8]>,
+    /// The name the certificate must cover; the endpoint's host may be an IP address.
+    pub name: String,
+}
+
+impl fmt::Debug for ServerIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerIdentity")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {
@@ -22,7 +43,14 @@ impl Endpoint {
         Self {
             host: host.into(),
             port,
+            identity: None,
         }
+    }
+
+    /// The same endpoint, whose server must prove `identity`.
+    pub fn verified(mut self, identity: Option<ServerIdentity>) -> Self {
+        self.identity = identity;
+        self
     }
 
     /// mysqld's Unix socket at `path` (an absolute path), as a container beside it reaches it.
@@ -126,12 +154,33 @@ pub struct ReplicationSource {
     pub endpoint: Endpoint,
     /// The replication account on the source.
     pub credentials: Credentials,
-    /// `SOURCE_SSL=1` (encrypted, unverified) instead of plain TCP with RSA key exchange.
-    pub tls: bool,
+    /// How the replica checks the source's certificate.
+    pub tls: PeerTls,
     /// Seconds between reconnection attempts of the I/O thread.
     pub connect_retry: Duration,
     /// Reconnection attempts before the I/O thread gives up.
     pub retry_count: u32,
+}
+
+/// How one instance checks another's certificate when it replicates or clones from it. Always
+/// encrypted: every mysqld serves a certificate (its own self-signed one at least).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerTls {
+    /// Encrypted, certificate not checked: the peer does not serve the cluster's certificate
+    /// yet (a pod made before TLS), or the instance has no CA file to check it with.
+    Unverified,
+    /// The peer's certificate must come from the CA in the file `ca_path` (on the instance
+    /// that connects) and cover the peer's host name.
+    Verified { ca_path: String },
+}
+
+impl fmt::Display for PeerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unverified => write!(f, "unverified"),
+            Self::Verified { ca_path } => write!(f, "verified by {ca_path}"),
+        }
+    }
 }
 
 /// Lossless semi-synchronous settings for a primary.
@@ -282,6 +331,30 @@ pub struct ReplicaStatus {
     pub retrieved_gtid_set: GtidSet,
     /// `Auto_Position`.
     pub auto_position: bool,
+    /// How the channel protects its connection to the source.
+    pub channel_tls: ChannelTls,
+}
+
+/// A replication channel's TLS, from `Source_SSL_Allowed` and `Source_SSL_Verify_Server_Cert`;
+/// ordered from least to most protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChannelTls {
+    /// `SOURCE_SSL=0`: plain TCP (a channel configured before TLS).
+    #[default]
+    Plain,
+    /// Encrypted, the source's certificate not checked.
+    Unverified,
+    /// Encrypted, the source's certificate checked against a CA and its name.
+    Verified,
+}
+
+impl From<&PeerTls> for ChannelTls {
+    fn from(tls: &PeerTls) -> Self {
+        match tls {
+            PeerTls::Unverified => Self::Unverified,
+            PeerTls::Verified { .. } => Self::Verified,
+        }
+    }
 }
 
 impl ReplicaStatus {
@@ -499,7 +572,7 @@ pub trait MySqlAdmin: Send + Sync {
         &self,
         donor: &Endpoint,
         credentials: &Credentials,
-        tls: bool,
+        tls: &PeerTls,
         timeout: Duration,
     ) -> impl Future<Output = Result<CloneOutcome, MySqlError>> + Send;
 }
@@ -520,7 +593,7 @@ mod tests {
         let source = ReplicationSource {
             endpoint: Endpoint::new("db-0", 3306),
             credentials: credentials.clone(),
-            tls: true,
+            tls: PeerTls::Unverified,
             connect_retry: Duration::from_secs(1),
             retry_count: 1,
         };

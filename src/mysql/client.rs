@@ -18,9 +18,9 @@ use mysql_async::{Conn, OptsBuilder, Row, SslOpts, Value};
 use tokio::sync::Mutex;
 
 use super::admin::{
-    CloneOutcome, CloneStatus, Credentials, Endpoint, InstanceStatus, MySqlAdmin, MySqlConnector,
-    Plugin, ReplicaStatus, ReplicationError, ReplicationSource, SemiSyncSourceConfig,
-    SemiSyncStatus, ServerMetrics, ThreadState, UserChange, UserSpec,
+    ChannelTls, CloneOutcome, CloneStatus, Credentials, Endpoint, InstanceStatus, MySqlAdmin,
+    MySqlConnector, PeerTls, Plugin, ReplicaStatus, ReplicationError, ReplicationSource,
+    SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics, ThreadState, UserChange, UserSpec,
 };
 use super::error::MySqlError;
 use super::gtid::GtidSet;
@@ -70,8 +70,8 @@ impl MySqlClient {
         }
     }
 
-    /// Encrypts sessions with TLS without verifying the server's (self-signed)
-    /// certificate; without it, caching_sha2_password logins use the server's RSA key.
+    /// Encrypts sessions to endpoints without a known identity too, without verifying the
+    /// certificate they serve; an endpoint with an identity is always verified.
     pub fn with_tls(mut self, tls: bool) -> Self {
         self.settings.tls = tls;
         self
@@ -195,7 +195,15 @@ async fn open(
             .prefer_socket(false)
             .tcp_nodelay(true),
     };
-    if settings.tls {
+    if let Some(identity) = &endpoint.identity {
+        // Only the cluster's CA, and the pod's stable name rather than the IP connected to.
+        opts = opts.ssl_opts(
+            SslOpts::default()
+                .with_root_certs(vec![identity.ca_pem.to_vec().into()])
+                .with_disable_built_in_roots(true)
+                .with_danger_tls_hostname_override(Some(identity.name.clone())),
+        );
+    } else if settings.tls {
         opts = opts.ssl_opts(
             SslOpts::default()
                 .with_danger_accept_invalid_certs(true)
@@ -640,6 +648,14 @@ impl MySqlSession {
             seconds_behind_source: number("Seconds_Behind_Source")?,
             retrieved_gtid_set: self.gtid_set(column_text(row, "Retrieved_Gtid_Set"))?,
             auto_position: column_text(row, "Auto_Position").as_deref() == Some("1"),
+            channel_tls: match (
+                column_text(row, "Source_SSL_Allowed").as_deref(),
+                column_text(row, "Source_SSL_Verify_Server_Cert").as_deref(),
+            ) {
+                (Some("Yes"), Some("Yes")) => ChannelTls::Verified,
+                (Some("Yes"), _) => ChannelTls::Unverified,
+                _ => ChannelTls::Plain,
+            },
         }))
     }
 
@@ -1194,7 +1210,7 @@ impl MySqlAdmin for MySqlSession {
         &self,
         donor: &Endpoint,
         credentials: &Credentials,
-        tls: bool,
+        tls: &PeerTls,
         timeout: Duration,
     ) -> Result<CloneOutcome, MySqlError> {
         const ACTION: &str = "clone instance";
@@ -1218,7 +1234,13 @@ impl MySqlAdmin for MySqlSession {
             vec![Value::from(sql::donor_list_entry(donor))],
         )
         .await?;
-        let statement = sql::clone_instance(donor, credentials, tls);
+        self.exec_drop(
+            "set the CA that checks the clone donor",
+            "SET GLOBAL clone_ssl_ca = ?",
+            vec![Value::from(sql::clone_ssl_ca(tls))],
+        )
+        .await?;
+        let statement = sql::clone_instance(donor, credentials);
         let result = self
             .run(ACTION, timeout, move |c| Box::pin(c.query_drop(statement)))
             .await;

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::admin::{
-    CloneOutcome, Credentials, Endpoint, InstanceStatus, MySqlAdmin, MySqlConnector, Plugin,
-    ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics, UserChange, UserSpec,
+    CloneOutcome, Credentials, Endpoint, InstanceStatus, MySqlAdmin, MySqlConnector, PeerTls,
+    Plugin, ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics, UserChange,
+    UserSpec,
 };
 use super::error::MySqlError;
 use super::gtid::GtidSet;
@@ -298,7 +299,7 @@ impl MySqlAdmin for FakeSession {
         self.call(
             "configure_replica",
             format!(
-                "source={} user={} tls={} retry every {:?} x{}",
+                "source={} user={} tls {} retry every {:?} x{}",
                 source.endpoint,
                 source.credentials.user,
                 source.tls,
@@ -365,13 +366,13 @@ impl MySqlAdmin for FakeSession {
         &self,
         donor: &Endpoint,
         credentials: &Credentials,
-        tls: bool,
+        tls: &PeerTls,
         timeout: Duration,
     ) -> Result<CloneOutcome, MySqlError> {
         self.call(
             "clone_from",
             format!(
-                "donor={donor} user={} tls={tls} within {timeout:?}",
+                "donor={donor} user={} tls {tls} within {timeout:?}",
                 credentials.user
             ),
         )?;

@@ -5,7 +5,7 @@
 //! backslash escapes are on; the client removes `NO_BACKSLASH_ESCAPES` from
 //! its session `sql_mode` so that this holds.
 
-use super::admin::{Credentials, Endpoint, ReplicationSource, UserSpec};
+use super::admin::{Credentials, Endpoint, PeerTls, ReplicationSource, UserSpec};
 use super::error::MySqlError;
 
 /// Quotes an identifier (or an account's user or host part) with backticks.
@@ -110,35 +110,49 @@ pub fn grant_global(user: &UserSpec, privileges: &[String]) -> String {
     )
 }
 
-/// `CHANGE REPLICATION SOURCE TO ...` with GTID auto-positioning.
+/// `CHANGE REPLICATION SOURCE TO ...` with GTID auto-positioning, always over TLS. Every TLS
+/// option is written, so a channel configured before (without TLS, or unverified) is
+/// overwritten whole.
 pub fn change_replication_source(source: &ReplicationSource) -> String {
-    // Without TLS, caching_sha2_password needs the source's RSA key; with TLS
-    // the key is not needed but asking for it does no harm.
+    let (ca, verify) = match &source.tls {
+        PeerTls::Unverified => ("", 0),
+        PeerTls::Verified { ca_path } => (ca_path.as_str(), 1),
+    };
     format!(
         "CHANGE REPLICATION SOURCE TO SOURCE_HOST = {}, SOURCE_PORT = {}, \
          SOURCE_USER = {}, SOURCE_PASSWORD = {}, SOURCE_AUTO_POSITION = 1, \
-         GET_SOURCE_PUBLIC_KEY = 1, SOURCE_SSL = {}, SOURCE_CONNECT_RETRY = {}, \
+         GET_SOURCE_PUBLIC_KEY = 0, SOURCE_SSL = 1, SOURCE_SSL_CA = {}, \
+         SOURCE_SSL_VERIFY_SERVER_CERT = {verify}, SOURCE_CONNECT_RETRY = {}, \
          SOURCE_RETRY_COUNT = {}",
         quote_string(&source.endpoint.host),
         source.endpoint.port,
         quote_string(&source.credentials.user),
         quote_string(&source.credentials.password),
-        u8::from(source.tls),
+        quote_string(ca),
         source.connect_retry.as_secs().max(1),
         source.retry_count,
     )
 }
 
-/// `CLONE INSTANCE FROM 'user'@'host':port IDENTIFIED BY '...'`.
-pub fn clone_instance(donor: &Endpoint, credentials: &Credentials, tls: bool) -> String {
+/// `CLONE INSTANCE FROM 'user'@'host':port IDENTIFIED BY '...' REQUIRE SSL`: always encrypted;
+/// whether the donor's certificate is checked is `clone_ssl_ca`'s ([`clone_ssl_ca`]).
+pub fn clone_instance(donor: &Endpoint, credentials: &Credentials) -> String {
     format!(
-        "CLONE INSTANCE FROM {}@{}:{} IDENTIFIED BY {} REQUIRE {}SSL",
+        "CLONE INSTANCE FROM {}@{}:{} IDENTIFIED BY {} REQUIRE SSL",
         quote_string(&credentials.user),
         quote_string(&donor.host),
         donor.port,
         quote_string(&credentials.password),
-        if tls { "" } else { "NO " },
     )
+}
+
+/// The value of `clone_ssl_ca` for a clone: the CA file that checks the donor's certificate, or
+/// empty for an encrypted clone that takes whatever certificate the donor serves.
+pub fn clone_ssl_ca(tls: &PeerTls) -> &str {
+    match tls {
+        PeerTls::Unverified => "",
+        PeerTls::Verified { ca_path } => ca_path,
+    }
 }
 
 /// The `host:port` value for `clone_valid_donor_list`.
@@ -305,7 +319,9 @@ mod tests {
         let source = ReplicationSource {
             endpoint: Endpoint::new("db-0.db'x", 3306),
             credentials: Credentials::new("repl", "p'w\\d"),
-            tls: false,
+            tls: PeerTls::Verified {
+                ca_path: "/etc/tls/ca'.crt".into(),
+            },
             connect_retry: Duration::from_secs(5),
             retry_count: 100,
         };
@@ -313,8 +329,25 @@ mod tests {
             change_replication_source(&source),
             "CHANGE REPLICATION SOURCE TO SOURCE_HOST = 'db-0.db\\'x', SOURCE_PORT = 3306, \
              SOURCE_USER = 'repl', SOURCE_PASSWORD = 'p\\'w\\\\d', SOURCE_AUTO_POSITION = 1, \
-             GET_SOURCE_PUBLIC_KEY = 1, SOURCE_SSL = 0, SOURCE_CONNECT_RETRY = 5, \
+             GET_SOURCE_PUBLIC_KEY = 0, SOURCE_SSL = 1, SOURCE_SSL_CA = '/etc/tls/ca\\'.crt', \
+             SOURCE_SSL_VERIFY_SERVER_CERT = 1, SOURCE_CONNECT_RETRY = 5, \
              SOURCE_RETRY_COUNT = 100"
+        );
+    }
+
+    #[test]
+    fn an_unverified_source_clears_the_ca_a_verified_one_left() {
+        let source = ReplicationSource {
+            endpoint: Endpoint::new("db-0", 3306),
+            credentials: Credentials::new("repl", "pw"),
+            tls: PeerTls::Unverified,
+            connect_retry: Duration::from_secs(5),
+            retry_count: 100,
+        };
+        let sql = change_replication_source(&source);
+        assert!(
+            sql.contains("SOURCE_SSL = 1, SOURCE_SSL_CA = '', SOURCE_SSL_VERIFY_SERVER_CERT = 0"),
+            "{sql}"
         );
     }
 
@@ -345,16 +378,16 @@ mod tests {
         let sql = clone_instance(
             &Endpoint::new("db-0", 3306),
             &Credentials::new("clone", "s3'cret"),
-            false,
         );
         assert_eq!(
             sql,
-            "CLONE INSTANCE FROM 'clone'@'db-0':3306 IDENTIFIED BY 's3\\'cret' REQUIRE NO SSL"
+            "CLONE INSTANCE FROM 'clone'@'db-0':3306 IDENTIFIED BY 's3\\'cret' REQUIRE SSL"
         );
-        assert!(
-            clone_instance(&Endpoint::new("h", 1), &Credentials::new("u", "p"), true)
-                .ends_with("REQUIRE SSL")
-        );
+        assert_eq!(clone_ssl_ca(&PeerTls::Unverified), "");
+        let verified = PeerTls::Verified {
+            ca_path: "/tls/ca.crt".into(),
+        };
+        assert_eq!(clone_ssl_ca(&verified), "/tls/ca.crt");
     }
 
     #[test]

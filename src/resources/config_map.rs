@@ -189,9 +189,31 @@ pub fn render_my_cnf(cluster: &ValidatedCluster) -> String {
         &mut restart.iter().map(|(k, v)| (k.as_str(), v.as_str())),
     );
     section("owned by the operator", &mut OWNED.iter().copied());
+    let tls = tls_settings(cluster);
+    section(
+        "TLS, from spec.tls",
+        &mut tls.iter().map(|(k, v)| (*k, v.as_str())),
+    );
     cnf.push_str(&format!("!include {ONLINE_CONFIG_DIR}/{ONLINE_CNF}\n"));
     cnf.push_str("!include /var/run/sakila/instance.cnf\n");
     cnf
+}
+
+/// The certificate mysqld serves (mounted from the TLS Secret) and whether it refuses
+/// unencrypted TCP connections. The socket counts as secure, so the probes, the fence and the
+/// exporter are unaffected.
+fn tls_settings(cluster: &ValidatedCluster) -> Vec<(&'static str, String)> {
+    let file = |key: &str| format!("{}/{key}", naming::TLS_DIR);
+    let on_off = |on: bool| if on { "ON" } else { "OFF" }.to_string();
+    vec![
+        ("ssl_ca", file(naming::CA_CERT_KEY)),
+        ("ssl_cert", file(naming::TLS_CERT_KEY)),
+        ("ssl_key", file(naming::TLS_KEY_KEY)),
+        (
+            "require_secure_transport",
+            on_off(cluster.tls.require_secure_transport),
+        ),
+    ]
 }
 
 /// Renders `online.cnf`: the online settings of `spec.mysqlConfig` at the values mysqld took.

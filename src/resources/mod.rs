@@ -8,6 +8,7 @@ pub mod pod_disruption_budget;
 pub mod secret;
 pub mod service;
 pub mod statefulset;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -35,6 +36,8 @@ pub struct Applied;
 #[derive(Debug)]
 pub struct Resources<State> {
     pub secret: Secret,
+    /// `<name>-tls` with the certificate the operator issued; `None` when the user brings one.
+    pub tls_secret: Option<Secret>,
     pub config_map: ConfigMap,
     pub online_config_map: ConfigMap,
     pub headless_service: Service,
@@ -55,6 +58,7 @@ impl Resources<Built> {
         credentials: &ClusterPasswords,
         claim_size: &Quantity,
         accepted: Option<&BTreeMap<String, String>>,
+        tls: Option<&tls::IssuedTls>,
     ) -> Self {
         let online = config_map::my_cnf_online_settings(cluster, accepted);
         let config_map = config_map::build_config_map(cluster);
@@ -62,6 +66,7 @@ impl Resources<Built> {
         let config_hash = config_map::restart_hash(cluster);
         Self {
             secret: secret::build_secret(cluster, credentials),
+            tls_secret: tls.map(|tls| tls::build_tls_secret(cluster, tls)),
             headless_service: service::build_headless_service(cluster),
             primary_service: service::build_primary_service(cluster),
             replicas_service: service::build_replicas_service(cluster),
@@ -78,6 +83,7 @@ impl Resources<Built> {
     pub(crate) fn into_applied(self) -> Resources<Applied> {
         Resources {
             secret: self.secret,
+            tls_secret: self.tls_secret,
             config_map: self.config_map,
             online_config_map: self.online_config_map,
             headless_service: self.headless_service,
@@ -163,7 +169,7 @@ pub(crate) mod tests {
     }
 
     fn build(cluster: &ValidatedCluster, credentials: &ClusterPasswords) -> Resources<Built> {
-        Resources::build(cluster, credentials, &cluster.storage_size, None)
+        Resources::build(cluster, credentials, &cluster.storage_size, None, None)
     }
 
     fn three_instance_resources() -> Resources<Built> {
@@ -363,6 +369,7 @@ pub(crate) mod tests {
             &fixed_credentials(&cluster),
             &cluster.storage_size,
             Some(&accepted),
+            None,
         );
         assert_matches_fixture("configmap-online", &r.online_config_map);
     }
@@ -492,7 +499,7 @@ pub(crate) mod tests {
         grown.storage_size = Quantity("5Gi".into());
         let size = statefulset::claim_template_size(&grown, Some(&created));
         assert_eq!(size, Quantity("1Gi".into()));
-        let after = Resources::build(&grown, &credentials, &size, None).statefulset;
+        let after = Resources::build(&grown, &credentials, &size, None, None).statefulset;
         assert_eq!(template_size(&after), &Quantity("1Gi".into()));
         assert_eq!(
             content_hash(&after),

@@ -42,6 +42,16 @@ pub const OPERATOR_PASSWORD_KEY: &str = "operator-password";
 pub const REPLICATION_PASSWORD_KEY: &str = "replication-password";
 pub const PROBE_PASSWORD_KEY: &str = "probe-password";
 
+/// Keys of a TLS Secret, in the layout cert-manager writes (`ca.key` only in the operator's own).
+pub const CA_CERT_KEY: &str = "ca.crt";
+pub const TLS_CERT_KEY: &str = "tls.crt";
+pub const TLS_KEY_KEY: &str = "tls.key";
+pub const CA_KEY_KEY: &str = "ca.key";
+/// Where the pods mount the TLS Secret's certificates and server key (never the CA's key).
+pub const TLS_DIR: &str = "/etc/mysql-tls";
+/// The cluster DNS domain the certificate's fully qualified names end in.
+pub const CLUSTER_DOMAIN: &str = "cluster.local";
+
 /// MySQL accounts the operator creates on every instance.
 pub const OPERATOR_USER: &str = "sakila-operator";
 pub const REPLICATION_USER: &str = "sakila-repl";
@@ -81,6 +91,11 @@ pub fn replicas_service(cluster: &str) -> String {
 /// The Secret with the root password and the operator's own accounts.
 pub fn credentials_secret(cluster: &str) -> String {
     format!("{cluster}-credentials")
+}
+
+/// The Secret with the CA and the server certificate the operator issues the cluster.
+pub fn tls_secret(cluster: &str) -> String {
+    format!("{cluster}-tls")
 }
 
 /// The ConfigMap with my.cnf and the pod's scripts, named by the hash of its content: a pod
@@ -135,6 +150,9 @@ pub fn ordinal_of(cluster: &str, pod_name: &str) -> Option<u8> {
 
 /// The StatefulSet's volume claim template; the PVCs are `data-<pod>`.
 pub const DATA_VOLUME: &str = "data";
+/// The pod volume with the TLS Secret's certificates: a pod that has it serves the cluster's
+/// certificate (a pod made before TLS serves mysqld's self-signed one).
+pub const TLS_VOLUME: &str = "tls";
 
 /// The data volume (PVC) of instance `ordinal`, as the StatefulSet controller names it.
 pub fn data_claim(cluster: &str, ordinal: u8) -> String {

@@ -8,11 +8,11 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, DownwardAPIVolumeFile,
-    DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, Lifecycle,
-    LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecretKeySelector, SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, KeyToPath,
+    Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -243,6 +243,7 @@ fn common_mounts() -> Vec<VolumeMount> {
         mount(RUNTIME_VOLUME, "/var/run/sakila"),
         mount(SOCKET_VOLUME, "/var/run/mysqld"),
         mount(TMP_VOLUME, "/tmp"),
+        mount(naming::TLS_VOLUME, naming::TLS_DIR),
     ]
 }
 
@@ -475,6 +476,32 @@ fn volumes(cluster: &ValidatedCluster, config_hash: &str) -> Vec<Volume> {
         empty_dir(RUNTIME_VOLUME, Some("Memory")),
         empty_dir(SOCKET_VOLUME, None),
         empty_dir(TMP_VOLUME, None),
+        // The certificates and the server key; never the CA's key, which only the operator uses.
+        // Mounted whole (no subPath), so a renewed certificate reaches running pods.
+        Volume {
+            name: naming::TLS_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(cluster.tls.secret_name.clone()),
+                items: Some(
+                    [
+                        naming::CA_CERT_KEY,
+                        naming::TLS_CERT_KEY,
+                        naming::TLS_KEY_KEY,
+                    ]
+                    .into_iter()
+                    .map(|key| KeyToPath {
+                        key: key.into(),
+                        path: key.into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ),
+                // Read by mysqld through the pod's fsGroup.
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
         Volume {
             name: PODINFO_VOLUME.into(),
             downward_api: Some(DownwardAPIVolumeSource {

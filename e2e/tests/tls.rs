@@ -1,0 +1,212 @@
+//! Encryption on a real cluster: clients must use TLS and can verify the cluster's certificate
+//! by every Service name, replication and clones run over verified TLS, and a user's Secret
+//! (cert-manager's layout) works and is checked.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
+use sakila::api::MySQLCluster;
+use sakila::api::conditions::ConditionType;
+use sakila::resources::tls::{IssuedTls, build_tls_secret};
+use sakila::validate::{OperatorSettings, validate};
+use sakila_e2e::{
+    TestNamespace, cluster_condition, cluster_manifest, event_count, mysql_client_image,
+    wait_ready, wait_until,
+};
+use serde_json::json;
+
+/// Runs `mysql` in the client pod against `host` with extra options; stdout or the error.
+async fn mysql_at(
+    ns: &TestNamespace,
+    password: &str,
+    host: &str,
+    options: &[&str],
+    sql: &str,
+) -> Result<String, String> {
+    let host = format!("--host={host}");
+    let password = format!("--password={password}");
+    let mut command = vec!["mysql", &host, "-uroot", &password, "-N", "-B"];
+    command.extend_from_slice(options);
+    command.extend_from_slice(&["-e", sql]);
+    ns.try_exec("client", "client", &command).await
+}
+
+/// Writes `pem` to `/tmp/<name>` in the client pod.
+async fn put_file(ns: &TestNamespace, name: &str, pem: &[u8]) {
+    let pem = String::from_utf8(pem.to_vec()).unwrap();
+    let path = format!("/tmp/{name}");
+    ns.exec(
+        "client",
+        "client",
+        &["sh", "-c", "printf '%s' \"$1\" > \"$2\"", "sh", &pem, &path],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn clients_replication_and_clones_are_encrypted_and_verified() {
+    let ns = TestNamespace::new("tls").await;
+    ns.create::<MySQLCluster>(cluster_manifest("sec", 2)).await;
+    let cluster = wait_ready(&ns, "sec").await;
+    let condition = cluster
+        .status
+        .as_ref()
+        .and_then(|s| {
+            sakila::api::conditions::find_condition(&s.conditions, ConditionType::CertificateValid)
+        })
+        .cloned()
+        .expect("a CertificateValid condition");
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("True", "Issued"),
+        "{condition:?}"
+    );
+    println!("{}", condition.message);
+
+    let secrets: Api<Secret> = ns.api();
+    let secret = secrets.get("sec-tls").await.expect("the operator's Secret");
+    let ca = secret.data.as_ref().unwrap()["ca.crt"].0.clone();
+    ns.client_pod("client", &mysql_client_image()).await;
+    put_file(&ns, "ca.crt", &ca).await;
+    let password = ns.root_password("sec").await;
+
+    for service in ["sec-primary", "sec-replicas"] {
+        let host = format!("{service}.{}.svc", ns.name);
+        // With the server's RSA key the client could log in without TLS: the server refuses.
+        let plain = ["--ssl-mode=DISABLED", "--get-server-public-key"];
+        let refused = mysql_at(&ns, &password, &host, &plain, "SELECT 1").await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("insecure transport are prohibited")),
+            "{service} without TLS: {refused:?}"
+        );
+        let verified = mysql_at(
+            &ns,
+            &password,
+            &host,
+            &["--ssl-mode=VERIFY_IDENTITY", "--ssl-ca=/tmp/ca.crt"],
+            "SHOW SESSION STATUS LIKE 'Ssl_version'",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{service} with VERIFY_IDENTITY: {e}"));
+        println!("{service}: {}", verified.trim());
+        assert!(verified.contains("TLSv1."), "{verified}");
+    }
+    // Another CA does not vouch for the cluster: a client trusting only it is refused.
+    let mut other = cluster.clone();
+    other.metadata.name = Some("other".into());
+    let other = validate(&other, &OperatorSettings::default()).unwrap();
+    let other = IssuedTls::complete(&other, None, jiff::Timestamp::now()).unwrap();
+    put_file(&ns, "other-ca.crt", other.ca_cert.as_bytes()).await;
+    let untrusted = mysql_at(
+        &ns,
+        &password,
+        &format!("sec-primary.{}.svc", ns.name),
+        &["--ssl-mode=VERIFY_CA", "--ssl-ca=/tmp/other-ca.crt"],
+        "SELECT 1",
+    )
+    .await;
+    assert!(untrusted.is_err(), "verified by another CA: {untrusted:?}");
+
+    // The replica's channel checks the primary's certificate against the mounted CA.
+    let channel = ns
+        .sql(
+            "sec",
+            "sec-1",
+            "SELECT SSL_ALLOWED, SSL_VERIFY_SERVER_CERTIFICATE, SSL_CA_FILE \
+             FROM performance_schema.replication_connection_configuration",
+        )
+        .await
+        .unwrap();
+    assert_eq!(channel.trim(), "YES\tYES\t/etc/mysql-tls/ca.crt");
+    // sec-1 was seeded by a clone (which the operator announces when it is done), from a
+    // donor that refuses unencrypted connections: the clone ran over TLS.
+    let events: Api<Event> = ns.api();
+    let cloned: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("ReplicaCloned"))
+        .filter_map(|e| e.note)
+        .collect();
+    println!("{cloned:?}");
+    assert!(
+        cloned.iter().any(|note| note.starts_with("seeded sec-1 ")),
+        "{cloned:?}"
+    );
+    let donor_requires = ns
+        .sql("sec", "sec-0", "SELECT @@require_secure_transport")
+        .await
+        .unwrap();
+    assert_eq!(donor_requires.trim(), "1");
+}
+
+#[tokio::test]
+async fn a_users_certificate_secret_is_checked_and_used_once_it_exists() {
+    let ns = TestNamespace::new("tls-user").await;
+    let mut manifest = cluster_manifest("own", 1);
+    manifest["spec"]["tls"] = json!({"secretName": "own-cert"});
+    ns.create::<MySQLCluster>(manifest).await;
+
+    let missing = wait_until(
+        "CertificateValid False (SecretNotFound)",
+        Duration::from_secs(120),
+        || async {
+            cluster_condition(&ns, "own", ConditionType::CertificateValid)
+                .await
+                .filter(|c| c.status == "False" && c.reason == "SecretNotFound")
+        },
+    )
+    .await;
+    println!("{}", missing.message);
+    assert!(missing.message.contains("own-cert"), "{}", missing.message);
+    assert!(event_count(&ns, "CertificateSecretNotFound").await >= 1);
+
+    // The user's Secret, in cert-manager's layout (no CA key), for this cluster's names.
+    let clusters: Api<MySQLCluster> = ns.api();
+    let cluster = clusters.get("own").await.unwrap();
+    let valid = validate(&cluster, &OperatorSettings::default()).unwrap();
+    let issued = IssuedTls::complete(&valid, None, jiff::Timestamp::now()).unwrap();
+    let mut secret = build_tls_secret(&valid, &issued);
+    secret.metadata = kube::api::ObjectMeta {
+        name: Some("own-cert".into()),
+        ..Default::default()
+    };
+    secret.data.as_mut().unwrap().remove("ca.key");
+    let secrets: Api<Secret> = ns.api();
+    secrets
+        .create(&Default::default(), &secret)
+        .await
+        .expect("create the user's Secret");
+
+    wait_ready(&ns, "own").await;
+    let valid = cluster_condition(&ns, "own", ConditionType::CertificateValid)
+        .await
+        .expect("the condition");
+    assert_eq!(
+        (valid.status.as_str(), valid.reason.as_str()),
+        ("True", "Valid")
+    );
+    assert!(
+        secrets.get_opt("own-tls").await.unwrap().is_none(),
+        "the operator issued a certificate of its own beside the user's"
+    );
+    ns.client_pod("client", &mysql_client_image()).await;
+    put_file(&ns, "ca.crt", &secret.data.as_ref().unwrap()["ca.crt"].0).await;
+    let password = ns.root_password("own").await;
+    let served = mysql_at(
+        &ns,
+        &password,
+        &format!("own-primary.{}.svc", ns.name),
+        &["--ssl-mode=VERIFY_IDENTITY", "--ssl-ca=/tmp/ca.crt"],
+        "SELECT 1",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the user's certificate, verified: {e}"));
+    assert_eq!(served.trim(), "1");
+}
