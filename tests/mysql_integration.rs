@@ -1447,7 +1447,7 @@ async fn the_exporter_reads_a_primary_and_a_replica_with_the_probe_account_over_
 
 /// The cluster's TLS material as the operator issues it, for a cluster `name` in `shop` whose
 /// certificate also covers 127.0.0.1, where these servers listen.
-fn issued_tls(name: &str) -> BTreeMap<String, Vec<u8>> {
+fn issued_tls(name: &str, at: jiff::Timestamp) -> BTreeMap<String, Vec<u8>> {
     let cluster: MySQLCluster = serde_json::from_value(serde_json::json!({
         "apiVersion": "mysql.sakila.dev/v1alpha1",
         "kind": "MySQLCluster",
@@ -1456,7 +1456,7 @@ fn issued_tls(name: &str) -> BTreeMap<String, Vec<u8>> {
     }))
     .expect("a valid MySQLCluster");
     let valid = validate(&cluster, &OperatorSettings::default()).expect("valid");
-    let issued = IssuedTls::complete(&valid, None, jiff::Timestamp::now()).expect("issued");
+    let issued = IssuedTls::complete(&valid, None, at).expect("issued");
     build_tls_secret(&valid, &issued)
         .data
         .expect("data")
@@ -1466,12 +1466,17 @@ fn issued_tls(name: &str) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Puts the certificate, its key and the CA into the datadir (`/var/lib/mysql` in the server's
-/// view) and has mysqld serve them, as a pod's mysqld does from its TLS mount.
-async fn serve_certificate(server: &Server, tls: &BTreeMap<String, Vec<u8>>) {
+/// view), as the kubelet puts a Secret's into a pod's TLS mount.
+fn write_certificate(server: &Server, tls: &BTreeMap<String, Vec<u8>>) {
     for key in ["ca.crt", "tls.crt", "tls.key"] {
         let path = server.dir.path().join("data").join(key);
         std::fs::write(&path, &tls[key]).expect("write the TLS file");
     }
+}
+
+/// Has mysqld serve the certificate files, as a pod's my.cnf does.
+async fn serve_certificate(server: &Server, tls: &BTreeMap<String, Vec<u8>>) {
+    write_certificate(server, tls);
     server
         .sql(
             "SET GLOBAL ssl_ca = '/var/lib/mysql/ca.crt', \
@@ -1489,7 +1494,8 @@ async fn the_operator_and_replication_verify_the_clusters_certificate() {
     let (primary, replica) = primary_and_replica(141, false).await;
     let channel_tls = |status: InstanceStatus| status.replica.expect("a replica").channel_tls;
     assert_eq!(channel_tls(replica.status().await), ChannelTls::Unverified);
-    let ours = issued_tls("db");
+    let issued_at = jiff::Timestamp::now();
+    let ours = issued_tls("db", issued_at);
     serve_certificate(&primary, &ours).await;
     serve_certificate(&replica, &ours).await;
     let identity = |tls: &BTreeMap<String, Vec<u8>>, name: &str| ServerIdentity {
@@ -1509,7 +1515,7 @@ async fn the_operator_and_replication_verify_the_clusters_certificate() {
     assert!(session.status().await.is_ok());
     session.close().await;
     // Another cluster's CA, or a name the certificate does not cover, is refused.
-    let theirs = issued_tls("other");
+    let theirs = issued_tls("other", issued_at);
     for (why, wrong) in [
         ("another CA", identity(&theirs, "db-0.db.shop.svc")),
         ("another name", identity(&ours, "db-0.other.shop.svc")),
@@ -1518,6 +1524,38 @@ async fn the_operator_and_replication_verify_the_clusters_certificate() {
         let refused = client().connect(&endpoint, &root()).await;
         assert!(refused.is_err(), "{why} was accepted");
     }
+
+    // A renewed certificate in the files reaches mysqld with a reload, and the probe sees it.
+    let not_after = |tls: &BTreeMap<String, Vec<u8>>| {
+        sakila::resources::tls::read_certificate("tls.crt", &tls["tls.crt"])
+            .unwrap()
+            .not_after
+    };
+    assert_eq!(
+        primary.status().await.served_certificate_not_after,
+        Some(not_after(&ours))
+    );
+    // Issued an hour earlier, so that it runs out at another time (and is valid already).
+    let renewed = issued_tls("db", issued_at - jiff::SignedDuration::from_hours(1));
+    write_certificate(&primary, &renewed);
+    assert_eq!(
+        primary.status().await.served_certificate_not_after,
+        Some(not_after(&ours)),
+        "mysqld serves what it loaded until it reloads"
+    );
+    primary
+        .admin()
+        .await
+        .reload_tls()
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(
+        primary.status().await.served_certificate_not_after,
+        Some(not_after(&renewed))
+    );
+    // The renewed certificate has its own CA here (a new cluster's material): serve ours again.
+    write_certificate(&primary, &ours);
+    primary.admin().await.reload_tls().await.unwrap();
 
     // Replication checks the source's certificate against the CA file on the replica.
     let mut source = source_of(&primary);

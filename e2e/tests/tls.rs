@@ -4,16 +4,16 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use sakila::api::MySQLCluster;
 use sakila::api::conditions::ConditionType;
-use sakila::resources::tls::{IssuedTls, build_tls_secret};
+use sakila::resources::tls::{IssuedTls, build_tls_secret, read_certificate};
 use sakila::validate::{OperatorSettings, validate};
 use sakila_e2e::{
     TestNamespace, cluster_condition, cluster_manifest, event_count, mysql_client_image,
-    wait_ready, wait_until,
+    patch_spec, wait_ready, wait_until,
 };
 use serde_json::json;
 
@@ -144,6 +144,85 @@ async fn clients_replication_and_clones_are_encrypted_and_verified() {
         .await
         .unwrap();
     assert_eq!(donor_requires.trim(), "1");
+
+    // A new name: the operator re-issues the certificate (same CA) and every mysqld serves the
+    // new one without a restart.
+    let served = |pod: &'static str| {
+        let ns = &ns;
+        async move {
+            ns.sql("sec", pod, "SHOW GLOBAL STATUS LIKE 'Ssl_server_not_after'")
+                .await
+                .unwrap()
+                .trim()
+                .to_string()
+        }
+    };
+    let before = (served("sec-0").await, served("sec-1").await);
+    let pods: Api<Pod> = ns.api();
+    let sec_pods = || async {
+        let selector = ListParams::default().labels("app.kubernetes.io/instance=sec");
+        pods.list(&selector).await.unwrap().items
+    };
+    let uids = |pods: Vec<Pod>| -> Vec<Option<String>> {
+        pods.into_iter().map(|p| p.metadata.uid).collect()
+    };
+    let pods_before = uids(sec_pods().await);
+    patch_spec(
+        &ns,
+        "sec",
+        json!({"tls": {"extraNames": ["mysql.example.test"]}}),
+    )
+    .await;
+    let reissued = wait_until(
+        "a certificate for the new name",
+        Duration::from_secs(60),
+        || async {
+            let secret = secrets.get("sec-tls").await.ok()?;
+            let data = secret.data?;
+            let facts = read_certificate("tls.crt", &data["tls.crt"].0).ok()?;
+            (facts.names.contains("mysql.example.test") && data["ca.crt"].0 == ca).then_some(facts)
+        },
+    )
+    .await;
+    println!("re-issued, valid until {}", reissued.not_after);
+    let started = std::time::Instant::now();
+    let after = wait_until(
+        "both instances serving the new certificate",
+        Duration::from_secs(120),
+        || async {
+            let now = (served("sec-0").await, served("sec-1").await);
+            (now.0 != before.0 && now.1 != before.1).then_some(now)
+        },
+    )
+    .await;
+    println!(
+        "served {:?} -> {:?}, {:.1} s after the Secret changed",
+        before,
+        after,
+        started.elapsed().as_secs_f64()
+    );
+    let pods_after = sec_pods().await;
+    let restarts: i32 = pods_after
+        .iter()
+        .flat_map(|p| {
+            p.status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+        })
+        .map(|c| c.restart_count)
+        .sum();
+    assert_eq!(restarts, 0, "a container restarted");
+    assert_eq!(pods_before, uids(pods_after), "the pods were replaced");
+    let verified = mysql_at(
+        &ns,
+        &password,
+        &format!("sec-replicas.{}.svc", ns.name),
+        &["--ssl-mode=VERIFY_IDENTITY", "--ssl-ca=/tmp/ca.crt"],
+        "SELECT 1",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the new certificate, verified by the same CA: {e}"));
+    assert_eq!(verified.trim(), "1");
 }
 
 #[tokio::test]

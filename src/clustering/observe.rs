@@ -357,6 +357,7 @@ pub(crate) mod tests {
                     semi_sync: SemiSyncStatus::default(),
                     clone: None,
                     cluster_identity: None,
+                    served_certificate_not_after: None,
                 })),
             },
             replication_source: None,

@@ -23,7 +23,7 @@ use super::error::Error;
 use super::report::{Notice, Round, report};
 use super::root_password::observe_root_password;
 use super::status::{RefusedSetting, compute_status, failed_status, record_discarded};
-use super::tls::{ClusterTls, fetch_tls};
+use super::tls::{ClusterTls, fetch_tls, instances_to_reload};
 use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::clustering::MySqlObservation;
 use crate::clustering::decide::BOOTSTRAP_WAIT;
@@ -151,6 +151,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     begin_failover(ctx, cluster, &valid, &plan, &now).await?;
     let done = operate_plan(ctx, cluster, &valid, &inputs, &observation, &plan, &now).await?;
     let settings = settle_settings(ctx, &valid, &inputs, &recorded, &observation).await;
+    reload_certificates(ctx, &valid, &inputs, &observation).await;
     let volumes = reconcile_volumes(ctx, cluster, &valid).await?;
     let root_password = observe_root_password(&ctx.client, &valid).await;
     let round = Round {
@@ -623,6 +624,46 @@ async fn write_status(
         patch_status(ctx, cluster, status).await?;
     }
     Ok(())
+}
+
+/// Has every instance serving an older certificate than the Secret's load the current one, with
+/// no restart. A failure is logged and retried by the next round: the old certificate serves on.
+async fn reload_certificates(
+    ctx: &Context,
+    valid: &ValidatedCluster,
+    inputs: &Inputs,
+    observation: &Observation,
+) {
+    for ordinal in instances_to_reload(observation, inputs.tls.not_after) {
+        let endpoint = observation
+            .instances
+            .iter()
+            .find(|i| i.ordinal == ordinal)
+            .and_then(|i| i.pod.as_ref())
+            .and_then(|pod| {
+                instance_endpoint(
+                    &valid.name,
+                    &valid.namespace,
+                    ordinal,
+                    pod,
+                    inputs.tls.ca.as_ref(),
+                )
+            });
+        let Some(endpoint) = endpoint else {
+            continue;
+        };
+        let reloaded = match ctx.connector.connect(&endpoint, &inputs.operator).await {
+            Ok(admin) => admin.reload_tls().await,
+            Err(e) => Err(e),
+        };
+        match reloaded {
+            Ok(()) => tracing::info!(
+                ordinal,
+                "TLS reloaded: the Secret holds another certificate"
+            ),
+            Err(e) => tracing::warn!(ordinal, error = %error_chain(&e), "TLS not reloaded"),
+        }
+    }
 }
 
 /// Renews the lease of the plan's primary if it answered this round (a renewal attempt on a

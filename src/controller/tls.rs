@@ -17,6 +17,7 @@ use super::error::Error;
 use super::root_password::newly_false;
 use crate::api::MySQLClusterStatus;
 use crate::api::conditions::{ConditionType, set_condition};
+use crate::clustering::{MySqlObservation, Observation};
 use crate::resources::naming;
 use crate::resources::tls::{IssuedTls, RENEW_BEFORE, read_certificate};
 use crate::validate::ValidatedCluster;
@@ -30,6 +31,31 @@ pub struct ClusterTls {
     /// The CA the instances' certificates come from, to verify them with.
     pub ca: Option<Arc<[u8]>>,
     pub check: TlsCheck,
+    /// When the Secret's server certificate runs out: an instance serving one that runs out at
+    /// another time serves an older certificate.
+    pub not_after: Option<Timestamp>,
+}
+
+/// The instances to reload TLS on: their pod mounts the Secret, yet mysqld serves a
+/// certificate other than the Secret's (renewed or replaced since mysqld loaded it). The
+/// kubelet brings a Secret's change to the pods within its sync period, so a reload can come
+/// before the files change; it is harmless and the next round reloads again.
+pub fn instances_to_reload(observation: &Observation, not_after: Option<Timestamp>) -> Vec<u8> {
+    let Some(not_after) = not_after else {
+        return Vec::new();
+    };
+    observation
+        .instances
+        .iter()
+        .filter(|i| i.pod.as_ref().is_some_and(|p| p.serves_cluster_certificate))
+        .filter(|i| match &i.mysql {
+            MySqlObservation::Observed(status) => {
+                status.served_certificate_not_after != Some(not_after)
+            }
+            _ => false,
+        })
+        .map(|i| i.ordinal)
+        .collect()
 }
 
 /// What the operator found of the certificate the instances serve.
@@ -166,11 +192,17 @@ pub async fn fetch_tls(
             .and_then(|s| s.data.as_ref()?.get(naming::CA_CERT_KEY))
             .filter(|ca| read_certificate(naming::CA_CERT_KEY, &ca.0).is_ok())
             .map(|ca| Arc::from(ca.0.as_slice()));
+        let not_after = existing
+            .as_ref()
+            .and_then(|s| s.data.as_ref()?.get(naming::TLS_CERT_KEY))
+            .and_then(|cert| read_certificate(naming::TLS_CERT_KEY, &cert.0).ok())
+            .map(|facts| facts.not_after);
         return Ok(ClusterTls {
             issued: None,
             secret_meta: None,
             ca,
             check,
+            not_after,
         });
     }
     let issued = IssuedTls::complete(cluster, existing.as_ref(), now).map_err(Error::Tls)?;
@@ -185,6 +217,7 @@ pub async fn fetch_tls(
             secret: name.clone(),
             not_after,
         },
+        not_after: Some(not_after),
     })
 }
 
@@ -282,6 +315,33 @@ mod tests {
                 assert!(message.contains("mine"), "{message}");
             }
         }
+    }
+
+    #[test]
+    fn instances_serving_another_certificate_than_the_secrets_are_reloaded() {
+        use crate::clustering::observe::tests::{instance, observation, status_mut};
+        let secrets = now();
+        let serving = |ordinal: u8, served: Option<Timestamp>, mounted: bool| {
+            let mut i = instance(ordinal, Some(true), Some("replica"));
+            status_mut(&mut i).served_certificate_not_after = served;
+            i.pod.as_mut().unwrap().serves_cluster_certificate = mounted;
+            i
+        };
+        let earlier = secrets - jiff::SignedDuration::from_hours(24 * 60);
+        let obs = observation(
+            5,
+            Some(0),
+            vec![
+                serving(0, Some(secrets), true),
+                serving(1, Some(earlier), true),
+                serving(2, None, true),
+                // A pod made before TLS: its own certificate, nothing to reload.
+                serving(3, Some(earlier), false),
+                instance(4, None, Some("replica")),
+            ],
+        );
+        assert_eq!(instances_to_reload(&obs, Some(secrets)), [1, 2]);
+        assert_eq!(instances_to_reload(&obs, None), Vec::<u8>::new());
     }
 
     #[test]

@@ -270,6 +270,9 @@ pub struct InstanceStatus {
     /// The UID of the cluster whose history this data directory holds (`sakila.cluster`, written
     /// as the first transaction of a cluster's history); `None` on an instance with no history.
     pub cluster_identity: Option<String>,
+    /// When the certificate mysqld serves runs out (`Ssl_server_not_after`): which certificate
+    /// it loaded, since a new one reaches it only with `ALTER INSTANCE RELOAD TLS`.
+    pub served_certificate_not_after: Option<jiff::Timestamp>,
 }
 
 impl InstanceStatus {
@@ -529,6 +532,10 @@ pub trait MySqlAdmin: Send + Sync {
     /// be refused by `super_read_only`), then `STOP REPLICA IO_THREAD`, so this replica
     /// acknowledges nothing more to its source, now or after a restart.
     fn fence_replica(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// `ALTER INSTANCE RELOAD TLS`: serve the certificate files as they are now, without a
+    /// restart. A set of files mysqld cannot use is refused and the old one kept.
+    fn reload_tls(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
 
     /// `STOP REPLICA; RESET REPLICA ALL`: forget the source (on a new primary).
     fn reset_replica_all(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;

@@ -603,6 +603,7 @@ impl MySqlSession {
             semi_sync: SemiSyncStatus::default(),
             clone: None,
             cluster_identity: None,
+            served_certificate_not_after: field(7).as_deref().and_then(parse_openssl_time),
         })
     }
 
@@ -779,7 +780,9 @@ impl MySqlSession {
 }
 
 const SERVER_VARIABLES: &str = "SELECT @@server_uuid, @@server_id, @@version, @@read_only, \
-    @@super_read_only, @@gtid_executed, @@gtid_purged";
+    @@super_read_only, @@gtid_executed, @@gtid_purged, \
+    (SELECT VARIABLE_VALUE FROM performance_schema.global_status \
+     WHERE VARIABLE_NAME = 'Ssl_server_not_after')";
 const SHOW_REPLICA_STATUS: &str = "SHOW REPLICA STATUS";
 const SERVER_METRICS_VARIABLES: &str = "SELECT @@read_only, @@super_read_only, \
     @@max_connections, @@innodb_buffer_pool_size";
@@ -813,6 +816,21 @@ fn probe_statements(known: KnownTables) -> String {
         statements.push(CLUSTER_IDENTITY);
     }
     statements.join("; ")
+}
+
+/// A time as OpenSSL prints it (`Ssl_server_not_after`), e.g. `Feb  7 01:12:28 2027 GMT`;
+/// `None` for anything else (mysqld serves no certificate: an empty value).
+fn parse_openssl_time(text: &str) -> Option<jiff::Timestamp> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [month, day, time, year, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let month = MONTHS.iter().position(|m| m == month)? + 1;
+    let day: u8 = day.parse().ok()?;
+    format!("{year}-{month:02}-{day:02}T{time}Z").parse().ok()
 }
 
 /// `ER_NO_SUCH_TABLE` or `ER_BAD_DB_ERROR`.
@@ -1073,6 +1091,11 @@ impl MySqlAdmin for MySqlSession {
 
     async fn stop_replica_io(&self) -> Result<(), MySqlError> {
         self.query_drop("stop replica I/O thread", "STOP REPLICA IO_THREAD".into())
+            .await
+    }
+
+    async fn reload_tls(&self) -> Result<(), MySqlError> {
+        self.query_drop("reload TLS", "ALTER INSTANCE RELOAD TLS".into())
             .await
     }
 
@@ -1339,5 +1362,25 @@ fn text(value: &Value) -> Option<String> {
         Value::Float(f) => Some(f.to_string()),
         Value::Double(d) => Some(d.to_string()),
         other => Some(other.as_sql(true)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openssl_times_are_read_and_anything_else_is_none() {
+        for (text, expected) in [
+            ("Feb 27 01:12:28 2027 GMT", Some("2027-02-27T01:12:28Z")),
+            ("Feb  7 01:12:28 2027 GMT", Some("2027-02-07T01:12:28Z")),
+            ("Dec 31 23:59:59 2099 GMT", Some("2099-12-31T23:59:59Z")),
+            ("", None),
+            ("Feb 30 01:12:28 2027 GMT", None),
+            ("2027-02-27 01:12:28", None),
+        ] {
+            let expected = expected.map(|t| t.parse::<jiff::Timestamp>().unwrap());
+            assert_eq!(parse_openssl_time(text), expected, "{text:?}");
+        }
     }
 }

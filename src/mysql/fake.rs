@@ -240,6 +240,7 @@ impl MySqlAdmin for FakeSession {
             semi_sync: SemiSyncStatus::default(),
             clone: None,
             cluster_identity: None,
+            served_certificate_not_after: None,
         })
     }
 
@@ -319,6 +320,10 @@ impl MySqlAdmin for FakeSession {
 
     async fn fence_replica(&self) -> Result<(), MySqlError> {
         self.call("fence_replica", String::new())
+    }
+
+    async fn reload_tls(&self) -> Result<(), MySqlError> {
+        self.call("reload_tls", String::new())
     }
 
     async fn reset_replica_all(&self) -> Result<(), MySqlError> {
