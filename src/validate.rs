@@ -90,6 +90,8 @@ pub struct TlsPlan {
     pub operator_issued: bool,
     /// `spec.tls.extraNames`, for the operator's certificate.
     pub extra_names: Vec<String>,
+    /// `spec.tls.certificateLifetimeMinutes`, for the operator's certificate.
+    pub certificate_lifetime: Duration,
     pub require_secure_transport: bool,
 }
 
@@ -219,6 +221,10 @@ pub fn validate(
             .unwrap_or_else(|| naming::tls_secret(&name)),
         operator_issued: spec.tls.secret_name.is_none(),
         extra_names: spec.tls.extra_names.clone(),
+        // The CRD bounds it; an object from before the rule gets at least the minimum.
+        certificate_lifetime: Duration::from_secs(
+            60 * u64::try_from(spec.tls.certificate_lifetime_minutes.max(3)).unwrap_or(3),
+        ),
         require_secure_transport: spec.tls.require_secure_transport,
     };
     let root_password = spec

@@ -11,6 +11,7 @@ use sakila::api::MySQLCluster;
 use sakila::api::conditions::ConditionType;
 use sakila::resources::tls::{IssuedTls, build_tls_secret, read_certificate};
 use sakila::validate::{OperatorSettings, validate};
+use sakila_e2e::chaos::{self, UnderWrites};
 use sakila_e2e::{
     TestNamespace, cluster_condition, cluster_manifest, event_count, mysql_client_image,
     patch_spec, wait_ready, wait_until,
@@ -43,6 +44,38 @@ async fn put_file(ns: &TestNamespace, name: &str, pem: &[u8]) {
         &["sh", "-c", "printf '%s' \"$1\" > \"$2\"", "sh", &pem, &path],
     )
     .await;
+}
+
+/// The UIDs of the cluster's pods and the restarts of all their containers.
+async fn pods_and_restarts(ns: &TestNamespace, cluster: &str) -> (Vec<Option<String>>, i32) {
+    let pods: Api<Pod> = ns.api();
+    let selector = ListParams::default().labels(&format!("app.kubernetes.io/instance={cluster}"));
+    let pods = pods.list(&selector).await.unwrap().items;
+    let restarts = pods
+        .iter()
+        .flat_map(|p| {
+            p.status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+        })
+        .map(|c| c.restart_count)
+        .sum();
+    (pods.into_iter().map(|p| p.metadata.uid).collect(), restarts)
+}
+
+/// The expiry of the certificate a client sees at `host`, verifying it with `/tmp/ca.crt`.
+async fn certificate_seen(ns: &TestNamespace, password: &str, host: &str) -> String {
+    mysql_at(
+        ns,
+        password,
+        host,
+        &["--ssl-mode=VERIFY_IDENTITY", "--ssl-ca=/tmp/ca.crt"],
+        "SHOW SESSION STATUS LIKE 'Ssl_server_not_after'",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{host} with VERIFY_IDENTITY: {e}"))
+    .trim()
+    .to_string()
 }
 
 #[tokio::test]
@@ -158,15 +191,7 @@ async fn clients_replication_and_clones_are_encrypted_and_verified() {
         }
     };
     let before = (served("sec-0").await, served("sec-1").await);
-    let pods: Api<Pod> = ns.api();
-    let sec_pods = || async {
-        let selector = ListParams::default().labels("app.kubernetes.io/instance=sec");
-        pods.list(&selector).await.unwrap().items
-    };
-    let uids = |pods: Vec<Pod>| -> Vec<Option<String>> {
-        pods.into_iter().map(|p| p.metadata.uid).collect()
-    };
-    let pods_before = uids(sec_pods().await);
+    let (pods_before, _) = pods_and_restarts(&ns, "sec").await;
     patch_spec(
         &ns,
         "sec",
@@ -201,18 +226,9 @@ async fn clients_replication_and_clones_are_encrypted_and_verified() {
         after,
         started.elapsed().as_secs_f64()
     );
-    let pods_after = sec_pods().await;
-    let restarts: i32 = pods_after
-        .iter()
-        .flat_map(|p| {
-            p.status
-                .iter()
-                .flat_map(|s| s.container_statuses.iter().flatten())
-        })
-        .map(|c| c.restart_count)
-        .sum();
+    let (pods_after, restarts) = pods_and_restarts(&ns, "sec").await;
     assert_eq!(restarts, 0, "a container restarted");
-    assert_eq!(pods_before, uids(pods_after), "the pods were replaced");
+    assert_eq!(pods_before, pods_after, "the pods were replaced");
     let verified = mysql_at(
         &ns,
         &password,
@@ -288,4 +304,41 @@ async fn a_users_certificate_secret_is_checked_and_used_once_it_exists() {
     .await
     .unwrap_or_else(|e| panic!("the user's certificate, verified: {e}"));
     assert_eq!(served.trim(), "1");
+}
+
+#[tokio::test]
+async fn certificates_renewed_every_two_minutes_under_writes_restart_nothing_and_lose_nothing() {
+    const WRITER_SECONDS: u64 = 200;
+    let mut manifest = cluster_manifest("rot", 2);
+    manifest["spec"]["tls"] = json!({"certificateLifetimeMinutes": 3});
+    let UnderWrites { ns, started } =
+        chaos::cluster_under_writes("tls-rotate", manifest, WRITER_SECONDS).await;
+    let secrets: Api<Secret> = ns.api();
+    let secret = secrets.get("rot-tls").await.expect("the operator's Secret");
+    put_file(&ns, "ca.crt", &secret.data.as_ref().unwrap()["ca.crt"].0).await;
+    let password = ns.root_password("rot").await;
+    let host = format!("rot-primary.{}.svc", ns.name);
+    let (pods_before, _) = pods_and_restarts(&ns, "rot").await;
+
+    // Renewed with a minute left of three; the client, still verifying, sees the new one.
+    let first = certificate_seen(&ns, &password, &host).await;
+    let renewed = wait_until(
+        "a client to see a renewed certificate",
+        Duration::from_secs(170),
+        || async {
+            let now = certificate_seen(&ns, &password, &host).await;
+            (now != first).then_some(now)
+        },
+    )
+    .await;
+    println!(
+        "{:.0} s into the writes the client saw {renewed:?} instead of {first:?}",
+        started.elapsed().as_secs_f64()
+    );
+
+    let outcome = chaos::finish_writing(&ns, started, WRITER_SECONDS, "rot", 2).await;
+    println!("{outcome:?}");
+    let (pods_after, restarts) = pods_and_restarts(&ns, "rot").await;
+    assert_eq!(restarts, 0, "a container restarted");
+    assert_eq!(pods_before, pods_after, "the pods were replaced");
 }

@@ -222,6 +222,12 @@ pub struct TlsSpec {
         )
     )]
     pub extra_names: Vec<String>,
+    /// How long the operator's certificates are valid, in minutes (default 129600: 90 days);
+    /// each is renewed, from the same CA, when a third of its life is left. Not used with
+    /// `secretName`.
+    #[serde(default = "default_certificate_lifetime_minutes")]
+    #[schemars(range(min = 3, max = 2628000))]
+    pub certificate_lifetime_minutes: i32,
     /// Refuse unencrypted TCP connections (`require_secure_transport`). On by default; turn it
     /// off for clients that cannot use TLS. Connections over the pod's Unix socket are local
     /// and always allowed.
@@ -234,9 +240,14 @@ impl Default for TlsSpec {
         Self {
             secret_name: None,
             extra_names: Vec::new(),
+            certificate_lifetime_minutes: default_certificate_lifetime_minutes(),
             require_secure_transport: true,
         }
     }
+}
+
+fn default_certificate_lifetime_minutes() -> i32 {
+    90 * 24 * 60
 }
 
 impl TlsSpec {

@@ -19,7 +19,13 @@ use crate::api::MySQLClusterStatus;
 use crate::api::conditions::{ConditionType, set_condition};
 use crate::clustering::{MySqlObservation, Observation};
 use crate::resources::naming;
-use crate::resources::tls::{IssuedTls, RENEW_BEFORE, read_certificate};
+use crate::resources::tls::{IssuedTls, read_certificate};
+
+/// A user's certificate with less than this left is reported: long enough to renew it by hand,
+/// short enough that an issuer renewing at a third of a 90-day life (cert-manager's default)
+/// never gets there.
+const USER_CERTIFICATE_WARNING: std::time::Duration =
+    std::time::Duration::from_secs(14 * 24 * 3600);
 use crate::validate::ValidatedCluster;
 
 /// What the round knows of the cluster's TLS.
@@ -81,7 +87,7 @@ pub enum TlsCheck {
         secret: String,
         why: String,
     },
-    /// The user's certificate runs out within `RENEW_BEFORE` (or did already).
+    /// The user's certificate runs out within `USER_CERTIFICATE_WARNING` (or did already).
     Expiring {
         secret: String,
         not_after: Timestamp,
@@ -162,7 +168,7 @@ pub fn check_users_secret(name: &str, secret: Option<&Secret>, now: Timestamp) -
     }
     let facts =
         read_certificate(naming::TLS_CERT_KEY, &data[naming::TLS_CERT_KEY].0).expect("read above");
-    if facts.not_after.duration_since(now).as_secs() <= RENEW_BEFORE.as_secs() as i64 {
+    if facts.not_after.duration_since(now).as_secs() <= USER_CERTIFICATE_WARNING.as_secs() as i64 {
         return TlsCheck::Expiring {
             secret: secret_name,
             not_after: facts.not_after,
@@ -302,9 +308,9 @@ mod tests {
             (None, now(), "SecretNotFound"),
             (Some(&no_ca), now(), "KeyNotFound"),
             (Some(&garbage), now(), "Invalid"),
-            (Some(&good), now() + day * 61, "Expiring"),
+            (Some(&good), now() + day * 77, "Expiring"),
             (Some(&good), now() + day * 100, "Expiring"),
-            (Some(&good), now() + day * 59, "Valid"),
+            (Some(&good), now() + day * 75, "Valid"),
         ];
         for (secret, at, want) in cases {
             let (ok, reason, message) = check_users_secret("mine", secret, at).condition();

@@ -25,11 +25,12 @@ use crate::validate::ValidatedCluster;
 
 /// How long the operator's CA is valid. Clients that trust it need it replaced only this rarely.
 const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-/// How long a server certificate is valid.
-const CERTIFICATE_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
-/// A certificate (or CA) with less than this left is replaced: a third of the server
-/// certificate's life, so a renewal that fails for days still has weeks to succeed.
-pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// A CA with less than this left is replaced (with a new certificate).
+const CA_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// A server certificate is renewed when less than this share of its lifetime
+/// (`spec.tls.certificateLifetimeMinutes`) is left: with the default 90 days, 30, so a renewal
+/// that fails for days still has weeks to succeed.
+const RENEW_AT_SHARE_LEFT: u32 = 3;
 /// Certificates are valid from a little before they are issued: nodes' clocks differ.
 const BACKDATE: Duration = Duration::from_secs(3600);
 
@@ -137,13 +138,20 @@ impl IssuedTls {
                 .and_then(|v| String::from_utf8(v.0.clone()).ok())
                 .filter(|v| !v.is_empty())
         };
+        let left = |facts: &CertificateFacts| facts.not_after.duration_since(now).as_secs();
+        let lifetime = cluster.tls.certificate_lifetime;
+        let ca_fresh = |facts: &CertificateFacts| left(facts) > CA_RENEW_BEFORE.as_secs() as i64;
+        // Renewed with a third of its life left, and at once when it would outlive a lifetime
+        // the user shortened.
         let fresh = |facts: &CertificateFacts| {
-            facts.not_after.duration_since(now).as_secs() > RENEW_BEFORE.as_secs() as i64
+            let left = left(facts);
+            left > (lifetime / RENEW_AT_SHARE_LEFT).as_secs() as i64
+                && left <= lifetime.as_secs() as i64
         };
         let ca = match (text(naming::CA_CERT_KEY), text(naming::CA_KEY_KEY)) {
             (Some(cert), Some(key))
                 if read_certificate(naming::CA_CERT_KEY, cert.as_bytes())
-                    .is_ok_and(|f| fresh(&f))
+                    .is_ok_and(|f| ca_fresh(&f))
                     && KeyPair::from_pem(&key).is_ok() =>
             {
                 Some((cert, key))
@@ -246,7 +254,7 @@ fn issue_server_certificate(
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
-    validity(&mut params, now, CERTIFICATE_LIFETIME);
+    validity(&mut params, now, cluster.tls.certificate_lifetime);
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;
     Ok((cert.pem(), key.serialize_pem()))
@@ -359,6 +367,28 @@ mod tests {
         assert_eq!(reissued.ca_cert, first.ca_cert);
         let facts = read_certificate("tls.crt", reissued.cert.as_bytes()).unwrap();
         assert!(facts.names.contains("mysql.example.com"));
+    }
+
+    #[test]
+    fn a_short_lifetime_is_renewed_with_a_third_left_and_a_shortened_one_at_once() {
+        let mut cluster = validated("db", 3);
+        cluster.tls.certificate_lifetime = Duration::from_secs(180);
+        let first = IssuedTls::complete(&cluster, None, now()).unwrap();
+        let facts = read_certificate("tls.crt", first.cert.as_bytes()).unwrap();
+        assert_eq!(
+            facts.not_after,
+            now() + jiff::SignedDuration::from_secs(180)
+        );
+        let at = |secs| now() + jiff::SignedDuration::from_secs(secs);
+        let kept = IssuedTls::complete(&cluster, Some(&secret_of(&first)), at(119)).unwrap();
+        assert_eq!(kept, first);
+        let renewed = IssuedTls::complete(&cluster, Some(&secret_of(&first)), at(120)).unwrap();
+        assert_ne!(renewed.cert, first.cert);
+        assert_eq!(renewed.ca_cert, first.ca_cert);
+
+        let long = IssuedTls::complete(&validated("db", 3), None, now()).unwrap();
+        let shortened = IssuedTls::complete(&cluster, Some(&secret_of(&long)), now()).unwrap();
+        assert_ne!(shortened.cert, long.cert);
     }
 
     #[test]
