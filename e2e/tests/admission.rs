@@ -97,16 +97,24 @@ async fn manifests_that_can_never_work_are_refused_at_admission_with_the_field_n
             ],
         },
         Case {
-            what: "a setting that refuses the operator's connections",
+            what: "a TLS setting that spec.tls owns",
             manifest: with(
                 "tls",
-                json!({"mysqlConfig": {"require-secure-transport": "ON"}}),
+                json!({"mysqlConfig": {"require-secure-transport": "OFF"}}),
             ),
             says: &[
                 "spec.mysqlConfig",
                 "\"require-secure-transport\" cannot be set",
-                "without TLS",
+                "spec.tls.requireSecureTransport",
             ],
+        },
+        Case {
+            what: "a certificate name that is no DNS name",
+            manifest: with(
+                "names",
+                json!({"tls": {"extraNames": ["db.example.com", "Not A Name"]}}),
+            ),
+            says: &["spec.tls.extraNames[1]", "should match"],
         },
         Case {
             what: "a volume too small for MySQL to initialise",
