@@ -69,6 +69,12 @@ fn root() -> Credentials {
     Credentials::new("root", "")
 }
 
+const OPERATOR_PASSWORD: &str = "operator-pw";
+
+fn operator() -> Credentials {
+    Credentials::new("sakila-operator", OPERATOR_PASSWORD)
+}
+
 fn client() -> MySqlClient {
     MySqlClient::new(Duration::from_secs(5), Duration::from_secs(30))
 }
@@ -128,6 +134,16 @@ impl Server {
             dir,
         };
         server.launch().await;
+        // The operator's account with exactly the privileges init.sh grants it: every test
+        // of the trait runs as the operator does.
+        server
+            .sql(&format!(
+                "SET GLOBAL super_read_only = OFF; SET SESSION sql_log_bin = 0; \
+                 CREATE USER 'sakila-operator'@'%' IDENTIFIED BY '{OPERATOR_PASSWORD}'; {} \
+                 SET GLOBAL super_read_only = ON",
+                sakila::mysql::sql::operator_grants("'sakila-operator'@'%'")
+            ))
+            .await;
         // --initialize and the harness's init file leave GTIDs of their own;
         // a real instance starts without history.
         server.sql("RESET BINARY LOGS AND GTIDS").await;
@@ -202,7 +218,16 @@ impl Server {
         self.launch().await;
     }
 
+    /// A session of the operator's account, with its privileges only.
     async fn admin(&self) -> MySqlSession {
+        client()
+            .connect(&self.endpoint, &operator())
+            .await
+            .unwrap_or_else(|e| panic!("{}", chain(&e)))
+    }
+
+    /// A session of root, for what the operator's account may not do (creating accounts).
+    async fn root_admin(&self) -> MySqlSession {
         client()
             .connect(&self.endpoint, &root())
             .await
@@ -337,7 +362,9 @@ async fn primary_and_replica(first_id: u32, semi_sync: bool) -> (Server, Server)
     let (primary, replica) = tokio::join!(Server::start(first_id), Server::start(first_id + 1));
     let admin = primary.admin().await;
     admin.set_read_only(false).await.expect("set writable");
-    admin
+    primary
+        .root_admin()
+        .await
         .ensure_user(&repl_user())
         .await
         .expect("ensure repl user");
@@ -452,7 +479,8 @@ async fn ensure_user_is_idempotent_and_the_user_can_log_in() {
         return;
     }
     let server = Server::start(31).await;
-    let admin = server.admin().await;
+    // Accounts are root's to create: the operator's account may not.
+    let admin = server.root_admin().await;
     admin.set_read_only(false).await.unwrap();
     let user = repl_user();
 
@@ -672,7 +700,12 @@ async fn clone_from_seeds_an_empty_replica() {
     let (donor, mut recipient) = tokio::join!(Server::start(61), Server::start(62));
     let donor_admin = donor.admin().await;
     donor_admin.set_read_only(false).await.unwrap();
-    donor_admin.ensure_user(&repl_user()).await.unwrap();
+    donor
+        .root_admin()
+        .await
+        .ensure_user(&repl_user())
+        .await
+        .unwrap();
     donor
         .sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (7), (8), (9)")
         .await;
@@ -1607,5 +1640,38 @@ async fn the_operator_and_replication_verify_the_clusters_certificate() {
     assert!(
         cipher.first().is_some_and(|c| !c.is_empty()),
         "the replication I/O thread's session is not encrypted: {cipher:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_operators_account_has_exactly_the_documented_privileges() {
+    if !mysql_tests_enabled("the_operators_account_has_exactly_the_documented_privileges") {
+        return;
+    }
+    let server = Server::start(151).await;
+    let mut grants = server
+        .query_strings("SHOW GRANTS FOR 'sakila-operator'@'%'")
+        .await;
+    grants.sort();
+    for grant in &grants {
+        println!("{grant}");
+    }
+    let mut expected: Vec<String> = vec![
+        "GRANT RELOAD, SHUTDOWN, PROCESS, REPLICATION CLIENT ON *.* TO `sakila-operator`@`%`".into(),
+        "GRANT CLONE_ADMIN,CONNECTION_ADMIN,PERSIST_RO_VARIABLES_ADMIN,REPLICATION_SLAVE_ADMIN,\
+         SYSTEM_USER,SYSTEM_VARIABLES_ADMIN ON *.* TO `sakila-operator`@`%`"
+            .into(),
+        "GRANT SELECT ON `performance_schema`.* TO `sakila-operator`@`%`".into(),
+        "GRANT INSERT ON `mysql`.`plugin` TO `sakila-operator`@`%`".into(),
+        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `sakila`.* TO `sakila-operator`@`%`"
+            .into(),
+    ];
+    expected.sort();
+    assert_eq!(grants, expected);
+    assert!(
+        grants
+            .iter()
+            .all(|g| !g.contains("ALL") && !g.contains("GRANT OPTION")),
+        "{grants:?}"
     );
 }

@@ -101,6 +101,71 @@ pub fn alter_user_password(user: &UserSpec) -> String {
     )
 }
 
+/// What the operator's account may do on every instance, and why; nothing else (no `ALL`, no
+/// `GRANT OPTION`, no `CREATE USER`, no access to user data). `docs/security.md` lists them.
+pub const OPERATOR_PRIVILEGES: &[(&str, &str, &str)] = &[
+    // (privilege, on, what for)
+    (
+        "SYSTEM_VARIABLES_ADMIN",
+        "*.*",
+        "read_only and super_read_only, semi-sync, clone and online settings (SET GLOBAL), sql_log_bin for the lease",
+    ),
+    (
+        "PERSIST_RO_VARIABLES_ADMIN",
+        "*.*",
+        "the fence's SET PERSIST_ONLY skip_replica_start",
+    ),
+    (
+        "CONNECTION_ADMIN",
+        "*.*",
+        "disconnecting clients of a demoted primary, ALTER INSTANCE RELOAD TLS, a connection when max_connections is reached",
+    ),
+    ("PROCESS", "*.*", "seeing every session to disconnect"),
+    ("SYSTEM_USER", "*.*", "disconnecting sessions of accounts that have it, such as root"),
+    ("RELOAD", "*.*", "RESET REPLICA ALL on a new primary"),
+    (
+        "REPLICATION_SLAVE_ADMIN",
+        "*.*",
+        "CHANGE REPLICATION SOURCE, START/STOP/RESET REPLICA",
+    ),
+    (
+        "REPLICATION CLIENT",
+        "*.*",
+        "SHOW REPLICA STATUS, SHOW BINARY LOGS",
+    ),
+    ("CLONE_ADMIN", "*.*", "CLONE INSTANCE into a recipient"),
+    (
+        "SHUTDOWN",
+        "*.*",
+        "stopping a primary that cannot be made read-only",
+    ),
+    (
+        "SELECT",
+        "performance_schema.*",
+        "clone_status, replication and TLS state",
+    ),
+    (
+        "INSERT",
+        "mysql.plugin",
+        "INSTALL PLUGIN when a plugin was not loaded at start",
+    ),
+    (
+        "SELECT, INSERT, UPDATE, DELETE, CREATE",
+        "sakila.*",
+        "the primary's lease and the cluster's identity",
+    ),
+];
+
+/// The `GRANT` statements that give `account` (quoted, e.g. `'sakila-operator'@'%'`) the
+/// operator's privileges: init.sh runs them, and the integration tests log in with them.
+pub fn operator_grants(account: &str) -> String {
+    OPERATOR_PRIVILEGES
+        .iter()
+        .map(|(privileges, on, _)| format!("GRANT {privileges} ON {on} TO {account};"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `GRANT a, b ON *.* TO ...`; `privileges` must have passed [`validate_privilege`].
 pub fn grant_global(user: &UserSpec, privileges: &[String]) -> String {
     format!(

@@ -230,7 +230,10 @@ pub fn render_online_cnf(online: &BTreeMap<String, String>) -> String {
 /// A pod script with the names it shares with the operator filled in (`@OPERATOR_USER@` and
 /// the like), so that each name is written once, in `naming`.
 fn with_names(script: &str) -> String {
+    let operator_grants =
+        crate::mysql::sql::operator_grants(&format!("'{}'@'%'", naming::OPERATOR_USER));
     [
+        ("@OPERATOR_GRANTS@", operator_grants.as_str()),
         ("@OPERATOR_USER@", naming::OPERATOR_USER),
         ("@REPLICATION_USER@", naming::REPLICATION_USER),
         ("@PROBE_USER@", naming::PROBE_USER),
