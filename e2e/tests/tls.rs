@@ -178,6 +178,39 @@ async fn clients_replication_and_clones_are_encrypted_and_verified() {
         .unwrap();
     assert_eq!(donor_requires.trim(), "1");
 
+    // Each system account has only its own privileges: replication, the clone donor and the
+    // operator (no ALL, no GRANT OPTION), in the instances' data directories as made.
+    for (account, only) in [
+        (
+            "'sakila-repl'@'%'",
+            "GRANT REPLICATION SLAVE ON *.* TO `sakila-repl`@`%`",
+        ),
+        (
+            "'sakila-clone'@'%'",
+            "GRANT BACKUP_ADMIN ON *.* TO `sakila-clone`@`%`",
+        ),
+    ] {
+        let grants = ns
+            .sql("sec", "sec-1", &format!("SHOW GRANTS FOR {account}"))
+            .await
+            .unwrap();
+        let granted: Vec<&str> = grants
+            .lines()
+            .filter(|l| !l.starts_with("GRANT USAGE ON *.*"))
+            .collect();
+        assert_eq!(granted, [only], "{account}: {grants}");
+    }
+    let operator = ns
+        .sql("sec", "sec-0", "SHOW GRANTS FOR 'sakila-operator'@'%'")
+        .await
+        .unwrap();
+    println!("{operator}");
+    assert!(
+        !operator.contains("ALL PRIVILEGES") && !operator.contains("GRANT OPTION"),
+        "{operator}"
+    );
+    assert!(operator.contains("SYSTEM_VARIABLES_ADMIN"), "{operator}");
+
     // A new name: the operator re-issues the certificate (same CA) and every mysqld serves the
     // new one without a restart.
     let served = |pod: &'static str| {

@@ -32,6 +32,7 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 const OWN_USERS: &[&str] = &[
     naming::OPERATOR_USER,
     naming::REPLICATION_USER,
+    naming::CLONE_USER,
     naming::PROBE_USER,
 ];
 /// Retries before the I/O thread gives up (about two days at the retry interval above).
@@ -99,8 +100,10 @@ pub struct OperateTarget<'a, P> {
     pub namespace: &'a str,
     /// The operator's own account.
     pub operator: &'a Credentials,
-    /// The replication and clone-donor account.
+    /// The replication account.
     pub replication: &'a Credentials,
+    /// The account recipients clone from.
+    pub clone_donor: &'a Credentials,
     /// The cluster's pods (the `Api<Pod>` of its namespace, but for tests).
     pub pods: &'a P,
     /// Where a clone runs once started.
@@ -582,7 +585,7 @@ impl<C: MySqlConnector, P: PodWrites> Operator<'_, C, P> {
     async fn start_clone(&self, ordinal: u8, donor: u8) -> Result<(), OperateError> {
         const ACTION: &str = "start a clone from a donor";
         let donor_endpoint = self.stable_endpoint(donor);
-        let credentials = self.target.replication.clone();
+        let credentials = self.target.clone_donor.clone();
         let tls = peer_tls(self.observation, ordinal, donor);
         let endpoint = pod_endpoint(self.target, self.observation, ordinal, ACTION)?;
         let admin = self
@@ -924,6 +927,7 @@ mod tests {
                 namespace: NAMESPACE,
                 operator: &self.operator,
                 replication: &self.replication,
+                clone_donor: &self.replication,
                 pods: &self.pods,
                 clones: &self.clones,
                 cluster_ca: None,
@@ -973,6 +977,7 @@ mod tests {
         let own = [
             naming::OPERATOR_USER,
             naming::REPLICATION_USER,
+            naming::CLONE_USER,
             naming::PROBE_USER,
         ];
         sql(ordinal, "kill_client_sessions", format!("keep {own:?}"))
@@ -1181,6 +1186,7 @@ mod tests {
             [
                 naming::OPERATOR_USER,
                 naming::REPLICATION_USER,
+                naming::CLONE_USER,
                 naming::PROBE_USER
             ]
         );

@@ -275,6 +275,7 @@ struct Inputs {
     secret: Option<ObjectMeta>,
     operator: Credentials,
     replication: Credentials,
+    clone_donor: Credentials,
     pods: Api<Pod>,
     /// The TLS Secret, what the operator issues into it, and the CA to verify instances with.
     tls: ClusterTls,
@@ -301,7 +302,10 @@ async fn fetch_inputs(ctx: &Context, valid: &ValidatedCluster) -> Result<Inputs,
         naming::REPLICATION_USER,
         password(naming::REPLICATION_PASSWORD_KEY),
     );
+    let (donor_user, donor_password) = passwords.clone_donor();
+    let clone_donor = Credentials::new(donor_user, donor_password);
     Ok(Inputs {
+        clone_donor,
         tls: fetch_tls(&ctx.client, valid, Timestamp::now()).await?,
         statefulset: fetch_statefulset(ctx, valid).await?,
         secret: existing_secret.map(|s| s.metadata),
@@ -509,6 +513,7 @@ fn operate_target<'a>(
         namespace: &valid.namespace,
         operator: &inputs.operator,
         replication: &inputs.replication,
+        clone_donor: &inputs.clone_donor,
         pods: &inputs.pods,
         clones: &ctx.clones,
         cluster_ca: inputs.tls.ca.as_ref(),

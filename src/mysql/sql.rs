@@ -121,7 +121,11 @@ pub const OPERATOR_PRIVILEGES: &[(&str, &str, &str)] = &[
         "disconnecting clients of a demoted primary, ALTER INSTANCE RELOAD TLS, a connection when max_connections is reached",
     ),
     ("PROCESS", "*.*", "seeing every session to disconnect"),
-    ("SYSTEM_USER", "*.*", "disconnecting sessions of accounts that have it, such as root"),
+    (
+        "SYSTEM_USER",
+        "*.*",
+        "disconnecting sessions of accounts that have it, such as root",
+    ),
     ("RELOAD", "*.*", "RESET REPLICA ALL on a new primary"),
     (
         "REPLICATION_SLAVE_ADMIN",

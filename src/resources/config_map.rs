@@ -236,6 +236,7 @@ fn with_names(script: &str) -> String {
         ("@OPERATOR_GRANTS@", operator_grants.as_str()),
         ("@OPERATOR_USER@", naming::OPERATOR_USER),
         ("@REPLICATION_USER@", naming::REPLICATION_USER),
+        ("@CLONE_USER@", naming::CLONE_USER),
         ("@PROBE_USER@", naming::PROBE_USER),
         ("@LEASE_TABLE@", naming::LEASE_TABLE),
         ("@FENCE_LOOP_SECONDS@", &FENCE_LOOP_SECONDS.to_string()),

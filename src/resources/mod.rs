@@ -133,7 +133,7 @@ pub(crate) mod tests {
     fn fixed_credentials(cluster: &ValidatedCluster) -> ClusterPasswords {
         let secret = Secret {
             data: Some(
-                ClusterPasswords::required_keys(cluster)
+                ClusterPasswords::required_keys(cluster, None)
                     .into_iter()
                     .map(|k| {
                         (

@@ -41,6 +41,9 @@ pub const ROOT_PASSWORD_KEY: &str = "root-password";
 pub const OPERATOR_PASSWORD_KEY: &str = "operator-password";
 pub const REPLICATION_PASSWORD_KEY: &str = "replication-password";
 pub const PROBE_PASSWORD_KEY: &str = "probe-password";
+/// The clone donor's password; only in Secrets made since the donor has its own account (see
+/// `ClusterPasswords::required_keys`).
+pub const CLONE_PASSWORD_KEY: &str = "clone-password";
 
 /// Keys of a TLS Secret, in the layout cert-manager writes (`ca.key` only in the operator's own).
 pub const CA_CERT_KEY: &str = "ca.crt";
@@ -56,6 +59,8 @@ pub const CLUSTER_DOMAIN: &str = "cluster.local";
 pub const OPERATOR_USER: &str = "sakila-operator";
 pub const REPLICATION_USER: &str = "sakila-repl";
 pub const PROBE_USER: &str = "sakila-probe";
+/// The account recipients clone from (`BACKUP_ADMIN` only), apart from replication's.
+pub const CLONE_USER: &str = "sakila-clone";
 /// The table in which the primary holds its lease (read by the fence container).
 pub const LEASE_TABLE: &str = "sakila.primary_lease";
 /// The container running the self-fence loop beside mysqld.

@@ -31,23 +31,48 @@ impl fmt::Debug for ClusterPasswords {
 }
 
 impl ClusterPasswords {
-    /// The keys this cluster's Secret must hold; the root password only when the operator generates it.
-    pub fn required_keys(cluster: &ValidatedCluster) -> Vec<&'static str> {
+    /// The keys this cluster's Secret must hold; the root password only when the operator
+    /// generates it. The clone donor's only in a new Secret or one that has it: a Secret made
+    /// before goes with data directories whose accounts were made before, where the
+    /// replication account is the donor (`clone_donor`).
+    pub fn required_keys(
+        cluster: &ValidatedCluster,
+        existing: Option<&Secret>,
+    ) -> Vec<&'static str> {
         let mut keys = vec![
             naming::OPERATOR_PASSWORD_KEY,
             naming::REPLICATION_PASSWORD_KEY,
             naming::PROBE_PASSWORD_KEY,
         ];
+        let has_clone_key = existing
+            .and_then(|s| s.data.as_ref())
+            .is_some_and(|d| d.contains_key(naming::CLONE_PASSWORD_KEY));
+        if existing.is_none() || has_clone_key {
+            keys.push(naming::CLONE_PASSWORD_KEY);
+        }
         if cluster.root_password.name == naming::credentials_secret(&cluster.name) {
             keys.push(naming::ROOT_PASSWORD_KEY);
         }
         keys
     }
 
+    /// The account recipients clone from: its own where the data directories have it, the
+    /// replication account where they were made before it existed.
+    pub fn clone_donor(&self) -> (&'static str, &str) {
+        match self.get(naming::CLONE_PASSWORD_KEY) {
+            Some(password) => (naming::CLONE_USER, password),
+            None => (
+                naming::REPLICATION_USER,
+                self.get(naming::REPLICATION_PASSWORD_KEY)
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
     /// Keeps every password the existing Secret has, and generates the missing ones from the OS CSPRNG.
     pub fn complete(cluster: &ValidatedCluster, existing: Option<&Secret>) -> Self {
         let existing_data = existing.and_then(|s| s.data.as_ref());
-        let passwords = Self::required_keys(cluster)
+        let passwords = Self::required_keys(cluster, existing)
             .into_iter()
             .map(|key| {
                 let kept = existing_data
@@ -106,7 +131,7 @@ mod tests {
     fn generated_passwords_are_long_distinct_and_alphanumeric() {
         let credentials = ClusterPasswords::complete(&validated("db", 3), None);
         let values: Vec<&String> = credentials.passwords.values().collect();
-        assert_eq!(values.len(), 4);
+        assert_eq!(values.len(), 5);
         for v in &values {
             assert_eq!(v.len(), PASSWORD_LENGTH);
             assert!(v.chars().all(|c| c.is_ascii_alphanumeric()));
@@ -122,6 +147,31 @@ mod tests {
         let first = ClusterPasswords::complete(&cluster, None);
         let secret = build_secret(&cluster, &first);
         assert_eq!(ClusterPasswords::complete(&cluster, Some(&secret)), first);
+    }
+
+    #[test]
+    fn a_new_cluster_clones_from_its_own_account_and_one_from_before_from_replications() {
+        let cluster = validated("db", 3);
+        let new = ClusterPasswords::complete(&cluster, None);
+        let (user, password) = new.clone_donor();
+        assert_eq!(user, naming::CLONE_USER);
+        assert_eq!(Some(password), new.get(naming::CLONE_PASSWORD_KEY));
+
+        let mut before = build_secret(&cluster, &new);
+        before
+            .data
+            .as_mut()
+            .unwrap()
+            .remove(naming::CLONE_PASSWORD_KEY);
+        let kept = ClusterPasswords::complete(&cluster, Some(&before));
+        assert_eq!(
+            kept.get(naming::CLONE_PASSWORD_KEY),
+            None,
+            "no password for no account"
+        );
+        let (user, password) = kept.clone_donor();
+        assert_eq!(user, naming::REPLICATION_USER);
+        assert_eq!(Some(password), kept.get(naming::REPLICATION_PASSWORD_KEY));
     }
 
     #[test]

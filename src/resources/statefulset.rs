@@ -262,13 +262,17 @@ fn field_env(name: &str, path: &str) -> EnvVar {
 }
 
 fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    optional_secret_env(name, secret, key, false)
+}
+
+fn optional_secret_env(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
             secret_key_ref: Some(SecretKeySelector {
                 name: secret.into(),
                 key: key.into(),
-                optional: Some(false),
+                optional: Some(optional),
             }),
             ..Default::default()
         }),
@@ -307,6 +311,14 @@ fn init_container(cluster: &ValidatedCluster) -> Container {
                 naming::REPLICATION_PASSWORD_KEY,
             ),
             secret_env("PROBE_PASSWORD", &credentials, naming::PROBE_PASSWORD_KEY),
+            // Absent from a Secret made before the donor had its own account (init.sh then makes
+            // the accounts as they were made then).
+            optional_secret_env(
+                "CLONE_PASSWORD",
+                &credentials,
+                naming::CLONE_PASSWORD_KEY,
+                true,
+            ),
         ]),
         volume_mounts: Some(common_mounts()),
         resources: cluster.resources.clone(),

@@ -46,7 +46,7 @@ while true; do
   log "writable primary with an expired lease and no replica answering ($*): fencing"
   kills=$(client -e "SELECT GROUP_CONCAT(CONCAT('KILL ', id) SEPARATOR '; ') \
     FROM information_schema.processlist WHERE user NOT IN ('system user', 'event_scheduler', \
-    '@OPERATOR_USER@', '@REPLICATION_USER@', '@PROBE_USER@') AND id <> CONNECTION_ID()")
+    '@OPERATOR_USER@', '@REPLICATION_USER@', '@CLONE_USER@', '@PROBE_USER@') AND id <> CONNECTION_ID()")
   if [ -n "$kills" ] && [ "$kills" != NULL ]; then client -e "$kills"; fi
   if timeout @FENCE_READ_ONLY_SECONDS@ mysql --defaults-extra-file="$cnf" \
       -e "SET GLOBAL super_read_only = ON" 2>/dev/null; then

@@ -32,6 +32,19 @@ fi
 # SQL string literal escaping: backslash and single quote.
 sql_string() { printf "'%s'" "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e "s/'/''/g")"; }
 
+# Replication and clone donors: separate accounts, each with its privilege only; a Secret from
+# before the clone account (no CLONE_PASSWORD) gets the accounts as they were then, so that every
+# data directory of that cluster has the same ones.
+donor_accounts() {
+  if [ -n "${CLONE_PASSWORD:-}" ]; then
+    echo "GRANT REPLICATION SLAVE ON *.* TO '@REPLICATION_USER@'@'%';"
+    echo "CREATE USER '@CLONE_USER@'@'%' IDENTIFIED BY $(sql_string "$CLONE_PASSWORD") PASSWORD EXPIRE NEVER;"
+    echo "GRANT BACKUP_ADMIN ON *.* TO '@CLONE_USER@'@'%';"
+  else
+    echo "GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO '@REPLICATION_USER@'@'%';"
+  fi
+}
+
 init_sql="$runtime/init.sql"
 # sql_log_bin=0: the accounts exist on every instance by construction; binlogging them would give
 # each instance GTIDs of its own, which replication would then see as errant transactions.
@@ -46,7 +59,7 @@ GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
 CREATE USER '@OPERATOR_USER@'@'%' IDENTIFIED BY $(sql_string "$OPERATOR_PASSWORD") PASSWORD EXPIRE NEVER;
 @OPERATOR_GRANTS@
 CREATE USER '@REPLICATION_USER@'@'%' IDENTIFIED BY $(sql_string "$REPLICATION_PASSWORD") PASSWORD EXPIRE NEVER;
-GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO '@REPLICATION_USER@'@'%';
+$(donor_accounts)
 CREATE USER '@PROBE_USER@'@'localhost' IDENTIFIED BY $(sql_string "$PROBE_PASSWORD") PASSWORD EXPIRE NEVER;
 -- Local only. Besides the probes it runs the pod's self-fence (fence.sh): it reads the primary's
 -- lease, disconnects clients, sets super_read_only and, failing that, shuts mysqld down.
