@@ -33,7 +33,7 @@ integration:
 ## The end-to-end suite on the testbed (or the cluster in KUBECONFIG).
 ## One e2e run at a time on this machine: each run installs its own operator build.
 e2e:
-	flock /run/sakila-e2e.lock bash -c 'env=$$(e2e/prepare) && eval "$$env" && $(MAKE) check-rendered && $(CARGO) test -p sakila-e2e -- --test-threads=3'
+	flock /run/sakila-e2e.lock bash -c 'env=$$(e2e/prepare) && eval "$$env" && $(MAKE) check-rendered && $(CARGO) test -p sakila-e2e --no-fail-fast -- --test-threads=3'
 
 
 ## Regenerates every generated file: the CRD (and the chart's copy), and the operator manifest

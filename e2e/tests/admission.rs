@@ -238,7 +238,7 @@ async fn what_admission_cannot_refuse_is_warned_once_and_the_cluster_keeps_servi
     .await;
     assert_eq!(
         lifetimes.trim(),
-        "sakila-operator\t0\nsakila-probe\t0\nsakila-repl\t0",
+        "sakila-clone\t0\nsakila-operator\t0\nsakila-probe\t0\nsakila-repl\t0",
         "PASSWORD EXPIRE NEVER"
     );
 
