@@ -335,6 +335,21 @@ pub async fn event_count(ns: &TestNamespace, reason: &str) -> usize {
         .sum()
 }
 
+/// The notes of the `ReplicaCloned` events in the namespace ("seeded <recipient> with a clone
+/// of <donor>"), which the operator publishes when a clone is done.
+pub async fn replica_cloned_notes(ns: &TestNamespace) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    events
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("failed to list events: {e}"))
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("ReplicaCloned"))
+        .filter_map(|e| e.note)
+        .collect()
+}
+
 /// Merges `spec` into the MySQLCluster's spec.
 pub async fn patch_spec(ns: &TestNamespace, cluster: &str, spec: serde_json::Value) {
     let clusters: Api<MySQLCluster> = ns.api();

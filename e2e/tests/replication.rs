@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use sakila::api::MySQLCluster;
 use sakila::api::conditions::ConditionType;
 use sakila_e2e::{
     TestNamespace, cluster_manifest, condition_status, force_delete_pod, mysql_client_image,
-    wait_ready, wait_until,
+    replica_cloned_notes, wait_ready, wait_until,
 };
 
 /// Every instance's `@@gtid_executed` and the checksum of `shop.orders`.
@@ -191,16 +190,10 @@ async fn five_instances_become_ready_with_every_replica_cloned_from_a_donor() {
         Some("True")
     );
 
-    let events: Api<Event> = ns.api();
-    let clones: BTreeMap<String, String> = events
-        .list(&ListParams::default())
+    let clones: BTreeMap<String, String> = replica_cloned_notes(&ns)
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("ReplicaCloned"))
-        .filter_map(|e| {
-            let note = e.note?;
+        .filter_map(|note| {
             // "seeded quint-N with a clone of quint-M"
             let words: Vec<&str> = note.split_whitespace().collect();
             Some((words.get(1)?.to_string(), words.last()?.to_string()))

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use sakila::api::MySQLCluster;
 use sakila::api::conditions::ConditionType;
@@ -14,7 +13,7 @@ use sakila::validate::{OperatorSettings, validate};
 use sakila_e2e::chaos::{self, UnderWrites};
 use sakila_e2e::{
     TestNamespace, cluster_condition, cluster_manifest, event_count, mysql_client_image,
-    patch_spec, wait_ready, wait_until,
+    patch_spec, replica_cloned_notes, wait_ready, wait_until,
 };
 use serde_json::json;
 
@@ -63,19 +62,21 @@ async fn pods_and_restarts(ns: &TestNamespace, cluster: &str) -> (Vec<Option<Str
     (pods.into_iter().map(|p| p.metadata.uid).collect(), restarts)
 }
 
+/// Runs `sql` at `host` as a client that verifies the certificate's CA (`/tmp/ca.crt`) and
+/// name; panics if the connection fails.
+async fn mysql_verified(ns: &TestNamespace, password: &str, host: &str, sql: &str) -> String {
+    let verify = ["--ssl-mode=VERIFY_IDENTITY", "--ssl-ca=/tmp/ca.crt"];
+    mysql_at(ns, password, host, &verify, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{host} with VERIFY_IDENTITY: {e}"))
+        .trim()
+        .to_string()
+}
+
 /// The expiry of the certificate a client sees at `host`, verifying it with `/tmp/ca.crt`.
 async fn certificate_seen(ns: &TestNamespace, password: &str, host: &str) -> String {
-    mysql_at(
-        ns,
-        password,
-        host,
-        &["--ssl-mode=VERIFY_IDENTITY", "--ssl-ca=/tmp/ca.crt"],
-        "SHOW SESSION STATUS LIKE 'Ssl_server_not_after'",
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{host} with VERIFY_IDENTITY: {e}"))
-    .trim()
-    .to_string()
+    let sql = "SHOW SESSION STATUS LIKE 'Ssl_server_not_after'";
+    mysql_verified(ns, password, host, sql).await
 }
 
 #[tokio::test]
@@ -116,16 +117,9 @@ async fn clients_replication_and_clones_are_encrypted_and_verified() {
                 .is_err_and(|e| e.contains("insecure transport are prohibited")),
             "{service} without TLS: {refused:?}"
         );
-        let verified = mysql_at(
-            &ns,
-            &password,
-            &host,
-            &["--ssl-mode=VERIFY_IDENTITY", "--ssl-ca=/tmp/ca.crt"],
-            "SHOW SESSION STATUS LIKE 'Ssl_version'",
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{service} with VERIFY_IDENTITY: {e}"));
-        println!("{service}: {}", verified.trim());
+        let sql = "SHOW SESSION STATUS LIKE 'Ssl_version'";
+        let verified = mysql_verified(&ns, &password, &host, sql).await;
+        println!("{service}: {verified}");
         assert!(verified.contains("TLSv1."), "{verified}");
     }
     // Another CA does not vouch for the cluster: a client trusting only it is refused.
@@ -157,16 +151,7 @@ async fn clients_replication_and_clones_are_encrypted_and_verified() {
     assert_eq!(channel.trim(), "YES\tYES\t/etc/mysql-tls/ca.crt");
     // sec-1 was seeded by a clone (which the operator announces when it is done), from a
     // donor that refuses unencrypted connections: the clone ran over TLS.
-    let events: Api<Event> = ns.api();
-    let cloned: Vec<String> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("ReplicaCloned"))
-        .filter_map(|e| e.note)
-        .collect();
+    let cloned = replica_cloned_notes(&ns).await;
     println!("{cloned:?}");
     assert!(
         cloned.iter().any(|note| note.starts_with("seeded sec-1 ")),
@@ -265,16 +250,12 @@ async fn clients_replication_and_clones_are_encrypted_and_verified() {
         before_change, after_change,
         "the pods were replaced or a container restarted"
     );
-    let verified = mysql_at(
-        &ns,
-        &password,
-        &format!("sec-replicas.{}.svc", ns.name),
-        &["--ssl-mode=VERIFY_IDENTITY", "--ssl-ca=/tmp/ca.crt"],
-        "SELECT 1",
-    )
-    .await
-    .unwrap_or_else(|e| panic!("the new certificate, verified by the same CA: {e}"));
-    assert_eq!(verified.trim(), "1");
+    // The new certificate, verified by the same CA.
+    let replicas = format!("sec-replicas.{}.svc", ns.name);
+    assert_eq!(
+        mysql_verified(&ns, &password, &replicas, "SELECT 1").await,
+        "1"
+    );
 }
 
 #[tokio::test]
@@ -330,16 +311,12 @@ async fn a_users_certificate_secret_is_checked_and_used_once_it_exists() {
     ns.client_pod("client", &mysql_client_image()).await;
     put_file(&ns, "ca.crt", &secret.data.as_ref().unwrap()["ca.crt"].0).await;
     let password = ns.root_password("own").await;
-    let served = mysql_at(
-        &ns,
-        &password,
-        &format!("own-primary.{}.svc", ns.name),
-        &["--ssl-mode=VERIFY_IDENTITY", "--ssl-ca=/tmp/ca.crt"],
-        "SELECT 1",
-    )
-    .await
-    .unwrap_or_else(|e| panic!("the user's certificate, verified: {e}"));
-    assert_eq!(served.trim(), "1");
+    // The user's certificate, verified.
+    let primary = format!("own-primary.{}.svc", ns.name);
+    assert_eq!(
+        mysql_verified(&ns, &password, &primary, "SELECT 1").await,
+        "1"
+    );
 }
 
 #[tokio::test]

@@ -1281,10 +1281,7 @@ fn replica_actions(
 pub fn peer_tls(observation: &Observation, ordinal: u8, peer: u8) -> PeerTls {
     let has_certificate = |o| {
         observation
-            .instances
-            .iter()
-            .find(|i| i.ordinal == o)
-            .and_then(|i| i.pod.as_ref())
+            .pod(o)
             .is_some_and(|pod| pod.serves_cluster_certificate)
     };
     if has_certificate(ordinal) && has_certificate(peer) {

@@ -90,6 +90,14 @@ pub enum MySqlObservation {
 }
 
 impl Observation {
+    /// The pod of instance `ordinal`, if it has one.
+    pub fn pod(&self, ordinal: u8) -> Option<&PodFacts> {
+        self.instances
+            .iter()
+            .find(|i| i.ordinal == ordinal)
+            .and_then(|i| i.pod.as_ref())
+    }
+
     /// Records which instances are being cloned: `started` by this operator and still running,
     /// and any whose server reports a clone in progress (one a previous leader started).
     pub fn note_clones(&mut self, started: &[u8]) {

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::clones::CloneTasks;
 use super::decide::{Action, Plan, Role, SEMI_SYNC_TIMEOUT, peer_tls};
-use super::observe::{Observation, PodFacts, instance_endpoint};
+use super::observe::{Observation, instance_endpoint};
 use super::settings::{SettingsChange, SettingsResults};
 use crate::mysql::{
     Credentials, Endpoint, GtidSet, MySqlAdmin, MySqlConnector, MySqlError, ReplicationSource,
@@ -723,7 +723,8 @@ fn pod_endpoint<P>(
     ordinal: u8,
     action: &'static str,
 ) -> Result<Endpoint, OperateError> {
-    pod_of(observation, ordinal)
+    observation
+        .pod(ordinal)
         .and_then(|pod| {
             instance_endpoint(
                 target.cluster_name,
@@ -734,14 +735,6 @@ fn pod_endpoint<P>(
             )
         })
         .ok_or(OperateError::NoAddress { action, ordinal })
-}
-
-fn pod_of(observation: &Observation, ordinal: u8) -> Option<&PodFacts> {
-    observation
-        .instances
-        .iter()
-        .find(|i| i.ordinal == ordinal)
-        .and_then(|i| i.pod.as_ref())
 }
 
 /// Connects to one instance by its pod IP and runs `work` on the session.

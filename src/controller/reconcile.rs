@@ -640,20 +640,15 @@ async fn reload_certificates(
     observation: &Observation,
 ) {
     for ordinal in instances_to_reload(observation, inputs.tls.not_after) {
-        let endpoint = observation
-            .instances
-            .iter()
-            .find(|i| i.ordinal == ordinal)
-            .and_then(|i| i.pod.as_ref())
-            .and_then(|pod| {
-                instance_endpoint(
-                    &valid.name,
-                    &valid.namespace,
-                    ordinal,
-                    pod,
-                    inputs.tls.ca.as_ref(),
-                )
-            });
+        let endpoint = observation.pod(ordinal).and_then(|pod| {
+            instance_endpoint(
+                &valid.name,
+                &valid.namespace,
+                ordinal,
+                pod,
+                inputs.tls.ca.as_ref(),
+            )
+        });
         let Some(endpoint) = endpoint else {
             continue;
         };

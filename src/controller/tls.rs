@@ -158,16 +158,16 @@ pub fn check_users_secret(name: &str, secret: Option<&Secret>, now: Timestamp) -
             };
         }
     }
-    for key in [naming::CA_CERT_KEY, naming::TLS_CERT_KEY] {
-        if let Err(e) = read_certificate(key, &data[key].0) {
+    let read = |key| read_certificate(key, &data[key].0);
+    let facts = match read(naming::CA_CERT_KEY).and(read(naming::TLS_CERT_KEY)) {
+        Ok(facts) => facts,
+        Err(e) => {
             return TlsCheck::Invalid {
                 secret: secret_name,
                 why: e.to_string(),
             };
         }
-    }
-    let facts =
-        read_certificate(naming::TLS_CERT_KEY, &data[naming::TLS_CERT_KEY].0).expect("read above");
+    };
     if facts.not_after.duration_since(now).as_secs() <= USER_CERTIFICATE_WARNING.as_secs() as i64 {
         return TlsCheck::Expiring {
             secret: secret_name,
