@@ -8,6 +8,7 @@ pub mod http;
 pub mod leader_election;
 pub mod metrics;
 pub mod mysql;
+pub mod objectstore;
 pub mod plugin;
 pub mod resources;
 pub mod storage;
