@@ -25,10 +25,12 @@ alerts:
 	tests/prometheus/promtool check rules charts/sakila/files/prometheus-rules.yaml
 	tests/prometheus/promtool test rules tests/prometheus/rules-test.yaml
 
-## The SQL trait against real mysqld 9.7 servers from the testbed's MySQL build.
+## The SQL trait against real mysqld 9.7 servers from the testbed's MySQL build, and the S3
+## client against a MinIO server (the test builds it with `e2e/images/build minio-binary`).
 integration:
 	e2e/images/build mysql-rootfs >/dev/null
 	$(CARGO) test --test mysql_integration -- --test-threads=2
+	$(CARGO) test --test objectstore_integration -- --test-threads=2
 
 ## The end-to-end suite on the testbed (or the cluster in KUBECONFIG).
 ## One e2e run at a time on this machine: each run installs its own operator build.
