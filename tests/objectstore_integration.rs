@@ -142,6 +142,32 @@ impl Minio {
         store
     }
 
+    /// Parts of open multipart uploads: MinIO keeps them as `part.N` files
+    /// under `.minio.sys/multipart/` in its data directory until the upload
+    /// is completed or aborted (checked against this MinIO version: an
+    /// upload left open shows its parts there).
+    fn multipart_part_files(&self) -> usize {
+        fn count(dir: &Path) -> usize {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() {
+                        count(&path)
+                    } else {
+                        let name = e.file_name();
+                        let name = name.to_string_lossy();
+                        usize::from(name.starts_with("part.") && !name.ends_with(".meta"))
+                    }
+                })
+                .sum()
+        }
+        count(&self.dir.join("data/.minio.sys/multipart"))
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("minio.log")).unwrap_or_default()
     }
@@ -287,6 +313,9 @@ async fn a_failing_source_aborts_the_upload_and_leaves_no_object() {
         store.get(&key).await,
         Err(StoreError::NoSuchKey { .. })
     ));
+    // The uploaded parts are gone (an upload left open keeps them, and on
+    // AWS bills for them, until a lifecycle rule removes it).
+    assert_eq!(minio.multipart_part_files(), 0, "{:?}", minio.dir);
 }
 
 #[tokio::test]
