@@ -70,10 +70,45 @@ struct Minio {
     child: Child,
     dir: PathBuf,
     endpoint: String,
+    ca_bundle_pem: Option<Vec<u8>>,
+}
+
+/// A private CA and a server certificate for 127.0.0.1 that it signed.
+struct TestTls {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl TestTls {
+    fn new() -> TestTls {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        TestTls {
+            ca_pem,
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
 }
 
 impl Minio {
     async fn start(binary: &Path) -> Minio {
+        Minio::start_with(binary, None).await
+    }
+
+    /// With `tls`, MinIO serves https with that certificate and key (PEM),
+    /// and `ca_bundle_pem` is what its clients must trust.
+    async fn start_with(binary: &Path, tls: Option<TestTls>) -> Minio {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "sakila-minio-{}-{}",
@@ -83,8 +118,21 @@ impl Minio {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).expect("no temporary directory");
         let log = std::fs::File::create(dir.join("minio.log")).expect("cannot create the log");
+        // MinIO turns on TLS when its certs directory holds public.crt and private.key.
+        let certs = dir.join("certs");
+        std::fs::create_dir_all(&certs).unwrap();
+        let (scheme, ca_bundle_pem) = match tls {
+            Some(tls) => {
+                std::fs::write(certs.join("public.crt"), &tls.cert_pem).unwrap();
+                std::fs::write(certs.join("private.key"), &tls.key_pem).unwrap();
+                ("https", Some(tls.ca_pem.into_bytes()))
+            }
+            None => ("http", None),
+        };
         let port = free_port();
         let child = Command::new(binary)
+            .arg("--certs-dir")
+            .arg(&certs)
             .args(["server", "--quiet", "--address"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("--console-address")
@@ -101,7 +149,8 @@ impl Minio {
         let server = Minio {
             child,
             dir,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("{scheme}://127.0.0.1:{port}"),
+            ca_bundle_pem,
         };
         // Ready when it accepts our credentials (HeadBucket of a missing
         // bucket answers 404 only once the server has initialised).
@@ -130,7 +179,7 @@ impl Minio {
                 access_key_id: ACCESS_KEY.into(),
                 secret_access_key: secret.into(),
             },
-            ca_bundle_pem: None,
+            ca_bundle_pem: self.ca_bundle_pem.clone(),
         })
         .expect("valid config")
     }
@@ -429,6 +478,37 @@ async fn a_closed_port_is_unreachable() {
     let head = store.head_bucket().await;
     assert!(
         matches!(&head, Err(StoreError::Unreachable { reason, .. }) if reason.contains("refused")),
+        "{head:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_https_endpoint_is_trusted_through_the_configured_ca_bundle_only() {
+    let Some(binary) = minio_binary("https_ca_bundle") else {
+        return;
+    };
+    let minio = Minio::start_with(&binary, Some(TestTls::new())).await;
+    let store = minio.bucket().await;
+    let key = store.key("over-tls");
+    store
+        .put(&key, Bytes::from_static(b"secret"))
+        .await
+        .expect("put over TLS");
+    assert_eq!(
+        store.get(&key).await.unwrap(),
+        Bytes::from_static(b"secret")
+    );
+
+    // Without the private CA (the system's and Mozilla's roots only) the
+    // server's certificate is not trusted, and the message says why.
+    let untrusted = ObjectStore::new(StoreConfig {
+        ca_bundle_pem: None,
+        ..store.config().clone()
+    })
+    .unwrap();
+    let head = untrusted.head_bucket().await;
+    assert!(
+        matches!(&head, Err(StoreError::Unreachable { reason, .. }) if reason.contains("certificate")),
         "{head:?}"
     );
 }
