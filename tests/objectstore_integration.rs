@@ -287,9 +287,10 @@ async fn a_streamed_upload_of_40_mib_goes_up_in_three_parts_and_comes_back_ident
     let minio = minio_or_skip!("multipart_upload");
     let store = minio.bucket().await.with_part_size(16 * MIB).unwrap();
     let data = Bytes::from(pattern(40 * MIB + 12345, 7));
-    // 64 KiB chunks, as a dump or xbstream pipe would deliver them.
+    // Small chunks, as a pipe delivers them; an odd size, so that chunks
+    // straddle the part boundaries.
     let chunks: Vec<std::io::Result<Bytes>> = data
-        .chunks(64 * 1024)
+        .chunks(64 * 1024 + 3)
         .map(|c| Ok(data.slice_ref(c)))
         .collect();
     let key = store.key("c1/base.xbstream");

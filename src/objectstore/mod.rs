@@ -541,12 +541,19 @@ impl ObjectStore {
 
         let result: Result<(), StoreError> = async {
             while let Some(chunk) = parts.next().await {
-                let chunk = chunk.map_err(StoreError::Source)?;
+                let mut chunk = chunk.map_err(StoreError::Source)?;
                 hasher.update(&chunk);
                 size_bytes += chunk.len() as u64;
-                buffer.extend_from_slice(&chunk);
-                while buffer.len() >= part_size {
-                    let part = buffer.split_to(part_size).freeze();
+                // Fill the part only up to its size and hand the whole
+                // buffer over when full: a fresh buffer starts empty, so no
+                // more than one part (and one chunk) is ever held.
+                while !chunk.is_empty() {
+                    let take = (part_size - buffer.len()).min(chunk.len());
+                    buffer.extend_from_slice(&chunk.split_to(take));
+                    if buffer.len() < part_size {
+                        continue;
+                    }
+                    let part = std::mem::take(&mut buffer).freeze();
                     if multipart.is_none() {
                         multipart = Some(Multipart {
                             upload_id: self.create_multipart(key).await?,
