@@ -400,15 +400,13 @@ impl ObjectStore {
     }
 
     pub async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
-        let resp = self.send(Method::PUT, Some(key), &[], body, None).await?;
+        let resp = self.send(Method::PUT, Some(key), &[], body).await?;
         self.expect_success(Method::PUT, key, resp).await.map(drop)
     }
 
     /// The whole object in memory; for small objects (manifests, metadata).
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let resp = self
-            .send(Method::GET, Some(key), &[], Bytes::new(), None)
-            .await?;
+        let resp = self.send(Method::GET, Some(key), &[], Bytes::new()).await?;
         let resp = self.check_status(Method::GET, key, resp).await?;
         self.read_body(resp).await
     }
@@ -420,9 +418,7 @@ impl ObjectStore {
         key: &str,
     ) -> Result<impl Stream<Item = Result<Bytes, StoreError>> + Send + Unpin + use<>, StoreError>
     {
-        let resp = self
-            .send(Method::GET, Some(key), &[], Bytes::new(), None)
-            .await?;
+        let resp = self.send(Method::GET, Some(key), &[], Bytes::new()).await?;
         let resp = self.check_status(Method::GET, key, resp).await?;
         let store = self.clone();
         let stream = futures::stream::unfold(Some(resp.into_body()), move |body| {
@@ -461,9 +457,7 @@ impl ObjectStore {
             if let Some(t) = &token {
                 query.push(("continuation-token".to_string(), t.clone()));
             }
-            let resp = self
-                .send(Method::GET, None, &query, Bytes::new(), None)
-                .await?;
+            let resp = self.send(Method::GET, None, &query, Bytes::new()).await?;
             let body = self.expect_success(Method::GET, "", resp).await?;
             let page = xml::parse_list_page(&String::from_utf8_lossy(&body))
                 .map_err(|why| self.protocol(Method::GET, "", 200, "InvalidListing", why))?;
@@ -487,7 +481,7 @@ impl ObjectStore {
     /// Deletes `key`; an absent key is success.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let resp = self
-            .send(Method::DELETE, Some(key), &[], Bytes::new(), None)
+            .send(Method::DELETE, Some(key), &[], Bytes::new())
             .await?;
         match self.expect_success(Method::DELETE, key, resp).await {
             Ok(_) | Err(StoreError::NoSuchKey { .. }) => Ok(()),
@@ -498,9 +492,7 @@ impl ObjectStore {
     /// Checks that the endpoint answers, the credentials are accepted and the
     /// bucket exists.
     pub async fn head_bucket(&self) -> Result<(), StoreError> {
-        let resp = self
-            .send(Method::HEAD, None, &[], Bytes::new(), None)
-            .await?;
+        let resp = self.send(Method::HEAD, None, &[], Bytes::new()).await?;
         self.expect_success(Method::HEAD, "", resp).await.map(drop)
     }
 
@@ -515,7 +507,7 @@ impl ObjectStore {
                 self.inner.config.region
             ))
         };
-        let resp = self.send(Method::PUT, None, &[], body, None).await?;
+        let resp = self.send(Method::PUT, None, &[], body).await?;
         match self.expect_success(Method::PUT, "", resp).await {
             Ok(_) => Ok(()),
             Err(StoreError::Protocol { code, .. }) if code == "BucketAlreadyOwnedByYou" => Ok(()),
@@ -611,7 +603,7 @@ impl ObjectStore {
     async fn create_multipart(&self, key: &str) -> Result<String, StoreError> {
         let query = [("uploads".to_string(), String::new())];
         let resp = self
-            .send(Method::POST, Some(key), &query, Bytes::new(), None)
+            .send(Method::POST, Some(key), &query, Bytes::new())
             .await?;
         let body = self.expect_success(Method::POST, key, resp).await?;
         xml::element(&String::from_utf8_lossy(&body), "UploadId")
@@ -644,9 +636,7 @@ impl ObjectStore {
             ("partNumber".to_string(), number.to_string()),
             ("uploadId".to_string(), upload_id.to_string()),
         ];
-        let resp = self
-            .send(Method::PUT, Some(key), &query, part, None)
-            .await?;
+        let resp = self.send(Method::PUT, Some(key), &query, part).await?;
         let resp = self.check_status(Method::PUT, key, resp).await?;
         let etag = resp
             .headers()
@@ -675,9 +665,7 @@ impl ObjectStore {
     ) -> Result<(), StoreError> {
         let query = [("uploadId".to_string(), upload_id.to_string())];
         let body = Bytes::from(xml::complete_multipart_body(etags));
-        let resp = self
-            .send(Method::POST, Some(key), &query, body, None)
-            .await?;
+        let resp = self.send(Method::POST, Some(key), &query, body).await?;
         let body = self.expect_success(Method::POST, key, resp).await?;
         // S3 may answer 200 and still report a failure in the body.
         match xml::parse_error(&String::from_utf8_lossy(&body)) {
@@ -689,7 +677,7 @@ impl ObjectStore {
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
         let query = [("uploadId".to_string(), upload_id.to_string())];
         let resp = self
-            .send(Method::DELETE, Some(key), &query, Bytes::new(), None)
+            .send(Method::DELETE, Some(key), &query, Bytes::new())
             .await?;
         self.expect_success(Method::DELETE, key, resp)
             .await
@@ -704,21 +692,18 @@ impl ObjectStore {
         key: Option<&str>,
         query: &[(String, String)],
         body: Bytes,
-        range: Option<&str>,
     ) -> Result<Response<Incoming>, StoreError> {
         let i = &self.inner;
         let target = target(&i.endpoint, &i.config.bucket, i.config.path_style, key);
         let payload_sha256 = sigv4::sha256_hex(&body);
-        let extra: Vec<(String, String)> = range
-            .map(|r| vec![("range".to_string(), r.to_string())])
-            .unwrap_or_default();
         let signed = sign(
             &SigningRequest {
                 method: method.as_str(),
                 host: &target.host,
                 path: &target.path,
                 query,
-                headers: &extra,
+                // Nothing beyond host, x-amz-date and x-amz-content-sha256.
+                headers: &[],
                 payload_sha256: &payload_sha256,
             },
             &i.config.credentials,
@@ -741,9 +726,6 @@ impl ObjectStore {
             .header("x-amz-date", &signed.amz_date)
             .header("x-amz-content-sha256", &signed.content_sha256)
             .header(hyper::header::AUTHORIZATION, &signed.authorization);
-        for (k, v) in &extra {
-            builder = builder.header(k, v);
-        }
         if matches!(method, Method::PUT | Method::POST) {
             builder = builder.header(hyper::header::CONTENT_LENGTH, body.len());
         }
