@@ -107,7 +107,8 @@ pub enum StoreError {
     #[error("object {key:?} does not exist in bucket {bucket:?}")]
     NoSuchKey { bucket: String, key: String },
     #[error(
-        "object store {endpoint} answered {method} {key:?} with HTTP {status} {code}: {message}"
+        "object store {endpoint} answered {method} of {} with HTTP {status} {code}: {message}",
+        what(.key)
     )]
     Protocol {
         endpoint: String,
@@ -120,6 +121,15 @@ pub enum StoreError {
     /// The stream given to `upload` failed; nothing of it stays in the store.
     #[error("reading the data to upload failed: {0}")]
     Source(#[source] std::io::Error),
+}
+
+/// The target of a request in a message: bucket-level requests have no key.
+fn what(key: &str) -> String {
+    if key.is_empty() {
+        "the bucket".to_string()
+    } else {
+        format!("{key:?}")
+    }
 }
 
 impl StoreError {

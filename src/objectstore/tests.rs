@@ -276,3 +276,33 @@ fn access_denied_tells_the_user_what_to_check() {
         "{msg}"
     );
 }
+
+#[test]
+fn protocol_errors_name_the_object_or_the_bucket() {
+    let on_key = classify(
+        "http://m",
+        "b",
+        "PUT",
+        "c1/x",
+        500,
+        "InternalError".into(),
+        "boom".into(),
+    );
+    assert_eq!(
+        on_key.to_string(),
+        "object store http://m answered PUT of \"c1/x\" with HTTP 500 InternalError: boom"
+    );
+    let on_bucket = classify(
+        "http://m",
+        "b",
+        "GET",
+        "",
+        503,
+        "SlowDown".into(),
+        "later".into(),
+    );
+    assert_eq!(
+        on_bucket.to_string(),
+        "object store http://m answered GET of the bucket with HTTP 503 SlowDown: later"
+    );
+}
