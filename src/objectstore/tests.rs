@@ -306,3 +306,20 @@ fn protocol_errors_name_the_object_or_the_bucket() {
         "object store http://m answered GET of the bucket with HTTP 503 SlowDown: later"
     );
 }
+
+/// The backup runner spawns these on tokio's multi-threaded runtime: a
+/// future or stream that is not Send would not compile there. Constructing
+/// the futures does no IO (they are lazy).
+#[test]
+fn every_operation_can_run_on_a_spawned_task() {
+    fn assert_send<T: Send>(_: &T) {}
+    let store = ObjectStore::new(config()).unwrap();
+    assert_send(&store.put("k", Bytes::new()));
+    assert_send(&store.get("k"));
+    assert_send(&store.get_stream("k"));
+    assert_send(&store.list("p"));
+    assert_send(&store.delete("k"));
+    assert_send(&store.head_bucket());
+    assert_send(&store.create_bucket());
+    assert_send(&store.upload("k", futures::stream::empty::<std::io::Result<Bytes>>()));
+}
