@@ -42,7 +42,8 @@ e2e:
 ## rendered from the chart (needs helm: run after `e2e/testbed up`, which builds it).
 generate:
 	$(CARGO) run --quiet --bin crdgen > crds/mysqlcluster.yaml
-	cp crds/mysqlcluster.yaml charts/sakila/crds/mysqlcluster.yaml
+	$(CARGO) run --quiet --bin crdgen mysqlbackup > crds/mysqlbackup.yaml
+	cp crds/mysqlcluster.yaml crds/mysqlbackup.yaml charts/sakila/crds/
 	$(RENDER_OPERATOR) > config/operator/sakila.yaml
 
 RENDER_OPERATOR = helm template sakila charts/sakila --namespace sakila-system --include-crds --skip-tests
@@ -50,7 +51,9 @@ RENDER_OPERATOR = helm template sakila charts/sakila --namespace sakila-system -
 ## The CRD and its chart copy match the Rust types (helm is not needed for this part).
 check-generated:
 	$(CARGO) run --quiet --bin crdgen | diff -u crds/mysqlcluster.yaml - || { echo "crds/ is stale: run 'make generate'"; exit 1; }
+	$(CARGO) run --quiet --bin crdgen mysqlbackup | diff -u crds/mysqlbackup.yaml - || { echo "crds/ is stale: run 'make generate'"; exit 1; }
 	diff -u crds/mysqlcluster.yaml charts/sakila/crds/mysqlcluster.yaml || { echo "the chart's CRD is stale: run 'make generate'"; exit 1; }
+	diff -u crds/mysqlbackup.yaml charts/sakila/crds/mysqlbackup.yaml || { echo "the chart's CRD is stale: run 'make generate'"; exit 1; }
 
 ## The committed operator manifest matches the chart (needs helm on PATH).
 check-rendered:

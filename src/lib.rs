@@ -1,6 +1,7 @@
 //! Sakila: a Kubernetes operator for replicated, self-healing MySQL.
 
 pub mod api;
+pub mod backup;
 pub mod clustering;
 pub mod controller;
 pub mod exporter;

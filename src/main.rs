@@ -98,6 +98,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sakila::exporter::run(options).await?;
         return Ok(());
     }
+    // `sakila-operator backup`: takes one backup, inside a backup's Job.
+    if std::env::args().nth(1).as_deref() == Some("backup") {
+        telemetry::init(LogFormat::Text);
+        sakila::backup::runner::run().await?;
+        return Ok(());
+    }
+    // `sakila-operator restore`: restores instance 0 of a cluster created from a backup.
+    if std::env::args().nth(1).as_deref() == Some("restore") {
+        telemetry::init(LogFormat::Text);
+        sakila::backup::restore::run().await?;
+        return Ok(());
+    }
+    // `sakila-operator copy-binary DEST`: how a backup's Job gets this binary into the
+    // cluster's mysqld image, which runs it.
+    if std::env::args().nth(1).as_deref() == Some("copy-binary") {
+        let destination = std::env::args()
+            .nth(2)
+            .ok_or("copy-binary needs a destination")?;
+        std::fs::copy(std::env::current_exe()?, &destination)?;
+        return Ok(());
+    }
     let options = options()?;
     telemetry::init(options.log_format);
     let metrics = Arc::new(Metrics::new());

@@ -79,6 +79,11 @@ pub struct ValidatedCluster {
     /// What the NetworkPolicy lets in, when `spec.networkPolicy.enabled`.
     pub network_policy: Option<NetworkPolicyPlan>,
     pub tls: TlsPlan,
+    /// The backup instance 0 is restored from (`spec.bootstrap.recovery`, resolved by the
+    /// reconcile, which must read the `MySQLBackup`; `status.restoredFrom` once resolved).
+    pub restore: Option<crate::api::RestoreSource>,
+    /// The operator's own image (the chart's `--exporter-image`), whose binary a restore runs.
+    pub operator_image: Option<String>,
 }
 
 /// The certificate the instances serve and what TLS is required for.
@@ -259,6 +264,11 @@ pub fn validate(
         exporter_image,
         network_policy,
         tls,
+        restore: cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.restored_from.clone()),
+        operator_image: settings.exporter_image.clone(),
         name,
         namespace,
     })
@@ -358,6 +368,8 @@ pub(crate) mod tests {
                 monitoring: Default::default(),
                 network_policy: Default::default(),
                 tls: Default::default(),
+                backup: None,
+                bootstrap: None,
             },
         );
         cluster.metadata.namespace = Some("shop".into());

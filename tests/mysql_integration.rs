@@ -779,6 +779,103 @@ async fn clone_from_seeds_an_empty_replica() {
 }
 
 #[tokio::test]
+async fn clone_to_directory_copies_a_serving_donor_and_reports_what_the_copy_holds() {
+    if !mysql_tests_enabled(
+        "clone_to_directory_copies_a_serving_donor_and_reports_what_the_copy_holds",
+    ) {
+        return;
+    }
+    let (donor, recipient) = tokio::join!(Server::start(65), Server::start(66));
+    let donor_admin = donor.admin().await;
+    donor_admin.set_read_only(false).await.unwrap();
+    donor
+        .root_admin()
+        .await
+        .ensure_user(&repl_user())
+        .await
+        .unwrap();
+    donor
+        .sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2)")
+        .await;
+    let donor_gtids = donor_admin.status().await.unwrap().gtid_executed;
+    let recipient_before = recipient.status().await;
+
+    // The backup's throwaway server: the copy goes into a directory beside its own data
+    // (its /tmp, seen from here through /proc), which stays as it was. As root, as in the
+    // backup Job: a clone into a directory also needs BACKUP_ADMIN on the recipient.
+    recipient
+        .root_admin()
+        .await
+        .clone_to_directory(
+            &donor.endpoint,
+            &Credentials::new(REPL_USER, REPL_PASSWORD),
+            &PeerTls::Unverified,
+            "/tmp/copy",
+            Duration::from_secs(300),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let copy = PathBuf::from(format!("/proc/{}/root/tmp/copy", recipient.pid.unwrap()));
+    assert!(
+        copy.join("app/t.ibd").is_file(),
+        "the table's tablespace was copied"
+    );
+    let recipient_after = recipient.status().await;
+    assert_eq!(
+        recipient_after.gtid_executed,
+        recipient_before.gtid_executed
+    );
+    assert!(
+        recipient
+            .query_strings(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'app'"
+            )
+            .await
+            .is_empty(),
+        "the recipient's own data is untouched"
+    );
+    // clone_status of a directory clone records no clone point until a server starts on it.
+    assert!(recipient.root_admin().await.clone_point().await.is_err());
+
+    // A server started on the copy (as the Job starts one) knows what it holds.
+    let dir = TempDir::new();
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&copy)
+        .arg(dir.path().join("data"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let mut restored = Server {
+        endpoint: Endpoint::new("127.0.0.1", free_port()),
+        server_id: 67,
+        pid: None,
+        load_plugins: true,
+        dir,
+    };
+    restored.launch().await;
+    let point = restored
+        .root_admin()
+        .await
+        .clone_point()
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(point.gtid_executed, donor_gtids);
+    assert!(point.binlog_file.starts_with("binlog."), "{point:?}");
+    assert!(point.binlog_position > 0, "{point:?}");
+    assert!(point.server_version.starts_with("9."), "{point:?}");
+    assert_eq!(restored.status().await.gtid_executed, donor_gtids);
+    assert_eq!(
+        restored
+            .query_strings("SELECT GROUP_CONCAT(id ORDER BY id) FROM app.t")
+            .await,
+        vec!["1,2"]
+    );
+    // The donor served throughout and still takes writes.
+    donor.sql("INSERT INTO app.t VALUES (3)").await;
+}
+
+#[tokio::test]
 async fn errant_transaction_on_a_replica_shows_as_gtids_missing_from_the_source() {
     if !mysql_tests_enabled(
         "errant_transaction_on_a_replica_shows_as_gtids_missing_from_the_source",

@@ -194,6 +194,20 @@ pub struct MySQLClusterSpec {
     /// and whether unencrypted TCP connections are refused.
     #[serde(default, skip_serializing_if = "TlsSpec::is_default")]
     pub tls: TlsSpec,
+
+    /// Physical backups to an S3-compatible object store, on a schedule and on demand
+    /// (`MySQLBackup`). Left out, the cluster has no backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<super::BackupSpec>,
+
+    /// How the cluster's data begins: left out, empty; `recovery` restores a backup into it.
+    /// Read when the cluster is created; it cannot change afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(
+        validation = Rule::new("self == oldSelf")
+            .message("spec.bootstrap cannot change: it only says how the cluster's data began"),
+    )]
+    pub bootstrap: Option<super::BootstrapSpec>,
 }
 
 /// The certificate every instance serves, and what TLS is required for.
@@ -590,6 +604,14 @@ pub struct MySQLClusterStatus {
     /// one, applies: the `ConfigApplied` condition names them once the restart is over.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_restart_settings: Vec<String>,
+    /// The backup the cluster's data was restored from (`spec.bootstrap.recovery`), as the
+    /// operator found it when the cluster was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<super::RestoreSource>,
+    /// The fire time of `spec.backup.schedule` the last scheduled backup was taken for (or when
+    /// the schedule was first seen); the next is due after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_backup: Option<Time>,
 }
 
 /// One re-clone that discarded transactions.

@@ -63,6 +63,8 @@ pub enum ConditionType {
     StorageResized,
     /// The certificate the instances serve is there, readable and not about to run out.
     CertificateValid,
+    /// `spec.backup.schedule` is understood, and when the next backup is due.
+    BackupScheduled,
 }
 
 impl ConditionType {
@@ -82,6 +84,7 @@ impl ConditionType {
             ConditionType::RootPasswordValid => "RootPasswordValid",
             ConditionType::StorageResized => "StorageResized",
             ConditionType::CertificateValid => "CertificateValid",
+            ConditionType::BackupScheduled => "BackupScheduled",
         }
     }
 }

@@ -32,6 +32,8 @@ pub enum Error {
     Storage(#[from] StorageError),
     #[error("failed to patch the status")]
     Status(#[source] kube::Error),
+    #[error("cannot restore the backup: {0}")]
+    Restore(String),
     #[error("failed to finish the reconcile within its deadline of {0:?}")]
     Deadline(std::time::Duration),
 }
@@ -47,6 +49,7 @@ impl Error {
             Error::Operate(e) => e.category(),
             Error::Storage(e) => e.category(),
             Error::Status(_) => "StatusPatchFailed",
+            Error::Restore(_) => "RestoreSourceUnavailable",
             Error::Deadline(_) => "ReconcileDeadlineExceeded",
         }
     }

@@ -1,6 +1,7 @@
 //! kube-runtime glue: the reconcile pipeline, its context, error policy and events.
 
 pub mod apply;
+pub mod backup_schedule;
 pub mod children;
 pub mod context;
 pub mod durability;

@@ -18,6 +18,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::apply::{Fetched, apply_all};
+use super::backup_schedule::schedule_backups;
 use super::context::Context;
 use super::error::Error;
 use super::report::{Notice, Round, report};
@@ -117,7 +118,8 @@ async fn freshest(
 /// Runs the pipeline; returns when to look at the cluster again. One line per step, in the
 /// order of docs/architecture.md; each step's function says what it reads and writes.
 async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration, Error> {
-    let valid = validate(cluster, &ctx.settings)?;
+    let mut valid = validate(cluster, &ctx.settings)?;
+    valid.restore = resolve_restore(ctx, cluster, &valid).await?;
     let recorded = Recorded::read(&valid.name, cluster.status.as_ref());
     let inputs = fetch_inputs(ctx, &valid).await?;
     let not_owned = build_and_apply(ctx, &valid, &inputs, &recorded).await?;
@@ -168,7 +170,8 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         root_password: root_password.as_ref(),
         tls: Some(&inputs.tls.check),
     };
-    let (status, notices) = report(cluster.status.as_ref(), round, now.time());
+    let (mut status, mut notices) = report(cluster.status.as_ref(), round, now.time());
+    notices.extend(schedule_backups(ctx, cluster, &mut status, now.time()).await);
     publish_all(ctx, cluster, notices).await;
     write_status(ctx, cluster, &status).await?;
     // A primary that failed a probe is probed again soon, until it is declared lost, and a
@@ -186,6 +189,57 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     } else {
         next_probe(valid.failover.probe_interval)
     })
+}
+
+/// The backup instance 0 is restored from: resolved once, before the cluster's first primary,
+/// and then read from `status.restoredFrom` (the `MySQLBackup` may be deleted afterwards).
+/// Until the backup can be restored (not complete yet, missing), the round stops here and says
+/// why; nothing is created that could start without it.
+async fn resolve_restore(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    valid: &ValidatedCluster,
+) -> Result<Option<crate::api::RestoreSource>, Error> {
+    if valid.restore.is_some() {
+        return Ok(valid.restore.clone());
+    }
+    let Some(recovery) = cluster
+        .spec
+        .bootstrap
+        .as_ref()
+        .and_then(|b| b.recovery.as_ref())
+    else {
+        return Ok(None);
+    };
+    let bootstrapped = cluster
+        .status
+        .as_ref()
+        .is_some_and(|s| s.current_primary.is_some() || !s.members.is_empty());
+    if bootstrapped {
+        return Ok(None);
+    }
+    if valid.operator_image.is_none() {
+        return Err(Error::Restore(
+            "this operator was started without --exporter-image (Helm value exporter.image), \
+             the image whose binary restores"
+                .into(),
+        ));
+    }
+    let backup = match &recovery.backup {
+        Some(name) => {
+            Api::<crate::api::MySQLBackup>::namespaced(ctx.client.clone(), &valid.namespace)
+                .get_opt(name)
+                .await
+                .map_err(|source| Error::Fetch {
+                    what: format!("MySQLBackup {name}"),
+                    source,
+                })?
+        }
+        None => None,
+    };
+    crate::backup::restore::restore_source(&valid.namespace, recovery, backup.as_ref())
+        .map(Some)
+        .map_err(Error::Restore)
 }
 
 /// When to probe a cluster again: up to `PROBE_JITTER` earlier than its interval, at random,
@@ -1088,7 +1142,7 @@ async fn publish(
 }
 
 /// The events API refuses notes over 1 KiB; a long error chain keeps its head.
-fn truncate_note(mut note: String) -> String {
+pub(crate) fn truncate_note(mut note: String) -> String {
     const LIMIT: usize = 1000;
     if note.len() > LIMIT {
         let mut end = LIMIT;

@@ -44,7 +44,7 @@ pub async fn run(
     health: Arc<Health>,
 ) {
     tracing::info!(crd = %MySQLCluster::crd_name(), ?scope, "starting controller");
-    let namespaces = match scope {
+    let namespaces = match scope.clone() {
         Scope::Cluster => vec![None],
         Scope::Namespaces(list) => list.into_iter().map(Some).collect(),
     };
@@ -81,6 +81,7 @@ pub async fn run(
         );
     }
     let forget = forget_deleted_clusters(stores.clone(), context.clone(), shutdown.clone());
+    let backups = crate::backup::controller::run(context.clone(), scope, shutdown.clone());
     let synced = async move {
         for store in stores {
             if store.wait_until_ready().await.is_err() {
@@ -102,7 +103,8 @@ pub async fn run(
         futures::future::join_all(controllers),
         synced,
         forget,
-        child_watches
+        child_watches,
+        backups
     );
 }
 

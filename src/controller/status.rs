@@ -568,6 +568,12 @@ pub fn compute_status(
         last_restart_settings: previous
             .map(|s| s.last_restart_settings.clone())
             .unwrap_or_default(),
+        restored_from: cluster
+            .restore
+            .clone()
+            .or_else(|| previous.and_then(|s| s.restored_from.clone())),
+        // Written by the backup schedule step after the report; kept until then.
+        last_scheduled_backup: previous.and_then(|s| s.last_scheduled_backup.clone()),
     }
 }
 

@@ -405,6 +405,28 @@ pub struct CloneStatus {
     pub source: String,
 }
 
+/// An existing account by user and host, with the password it is to have; `Debug` never shows
+/// the password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub credentials: Credentials,
+    pub host: String,
+}
+
+/// What cloned data holds, as `clone_status` records it once a server has started on it: the
+/// consistent point a backup holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClonePoint {
+    /// `GTID_EXECUTED`: every transaction the copy contains.
+    pub gtid_executed: GtidSet,
+    /// `BINLOG_FILE`: the donor's binary log at the clone point (empty without binary logs).
+    pub binlog_file: String,
+    /// `BINLOG_POSITION` in that file.
+    pub binlog_position: u64,
+    /// The recipient's `@@version`, which is the donor's: a clone needs the same version.
+    pub server_version: String,
+}
+
 /// What the exporter beside each mysqld reports: read in one round trip per scrape.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerMetrics {
@@ -582,6 +604,32 @@ pub trait MySqlAdmin: Send + Sync {
         tls: &PeerTls,
         timeout: Duration,
     ) -> impl Future<Output = Result<CloneOutcome, MySqlError>> + Send;
+
+    /// Copies `donor`'s data into `directory`, a path on this server's host that must not exist,
+    /// and leaves this server's own data alone (`CLONE INSTANCE ... DATA DIRECTORY`): how a
+    /// backup is taken by a throwaway recipient. What the copy holds is known only once a server
+    /// has started on it ([`MySqlAdmin::clone_point`]). `credentials` need `BACKUP_ADMIN` on the
+    /// donor; this session needs `CLONE_ADMIN` and `BACKUP_ADMIN`.
+    fn clone_to_directory(
+        &self,
+        donor: &Endpoint,
+        credentials: &Credentials,
+        tls: &PeerTls,
+        directory: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// On a server started on cloned data: the clone point its recovery recorded in
+    /// `clone_status` (the GTID set and the donor's binary log position the data holds).
+    fn clone_point(&self) -> impl Future<Output = Result<ClonePoint, MySqlError>> + Send;
+
+    /// On a server started without grant tables (`--skip-grant-tables`, as a restore starts the
+    /// restored data): loads them, then gives each of `accounts` that exists its password,
+    /// without binlogging, so the data's GTID set stays the backup's.
+    fn set_passwords(
+        &self,
+        accounts: &[Account],
+    ) -> impl Future<Output = Result<(), MySqlError>> + Send;
 }
 
 #[cfg(test)]

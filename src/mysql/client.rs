@@ -18,9 +18,10 @@ use mysql_async::{Conn, OptsBuilder, Row, SslOpts, Value};
 use tokio::sync::Mutex;
 
 use super::admin::{
-    ChannelTls, CloneOutcome, CloneStatus, Credentials, Endpoint, InstanceStatus, MySqlAdmin,
-    MySqlConnector, PeerTls, Plugin, ReplicaStatus, ReplicationError, ReplicationSource,
-    SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics, ThreadState, UserChange, UserSpec,
+    Account, ChannelTls, CloneOutcome, ClonePoint, CloneStatus, Credentials, Endpoint,
+    InstanceStatus, MySqlAdmin, MySqlConnector, PeerTls, Plugin, ReplicaStatus, ReplicationError,
+    ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics, ThreadState,
+    UserChange, UserSpec,
 };
 use super::error::MySqlError;
 use super::gtid::GtidSet;
@@ -1280,6 +1281,87 @@ impl MySqlAdmin for MySqlSession {
                 Err(e)
             }
         }
+    }
+
+    async fn clone_to_directory(
+        &self,
+        donor: &Endpoint,
+        credentials: &Credentials,
+        tls: &PeerTls,
+        directory: &str,
+        timeout: Duration,
+    ) -> Result<(), MySqlError> {
+        const ACTION: &str = "clone into a directory";
+        self.ensure_plugin(Plugin::Clone).await?;
+        self.exec_drop(
+            "set clone donor list",
+            "SET GLOBAL clone_valid_donor_list = ?",
+            vec![Value::from(sql::donor_list_entry(donor))],
+        )
+        .await?;
+        self.exec_drop(
+            "set the CA that checks the clone donor",
+            "SET GLOBAL clone_ssl_ca = ?",
+            vec![Value::from(sql::clone_ssl_ca(tls))],
+        )
+        .await?;
+        let statement = sql::clone_instance_into(donor, credentials, directory);
+        self.run(ACTION, timeout, move |c| Box::pin(c.query_drop(statement)))
+            .await
+    }
+
+    async fn set_passwords(&self, accounts: &[Account]) -> Result<(), MySqlError> {
+        const ACTION: &str = "set account passwords";
+        self.query_drop(ACTION, "FLUSH PRIVILEGES".into()).await?;
+        self.query_drop(ACTION, "SET SESSION sql_log_bin = 0".into())
+            .await?;
+        for account in accounts {
+            let statement = sql::set_existing_password(
+                &account.credentials.user,
+                &account.host,
+                &account.credentials.password,
+            );
+            self.query_drop(ACTION, statement).await?;
+        }
+        Ok(())
+    }
+
+    async fn clone_point(&self) -> Result<ClonePoint, MySqlError> {
+        let rows = self
+            .query_rows("read the clone point", sql::CLONE_POINT)
+            .await?;
+        let row = rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| self.parse_error("clone_status", "no row after a clone"))?;
+        type Point = (
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<u64>,
+            Option<String>,
+            String,
+        );
+        let (state, error_code, error_message, binlog_file, binlog_position, gtids, version): Point =
+            mysql_async::from_row_opt(row)
+                .map_err(|e| self.parse_error("clone_status", e.to_string()))?;
+        if state != "Completed" || gtids.as_deref().is_none_or(str::is_empty) {
+            return Err(self.parse_error(
+                "clone_status",
+                format!(
+                    "the clone is {state:?} with no recorded clone point (error {error_code}: {})",
+                    error_message.unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(ClonePoint {
+            // clone_status prints the set over several lines.
+            gtid_executed: self.gtid_set(gtids.map(|g| g.replace(['\n', ' '], "")))?,
+            binlog_file: binlog_file.unwrap_or_default(),
+            binlog_position: binlog_position.unwrap_or_default(),
+            server_version: version,
+        })
     }
 }
 

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::admin::{
-    CloneOutcome, Credentials, Endpoint, InstanceStatus, MySqlAdmin, MySqlConnector, PeerTls,
-    Plugin, ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics, UserChange,
-    UserSpec,
+    Account, CloneOutcome, ClonePoint, Credentials, Endpoint, InstanceStatus, MySqlAdmin,
+    MySqlConnector, PeerTls, Plugin, ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus,
+    ServerMetrics, UserChange, UserSpec,
 };
 use super::error::MySqlError;
 use super::gtid::GtidSet;
@@ -117,6 +117,9 @@ const VERBS: &[&str] = &[
     "wait_for_gtid",
     "record_cluster_identity",
     "clone_from",
+    "clone_to_directory",
+    "clone_point",
+    "set_passwords",
 ];
 
 #[derive(Debug, Default)]
@@ -382,6 +385,41 @@ impl MySqlAdmin for FakeSession {
             ),
         )?;
         Ok(CloneOutcome::Restarting)
+    }
+
+    async fn clone_to_directory(
+        &self,
+        donor: &Endpoint,
+        credentials: &Credentials,
+        tls: &PeerTls,
+        directory: &str,
+        timeout: Duration,
+    ) -> Result<(), MySqlError> {
+        self.call(
+            "clone_to_directory",
+            format!(
+                "donor={donor} user={} tls {tls} into {directory} within {timeout:?}",
+                credentials.user
+            ),
+        )
+    }
+
+    async fn set_passwords(&self, accounts: &[Account]) -> Result<(), MySqlError> {
+        let names: Vec<String> = accounts
+            .iter()
+            .map(|a| format!("{}@{}", a.credentials.user, a.host))
+            .collect();
+        self.call("set_passwords", names.join(" "))
+    }
+
+    async fn clone_point(&self) -> Result<ClonePoint, MySqlError> {
+        self.call("clone_point", String::new())?;
+        Ok(ClonePoint {
+            gtid_executed: GtidSet::default(),
+            binlog_file: "binlog.000001".into(),
+            binlog_position: 4,
+            server_version: "9.7.4".into(),
+        })
     }
 }
 

@@ -9,10 +9,10 @@ pub mod gtid;
 pub mod sql;
 
 pub use admin::{
-    ChannelTls, CloneOutcome, CloneStatus, Credentials, Endpoint, InstanceStatus, MySqlAdmin,
-    MySqlConnector, PeerTls, Plugin, ReplicaStatus, ReplicationError, ReplicationSource,
-    SemiSyncSourceConfig, SemiSyncStatus, ServerIdentity, ServerMetrics, ThreadState, UserChange,
-    UserSpec,
+    Account, ChannelTls, CloneOutcome, ClonePoint, CloneStatus, Credentials, Endpoint,
+    InstanceStatus, MySqlAdmin, MySqlConnector, PeerTls, Plugin, ReplicaStatus, ReplicationError,
+    ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerIdentity, ServerMetrics,
+    ThreadState, UserChange, UserSpec,
 };
 pub use client::{MySqlClient, MySqlSession};
 pub use error::MySqlError;

@@ -215,6 +215,32 @@ pub fn clone_instance(donor: &Endpoint, credentials: &Credentials) -> String {
     )
 }
 
+/// [`clone_instance`] into `directory` on the recipient's host instead of over its own data.
+pub fn clone_instance_into(donor: &Endpoint, credentials: &Credentials, directory: &str) -> String {
+    format!(
+        "CLONE INSTANCE FROM {}@{}:{} IDENTIFIED BY {} DATA DIRECTORY = {} REQUIRE SSL",
+        quote_string(&credentials.user),
+        quote_string(&donor.host),
+        donor.port,
+        quote_string(&credentials.password),
+        quote_string(directory),
+    )
+}
+
+/// `ALTER USER IF EXISTS 'user'@'host' IDENTIFIED BY '...'`: the password only, whatever the
+/// account's other attributes (root keeps the user's expiry policy).
+pub fn set_existing_password(user: &str, host: &str, password: &str) -> String {
+    format!(
+        "ALTER USER IF EXISTS {} IDENTIFIED BY {}",
+        account(user, host),
+        quote_string(password)
+    )
+}
+
+/// The recipient's record of its last clone, and its version.
+pub const CLONE_POINT: &str = "SELECT STATE, ERROR_NO, ERROR_MESSAGE, BINLOG_FILE, \
+     BINLOG_POSITION, GTID_EXECUTED, @@version FROM performance_schema.clone_status";
+
 /// The value of `clone_ssl_ca` for a clone: the CA file that checks the donor's certificate, or
 /// empty for an encrypted clone that takes whatever certificate the donor serves.
 pub fn clone_ssl_ca(tls: &PeerTls) -> &str {
@@ -453,6 +479,19 @@ mod tests {
             "CLONE INSTANCE FROM 'clone'@'db-0':3306 IDENTIFIED BY 's3\\'cret' REQUIRE SSL"
         );
         assert_eq!(clone_ssl_ca(&PeerTls::Unverified), "");
+        assert_eq!(
+            set_existing_password("root", "%", "p'w"),
+            "ALTER USER IF EXISTS `root`@`%` IDENTIFIED BY 'p\\'w'"
+        );
+        assert_eq!(
+            clone_instance_into(
+                &Endpoint::new("db-1", 3306),
+                &Credentials::new("clone", "pw"),
+                "/scratch/it's"
+            ),
+            "CLONE INSTANCE FROM 'clone'@'db-1':3306 IDENTIFIED BY 'pw' \
+             DATA DIRECTORY = '/scratch/it\\'s' REQUIRE SSL"
+        );
         let verified = PeerTls::Verified {
             ca_path: "/tls/ca.crt".into(),
         };

@@ -184,6 +184,84 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_restored_cluster_restores_before_init_and_keeps_starting_once_the_store_is_gone() {
+        let mut cluster = validated("db", 3);
+        let init_names = |cluster: &ValidatedCluster| {
+            let credentials = fixed_credentials(cluster);
+            let set = build(cluster, &credentials).statefulset;
+            let pod = set.spec.unwrap().template.spec.unwrap();
+            pod.init_containers
+                .unwrap()
+                .into_iter()
+                .map(|c| c.name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            init_names(&cluster),
+            ["init"],
+            "no restore without one asked for"
+        );
+        cluster.restore = Some(crate::api::RestoreSource {
+            store: crate::api::ObjectStoreSpec {
+                endpoint: "http://minio:9000".into(),
+                bucket: "backups".into(),
+                path: String::new(),
+                region: "us-east-1".into(),
+                path_style: true,
+                credentials_secret: "keys".into(),
+                ca_bundle: None,
+            },
+            directory: "shop/orders/backups/nightly".into(),
+            backup: Some("nightly".into()),
+            sha256: Some("ab".repeat(32)),
+            gtid_set: None,
+        });
+        assert_eq!(
+            init_names(&cluster),
+            ["init"],
+            "an operator without its own image cannot restore; the reconcile says so"
+        );
+        cluster.operator_image = Some("sakila:1".into());
+        assert_eq!(init_names(&cluster), ["tools", "restore", "init"]);
+
+        let credentials = fixed_credentials(&cluster);
+        let set = build(&cluster, &credentials).statefulset;
+        let pod = set.spec.unwrap().template.spec.unwrap();
+        let restore = &pod.init_containers.as_ref().unwrap()[1];
+        assert_eq!(restore.image.as_deref(), Some(cluster.image.as_str()));
+        let env = restore.env.clone().unwrap();
+        let settings: crate::backup::restore::RestoreSettings = serde_json::from_str(
+            env.iter()
+                .find(|e| e.name == crate::backup::restore::RESTORE_SETTINGS_ENV)
+                .and_then(|e| e.value.as_deref())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(settings.directory, "shop/orders/backups/nightly");
+        assert_eq!(settings.sha256, Some("ab".repeat(32)));
+        for name in [
+            "SAKILA_STORE_ACCESS_KEY_ID",
+            "SAKILA_STORE_SECRET_ACCESS_KEY",
+        ] {
+            let key = env
+                .iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value_from.clone())
+                .and_then(|v| v.secret_key_ref)
+                .unwrap();
+            assert_eq!(
+                (key.name.as_str(), key.optional),
+                ("keys", Some(true)),
+                "{name}"
+            );
+        }
+        for name in ["ROOT_PASSWORD", "OPERATOR_PASSWORD", "PROBE_PASSWORD"] {
+            assert!(env.iter().any(|e| e.name == name), "{name}");
+        }
+        assert!(pod.volumes.unwrap().iter().any(|v| v.name == "tools"));
+    }
+
+    #[test]
     fn services_match_fixtures() {
         let r = three_instance_resources();
         assert_matches_fixture("service-headless", &r.headless_service);

@@ -1,5 +1,5 @@
 //! The NetworkPolicy of a cluster with `spec.networkPolicy.enabled`: MySQL's port only from the
-//! cluster's own pods, the operator and the clients the user names.
+//! cluster's own pods, the operator, the cluster's backup Jobs and the clients the user names.
 
 use std::collections::BTreeMap;
 
@@ -32,9 +32,21 @@ pub fn build_network_policy(cluster: &ValidatedCluster) -> Option<NetworkPolicy>
         )]))),
         ..Default::default()
     };
+    let (backup_key, backup_value) = crate::backup::job::BACKUP_POD_NAME_LABEL;
+    // A backup's throwaway server clones an instance over 3306.
+    let backups = NetworkPolicyPeer {
+        pod_selector: Some(labels(BTreeMap::from([
+            (backup_key.to_string(), backup_value.to_string()),
+            (
+                crate::backup::job::BACKUP_CLUSTER_LABEL.to_string(),
+                cluster.name.clone(),
+            ),
+        ]))),
+        ..Default::default()
+    };
     let mut ingress = vec![NetworkPolicyIngressRule {
         from: Some(
-            [own_pods, operator]
+            [own_pods, operator, backups]
                 .into_iter()
                 .chain(plan.allowed_clients.iter().cloned())
                 .collect(),
@@ -94,7 +106,7 @@ mod tests {
     }
 
     #[test]
-    fn mysql_is_open_to_the_clusters_pods_the_operator_and_the_named_clients_only() {
+    fn mysql_is_open_to_the_clusters_pods_the_operator_its_backups_and_the_named_clients_only() {
         let mut cluster = validated("db", 3);
         let app = NetworkPolicyPeer {
             pod_selector: Some(labels(BTreeMap::from([("app".into(), "shop".into())]))),
@@ -127,6 +139,8 @@ mod tests {
                     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "sakila-system"}},
                     "podSelector": {"matchLabels": {"app.kubernetes.io/name": "sakila-operator"}}
                 }),
+                serde_json::json!({"podSelector": {"matchLabels": {
+                    "app.kubernetes.io/name": "sakila-backup", "mysql.sakila.dev/backup-of": "db"}}}),
                 serde_json::json!({"podSelector": {"matchLabels": {"app": "shop"}}}),
             ]
         );

@@ -22,6 +22,7 @@ use super::config_map::{
     READY_SCRIPT,
 };
 use super::{meta, mysql_settings, naming};
+use crate::backup::job;
 use crate::validate::ValidatedCluster;
 
 /// The uid and gid of the `mysql` user in the official image (and in Sakila's Debian image).
@@ -158,7 +159,12 @@ fn data_claim(cluster: &ValidatedCluster, size: &Quantity) -> PersistentVolumeCl
 fn pod_spec(cluster: &ValidatedCluster, config_hash: &str) -> PodSpec {
     let overrides = &cluster.pod_template;
     PodSpec {
-        init_containers: Some(vec![init_container(cluster)]),
+        init_containers: Some(
+            restore_containers(cluster)
+                .into_iter()
+                .chain([init_container(cluster)])
+                .collect(),
+        ),
         containers: [mysqld_container(cluster), fence_container(cluster)]
             .into_iter()
             .chain(exporter_container(cluster))
@@ -214,7 +220,7 @@ fn spread(cluster: &ValidatedCluster) -> Vec<TopologySpreadConstraint> {
         .collect()
 }
 
-fn restricted_security_context() -> SecurityContext {
+pub(crate) fn restricted_security_context() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
         read_only_root_filesystem: Some(true),
@@ -226,7 +232,7 @@ fn restricted_security_context() -> SecurityContext {
     }
 }
 
-fn mount(volume: &str, path: &str) -> VolumeMount {
+pub(crate) fn mount(volume: &str, path: &str) -> VolumeMount {
     VolumeMount {
         name: volume.into(),
         mount_path: path.into(),
@@ -247,7 +253,7 @@ fn common_mounts() -> Vec<VolumeMount> {
     ]
 }
 
-fn field_env(name: &str, path: &str) -> EnvVar {
+pub(crate) fn field_env(name: &str, path: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
@@ -261,11 +267,11 @@ fn field_env(name: &str, path: &str) -> EnvVar {
     }
 }
 
-fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+pub(crate) fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     optional_secret_env(name, secret, key, false)
 }
 
-fn optional_secret_env(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
+pub(crate) fn optional_secret_env(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
@@ -280,46 +286,104 @@ fn optional_secret_env(name: &str, secret: &str, key: &str, optional: bool) -> E
     }
 }
 
-fn init_container(cluster: &ValidatedCluster) -> Container {
+/// For a cluster restored from a backup (`status.restoredFrom`): the operator's binary copied
+/// in, then `sakila-operator restore`, which fills instance 0's empty data directory from the
+/// backup before `init.sh` runs (`crate::backup::restore`); in every other case it does nothing.
+fn restore_containers(cluster: &ValidatedCluster) -> Vec<Container> {
+    let (Some(source), Some(operator_image)) = (&cluster.restore, &cluster.operator_image) else {
+        return Vec::new();
+    };
+    let settings = crate::backup::restore::RestoreSettings {
+        store: job::store_settings(&source.store),
+        directory: source.directory.clone(),
+        sha256: source.sha256.clone(),
+        gtid_set: source.gtid_set.clone(),
+    };
+    let mut env = vec![
+        field_env("POD_NAME", "metadata.name"),
+        EnvVar {
+            name: crate::backup::restore::RESTORE_SETTINGS_ENV.into(),
+            value: Some(serde_json::to_string(&settings).expect("settings serialise")),
+            ..Default::default()
+        },
+    ];
+    // Optional: once restored, the store's Secret may go without keeping the pods from starting.
+    env.extend(job::store_credentials_env(&source.store, true));
+    env.extend(account_password_env(cluster));
+    let mut mounts = vec![
+        mount(DATA_VOLUME, "/var/lib/mysql"),
+        mount(TMP_VOLUME, "/tmp"),
+        job::tools_mount(),
+    ];
+    mounts.extend(job::store_ca(&source.store).map(|(_, mount)| mount));
+    vec![
+        job::tools_container(operator_image),
+        Container {
+            name: RESTORE_CONTAINER.into(),
+            image: Some(cluster.image.clone()),
+            image_pull_policy: Some("IfNotPresent".into()),
+            command: Some(vec![job::tools_binary(), "restore".into()]),
+            env: Some(env),
+            volume_mounts: Some(mounts),
+            resources: cluster.resources.clone(),
+            security_context: Some(restricted_security_context()),
+            termination_message_policy: Some("FallbackToLogsOnError".into()),
+            ..Default::default()
+        },
+    ]
+}
+
+/// The restore container's name.
+pub const RESTORE_CONTAINER: &str = "restore";
+
+/// The passwords `init.sh` (and a restore) give root and the operator's accounts.
+fn account_password_env(cluster: &ValidatedCluster) -> Vec<EnvVar> {
     let credentials = naming::credentials_secret(&cluster.name);
+    vec![
+        secret_env(
+            "ROOT_PASSWORD",
+            &cluster.root_password.name,
+            &cluster.root_password.key,
+        ),
+        secret_env(
+            "OPERATOR_PASSWORD",
+            &credentials,
+            naming::OPERATOR_PASSWORD_KEY,
+        ),
+        secret_env(
+            "REPLICATION_PASSWORD",
+            &credentials,
+            naming::REPLICATION_PASSWORD_KEY,
+        ),
+        secret_env("PROBE_PASSWORD", &credentials, naming::PROBE_PASSWORD_KEY),
+        // Absent from a Secret made before the donor had its own account (init.sh then makes
+        // the accounts as they were made then).
+        optional_secret_env(
+            "CLONE_PASSWORD",
+            &credentials,
+            naming::CLONE_PASSWORD_KEY,
+            true,
+        ),
+    ]
+}
+
+fn init_container(cluster: &ValidatedCluster) -> Container {
+    let mut env = vec![
+        field_env("POD_NAME", "metadata.name"),
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+        EnvVar {
+            name: "SERVICE_NAME".into(),
+            value: Some(naming::headless_service(&cluster.name)),
+            ..Default::default()
+        },
+    ];
+    env.extend(account_password_env(cluster));
     Container {
         name: naming::INIT_CONTAINER.into(),
         image: Some(cluster.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec!["sh".into(), format!("/etc/sakila/{INIT_SCRIPT}")]),
-        env: Some(vec![
-            field_env("POD_NAME", "metadata.name"),
-            field_env("POD_NAMESPACE", "metadata.namespace"),
-            EnvVar {
-                name: "SERVICE_NAME".into(),
-                value: Some(naming::headless_service(&cluster.name)),
-                ..Default::default()
-            },
-            secret_env(
-                "ROOT_PASSWORD",
-                &cluster.root_password.name,
-                &cluster.root_password.key,
-            ),
-            secret_env(
-                "OPERATOR_PASSWORD",
-                &credentials,
-                naming::OPERATOR_PASSWORD_KEY,
-            ),
-            secret_env(
-                "REPLICATION_PASSWORD",
-                &credentials,
-                naming::REPLICATION_PASSWORD_KEY,
-            ),
-            secret_env("PROBE_PASSWORD", &credentials, naming::PROBE_PASSWORD_KEY),
-            // Absent from a Secret made before the donor had its own account (init.sh then makes
-            // the accounts as they were made then).
-            optional_secret_env(
-                "CLONE_PASSWORD",
-                &credentials,
-                naming::CLONE_PASSWORD_KEY,
-                true,
-            ),
-        ]),
+        env: Some(env),
         volume_mounts: Some(common_mounts()),
         resources: cluster.resources.clone(),
         security_context: Some(restricted_security_context()),
@@ -378,7 +442,11 @@ fn exporter_container(cluster: &ValidatedCluster) -> Option<Container> {
 /// Requests of a container of ours beside mysqld, and a memory limit that keeps a leak or a
 /// misbehaving loop away from mysqld's memory. No CPU limit: a throttled sidecar is slow, and
 /// takes nothing from mysqld that the request does not.
-fn sidecar_resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
+pub(crate) fn sidecar_resources(
+    cpu: &str,
+    memory: &str,
+    memory_limit: &str,
+) -> ResourceRequirements {
     ResourceRequirements {
         requests: Some(BTreeMap::from([
             ("cpu".to_string(), Quantity(cpu.into())),
@@ -454,7 +522,7 @@ fn mysqld_container(cluster: &ValidatedCluster) -> Container {
     }
 }
 
-fn empty_dir(name: &str, medium: Option<&str>) -> Volume {
+pub(crate) fn empty_dir(name: &str, medium: Option<&str>) -> Volume {
     Volume {
         name: name.into(),
         empty_dir: Some(EmptyDirVolumeSource {
@@ -466,7 +534,7 @@ fn empty_dir(name: &str, medium: Option<&str>) -> Volume {
 }
 
 fn volumes(cluster: &ValidatedCluster, config_hash: &str) -> Vec<Volume> {
-    vec![
+    let mut volumes = vec![
         Volume {
             name: CONFIG_VOLUME.into(),
             config_map: Some(ConfigMapVolumeSource {
@@ -529,5 +597,10 @@ fn volumes(cluster: &ValidatedCluster, config_hash: &str) -> Vec<Volume> {
             }),
             ..Default::default()
         },
-    ]
+    ];
+    if let (Some(source), Some(_)) = (&cluster.restore, &cluster.operator_image) {
+        volumes.push(job::tools_volume());
+        volumes.extend(job::store_ca(&source.store).map(|(volume, _)| volume));
+    }
+    volumes
 }

@@ -1,0 +1,362 @@
+//! Backups on a real cluster into a real S3-compatible store (MinIO, deployed by `e2e/prepare`):
+//! a backup copies a replica while the primary serves, holds every transaction committed before
+//! it, and its data in the store is what its status says; a new cluster restored from it holds
+//! exactly that data, with its own passwords; a backup that cannot be taken, or restored, says
+//! why, and nothing half-made serves.
+
+use std::io::Read;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::Api;
+use sakila::api::{MySQLBackup, MySQLCluster};
+use sakila::mysql::GtidSet;
+use sakila::objectstore::{Credentials, ObjectStore, StoreConfig};
+use sakila_e2e::{
+    TestNamespace, cluster_manifest, event_count, patch_spec, wait_ready, wait_until,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// The store e2e/prepare deployed: its in-cluster URL, bucket and credentials.
+struct TestStore {
+    endpoint: String,
+    bucket: String,
+    namespace: String,
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+async fn test_store(ns: &TestNamespace) -> TestStore {
+    let var =
+        |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is set by e2e/prepare"));
+    let endpoint = var("SAKILA_OBJECTSTORE");
+    let secret = var("SAKILA_OBJECTSTORE_SECRET");
+    let (namespace, name) = secret.split_once('/').expect("namespace/name");
+    let secret: Secret = Api::namespaced(ns.client.clone(), namespace)
+        .get(name)
+        .await
+        .expect("e2e/prepare made the store's credentials Secret");
+    let data = secret.data.expect("credentials");
+    let text = |key: &str| String::from_utf8(data[key].0.clone()).unwrap();
+    TestStore {
+        endpoint,
+        bucket: var("SAKILA_OBJECTSTORE_BUCKET"),
+        namespace: namespace.to_string(),
+        access_key_id: text("AWS_ACCESS_KEY_ID"),
+        secret_access_key: text("AWS_SECRET_ACCESS_KEY"),
+    }
+}
+
+/// Copies the store's credentials into the test's namespace as the Secret `name`, with a wrong
+/// secret key when `wrong` is set.
+async fn store_secret(ns: &TestNamespace, store: &TestStore, name: &str, wrong: bool) {
+    let secret = if wrong {
+        "not-the-secret-key".to_string()
+    } else {
+        store.secret_access_key.clone()
+    };
+    ns.create::<Secret>(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": {"access-key-id": store.access_key_id, "secret-access-key": secret}
+    }))
+    .await;
+}
+
+fn store_spec(store: &TestStore, secret: &str) -> serde_json::Value {
+    json!({
+        "endpoint": store.endpoint, "bucket": store.bucket, "path": "e2e",
+        "credentialsSecret": secret
+    })
+}
+
+fn backup_spec(store: &TestStore, secret: &str) -> serde_json::Value {
+    json!({"store": store_spec(store, secret)})
+}
+
+/// The store as the test (outside the cluster) reaches it: through its Service's ClusterIP.
+async fn store_from_here(ns: &TestNamespace, store: &TestStore) -> ObjectStore {
+    let service: Service = Api::namespaced(ns.client.clone(), &store.namespace)
+        .get("minio")
+        .await
+        .unwrap();
+    let ip = service.spec.unwrap().cluster_ip.unwrap();
+    let port = store
+        .endpoint
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/');
+    ObjectStore::new(StoreConfig {
+        endpoint: format!("http://{ip}:{port}"),
+        bucket: store.bucket.clone(),
+        prefix: "e2e".into(),
+        region: "us-east-1".into(),
+        path_style: true,
+        credentials: Credentials {
+            access_key_id: store.access_key_id.clone(),
+            secret_access_key: store.secret_access_key.clone(),
+        },
+        ca_bundle_pem: None,
+    })
+    .unwrap()
+}
+
+async fn create_backup(ns: &TestNamespace, name: &str, cluster: &str) {
+    ns.create::<MySQLBackup>(json!({
+        "apiVersion": "mysql.sakila.dev/v1alpha1", "kind": "MySQLBackup",
+        "metadata": {"name": name},
+        "spec": {"cluster": cluster}
+    }))
+    .await;
+}
+
+/// Waits until the backup's phase is one of `phases` and returns it.
+async fn wait_phase(
+    ns: &TestNamespace,
+    name: &str,
+    phases: &[&str],
+    timeout: Duration,
+) -> MySQLBackup {
+    let backups: Api<MySQLBackup> = ns.api();
+    wait_until(
+        &format!("MySQLBackup {name} in {phases:?}"),
+        timeout,
+        || async {
+            let backup = backups.get(name).await.ok()?;
+            let phase = backup.status.as_ref()?.phase?;
+            phases.contains(&phase.as_str()).then_some(backup)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_backup_of_a_serving_cluster_restores_into_a_new_cluster_with_exactly_its_data() {
+    let ns = TestNamespace::new("backup").await;
+    let store = test_store(&ns).await;
+    store_secret(&ns, &store, "store", false).await;
+    let mut manifest = cluster_manifest("shop", 2);
+    manifest["spec"]["backup"] = backup_spec(&store, "store");
+    ns.create::<MySQLCluster>(manifest).await;
+    wait_ready(&ns, "shop").await;
+
+    ns.sql(
+        "shop",
+        "shop-0",
+        "CREATE DATABASE sales; CREATE TABLE sales.orders (id INT PRIMARY KEY); \
+         INSERT INTO sales.orders WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) SELECT i FROM n",
+    )
+    .await
+    .unwrap();
+    let committed = ns
+        .sql("shop", "shop-0", "SELECT @@gtid_executed")
+        .await
+        .unwrap();
+    // Batch mode prints the set's line breaks as `\n`.
+    let committed = GtidSet::parse(&committed.trim().replace("\\n", "")).unwrap();
+
+    create_backup(&ns, "first", "shop").await;
+    let backup = wait_phase(
+        &ns,
+        "first",
+        &["Completed", "Failed"],
+        Duration::from_secs(300),
+    )
+    .await;
+    let status = backup.status.unwrap();
+    assert_eq!(
+        status.phase.map(|p| p.as_str()),
+        Some("Completed"),
+        "{:?}",
+        status.message
+    );
+    assert_eq!(
+        status.source_instance.as_deref(),
+        Some("shop-1"),
+        "a replica, not the primary"
+    );
+    let held = GtidSet::parse(status.gtid_set.as_deref().unwrap()).unwrap();
+    assert!(
+        committed.is_subset_of(&held),
+        "the backup holds {held}, the primary had committed {committed}"
+    );
+    assert_eq!(
+        status.location.as_deref(),
+        Some(format!("s3://{}/e2e/{}/shop/backups/first", store.bucket, ns.name).as_str())
+    );
+    assert!(status.mysql_version.as_deref().unwrap().starts_with("9."));
+
+    // The store holds what the status says, and the data is the cloned data directory.
+    let here = store_from_here(&ns, &store).await;
+    let data = here
+        .get(&here.key(&format!("{}/shop/backups/first/data.tar.zst", ns.name)))
+        .await
+        .unwrap();
+    assert_eq!(Some(data.len() as i64), status.size_bytes);
+    let digest: String = Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(Some(digest), status.sha256);
+    let mut archive = tar::Archive::new(zstd::Decoder::new(&data[..]).unwrap());
+    let mut names = Vec::new();
+    let mut table_bytes = 0;
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().display().to_string();
+        if path.ends_with("sales/orders.ibd") {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            table_bytes = bytes.len();
+        }
+        names.push(path);
+    }
+    assert!(names.iter().any(|n| n.ends_with("mysql.ibd")), "{names:?}");
+    assert!(
+        table_bytes > 0,
+        "the table's tablespace is in the backup: {names:?}"
+    );
+    assert!(event_count(&ns, "BackupCompleted").await >= 1);
+
+    // The cluster served on: the primary still takes writes, which the backup does not hold.
+    ns.sql("shop", "shop-0", "INSERT INTO sales.orders VALUES (501)")
+        .await
+        .unwrap();
+
+    // A new cluster from the backup: instance 0 restored, instance 1 cloned from it.
+    let mut restored = cluster_manifest("copy", 2);
+    restored["spec"]["bootstrap"] = json!({"recovery": {"backup": "first"}});
+    ns.create::<MySQLCluster>(restored).await;
+    let cluster = wait_ready(&ns, "copy").await;
+    let restored_from = cluster.status.unwrap().restored_from.unwrap();
+    assert_eq!(restored_from.backup.as_deref(), Some("first"));
+    // Its own root password works: the restore gave root this cluster's.
+    for pod in ["copy-0", "copy-1"] {
+        let rows = ns
+            .sql("copy", pod, "SELECT COUNT(*), MAX(id) FROM sales.orders")
+            .await
+            .unwrap_or_else(|e| panic!("{pod}: {e}"));
+        assert_eq!(
+            rows.trim(),
+            "500\t500",
+            "{pod} holds the backup's rows, not the later one"
+        );
+    }
+    let copy_gtids = ns
+        .sql("copy", "copy-0", "SELECT @@gtid_executed")
+        .await
+        .unwrap();
+    let copy_gtids = GtidSet::parse(&copy_gtids.trim().replace("\\n", "")).unwrap();
+    assert!(
+        held.is_subset_of(&copy_gtids),
+        "{copy_gtids} lacks some of {held}"
+    );
+    // And it is a cluster of its own: writable, replicating to its replica.
+    ns.sql("copy", "copy-0", "INSERT INTO sales.orders VALUES (1000)")
+        .await
+        .unwrap();
+    wait_until(
+        "the write reaches copy-1",
+        Duration::from_secs(30),
+        || async {
+            let rows = ns
+                .sql(
+                    "copy",
+                    "copy-1",
+                    "SELECT COUNT(*) FROM sales.orders WHERE id = 1000",
+                )
+                .await
+                .ok()?;
+            (rows.trim() == "1").then_some(())
+        },
+    )
+    .await;
+    // The original is untouched by its copy.
+    let original = ns
+        .sql(
+            "shop",
+            "shop-1",
+            "SELECT COUNT(*) FROM sales.orders WHERE id = 1000",
+        )
+        .await
+        .unwrap();
+    assert_eq!(original.trim(), "0");
+}
+
+#[tokio::test]
+async fn a_backup_that_cannot_be_taken_says_why_and_the_cluster_keeps_serving() {
+    let ns = TestNamespace::new("backup-refused").await;
+    let store = test_store(&ns).await;
+    store_secret(&ns, &store, "wrong", true).await;
+    ns.create::<MySQLCluster>(cluster_manifest("solo", 1)).await;
+    wait_ready(&ns, "solo").await;
+
+    // No store configured: the backup waits and says what to set.
+    create_backup(&ns, "early", "solo").await;
+    let backup = wait_phase(&ns, "early", &["Pending"], Duration::from_secs(60)).await;
+    let message = backup.status.unwrap().message.unwrap_or_default();
+    assert!(message.contains("spec.backup"), "{message}");
+
+    // A store with a wrong secret key: the backup fails with the store's reason.
+    patch_spec(&ns, "solo", json!({"backup": backup_spec(&store, "wrong")})).await;
+    let backup = wait_phase(
+        &ns,
+        "early",
+        &["Failed", "Completed"],
+        Duration::from_secs(180),
+    )
+    .await;
+    let status = backup.status.unwrap();
+    assert_eq!(status.phase.map(|p| p.as_str()), Some("Failed"));
+    let message = status.message.unwrap_or_default().to_lowercase();
+    assert!(
+        message.contains("object store")
+            && (message.contains("denied")
+                || message.contains("signature")
+                || message.contains("credentials")),
+        "the message names the store's refusal: {message}"
+    );
+    assert!(event_count(&ns, "BackupFailed").await >= 1);
+    ns.sql("solo", "solo-0", "CREATE DATABASE still_serving")
+        .await
+        .unwrap();
+
+    // A restore from a backup that is not in the store: instance 0 never starts, with the
+    // store's reason, and nothing of the cluster serves.
+    let mut ghost = cluster_manifest("ghost", 1);
+    ghost["spec"]["bootstrap"] = json!({"recovery": {"source": {
+        "store": store_spec(&store, "right"), "namespace": ns.name, "cluster": "solo", "backup": "never-taken"
+    }}});
+    store_secret(&ns, &store, "right", false).await;
+    ns.create::<MySQLCluster>(ghost).await;
+    let pods: Api<Pod> = ns.api();
+    let message = wait_until(
+        "ghost-0's restore to fail",
+        Duration::from_secs(180),
+        || async {
+            let pod = pods.get("ghost-0").await.ok()?;
+            pod.status?
+                .init_container_statuses?
+                .into_iter()
+                .find(|c| c.name == "restore")?
+                .last_state?
+                .terminated?
+                .message
+        },
+    )
+    .await;
+    assert!(
+        message.contains("never-taken") && message.contains("does not exist"),
+        "{message}"
+    );
+    let clusters: Api<MySQLCluster> = ns.api();
+    let status = clusters
+        .get("ghost")
+        .await
+        .unwrap()
+        .status
+        .unwrap_or_default();
+    assert_eq!(status.current_primary, None, "nothing was made primary");
+}

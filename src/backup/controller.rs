@@ -1,0 +1,526 @@
+//! The `MySQLBackup` controller: observe the backup, its cluster and its Job, decide (pure, in
+//! [`super::decide`]), then create the Job, collect the manifest from the store, and write the
+//! status. It shares the operator's client, settings and event recorder with the cluster
+//! controller and runs beside it under the same leader.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::decide::{BackupObservation, BackupStep, ClusterState, JobState, decide};
+use super::job::{BackupJobInput, RUNNER_CONTAINER, build_backup_job, job_name};
+use super::manifest::{BackupLayout, Manifest};
+use crate::api::{
+    ACCESS_KEY_ID_KEY, BackupPhase, MySQLBackup, MySQLCluster, ObjectStoreSpec,
+    SECRET_ACCESS_KEY_KEY, human_size,
+};
+use crate::controller::context::Context;
+use crate::controller::reconcile::truncate_note;
+use crate::controller::run::Scope;
+use crate::objectstore::{self, ObjectStore, StoreConfig, StoreError};
+use crate::resources::naming;
+use crate::validate::validate;
+
+/// How often a waiting or running backup is looked at without a watch event.
+const RECHECK: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("the Kubernetes API refused a request: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the MySQLBackup has no {0}")]
+    Metadata(&'static str),
+    #[error("the store's credentials: {0}")]
+    Credentials(String),
+    #[error("the object store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the cluster's spec cannot be used: {0}")]
+    InvalidCluster(String),
+}
+
+/// Runs the controller until `shutdown` turns true.
+pub async fn run(context: Arc<Context>, scope: Scope, shutdown: watch::Receiver<bool>) {
+    let namespaces = match scope {
+        Scope::Cluster => vec![None],
+        Scope::Namespaces(list) => list.into_iter().map(Some).collect(),
+    };
+    let controllers = namespaces.into_iter().map(|namespace| {
+        let client = context.client.clone();
+        let (backups, jobs): (Api<MySQLBackup>, Api<Job>) = match &namespace {
+            None => (Api::all(client.clone()), Api::all(client)),
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client, ns),
+            ),
+        };
+        let mut stop = shutdown.clone();
+        Controller::new(backups, watcher::Config::default())
+            .owns(
+                jobs,
+                watcher::Config::default().labels(&naming::managed_selector()),
+            )
+            .graceful_shutdown_on(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            })
+            .run(reconcile, error_policy, context.clone())
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "backup reconcile did not complete");
+                }
+            })
+    });
+    futures::future::join_all(controllers).await;
+}
+
+fn error_policy(_backup: Arc<MySQLBackup>, error: &BackupError, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %error, "backup round failed");
+    Action::requeue(RECHECK)
+}
+
+async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action, BackupError> {
+    let namespace = backup
+        .namespace()
+        .ok_or(BackupError::Metadata("namespace"))?;
+    let name = backup.name_any();
+    let client = &ctx.client;
+    let clusters: Api<MySQLCluster> = Api::namespaced(client.clone(), &namespace);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    let phase = backup.status.as_ref().and_then(|s| s.phase);
+    if phase.is_some_and(BackupPhase::is_final) {
+        return Ok(Action::await_change());
+    }
+
+    // Observe.
+    let cluster = clusters.get_opt(&backup.spec.cluster).await?;
+    let cluster_state = match &cluster {
+        None => ClusterState::NotFound,
+        Some(c) if c.spec.backup.is_none() => ClusterState::NoBackupSpec,
+        Some(c) => ClusterState::Ready {
+            instances: c
+                .status
+                .as_ref()
+                .map(|s| s.instances.clone())
+                .unwrap_or_default(),
+        },
+    };
+    let job = match jobs.get_opt(&job_name(&name)).await? {
+        None => None,
+        Some(job) => Some(job_state(client, &namespace, &job).await?),
+    };
+    let step = decide(&BackupObservation {
+        phase,
+        cluster: cluster_state,
+        job,
+    });
+    tracing::debug!(backup = %name, ?step, "backup step");
+
+    // Act.
+    let backups: Api<MySQLBackup> = Api::namespaced(client.clone(), &namespace);
+    match step {
+        BackupStep::Done => Ok(Action::await_change()),
+        BackupStep::Watch => Ok(Action::requeue(RECHECK)),
+        BackupStep::Wait { message } => {
+            if backup.status.as_ref().and_then(|s| s.message.as_deref()) != Some(&message)
+                || phase != Some(BackupPhase::Pending)
+            {
+                patch_status(
+                    &backups,
+                    &name,
+                    json!({"phase": BackupPhase::Pending, "message": message}),
+                )
+                .await?;
+                publish(&ctx, &backup, EventType::Warning, "BackupWaiting", message).await;
+            }
+            Ok(Action::requeue(RECHECK))
+        }
+        BackupStep::Start { donor } => {
+            let cluster = cluster.expect("a donor comes from an existing cluster");
+            let store = cluster
+                .spec
+                .backup
+                .as_ref()
+                .expect("a donor comes from a cluster with spec.backup")
+                .store
+                .clone();
+            let validated = validate(&cluster, &ctx.settings)
+                .map_err(|e| BackupError::InvalidCluster(e.to_string()))?;
+            // The exporter's image is the operator's own (the chart's default): its binary runs
+            // the backup.
+            let operator_image = ctx.settings.exporter_image.clone().ok_or_else(|| {
+                BackupError::InvalidCluster(
+                    "this operator was started without --exporter-image (Helm value \
+                     exporter.image), the image whose binary runs backups"
+                        .into(),
+                )
+            })?;
+            let (donor_user, donor_password_key) =
+                donor_account(client, &namespace, &cluster).await?;
+            let owner = backup
+                .controller_owner_ref(&())
+                .ok_or(BackupError::Metadata("uid"))?;
+            let job = build_backup_job(&BackupJobInput {
+                backup: name.clone(),
+                namespace: namespace.clone(),
+                owner,
+                cluster: cluster.name_any(),
+                mysql_image: validated.image.clone(),
+                operator_image,
+                donor_pod: donor.clone(),
+                donor_user,
+                donor_password_key,
+                tls_secret: validated.tls.secret_name.clone(),
+                store,
+            });
+            match jobs.create(&PostParams::default(), &job).await {
+                Ok(_) => {}
+                // Created by an earlier round whose status write was lost.
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+            patch_status(
+                &backups,
+                &name,
+                json!({
+                    "phase": BackupPhase::Running,
+                    "message": null,
+                    "startedAt": Time(jiff::Timestamp::now()),
+                    "sourceInstance": donor,
+                }),
+            )
+            .await?;
+            publish(
+                &ctx,
+                &backup,
+                EventType::Normal,
+                "BackupStarted",
+                format!("copying {donor} to the object store"),
+            )
+            .await;
+            Ok(Action::requeue(RECHECK))
+        }
+        BackupStep::Collect => {
+            let cluster = cluster.ok_or_else(|| {
+                BackupError::InvalidCluster(
+                    "the cluster was deleted before the backup was read".into(),
+                )
+            })?;
+            let spec = cluster.spec.backup.as_ref().ok_or_else(|| {
+                BackupError::InvalidCluster(
+                    "spec.backup was removed before the backup was read".into(),
+                )
+            })?;
+            let store = open_store(client, &namespace, &spec.store).await?;
+            let layout = BackupLayout::new(&namespace, &backup.spec.cluster, &name);
+            let manifest = store.get(&store.key(&layout.manifest())).await?;
+            let status = match Manifest::from_json(&manifest) {
+                Ok(manifest) => completed_status(&manifest, &spec.store, &store, &layout).await?,
+                Err(e) => json!({"phase": BackupPhase::Failed, "message": e.to_string()}),
+            };
+            let failed = status["phase"] == json!(BackupPhase::Failed);
+            patch_status(&backups, &name, status.clone()).await?;
+            if failed {
+                publish(
+                    &ctx,
+                    &backup,
+                    EventType::Warning,
+                    "BackupFailed",
+                    status["message"].as_str().unwrap_or_default().to_string(),
+                )
+                .await;
+            } else {
+                publish(
+                    &ctx,
+                    &backup,
+                    EventType::Normal,
+                    "BackupCompleted",
+                    format!(
+                        "{} in {}",
+                        status["size"].as_str().unwrap_or_default(),
+                        status["location"].as_str().unwrap_or_default()
+                    ),
+                )
+                .await;
+                if let Some(keep) = spec.keep {
+                    apply_retention(&ctx, &backups, &store, &backup.spec.cluster, keep).await;
+                }
+            }
+            Ok(Action::await_change())
+        }
+        BackupStep::Fail { message } => {
+            patch_status(
+                &backups,
+                &name,
+                json!({
+                    "phase": BackupPhase::Failed,
+                    "message": message,
+                    "completedAt": Time(jiff::Timestamp::now()),
+                }),
+            )
+            .await?;
+            publish(&ctx, &backup, EventType::Warning, "BackupFailed", message).await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// Deletes the completed backups of `cluster` beyond the newest `keep`: their objects in the
+/// store, then the `MySQLBackup`. Best effort: what fails is logged and tried again after the
+/// next backup completes.
+async fn apply_retention(
+    ctx: &Context,
+    backups: &Api<MySQLBackup>,
+    store: &ObjectStore,
+    cluster: &str,
+    keep: i32,
+) {
+    let listed = match backups.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list backups for retention");
+            return;
+        }
+    };
+    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+    for name in super::decide::expired_backups(&listed, cluster, keep) {
+        let Some(expired) = listed.iter().find(|b| b.name_any() == name) else {
+            continue;
+        };
+        let namespace = expired.namespace().unwrap_or_default();
+        let layout = BackupLayout::new(&namespace, cluster, &name);
+        // The manifest first: without it the backup is incomplete, never half-trusted.
+        let deleted = async {
+            store.delete(&store.key(&layout.manifest())).await?;
+            store.delete(&store.key(&layout.data())).await
+        };
+        if let Err(e) = deleted.await {
+            tracing::warn!(backup = %name, error = %e, "could not delete an expired backup's objects");
+            continue;
+        }
+        publish(
+            ctx,
+            expired,
+            EventType::Normal,
+            "BackupExpired",
+            format!("deleted: spec.backup.keep is {keep}"),
+        )
+        .await;
+        if let Err(e) = backups.delete(&name, &Default::default()).await {
+            tracing::warn!(backup = %name, error = %e, "could not delete an expired MySQLBackup");
+        }
+    }
+}
+
+/// The status of a backup whose manifest was read: complete only if the data object in the
+/// store has the size the manifest says.
+async fn completed_status(
+    manifest: &Manifest,
+    spec: &ObjectStoreSpec,
+    store: &ObjectStore,
+    layout: &BackupLayout,
+) -> Result<serde_json::Value, BackupError> {
+    let data_key = store.key(&layout.data());
+    let stored = store
+        .list(&data_key)
+        .await?
+        .into_iter()
+        .find(|object| object.key == data_key);
+    let problem = match stored {
+        None => Some(format!(
+            "the data object {data_key} is missing from the store"
+        )),
+        Some(object) if object.size_bytes != manifest.size_bytes => Some(format!(
+            "the data object {data_key} has {} bytes, the manifest says {}",
+            object.size_bytes, manifest.size_bytes
+        )),
+        Some(_) => None,
+    };
+    if let Some(message) = problem {
+        return Ok(json!({"phase": BackupPhase::Failed, "message": message}));
+    }
+    let completed_at = manifest
+        .completed_at
+        .parse::<jiff::Timestamp>()
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    Ok(json!({
+        "phase": BackupPhase::Completed,
+        "message": null,
+        "completedAt": Time(completed_at),
+        "sourceInstance": manifest.source_instance,
+        "mysqlVersion": manifest.mysql_version,
+        "gtidSet": manifest.gtid_set,
+        "binlogFile": manifest.binlog_file,
+        "binlogPosition": manifest.binlog_position,
+        "location": format!("s3://{}/{}", spec.bucket, store.key(layout.directory())),
+        "sizeBytes": manifest.size_bytes,
+        "size": human_size(manifest.size_bytes),
+        "sha256": manifest.sha256,
+        "store": spec,
+    }))
+}
+
+/// The Job's outcome; a failed one with its runner's termination message.
+async fn job_state(client: &Client, namespace: &str, job: &Job) -> Result<JobState, BackupError> {
+    let status = job.status.clone().unwrap_or_default();
+    if status.succeeded.unwrap_or(0) > 0 {
+        return Ok(JobState::Succeeded);
+    }
+    let failed_condition = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Failed" && c.status == "True");
+    if status.failed.unwrap_or(0) == 0 && !failed_condition {
+        return Ok(JobState::Running);
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("job-name={}", job.name_any());
+    let message = pods
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .iter()
+        .flat_map(|pod| {
+            pod.status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+        })
+        .filter(|c| c.name == RUNNER_CONTAINER)
+        .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
+        .or_else(|| {
+            status
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == "Failed")
+                .and_then(|c| c.message.clone())
+        })
+        .unwrap_or_default();
+    Ok(JobState::Failed { message })
+}
+
+/// The clone donor account, or for a cluster whose Secret predates it, the replication account
+/// that had `BACKUP_ADMIN` then (init.sh made the accounts so).
+async fn donor_account(
+    client: &Client,
+    namespace: &str,
+    cluster: &MySQLCluster,
+) -> Result<(String, String), BackupError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = secrets
+        .get_opt(&naming::credentials_secret(&cluster.name_any()))
+        .await?;
+    let has_clone = secret
+        .and_then(|s| s.data)
+        .is_some_and(|data| data.contains_key(naming::CLONE_PASSWORD_KEY));
+    Ok(if has_clone {
+        (naming::CLONE_USER.into(), naming::CLONE_PASSWORD_KEY.into())
+    } else {
+        (
+            naming::REPLICATION_USER.into(),
+            naming::REPLICATION_PASSWORD_KEY.into(),
+        )
+    })
+}
+
+/// The store `spec` names, with its credentials (and CA bundle) from their Secrets.
+pub async fn open_store(
+    client: &Client,
+    namespace: &str,
+    spec: &ObjectStoreSpec,
+) -> Result<ObjectStore, BackupError> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let key_of = |secret: &Option<Secret>, name: &str, key: &str| -> Result<Vec<u8>, BackupError> {
+        secret
+            .as_ref()
+            .ok_or_else(|| BackupError::Credentials(format!("the Secret {name} does not exist")))?
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|v| v.0.clone())
+            .ok_or_else(|| BackupError::Credentials(format!("the Secret {name} has no key {key}")))
+    };
+    let credentials = secrets.get_opt(&spec.credentials_secret).await?;
+    let text = |bytes: Vec<u8>, key: &str| {
+        String::from_utf8(bytes).map_err(|_| {
+            BackupError::Credentials(format!(
+                "the key {key} of the Secret {} is not text",
+                spec.credentials_secret
+            ))
+        })
+    };
+    let access_key_id = text(
+        key_of(&credentials, &spec.credentials_secret, ACCESS_KEY_ID_KEY)?,
+        ACCESS_KEY_ID_KEY,
+    )?;
+    let secret_access_key = text(
+        key_of(
+            &credentials,
+            &spec.credentials_secret,
+            SECRET_ACCESS_KEY_KEY,
+        )?,
+        SECRET_ACCESS_KEY_KEY,
+    )?;
+    let ca_bundle_pem = match &spec.ca_bundle {
+        None => None,
+        Some(selector) => {
+            let secret = secrets.get_opt(&selector.name).await?;
+            Some(key_of(&secret, &selector.name, &selector.key)?)
+        }
+    };
+    Ok(ObjectStore::new(StoreConfig {
+        endpoint: spec.endpoint.trim_end_matches('/').to_string(),
+        bucket: spec.bucket.clone(),
+        prefix: spec.path.trim_matches('/').to_string(),
+        region: spec.region.clone(),
+        path_style: spec.path_style,
+        credentials: objectstore::Credentials {
+            access_key_id,
+            secret_access_key,
+        },
+        ca_bundle_pem,
+    })?)
+}
+
+async fn patch_status(
+    api: &Api<MySQLBackup>,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<(), BackupError> {
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn publish(
+    ctx: &Context,
+    backup: &MySQLBackup,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(truncate_note(note)),
+        action: "Backup".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &backup.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish an event");
+    }
+}

@@ -1,0 +1,395 @@
+//! What to do next for one `MySQLBackup` (pure): wait for its cluster, start the Job from a
+//! chosen donor, watch it, collect its result or report its failure.
+
+use crate::api::{BackupPhase, InstanceStatus};
+use crate::resources::naming;
+
+/// What the backup controller saw in one round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupObservation {
+    pub phase: Option<BackupPhase>,
+    pub cluster: ClusterState,
+    pub job: Option<JobState>,
+}
+
+/// The cluster being backed up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterState {
+    NotFound,
+    /// It exists but has no `spec.backup`: nowhere to put a backup.
+    NoBackupSpec,
+    /// Its instances as its status last reported them.
+    Ready {
+        instances: Vec<InstanceStatus>,
+    },
+}
+
+/// The backup's Job, as its status says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    Running,
+    Succeeded,
+    /// With the runner's termination message, when it left one.
+    Failed {
+        message: String,
+    },
+}
+
+/// The one step of this round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupStep {
+    /// Completed or failed: nothing more, ever.
+    Done,
+    /// Pending until the cluster can be backed up; says why.
+    Wait { message: String },
+    /// Create the Job, copying from `donor`.
+    Start { donor: String },
+    /// The Job runs.
+    Watch,
+    /// The Job succeeded: read the manifest from the store and complete.
+    Collect,
+    /// The Job failed.
+    Fail { message: String },
+}
+
+pub fn decide(observation: &BackupObservation) -> BackupStep {
+    if observation.phase.is_some_and(BackupPhase::is_final) {
+        return BackupStep::Done;
+    }
+    match &observation.job {
+        Some(JobState::Running) => return BackupStep::Watch,
+        Some(JobState::Succeeded) => return BackupStep::Collect,
+        Some(JobState::Failed { message }) => {
+            return BackupStep::Fail {
+                message: if message.trim().is_empty() {
+                    "the backup Job failed without a message; see its pod's log".into()
+                } else {
+                    message.trim().to_string()
+                },
+            };
+        }
+        None => {}
+    }
+    if observation.phase == Some(BackupPhase::Running) {
+        // Started, and the Job is gone before it finished (deleted by someone): the copy is
+        // not known to be complete.
+        return BackupStep::Fail {
+            message: "the backup Job disappeared before it finished".into(),
+        };
+    }
+    match &observation.cluster {
+        ClusterState::NotFound => BackupStep::Wait {
+            message: "the MySQLCluster does not exist".into(),
+        },
+        ClusterState::NoBackupSpec => BackupStep::Wait {
+            message: "the MySQLCluster has no spec.backup: set spec.backup.store".into(),
+        },
+        ClusterState::Ready { instances } => match choose_donor(instances) {
+            Some(donor) => BackupStep::Start { donor },
+            None => BackupStep::Wait {
+                message: "no instance of the cluster is ready to be copied".into(),
+            },
+        },
+    }
+}
+
+/// A ready replica that is not being cloned (the copy then costs the primary nothing, and a
+/// clone takes a backup lock that blocks DDL on its donor); the primary only when no replica
+/// is ready. Among replicas, the one with the least lag, then the lowest ordinal.
+pub fn choose_donor(instances: &[InstanceStatus]) -> Option<String> {
+    let usable = |i: &&InstanceStatus| i.ready && !i.cloning && i.unreachable.is_none();
+    instances
+        .iter()
+        .filter(usable)
+        .filter(|i| i.role == naming::ROLE_REPLICA)
+        .min_by_key(|i| {
+            let lag = i
+                .replication
+                .as_ref()
+                .and_then(|r| r.lag_seconds)
+                .unwrap_or(i64::MAX);
+            (lag, i.name.len(), i.name.clone())
+        })
+        .or_else(|| {
+            instances
+                .iter()
+                .filter(usable)
+                .find(|i| i.role == naming::ROLE_PRIMARY)
+        })
+        .map(|i| i.name.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ReplicationStatus;
+
+    fn instance(name: &str, role: &str, ready: bool) -> InstanceStatus {
+        InstanceStatus {
+            name: name.into(),
+            pod_ip: None,
+            role: role.into(),
+            ready,
+            gtid_executed: None,
+            replication: None,
+            errant_gtids: None,
+            unreachable: None,
+            cloning: false,
+        }
+    }
+
+    fn lagging(mut instance: InstanceStatus, seconds: i64) -> InstanceStatus {
+        instance.replication = Some(ReplicationStatus {
+            source: "db-0".into(),
+            io_thread: "Running".into(),
+            sql_thread: "Running".into(),
+            lag_seconds: Some(seconds),
+            semi_sync: true,
+            last_error: None,
+        });
+        instance
+    }
+
+    fn ready_cluster(instances: Vec<InstanceStatus>) -> BackupObservation {
+        BackupObservation {
+            phase: None,
+            cluster: ClusterState::Ready { instances },
+            job: None,
+        }
+    }
+
+    #[test]
+    fn donors() {
+        let primary = instance("db-0", "primary", true);
+        let cases: Vec<(&str, Vec<InstanceStatus>, Option<&str>)> = vec![
+            (
+                "a ready replica over the primary",
+                vec![primary.clone(), instance("db-1", "replica", true)],
+                Some("db-1"),
+            ),
+            (
+                "the replica with the least lag",
+                vec![
+                    primary.clone(),
+                    lagging(instance("db-1", "replica", true), 30),
+                    lagging(instance("db-2", "replica", true), 0),
+                ],
+                Some("db-2"),
+            ),
+            (
+                "by ordinal when equal, db-2 before db-10",
+                vec![
+                    lagging(instance("db-10", "replica", true), 0),
+                    lagging(instance("db-2", "replica", true), 0),
+                ],
+                Some("db-2"),
+            ),
+            (
+                "never a replica being cloned or not ready",
+                vec![
+                    primary.clone(),
+                    InstanceStatus {
+                        cloning: true,
+                        ..instance("db-1", "replica", true)
+                    },
+                    instance("db-2", "replica", false),
+                ],
+                Some("db-0"),
+            ),
+            (
+                "the primary of a one-instance cluster",
+                vec![primary.clone()],
+                Some("db-0"),
+            ),
+            (
+                "nothing when nothing is ready",
+                vec![
+                    instance("db-0", "primary", false),
+                    instance("db-1", "unknown", true),
+                ],
+                None,
+            ),
+        ];
+        for (name, instances, expected) in cases {
+            assert_eq!(choose_donor(&instances).as_deref(), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn steps() {
+        let replica = || {
+            vec![
+                instance("db-0", "primary", true),
+                instance("db-1", "replica", true),
+            ]
+        };
+        let cases: Vec<(&str, BackupObservation, BackupStep)> = vec![
+            (
+                "a new backup of a ready cluster starts from a replica",
+                ready_cluster(replica()),
+                BackupStep::Start {
+                    donor: "db-1".into(),
+                },
+            ),
+            (
+                "a missing cluster is waited for",
+                BackupObservation {
+                    cluster: ClusterState::NotFound,
+                    ..ready_cluster(vec![])
+                },
+                BackupStep::Wait {
+                    message: "the MySQLCluster does not exist".into(),
+                },
+            ),
+            (
+                "a cluster without a store is waited for, saying what to set",
+                BackupObservation {
+                    cluster: ClusterState::NoBackupSpec,
+                    ..ready_cluster(vec![])
+                },
+                BackupStep::Wait {
+                    message: "the MySQLCluster has no spec.backup: set spec.backup.store".into(),
+                },
+            ),
+            (
+                "a running Job is watched",
+                BackupObservation {
+                    phase: Some(BackupPhase::Running),
+                    job: Some(JobState::Running),
+                    ..ready_cluster(replica())
+                },
+                BackupStep::Watch,
+            ),
+            (
+                "a succeeded Job is collected",
+                BackupObservation {
+                    phase: Some(BackupPhase::Running),
+                    job: Some(JobState::Succeeded),
+                    ..ready_cluster(replica())
+                },
+                BackupStep::Collect,
+            ),
+            (
+                "a failed Job fails the backup with the runner's message",
+                BackupObservation {
+                    phase: Some(BackupPhase::Running),
+                    job: Some(JobState::Failed {
+                        message: "cloning db-1 failed: access denied\n".into(),
+                    }),
+                    ..ready_cluster(replica())
+                },
+                BackupStep::Fail {
+                    message: "cloning db-1 failed: access denied".into(),
+                },
+            ),
+            (
+                "a Job that vanished mid-way fails the backup rather than starting another",
+                BackupObservation {
+                    phase: Some(BackupPhase::Running),
+                    job: None,
+                    ..ready_cluster(replica())
+                },
+                BackupStep::Fail {
+                    message: "the backup Job disappeared before it finished".into(),
+                },
+            ),
+            (
+                "a completed backup is never touched again, even when its Job is gone",
+                BackupObservation {
+                    phase: Some(BackupPhase::Completed),
+                    job: None,
+                    ..ready_cluster(replica())
+                },
+                BackupStep::Done,
+            ),
+            (
+                "a failed backup stays failed",
+                BackupObservation {
+                    phase: Some(BackupPhase::Failed),
+                    job: Some(JobState::Succeeded),
+                    ..ready_cluster(replica())
+                },
+                BackupStep::Done,
+            ),
+        ];
+        for (name, observation, expected) in cases {
+            assert_eq!(decide(&observation), expected, "{name}");
+        }
+    }
+}
+
+/// The completed backups of `cluster` beyond the newest `keep`, oldest last: what retention
+/// deletes. Failed backups are neither counted nor deleted (they hold nothing, and say why).
+pub fn expired_backups(
+    backups: &[crate::api::MySQLBackup],
+    cluster: &str,
+    keep: usize,
+) -> Vec<String> {
+    let mut completed: Vec<(&crate::api::MySQLBackup, String)> = backups
+        .iter()
+        .filter(|b| b.spec.cluster == cluster)
+        .filter_map(|b| {
+            let status = b.status.as_ref()?;
+            (status.phase == Some(BackupPhase::Completed)).then(|| {
+                let at = status
+                    .completed_at
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default();
+                (b, at)
+            })
+        })
+        .collect();
+    // Newest first; the name breaks ties so the choice is stable.
+    completed.sort_by(|(a, at_a), (b, at_b)| {
+        at_b.cmp(at_a)
+            .then_with(|| kube::ResourceExt::name_any(*b).cmp(&kube::ResourceExt::name_any(*a)))
+    });
+    completed
+        .into_iter()
+        .skip(keep)
+        .map(|(b, _)| kube::ResourceExt::name_any(b))
+        .collect()
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+    use crate::api::{MySQLBackup, MySQLBackupSpec, MySQLBackupStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn backup(name: &str, cluster: &str, phase: BackupPhase, completed: &str) -> MySQLBackup {
+        let mut backup = MySQLBackup::new(
+            name,
+            MySQLBackupSpec {
+                cluster: cluster.into(),
+            },
+        );
+        backup.status = Some(MySQLBackupStatus {
+            phase: Some(phase),
+            completed_at: Some(Time(completed.parse().unwrap())),
+            ..Default::default()
+        });
+        backup
+    }
+
+    #[test]
+    fn retention_deletes_the_oldest_completed_backups_of_the_cluster_only() {
+        let backups = vec![
+            backup("d1", "db", BackupPhase::Completed, "2026-11-26T03:00:00Z"),
+            backup("d3", "db", BackupPhase::Completed, "2026-11-28T03:00:00Z"),
+            backup("d2", "db", BackupPhase::Completed, "2026-11-27T03:00:00Z"),
+            backup("failed", "db", BackupPhase::Failed, "2026-11-25T03:00:00Z"),
+            backup(
+                "other",
+                "shop",
+                BackupPhase::Completed,
+                "2026-11-20T03:00:00Z",
+            ),
+        ];
+        assert_eq!(expired_backups(&backups, "db", 2), ["d1"]);
+        assert_eq!(expired_backups(&backups, "db", 1), ["d2", "d1"]);
+        assert!(expired_backups(&backups, "db", 3).is_empty());
+        assert!(expired_backups(&backups, "shop", 1).is_empty());
+    }
+}
