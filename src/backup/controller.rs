@@ -44,9 +44,16 @@ pub enum BackupError {
     #[error("the store's credentials: {0}")]
     Credentials(String),
     #[error("the object store: {0}")]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
     #[error("the cluster's spec cannot be used: {0}")]
     InvalidCluster(String),
+}
+
+// Boxed: the store's errors carry its whole answer, and would make every result large.
+impl From<StoreError> for BackupError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(Box::new(error))
+    }
 }
 
 /// Runs the controller until `shutdown` turns true.

@@ -105,7 +105,7 @@ pub enum RestoreError {
     #[error("the restore's settings are missing or malformed: {0}")]
     Settings(String),
     #[error("the object store: {0}")]
-    Store(#[from] objectstore::StoreError),
+    Store(Box<objectstore::StoreError>),
     #[error(transparent)]
     Manifest(#[from] super::manifest::ManifestError),
     #[error("the backup is not the one expected: {0}")]
@@ -114,6 +114,13 @@ pub enum RestoreError {
     Unpack(String),
     #[error("the restored data: {0}")]
     Server(String),
+}
+
+// Boxed: the store's errors carry its whole answer, and would make every result large.
+impl From<objectstore::StoreError> for RestoreError {
+    fn from(error: objectstore::StoreError) -> Self {
+        Self::Store(Box::new(error))
+    }
 }
 
 /// `sakila-operator restore`, in the restore init container of every pod of a restored cluster.

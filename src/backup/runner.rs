@@ -49,9 +49,16 @@ pub enum RunnerError {
     #[error("cloning {donor} failed: {source}")]
     Clone { donor: String, source: MySqlError },
     #[error("the object store refused the backup: {0}")]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
     #[error("packing the cloned data failed: {0}")]
     Pack(String),
+}
+
+// Boxed: the store's errors carry its whole answer, and would make every result large.
+impl From<StoreError> for RunnerError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(Box::new(error))
+    }
 }
 
 /// Runs the whole backup; on failure also leaves the message for the operator.
