@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use sakila::api::MySQLCluster;
 use sakila::mysql::{
-    ChannelTls, CloneOutcome, Credentials, Endpoint, GtidSet, InstanceStatus, MySqlAdmin,
+    Account, ChannelTls, CloneOutcome, Credentials, Endpoint, GtidSet, InstanceStatus, MySqlAdmin,
     MySqlClient, MySqlConnector, MySqlError, MySqlSession, PeerTls, Plugin, ReplicationSource,
     SemiSyncSourceConfig, ServerIdentity, ThreadState, UserSpec,
 };
@@ -873,6 +873,59 @@ async fn clone_to_directory_copies_a_serving_donor_and_reports_what_the_copy_hol
     );
     // The donor served throughout and still takes writes.
     donor.sql("INSERT INTO app.t VALUES (3)").await;
+}
+
+#[tokio::test]
+async fn set_passwords_changes_existing_accounts_only_and_adds_no_transaction() {
+    if !mysql_tests_enabled("set_passwords_changes_existing_accounts_only_and_adds_no_transaction")
+    {
+        return;
+    }
+    let server = Server::start(68).await;
+    server
+        .sql("SET GLOBAL super_read_only = OFF; CREATE USER 'app'@'%' IDENTIFIED BY 'old-app-pw'")
+        .await;
+    let before = server.status().await.gtid_executed;
+    assert!(
+        !before.is_empty(),
+        "the account's creation is a transaction"
+    );
+    let account = |user: &str, password: &str| Account {
+        credentials: Credentials::new(user, password),
+        host: "%".into(),
+    };
+    server
+        .root_admin()
+        .await
+        .set_passwords(&[account("app", "new-app-pw"), account("nobody", "pw")])
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(
+        server.status().await.gtid_executed,
+        before,
+        "a restored copy must hold exactly the backup's transactions"
+    );
+    let client = client();
+    let login = |password: &'static str| {
+        let (client, endpoint) = (client.clone(), server.endpoint.clone());
+        async move {
+            client
+                .connect(&endpoint, &Credentials::new("app", password))
+                .await
+        }
+    };
+    assert!(login("new-app-pw").await.is_ok());
+    assert!(matches!(
+        login("old-app-pw").await,
+        Err(MySqlError::AccessDenied { .. })
+    ));
+    assert!(
+        server
+            .query_strings("SELECT user FROM mysql.user WHERE user = 'nobody'")
+            .await
+            .is_empty(),
+        "an account that does not exist is not created"
+    );
 }
 
 #[tokio::test]

@@ -1312,8 +1312,10 @@ impl MySqlAdmin for MySqlSession {
 
     async fn set_passwords(&self, accounts: &[Account]) -> Result<(), MySqlError> {
         const ACTION: &str = "set account passwords";
-        self.query_drop(ACTION, "FLUSH PRIVILEGES".into()).await?;
+        // First: FLUSH PRIVILEGES is binlogged, and would give the data a transaction of its own.
         self.query_drop(ACTION, "SET SESSION sql_log_bin = 0".into())
+            .await?;
+        self.query_drop(ACTION, "FLUSH LOCAL PRIVILEGES".into())
             .await?;
         for account in accounts {
             let statement = sql::set_existing_password(
