@@ -320,9 +320,14 @@ pub async fn force_delete_pod(pods: &Api<Pod>, name: &str) {
 /// How many times the MySQLClusters in the namespace reported this event reason (an event
 /// series counts each time).
 pub async fn event_count(ns: &TestNamespace, reason: &str) -> usize {
+    event_count_on(ns, "MySQLCluster", reason).await
+}
+
+/// Like [`event_count`], for events about objects of another kind (e.g. `MySQLBackup`).
+pub async fn event_count_on(ns: &TestNamespace, kind: &str, reason: &str) -> usize {
     let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
     events
-        .list(&kube::api::ListParams::default().fields("involvedObject.kind=MySQLCluster"))
+        .list(&kube::api::ListParams::default().fields(&format!("involvedObject.kind={kind}")))
         .await
         .unwrap_or_else(|e| panic!("failed to list events: {e}"))
         .items

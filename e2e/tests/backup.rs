@@ -7,13 +7,17 @@
 use std::io::Read;
 use std::time::Duration;
 
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
+use sakila::api::conditions::ConditionType;
 use sakila::api::{MySQLBackup, MySQLCluster};
 use sakila::mysql::GtidSet;
 use sakila::objectstore::{Credentials, ObjectStore, StoreConfig};
 use sakila_e2e::{
-    TestNamespace, cluster_manifest, event_count, patch_spec, wait_ready, wait_until,
+    TestNamespace, cluster_condition, cluster_manifest, event_count_on, patch_spec, wait_ready,
+    wait_until,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -112,6 +116,22 @@ async fn create_backup(ns: &TestNamespace, name: &str, cluster: &str) {
     .await;
 }
 
+/// Waits until the backup is Pending with a message containing `part`, and returns the message.
+async fn wait_message(ns: &TestNamespace, name: &str, part: &str) -> String {
+    let backups: Api<MySQLBackup> = ns.api();
+    wait_until(
+        &format!("MySQLBackup {name} waiting with {part:?}"),
+        Duration::from_secs(90),
+        || async {
+            let status = backups.get(name).await.ok()?.status?;
+            let message = status.message?;
+            (status.phase.map(|p| p.as_str()) == Some("Pending") && message.contains(part))
+                .then_some(message)
+        },
+    )
+    .await
+}
+
 /// Waits until the backup's phase is one of `phases` and returns it.
 async fn wait_phase(
     ns: &TestNamespace,
@@ -187,6 +207,12 @@ async fn a_backup_of_a_serving_cluster_restores_into_a_new_cluster_with_exactly_
         Some(format!("s3://{}/e2e/{}/shop/backups/first", store.bucket, ns.name).as_str())
     );
     assert!(status.mysql_version.as_deref().unwrap().starts_with("9."));
+    let took = status.completed_at.as_ref().unwrap().0 - status.started_at.as_ref().unwrap().0;
+    eprintln!(
+        "figure: backup of {} took {:.1} s from its start to complete in the store",
+        status.size.as_deref().unwrap_or("?"),
+        took.total(jiff::Unit::Second).unwrap()
+    );
 
     // The store holds what the status says, and the data is the cloned data directory.
     let here = store_from_here(&ns, &store).await;
@@ -218,7 +244,7 @@ async fn a_backup_of_a_serving_cluster_restores_into_a_new_cluster_with_exactly_
         table_bytes > 0,
         "the table's tablespace is in the backup: {names:?}"
     );
-    assert!(event_count(&ns, "BackupCompleted").await >= 1);
+    assert!(event_count_on(&ns, "MySQLBackup", "BackupCompleted").await >= 1);
 
     // The cluster served on: the primary still takes writes, which the backup does not hold.
     ns.sql("shop", "shop-0", "INSERT INTO sales.orders VALUES (501)")
@@ -228,8 +254,13 @@ async fn a_backup_of_a_serving_cluster_restores_into_a_new_cluster_with_exactly_
     // A new cluster from the backup: instance 0 restored, instance 1 cloned from it.
     let mut restored = cluster_manifest("copy", 2);
     restored["spec"]["bootstrap"] = json!({"recovery": {"backup": "first"}});
+    let asked = std::time::Instant::now();
     ns.create::<MySQLCluster>(restored).await;
     let cluster = wait_ready(&ns, "copy").await;
+    eprintln!(
+        "figure: restored 2-instance cluster Ready {:.1} s after it was created",
+        asked.elapsed().as_secs_f64()
+    );
     let restored_from = cluster.status.unwrap().restored_from.unwrap();
     assert_eq!(restored_from.backup.as_deref(), Some("first"));
     // Its own root password works: the restore gave root this cluster's.
@@ -286,7 +317,7 @@ async fn a_backup_of_a_serving_cluster_restores_into_a_new_cluster_with_exactly_
 }
 
 #[tokio::test]
-async fn a_backup_that_cannot_be_taken_says_why_and_the_cluster_keeps_serving() {
+async fn a_backup_that_cannot_be_taken_waits_saying_why_and_a_fix_lets_it_complete() {
     let ns = TestNamespace::new("backup-refused").await;
     let store = test_store(&ns).await;
     store_secret(&ns, &store, "wrong", true).await;
@@ -299,26 +330,66 @@ async fn a_backup_that_cannot_be_taken_says_why_and_the_cluster_keeps_serving() 
     let message = backup.status.unwrap().message.unwrap_or_default();
     assert!(message.contains("spec.backup"), "{message}");
 
-    // A store with a wrong secret key: the backup fails with the store's reason.
+    // A Secret that does not exist, then one with a wrong secret key: the backup waits, saying
+    // why, and starts nothing that could not work.
+    patch_spec(
+        &ns,
+        "solo",
+        json!({"backup": backup_spec(&store, "missing")}),
+    )
+    .await;
+    let message = wait_message(&ns, "early", "missing").await;
+    assert!(
+        message.contains("the Secret missing does not exist"),
+        "{message}"
+    );
     patch_spec(&ns, "solo", json!({"backup": backup_spec(&store, "wrong")})).await;
+    let message = wait_message(&ns, "early", "object store")
+        .await
+        .to_lowercase();
+    assert!(
+        message.contains("denied") || message.contains("signature"),
+        "the message names the store's refusal: {message}"
+    );
+    assert!(event_count_on(&ns, "MySQLBackup", "BackupWaiting").await >= 3);
+    let jobs: Api<Job> = ns.api();
+    assert!(
+        jobs.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Fixing the Secret is all it takes.
+    let secrets: Api<Secret> = ns.api();
+    secrets
+        .patch(
+            "wrong",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"secret-access-key": store.secret_access_key}})),
+        )
+        .await
+        .unwrap();
     let backup = wait_phase(
         &ns,
         "early",
-        &["Failed", "Completed"],
-        Duration::from_secs(180),
+        &["Completed", "Failed"],
+        Duration::from_secs(240),
     )
     .await;
     let status = backup.status.unwrap();
-    assert_eq!(status.phase.map(|p| p.as_str()), Some("Failed"));
-    let message = status.message.unwrap_or_default().to_lowercase();
-    assert!(
-        message.contains("object store")
-            && (message.contains("denied")
-                || message.contains("signature")
-                || message.contains("credentials")),
-        "the message names the store's refusal: {message}"
+    assert_eq!(
+        status.phase.map(|p| p.as_str()),
+        Some("Completed"),
+        "{:?}",
+        status.message
     );
-    assert!(event_count(&ns, "BackupFailed").await >= 1);
+    assert_eq!(
+        status.source_instance.as_deref(),
+        Some("solo-0"),
+        "the only instance"
+    );
     ns.sql("solo", "solo-0", "CREATE DATABASE still_serving")
         .await
         .unwrap();
@@ -359,4 +430,81 @@ async fn a_backup_that_cannot_be_taken_says_why_and_the_cluster_keeps_serving() 
         .status
         .unwrap_or_default();
     assert_eq!(status.current_primary, None, "nothing was made primary");
+}
+
+#[tokio::test]
+async fn a_schedule_takes_backups_and_keep_deletes_the_older_ones_with_their_objects() {
+    let ns = TestNamespace::new("backup-schedule").await;
+    let store = test_store(&ns).await;
+    store_secret(&ns, &store, "store", false).await;
+    let mut manifest = cluster_manifest("tick", 1);
+    manifest["spec"]["backup"] = json!({
+        "store": store_spec(&store, "store"), "schedule": "* * * * *", "keep": 1
+    });
+    ns.create::<MySQLCluster>(manifest).await;
+    wait_ready(&ns, "tick").await;
+    let scheduled = wait_until(
+        "the BackupScheduled condition",
+        Duration::from_secs(60),
+        || cluster_condition(&ns, "tick", ConditionType::BackupScheduled),
+    )
+    .await;
+    assert_eq!(scheduled.status, "True");
+    assert!(
+        scheduled.message.contains("next backup is due"),
+        "{}",
+        scheduled.message
+    );
+
+    let backups: Api<MySQLBackup> = ns.api();
+    let completed = |list: &[MySQLBackup]| -> Vec<String> {
+        list.iter()
+            .filter(|b| {
+                b.status.as_ref().and_then(|s| s.phase).map(|p| p.as_str()) == Some("Completed")
+            })
+            .map(|b| b.metadata.name.clone().unwrap())
+            .collect()
+    };
+    let first = wait_until(
+        "a scheduled backup to complete",
+        Duration::from_secs(300),
+        || async {
+            let list = backups.list(&Default::default()).await.ok()?.items;
+            completed(&list).into_iter().next()
+        },
+    )
+    .await;
+    assert!(
+        first.starts_with("tick-2"),
+        "named after the cluster and fire time: {first}"
+    );
+    let newer = wait_until(
+        "a newer scheduled backup to complete and the first to be deleted",
+        Duration::from_secs(300),
+        || async {
+            let list = backups.list(&Default::default()).await.ok()?.items;
+            let names = completed(&list);
+            let first_gone = list
+                .iter()
+                .all(|b| b.metadata.name.as_deref() != Some(first.as_str()));
+            (first_gone && names.len() == 1).then(|| names[0].clone())
+        },
+    )
+    .await;
+    assert_ne!(newer, first);
+    let here = store_from_here(&ns, &store).await;
+    let gone = here
+        .get(&here.key(&format!("{}/tick/backups/{first}/manifest.json", ns.name)))
+        .await;
+    assert!(
+        gone.is_err(),
+        "the expired backup's manifest is deleted from the store"
+    );
+    assert!(
+        here.get(&here.key(&format!("{}/tick/backups/{newer}/manifest.json", ns.name)))
+            .await
+            .is_ok(),
+        "the kept backup's manifest is there"
+    );
+    assert!(event_count_on(&ns, "MySQLBackup", "BackupExpired").await >= 1);
 }

@@ -45,8 +45,6 @@ pub enum BackupError {
     Credentials(String),
     #[error("the object store: {0}")]
     Store(Box<StoreError>),
-    #[error("the cluster's spec cannot be used: {0}")]
-    InvalidCluster(String),
 }
 
 // Boxed: the store's errors carry its whole answer, and would make every result large.
@@ -137,20 +135,7 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
     match step {
         BackupStep::Done => Ok(Action::await_change()),
         BackupStep::Watch => Ok(Action::requeue(RECHECK)),
-        BackupStep::Wait { message } => {
-            if backup.status.as_ref().and_then(|s| s.message.as_deref()) != Some(&message)
-                || phase != Some(BackupPhase::Pending)
-            {
-                patch_status(
-                    &backups,
-                    &name,
-                    json!({"phase": BackupPhase::Pending, "message": message}),
-                )
-                .await?;
-                publish(&ctx, &backup, EventType::Warning, "BackupWaiting", message).await;
-            }
-            Ok(Action::requeue(RECHECK))
-        }
+        BackupStep::Wait { message } => wait(&ctx, &backups, &backup, message).await,
         BackupStep::Start { donor } => {
             let cluster = cluster.expect("a donor comes from an existing cluster");
             let store = cluster
@@ -160,22 +145,19 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
                 .expect("a donor comes from a cluster with spec.backup")
                 .store
                 .clone();
-            let validated = validate(&cluster, &ctx.settings)
-                .map_err(|e| BackupError::InvalidCluster(e.to_string()))?;
-            // The exporter's image is the operator's own (the chart's default): its binary runs
-            // the backup.
-            let operator_image = ctx.settings.exporter_image.clone().ok_or_else(|| {
-                BackupError::InvalidCluster(
-                    "this operator was started without --exporter-image (Helm value \
-                     exporter.image), the image whose binary runs backups"
-                        .into(),
-                )
-            })?;
+            // What would only fail inside the Job (or keep its pod from starting) is found here,
+            // and the backup waits, saying why, until it is fixed.
+            let (validated, operator_image) =
+                match preflight(&ctx, &namespace, &cluster, &store).await {
+                    Ok(ready) => ready,
+                    Err(message) => return wait(&ctx, &backups, &backup, message).await,
+                };
             let (donor_user, donor_password_key) =
                 donor_account(client, &namespace, &cluster).await?;
             let owner = backup
                 .controller_owner_ref(&())
                 .ok_or(BackupError::Metadata("uid"))?;
+            let store_spec = store.clone();
             let job = build_backup_job(&BackupJobInput {
                 backup: name.clone(),
                 namespace: namespace.clone(),
@@ -203,6 +185,7 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
                     "message": null,
                     "startedAt": Time(jiff::Timestamp::now()),
                     "sourceInstance": donor,
+                    "store": store_spec,
                 }),
             )
             .await?;
@@ -217,21 +200,19 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
             Ok(Action::requeue(RECHECK))
         }
         BackupStep::Collect => {
-            let cluster = cluster.ok_or_else(|| {
-                BackupError::InvalidCluster(
-                    "the cluster was deleted before the backup was read".into(),
-                )
-            })?;
-            let spec = cluster.spec.backup.as_ref().ok_or_else(|| {
-                BackupError::InvalidCluster(
-                    "spec.backup was removed before the backup was read".into(),
-                )
-            })?;
-            let store = open_store(client, &namespace, &spec.store).await?;
+            // The store the Job was given, recorded when it started: the cluster or its
+            // spec.backup may have gone since.
+            let spec = backup
+                .status
+                .as_ref()
+                .and_then(|s| s.store.clone())
+                .or_else(|| cluster.and_then(|c| c.spec.backup).map(|b| b.store))
+                .ok_or(BackupError::Metadata("store (status.store)"))?;
+            let store = open_store(client, &namespace, &spec).await?;
             let layout = BackupLayout::new(&namespace, &backup.spec.cluster, &name);
             let manifest = store.get(&store.key(&layout.manifest())).await?;
             let status = match Manifest::from_json(&manifest) {
-                Ok(manifest) => completed_status(&manifest, &spec.store, &store, &layout).await?,
+                Ok(manifest) => completed_status(&manifest, &spec, &store, &layout).await?,
                 Err(e) => json!({"phase": BackupPhase::Failed, "message": e.to_string()}),
             };
             let failed = status["phase"] == json!(BackupPhase::Failed);
@@ -258,7 +239,12 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
                     ),
                 )
                 .await;
-                if let Some(keep) = spec.keep {
+                let keep = clusters
+                    .get_opt(&backup.spec.cluster)
+                    .await?
+                    .and_then(|c| c.spec.backup)
+                    .and_then(|b| b.keep);
+                if let Some(keep) = keep {
                     apply_retention(&ctx, &backups, &store, &backup.spec.cluster, keep).await;
                 }
             }
@@ -279,6 +265,52 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
             Ok(Action::await_change())
         }
     }
+}
+
+/// Pending, with the reason in the message and a Warning event when the reason is new.
+async fn wait(
+    ctx: &Context,
+    backups: &Api<MySQLBackup>,
+    backup: &MySQLBackup,
+    message: String,
+) -> Result<Action, BackupError> {
+    let status = backup.status.as_ref();
+    if status.and_then(|s| s.message.as_deref()) != Some(&message)
+        || status.and_then(|s| s.phase) != Some(BackupPhase::Pending)
+    {
+        patch_status(
+            backups,
+            &backup.name_any(),
+            json!({"phase": BackupPhase::Pending, "message": message}),
+        )
+        .await?;
+        publish(ctx, backup, EventType::Warning, "BackupWaiting", message).await;
+    }
+    Ok(Action::requeue(RECHECK))
+}
+
+/// Whether a backup of `cluster` can start: its spec usable, the operator's image known, the
+/// store's Secret complete, and the store answering with the bucket and taking the credentials.
+async fn preflight(
+    ctx: &Context,
+    namespace: &str,
+    cluster: &MySQLCluster,
+    store: &ObjectStoreSpec,
+) -> Result<(crate::validate::ValidatedCluster, String), String> {
+    let validated = validate(cluster, &ctx.settings)
+        .map_err(|e| format!("the MySQLCluster's spec cannot be used: {e}"))?;
+    let operator_image = validated.operator_image.clone().ok_or(
+        "this operator was started without --exporter-image (Helm value exporter.image), the \
+         image whose binary runs backups",
+    )?;
+    let opened = open_store(&ctx.client, namespace, store)
+        .await
+        .map_err(|e| e.to_string())?;
+    opened
+        .head_bucket()
+        .await
+        .map_err(|e| format!("the object store: {e}"))?;
+    Ok((validated, operator_image))
 }
 
 /// Deletes the completed backups of `cluster` beyond the newest `keep`: their objects in the

@@ -45,23 +45,37 @@ pub async fn schedule_backups(
             Err(e) => {
                 // Not recorded as taken: the next round tries again.
                 tracing::warn!(backup = %name, error = %e, "could not create a scheduled backup");
+                let previous = status.clone();
+                set_condition(
+                    &mut status.conditions,
+                    ConditionType::BackupScheduled,
+                    false,
+                    "BackupNotCreated",
+                    format!("could not create the scheduled MySQLBackup {name}: {e}"),
+                    cluster.metadata.generation,
+                    now,
+                );
+                notices.extend(warning_if_new(&previous, status));
                 return notices;
             }
         }
     }
     let previous = status.clone();
     record_schedule(status, &step, cluster.metadata.generation, now);
-    if let Some((reason, message)) =
-        newly_false(Some(&previous), status, ConditionType::BackupScheduled)
-    {
-        notices.push(Notice {
+    notices.extend(warning_if_new(&previous, status));
+    notices
+}
+
+/// A Warning when the schedule's condition turned false, or changed its reason while false.
+fn warning_if_new(previous: &MySQLClusterStatus, status: &MySQLClusterStatus) -> Option<Notice> {
+    newly_false(Some(previous), status, ConditionType::BackupScheduled).map(|(reason, message)| {
+        Notice {
             type_: EventType::Warning,
             reason,
             note: message,
             pod: None,
-        });
-    }
-    notices
+        }
+    })
 }
 
 async fn create_backup(
