@@ -15,6 +15,7 @@ use sakila::api::conditions::ConditionType;
 use sakila::api::{MySQLBackup, MySQLCluster};
 use sakila::mysql::GtidSet;
 use sakila::objectstore::{Credentials, ObjectStore, StoreConfig};
+use sakila_e2e::chaos;
 use sakila_e2e::{
     TestNamespace, cluster_condition, cluster_manifest, event_count_on, patch_spec, wait_ready,
     wait_until,
@@ -177,6 +178,8 @@ async fn a_backup_of_a_serving_cluster_restores_into_a_new_cluster_with_exactly_
     // Batch mode prints the set's line breaks as `\n`.
     let committed = GtidSet::parse(&committed.trim().replace("\\n", "")).unwrap();
 
+    // Under the chaos writer: the backup must not stall the primary's writes.
+    chaos::start_writing(&ns, "shop", 2, 600).await;
     create_backup(&ns, "first", "shop").await;
     let backup = wait_phase(
         &ns,
@@ -185,6 +188,13 @@ async fn a_backup_of_a_serving_cluster_restores_into_a_new_cluster_with_exactly_
         Duration::from_secs(300),
     )
     .await;
+    let writes = chaos::stop_and_verify(&ns, "client", "shop", 2, 50).await;
+    eprintln!(
+        "figure: the writer's longest write gap while the backup ran: {:.2} s ({} acknowledged, {} lost)",
+        writes.longest_write_gap.as_secs_f64(),
+        writes.acknowledged,
+        writes.lost
+    );
     let status = backup.status.unwrap();
     assert_eq!(
         status.phase.map(|p| p.as_str()),

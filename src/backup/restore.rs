@@ -212,25 +212,32 @@ async fn restore_into(settings: &RestoreSettings, staging: &Path) -> Result<(), 
     let server = super::runner::LocalServer::on_restored_data(staging)
         .await
         .map_err(|e| RestoreError::Server(e.to_string()))?;
-    let checked = check_and_adopt(&server, &expected).await;
-    let stopped = server
-        .shut_down()
-        .await
-        .map_err(|e| RestoreError::Server(e.to_string()));
-    checked?;
-    stopped
+    let session = match server.session().await {
+        Ok(session) => session,
+        Err(e) => {
+            server.kill().await;
+            return Err(RestoreError::Server(e.to_string()));
+        }
+    };
+    match check_and_adopt(&session, &expected).await {
+        Ok(()) => server
+            .shut_down_through(session)
+            .await
+            .map_err(|e| RestoreError::Server(e.to_string())),
+        // The data is thrown away: no clean shutdown needed.
+        Err(e) => {
+            server.kill().await;
+            Err(e)
+        }
+    }
 }
 
 /// Checks the data holds exactly the backup's transactions, then makes it this cluster's: no
 /// replication channel of the cluster it came from, this cluster's passwords.
 async fn check_and_adopt(
-    server: &super::runner::LocalServer,
+    session: &crate::mysql::MySqlSession,
     expected: &GtidSet,
 ) -> Result<(), RestoreError> {
-    let session = server
-        .session()
-        .await
-        .map_err(|e| RestoreError::Server(e.to_string()))?;
     let failed =
         |what: &str, e: crate::mysql::MySqlError| RestoreError::Server(format!("{what}: {e}"));
     session

@@ -280,9 +280,19 @@ impl LocalServer {
     }
 
     /// A clean shutdown, so the files packed next are consistent without recovery.
-    pub(super) async fn shut_down(mut self) -> Result<(), RunnerError> {
+    pub(super) async fn shut_down(self) -> Result<(), RunnerError> {
+        let session = self.session().await?;
+        self.shut_down_through(session).await
+    }
+
+    /// A clean shutdown through a session already open: once the grant tables are loaded (a
+    /// restore set passwords), a new session could not log in.
+    pub(super) async fn shut_down_through(
+        mut self,
+        session: crate::mysql::MySqlSession,
+    ) -> Result<(), RunnerError> {
         // The server closes the connection as it goes down; its exit status is what counts.
-        let _ = self.session().await?.shutdown().await;
+        let _ = session.shutdown().await;
         match tokio::time::timeout(STARTUP_TIMEOUT, self.process.wait()).await {
             Ok(Ok(status)) if status.success() => Ok(()),
             Ok(Ok(status)) => Err(recipient_error(
@@ -298,7 +308,7 @@ impl LocalServer {
     }
 
     /// Its data is thrown away: no clean shutdown needed.
-    async fn kill(mut self) {
+    pub(super) async fn kill(mut self) {
         let _ = self.process.kill().await;
     }
 }
