@@ -145,7 +145,7 @@ fn uid<K: kube::Resource>(object: Result<K, kube::Error>) -> Option<String> {
 }
 
 #[tokio::test]
-async fn a_network_policy_admits_the_cluster_the_operator_and_named_clients_and_goes_when_turned_off()
+async fn a_network_policy_admits_the_cluster_the_operator_its_backups_and_named_clients_and_goes_when_turned_off()
  {
     use k8s_openapi::api::networking::v1::NetworkPolicy;
     let ns = TestNamespace::new("netpol").await;
@@ -180,6 +180,13 @@ async fn a_network_policy_admits_the_cluster_the_operator_and_named_clients_and_
     );
     assert_eq!(
         from[2],
+        json!({"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "sakila-backup", "mysql.sakila.dev/backup-of": "fenced"
+        }}}),
+        "the cluster's backup Jobs clone an instance"
+    );
+    assert_eq!(
+        from[3],
         json!({"podSelector": {"matchLabels": {"app": "shop"}}})
     );
 
