@@ -21,10 +21,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::manifest::{BackupLayout, MANIFEST_OBJECT, Manifest};
-use super::settings::{STORE_ACCESS_KEY_ID_ENV, STORE_SECRET_ACCESS_KEY_ENV, StoreSettings};
+use super::settings::StoreSettings;
 use crate::api::{BackupPhase, MySQLBackup, RecoverySpec, RestoreSource};
 use crate::mysql::{Account, Credentials, GtidSet, MySqlAdmin};
-use crate::objectstore::{self, ObjectStore, StoreConfig};
+use crate::objectstore::{self, ObjectStore};
 use crate::resources::naming;
 
 /// The restore's settings, JSON.
@@ -162,29 +162,10 @@ async fn restore_if_needed() -> Result<(), RestoreError> {
 }
 
 async fn restore_into(settings: &RestoreSettings, staging: &Path) -> Result<(), RestoreError> {
-    let env = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| RestoreError::Settings(format!("{name} is not set")))
-    };
-    let store = ObjectStore::new(StoreConfig {
-        endpoint: settings.store.endpoint.clone(),
-        bucket: settings.store.bucket.clone(),
-        prefix: settings.store.path.clone(),
-        region: settings.store.region.clone(),
-        path_style: settings.store.path_style,
-        credentials: objectstore::Credentials {
-            access_key_id: env(STORE_ACCESS_KEY_ID_ENV)?,
-            secret_access_key: env(STORE_SECRET_ACCESS_KEY_ENV)?,
-        },
-        ca_bundle_pem: match &settings.store.ca_bundle_path {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                RestoreError::Settings(format!("cannot read the store's CA bundle {path}: {e}"))
-            })?),
-            None => None,
-        },
-    })?;
+    let store = settings
+        .store
+        .open_from_env()
+        .map_err(RestoreError::Settings)?;
     let manifest_key = store.key(&format!("{}/{MANIFEST_OBJECT}", settings.directory));
     let manifest = Manifest::from_json(&store.get(&manifest_key).await?)?;
     if let Some(expected) = &settings.sha256

@@ -21,13 +21,11 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use super::manifest::{BackupLayout, DATA_OBJECT, MANIFEST_FORMAT, Manifest};
-use super::settings::{
-    CLONE_PASSWORD_ENV, RunnerSettings, STORE_ACCESS_KEY_ID_ENV, STORE_SECRET_ACCESS_KEY_ENV,
-};
+use super::settings::{CLONE_PASSWORD_ENV, RunnerSettings};
 use crate::mysql::{
     Credentials, Endpoint, MySqlAdmin, MySqlClient, MySqlConnector, MySqlError, PeerTls,
 };
-use crate::objectstore::{self, ObjectStore, StoreConfig, StoreError};
+use crate::objectstore::{self, ObjectStore, StoreError};
 
 /// How long the clone may take: a large data set over a slow network.
 const CLONE_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
@@ -84,23 +82,10 @@ async fn run_backup() -> Result<(), RunnerError> {
     let settings =
         RunnerSettings::from_env(|name| std::env::var(name).ok()).map_err(RunnerError::Settings)?;
     let clone_password = secret_env(CLONE_PASSWORD_ENV)?;
-    let store = ObjectStore::new(StoreConfig {
-        endpoint: settings.store.endpoint.clone(),
-        bucket: settings.store.bucket.clone(),
-        prefix: settings.store.path.clone(),
-        region: settings.store.region.clone(),
-        path_style: settings.store.path_style,
-        credentials: objectstore::Credentials {
-            access_key_id: secret_env(STORE_ACCESS_KEY_ID_ENV)?,
-            secret_access_key: secret_env(STORE_SECRET_ACCESS_KEY_ENV)?,
-        },
-        ca_bundle_pem: match &settings.store.ca_bundle_path {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                RunnerError::Settings(format!("cannot read the store's CA bundle {path}: {e}"))
-            })?),
-            None => None,
-        },
-    })?;
+    let store = settings
+        .store
+        .open_from_env()
+        .map_err(RunnerError::Settings)?;
     // Fail before the copy when the store cannot take it.
     store.head_bucket().await?;
 

@@ -46,6 +46,38 @@ pub struct StoreSettings {
     pub ca_bundle_path: Option<String>,
 }
 
+impl StoreSettings {
+    /// Opens the store with the credentials from the Job's or the restore's environment.
+    pub fn open_from_env(&self) -> Result<crate::objectstore::ObjectStore, String> {
+        let env = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{name} is not set"))
+        };
+        let ca_bundle_pem = match &self.ca_bundle_path {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| format!("cannot read the store's CA bundle {path}: {e}"))?,
+            ),
+            None => None,
+        };
+        crate::objectstore::ObjectStore::new(crate::objectstore::StoreConfig {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            prefix: self.path.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+            credentials: crate::objectstore::Credentials {
+                access_key_id: env(STORE_ACCESS_KEY_ID_ENV)?,
+                secret_access_key: env(STORE_SECRET_ACCESS_KEY_ENV)?,
+            },
+            ca_bundle_pem,
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
 impl RunnerSettings {
     pub fn to_env_value(&self) -> String {
         serde_json::to_string(self).expect("settings always serialise")

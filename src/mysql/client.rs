@@ -1252,18 +1252,7 @@ impl MySqlAdmin for MySqlSession {
             "SET GLOBAL super_read_only = OFF".into(),
         )
         .await?;
-        self.exec_drop(
-            "set clone donor list",
-            "SET GLOBAL clone_valid_donor_list = ?",
-            vec![Value::from(sql::donor_list_entry(donor))],
-        )
-        .await?;
-        self.exec_drop(
-            "set the CA that checks the clone donor",
-            "SET GLOBAL clone_ssl_ca = ?",
-            vec![Value::from(sql::clone_ssl_ca(tls))],
-        )
-        .await?;
+        self.allow_clone_donor(donor, tls).await?;
         let statement = sql::clone_instance(donor, credentials);
         let result = self
             .run(ACTION, timeout, move |c| Box::pin(c.query_drop(statement)))
@@ -1293,18 +1282,7 @@ impl MySqlAdmin for MySqlSession {
     ) -> Result<(), MySqlError> {
         const ACTION: &str = "clone into a directory";
         self.ensure_plugin(Plugin::Clone).await?;
-        self.exec_drop(
-            "set clone donor list",
-            "SET GLOBAL clone_valid_donor_list = ?",
-            vec![Value::from(sql::donor_list_entry(donor))],
-        )
-        .await?;
-        self.exec_drop(
-            "set the CA that checks the clone donor",
-            "SET GLOBAL clone_ssl_ca = ?",
-            vec![Value::from(sql::clone_ssl_ca(tls))],
-        )
-        .await?;
+        self.allow_clone_donor(donor, tls).await?;
         let statement = sql::clone_instance_into(donor, credentials, directory);
         self.run(ACTION, timeout, move |c| Box::pin(c.query_drop(statement)))
             .await
@@ -1368,6 +1346,22 @@ impl MySqlAdmin for MySqlSession {
 }
 
 impl MySqlSession {
+    /// Lets this server clone from `donor` only, checking its certificate as `tls` says.
+    async fn allow_clone_donor(&self, donor: &Endpoint, tls: &PeerTls) -> Result<(), MySqlError> {
+        self.exec_drop(
+            "set clone donor list",
+            "SET GLOBAL clone_valid_donor_list = ?",
+            vec![Value::from(sql::donor_list_entry(donor))],
+        )
+        .await?;
+        self.exec_drop(
+            "set the CA that checks the clone donor",
+            "SET GLOBAL clone_ssl_ca = ?",
+            vec![Value::from(sql::clone_ssl_ca(tls))],
+        )
+        .await
+    }
+
     /// Best effort, on a new connection (the clone's session is gone): the instance was not
     /// replaced, so it must be super_read_only again.
     async fn restore_super_read_only_after_failed_clone(&self) {
