@@ -1105,15 +1105,26 @@ async fn record_failure(cluster: &MySQLCluster, ctx: &Context, error: &Error) {
         None,
     )
     .await;
+    // The round may have written the status after `cluster` was read (a failover is recorded
+    // before its promotion, which can then fail): a failed status built from the older copy
+    // would take that back, and the next round would see the replaced primary as current
+    // again, with no failover on record. So it is built on the freshest copy, or not written.
+    let fresh = match freshest(ctx, cluster.clone()).await {
+        Ok(fresh) => fresh,
+        Err((_, e)) => {
+            tracing::warn!(error = %error_chain(&e), "could not record the failure in the status");
+            return;
+        }
+    };
     let status = failed_status(
-        cluster.status.as_ref(),
-        cluster.metadata.generation,
+        fresh.status.as_ref(),
+        fresh.metadata.generation,
         error.category(),
         chain,
         Time(Timestamp::now()),
     );
-    if cluster.status.as_ref() != Some(&status)
-        && let Err(e) = patch_status(ctx, cluster, &status).await
+    if fresh.status.as_ref() != Some(&status)
+        && let Err(e) = patch_status(ctx, &fresh, &status).await
     {
         tracing::warn!(error = %error_chain(&e), "could not record the failure in the status");
     }
