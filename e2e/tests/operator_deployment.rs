@@ -1,8 +1,11 @@
-//! The operator as deployed by Helm: leader election hands over when the leader dies or freezes, a
+//! The operator as deployed by Helm: leader election hands over when the leader dies or freezes
+//! (also in the middle of a failover, which its successor finishes rather than begins again), a
 //! `helm upgrade` to a new operator image restarts no mysqld, and `helm test` passes.
 //!
 //! These tests change the shared operator release (`sakila` in `SAKILA_NAMESPACE`), so they take
 //! one lock and run one at a time, and each puts the release back the way `e2e/prepare` left it.
+//! A leader killed while tests of other binaries ran would hold up their failovers: cargo runs
+//! the test binaries one after the other.
 
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,7 +16,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use sakila::api::MySQLCluster;
 use sakila_e2e::{
-    TestNamespace, client, cluster_manifest, force_delete_pod, wait_ready, wait_until,
+    TestNamespace, chaos, client, cluster_manifest, force_delete_pod, wait_ready, wait_until,
 };
 use tokio::sync::Mutex;
 
@@ -189,6 +192,33 @@ async fn the_standby_takes_over_when_the_leader_dies_mid_creation_and_the_cluste
 
     wait_ready(&ns, "handover").await;
     // Leave the release as found: two replicas, one leading.
+    wait_operator_settled().await;
+}
+
+/// The leader dies right after it recorded a failover's new primary, before or while it promotes
+/// it: its successor finishes that promotion, never picks another replica (two promotions could
+/// each take writes the other lacks), and no acknowledged write is lost.
+#[tokio::test]
+async fn operator_leader_killed_during_a_failover_never_promotes_twice() {
+    let _one = RELEASE.lock().await;
+    let leader = wait_operator_settled().await;
+    let chaos::UnderWrites { ns, started } =
+        chaos::cluster_under_writes("leader-killed", cluster_manifest("trio", 3), 60).await;
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(started.elapsed())).await;
+    let pods: Api<Pod> = ns.api();
+    force_delete_pod(&pods, "trio-0").await;
+    let recorded = chaos::wait_for_new_primary(&ns, "trio", "trio-0").await;
+    let operator_pods: Api<Pod> = Api::namespaced(client().await, &operator_namespace());
+    force_delete_pod(&operator_pods, &leader).await;
+    let outcome = chaos::finish_writing(&ns, started, 60, "trio", 3).await;
+    assert_eq!(
+        outcome.primary.as_deref(),
+        Some(recorded.as_str()),
+        "the successor finished the recorded failover"
+    );
+    let moves = sakila_e2e::event_count(&ns, "FailedOver").await
+        + sakila_e2e::event_count(&ns, "SwitchedOver").await;
+    assert_eq!(moves, 1, "the primary moved {moves} times");
     wait_operator_settled().await;
 }
 
