@@ -84,6 +84,10 @@ pub struct ValidatedCluster {
     pub restore: Option<crate::api::RestoreSource>,
     /// The operator's own image (the chart's `--exporter-image`), whose binary a restore runs.
     pub operator_image: Option<String>,
+    /// The restore has not happened yet: no primary and no member on record. Only then do the
+    /// pods find the restore's settings (the ConfigMap `<name>-restore`); an instance 0 that
+    /// loses its volume later is cloned like any other, never given the old backup again.
+    pub restore_pending: bool,
 }
 
 /// The certificate the instances serve and what TLS is required for.
@@ -269,9 +273,15 @@ pub fn validate(
             .as_ref()
             .and_then(|s| s.restored_from.clone()),
         operator_image: settings.exporter_image.clone(),
+        restore_pending: !bootstrapped(cluster.status.as_ref()),
         name,
         namespace,
     })
+}
+
+/// Whether the cluster has had its first primary: one is on record, or members are.
+pub fn bootstrapped(status: Option<&crate::api::MySQLClusterStatus>) -> bool {
+    status.is_some_and(|s| s.current_primary.is_some() || !s.members.is_empty())
 }
 
 /// Pod template labels and annotations may not use the operator's own keys.

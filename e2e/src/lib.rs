@@ -14,7 +14,7 @@ use std::future::Future;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret};
 use kube::api::{AttachParams, DeleteParams, PostParams};
 use kube::{Api, Client};
 use rand::distr::{Alphanumeric, SampleString};
@@ -308,6 +308,55 @@ pub async fn wait_ready(ns: &TestNamespace, name: &str) -> MySQLCluster {
         },
     )
     .await
+}
+
+/// Deletes the pod and, if the StatefulSet made a new pod before the old volume was gone (it
+/// then waits for a claim that no longer exists), that pod too, until the pod runs on a new
+/// volume.
+pub async fn replace_volume(ns: &TestNamespace, pod: &str) {
+    let claims: Api<PersistentVolumeClaim> = ns.api();
+    let pods: Api<Pod> = ns.api();
+    let claim = format!("data-{pod}");
+    let old_uid = claims
+        .get(&claim)
+        .await
+        .expect("the pod has a data volume")
+        .metadata
+        .uid;
+    // Held by its protection finalizer until no pod uses it.
+    claims
+        .delete(&claim, &DeleteParams::default())
+        .await
+        .expect("the claim is marked for deletion");
+    force_delete_pod(&pods, pod).await;
+    wait_until(
+        &format!("{pod} running on a new volume"),
+        Duration::from_secs(180),
+        || async {
+            let current = claims.get_opt(&claim).await.ok()?;
+            let running = pods
+                .get_opt(pod)
+                .await
+                .ok()?
+                .and_then(|p| p.status?.phase)
+                .is_some_and(|phase| phase == "Running");
+            let renewed = current.as_ref().is_some_and(|c| {
+                c.metadata.uid != old_uid && c.metadata.deletion_timestamp.is_none()
+            });
+            if renewed && running {
+                return Some(());
+            }
+            if !renewed
+                && let Ok(Some(stuck)) = pods.get_opt(pod).await
+                && stuck.metadata.deletion_timestamp.is_none()
+                && stuck.status.and_then(|s| s.phase).as_deref() == Some("Pending")
+            {
+                force_delete_pod(&pods, pod).await;
+            }
+            None
+        },
+    )
+    .await;
 }
 
 /// Deletes a pod now (grace period 0), as a crash or eviction would.

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use sakila::api::conditions::ConditionType;
@@ -17,8 +17,8 @@ use sakila::mysql::GtidSet;
 use sakila::objectstore::{Credentials, ObjectStore, StoreConfig};
 use sakila_e2e::chaos;
 use sakila_e2e::{
-    TestNamespace, cluster_condition, cluster_manifest, event_count_on, patch_spec, wait_ready,
-    wait_until,
+    TestNamespace, cluster_condition, cluster_manifest, event_count_on, patch_spec, replace_volume,
+    wait_ready, wait_until,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -324,6 +324,77 @@ async fn a_backup_of_a_serving_cluster_restores_into_a_new_cluster_with_exactly_
         .await
         .unwrap();
     assert_eq!(original.trim(), "0");
+
+    // The restore is over: the condition says so and its settings are gone, so an instance 0
+    // that loses its volume now is cloned from the primary with what the copy acknowledged
+    // since (row 1000), never given the old backup again.
+    let restored = cluster_condition(&ns, "copy", ConditionType::Restored)
+        .await
+        .expect("a Restored condition");
+    assert_eq!(
+        (restored.status.as_str(), restored.reason.as_str()),
+        ("True", "Restored"),
+        "{}",
+        restored.message
+    );
+    let config_maps: Api<ConfigMap> = ns.api();
+    wait_until(
+        "the restore's ConfigMap deleted",
+        Duration::from_secs(60),
+        || async {
+            config_maps
+                .get_opt("copy-restore")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    replace_volume(&ns, "copy-0").await;
+    wait_ready(&ns, "copy").await;
+    let rows = ns
+        .sql(
+            "copy",
+            "copy-0",
+            "SELECT COUNT(*), MAX(id) FROM sales.orders",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.trim(),
+        "501\t1000",
+        "copy-0 was cloned, not restored again"
+    );
+
+    // A backup whose data is gone from the store: the restore fails in instance 0, the
+    // cluster says why in its Restored condition and a Warning event, and nothing serves.
+    here.delete(&here.key(&format!("{}/shop/backups/first/data.tar.zst", ns.name)))
+        .await
+        .unwrap();
+    let mut gone = cluster_manifest("gone", 1);
+    gone["spec"]["bootstrap"] = json!({"recovery": {"backup": "first"}});
+    ns.create::<MySQLCluster>(gone).await;
+    let failed = wait_until(
+        "gone's Restored condition to say the restore failed",
+        Duration::from_secs(180),
+        || async {
+            cluster_condition(&ns, "gone", ConditionType::Restored)
+                .await
+                .filter(|c| c.status == "False" && c.reason == "RestoreFailed")
+        },
+    )
+    .await;
+    eprintln!("RestoreFailed: {}", failed.message);
+    assert!(
+        failed.message.contains("data.tar.zst") && failed.message.contains("MySQLBackup first"),
+        "{}",
+        failed.message
+    );
+    assert!(event_count_on(&ns, "MySQLCluster", "RestoreFailed").await >= 1);
+    let clusters: Api<MySQLCluster> = ns.api();
+    let status = clusters.get("gone").await.unwrap().status.unwrap();
+    assert_eq!(status.current_primary, None, "nothing was made writable");
 }
 
 #[tokio::test]

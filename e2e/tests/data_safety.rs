@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{Api, DeleteParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
 use sakila::api::MySQLCluster;
 use sakila::api::conditions::ConditionType;
 use sakila_e2e::chaos;
 use sakila_e2e::{
-    TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, force_delete_pod,
-    patch_spec, set_paused, wait_ready, wait_until,
+    TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, patch_spec,
+    replace_volume, set_paused, wait_ready, wait_until,
 };
 use serde_json::json;
 
@@ -116,55 +116,6 @@ async fn a_cluster_recreated_over_its_volumes_serves_every_acknowledged_write() 
     );
     let outcome = chaos::stop_and_verify(&ns, "client", "trio", 3, 20).await;
     println!("writer across the re-creation: {outcome:?}");
-}
-
-/// Deletes the pod and, if the StatefulSet made a new pod before the old volume was gone (it
-/// then waits for a claim that no longer exists), that pod too, until the pod runs on a new
-/// volume.
-async fn replace_volume(ns: &TestNamespace, pod: &str) {
-    let claims: Api<PersistentVolumeClaim> = ns.api();
-    let pods: Api<Pod> = ns.api();
-    let claim = format!("data-{pod}");
-    let old_uid = claims
-        .get(&claim)
-        .await
-        .expect("the pod has a data volume")
-        .metadata
-        .uid;
-    // Held by its protection finalizer until no pod uses it.
-    claims
-        .delete(&claim, &DeleteParams::default())
-        .await
-        .expect("the claim is marked for deletion");
-    force_delete_pod(&pods, pod).await;
-    wait_until(
-        &format!("{pod} running on a new volume"),
-        REACT_TIMEOUT,
-        || async {
-            let current = claims.get_opt(&claim).await.ok()?;
-            let running = pods
-                .get_opt(pod)
-                .await
-                .ok()?
-                .and_then(|p| p.status?.phase)
-                .is_some_and(|phase| phase == "Running");
-            let renewed = current.as_ref().is_some_and(|c| {
-                c.metadata.uid != old_uid && c.metadata.deletion_timestamp.is_none()
-            });
-            if renewed && running {
-                return Some(());
-            }
-            if !renewed
-                && let Ok(Some(stuck)) = pods.get_opt(pod).await
-                && stuck.metadata.deletion_timestamp.is_none()
-                && stuck.status.and_then(|s| s.phase).as_deref() == Some("Pending")
-            {
-                force_delete_pod(&pods, pod).await;
-            }
-            None
-        },
-    )
-    .await;
 }
 
 /// A primary whose volume is lost comes back empty. With failover off, it used to be made

@@ -65,6 +65,8 @@ pub enum ConditionType {
     CertificateValid,
     /// `spec.backup.schedule` is understood, and when the next backup is due.
     BackupScheduled,
+    /// Instance 0 holds the backup `spec.bootstrap.recovery` names, or why not yet.
+    Restored,
 }
 
 impl ConditionType {
@@ -85,6 +87,7 @@ impl ConditionType {
             ConditionType::StorageResized => "StorageResized",
             ConditionType::CertificateValid => "CertificateValid",
             ConditionType::BackupScheduled => "BackupScheduled",
+            ConditionType::Restored => "Restored",
         }
     }
 }

@@ -27,8 +27,10 @@ use crate::mysql::{Account, Credentials, GtidSet, MySqlAdmin};
 use crate::objectstore::{self, ObjectStore};
 use crate::resources::naming;
 
-/// The restore's settings, JSON.
+/// The restore's settings, JSON, from the ConfigMap `<cluster>-restore`.
 pub const RESTORE_SETTINGS_ENV: &str = "SAKILA_RESTORE_SETTINGS";
+/// The key of the settings in that ConfigMap.
+pub const RESTORE_SETTINGS_KEY: &str = "settings";
 /// Where the data directory is, in the pod (the data volume's mount).
 const DATA_MOUNT: &str = "/var/lib/mysql";
 
@@ -143,11 +145,15 @@ async fn restore_if_needed() -> Result<(), RestoreError> {
         tracing::info!("the data directory exists; nothing to restore");
         return Ok(());
     }
-    let settings: RestoreSettings = serde_json::from_str(
-        &std::env::var(RESTORE_SETTINGS_ENV)
-            .map_err(|_| RestoreError::Settings(format!("{RESTORE_SETTINGS_ENV} is not set")))?,
-    )
-    .map_err(|e| RestoreError::Settings(format!("{RESTORE_SETTINGS_ENV}: {e}")))?;
+    // The operator removes the settings once the cluster had its first primary: an empty data
+    // directory after that is a lost volume, which is cloned from the primary like any replica;
+    // the old backup would bring back less than the cluster acknowledged since.
+    let Ok(settings) = std::env::var(RESTORE_SETTINGS_ENV) else {
+        tracing::info!("the cluster was restored already; an empty instance 0 is cloned");
+        return Ok(());
+    };
+    let settings: RestoreSettings = serde_json::from_str(&settings)
+        .map_err(|e| RestoreError::Settings(format!("{RESTORE_SETTINGS_ENV}: {e}")))?;
     let staging = Path::new(DATA_MOUNT).join("data.restoring");
     let result = restore_into(&settings, &staging).await;
     if result.is_err() {

@@ -8,6 +8,7 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
@@ -95,10 +96,20 @@ pub async fn apply_all(
         )
         .await?;
     }
-    let config_maps = Api::namespaced(client.clone(), ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     for config_map in [&resources.online_config_map, &resources.config_map] {
         let known = watched_child(watched, namespace, config_map);
         apply_one(&config_maps, config_map, known, &mut stats).await?;
+    }
+    match &resources.restore_config_map {
+        Some(config_map) => {
+            let known = watched_child(watched, namespace, config_map);
+            apply_one(&config_maps, config_map, known, &mut stats).await?;
+        }
+        None => {
+            let name = naming::restore_config_map(&resources.statefulset.name_any());
+            remove_unwanted(&config_maps, &name, resources.statefulset.meta(), watched).await;
+        }
     }
     let services = Api::namespaced(client.clone(), ns);
     for service in [

@@ -9,6 +9,7 @@ pub mod error;
 pub mod oom;
 pub mod reconcile;
 pub mod report;
+pub mod restore_status;
 pub mod root_password;
 pub mod run;
 pub mod status;

@@ -211,11 +211,7 @@ async fn resolve_restore(
     else {
         return Ok(None);
     };
-    let bootstrapped = cluster
-        .status
-        .as_ref()
-        .is_some_and(|s| s.current_primary.is_some() || !s.members.is_empty());
-    if bootstrapped {
+    if crate::validate::bootstrapped(cluster.status.as_ref()) {
         return Ok(None);
     }
     if valid.operator_image.is_none() {

@@ -10,6 +10,7 @@ use kube::runtime::events::EventType;
 
 use super::durability::{durability_warning, record_durability};
 use super::oom::{OOM_KILLED, new_oom_kills, oom_kills, record_oom};
+use super::restore_status::{record_restore, restore_warning};
 use super::root_password::{RootPasswordCheck, record_root_password, root_password_warning};
 use super::status::{
     APPLIED_ONLINE, OBJECT_NOT_OWNED, RefusedSetting, SETTING_REFUSED, compute_status,
@@ -132,6 +133,17 @@ pub fn report(
         if let Some((reason, message)) = tls_warning(previous, &status) {
             notices.push(Notice::warning(&reason, message));
         }
+    }
+    record_restore(
+        &mut status,
+        &cluster.name,
+        cluster.restore.as_ref(),
+        round.pods,
+        generation,
+        now.clone(),
+    );
+    if let Some((reason, message)) = restore_warning(previous, &status) {
+        notices.push(Notice::warning(&reason, message));
     }
     if let Some(check) = round.root_password {
         record_root_password(&mut status, check, generation, now);

@@ -47,6 +47,8 @@ pub struct Resources<State> {
     pub pod_disruption_budget: PodDisruptionBudget,
     /// `None`: the cluster has no NetworkPolicy, and one left from before is deleted.
     pub network_policy: Option<NetworkPolicy>,
+    /// The restore's settings while it is pending; `None` deletes one left from before.
+    pub restore_config_map: Option<ConfigMap>,
     state: PhantomData<State>,
 }
 
@@ -73,6 +75,7 @@ impl Resources<Built> {
             statefulset: statefulset::build_statefulset(cluster, &config_hash, claim_size),
             pod_disruption_budget: pod_disruption_budget::build_pod_disruption_budget(cluster),
             network_policy: network_policy::build_network_policy(cluster),
+            restore_config_map: statefulset::build_restore_config_map(cluster),
             config_map,
             online_config_map,
             state: PhantomData,
@@ -92,6 +95,7 @@ impl Resources<Built> {
             statefulset: self.statefulset,
             pod_disruption_budget: self.pod_disruption_budget,
             network_policy: self.network_policy,
+            restore_config_map: self.restore_config_map,
             state: PhantomData,
         }
     }
@@ -225,18 +229,26 @@ pub(crate) mod tests {
         assert_eq!(init_names(&cluster), ["tools", "restore", "init"]);
 
         let credentials = fixed_credentials(&cluster);
-        let set = build(&cluster, &credentials).statefulset;
-        let pod = set.spec.unwrap().template.spec.unwrap();
+        let built = build(&cluster, &credentials);
+        let pod = built.statefulset.spec.unwrap().template.spec.unwrap();
         let restore = &pod.init_containers.as_ref().unwrap()[1];
         assert_eq!(restore.image.as_deref(), Some(cluster.image.as_str()));
         let env = restore.env.clone().unwrap();
-        let settings: crate::backup::restore::RestoreSettings = serde_json::from_str(
-            env.iter()
-                .find(|e| e.name == crate::backup::restore::RESTORE_SETTINGS_ENV)
-                .and_then(|e| e.value.as_deref())
-                .unwrap(),
-        )
-        .unwrap();
+        // The settings come from the restore's ConfigMap, optional: gone once restored.
+        let from = env
+            .iter()
+            .find(|e| e.name == crate::backup::restore::RESTORE_SETTINGS_ENV)
+            .and_then(|e| e.value_from.clone())
+            .and_then(|v| v.config_map_key_ref)
+            .unwrap();
+        assert_eq!(
+            (from.name.as_str(), from.optional),
+            ("db-restore", Some(true))
+        );
+        let config_map = built.restore_config_map.expect("pending: the ConfigMap");
+        assert_eq!(config_map.metadata.name.as_deref(), Some("db-restore"));
+        let settings: crate::backup::restore::RestoreSettings =
+            serde_json::from_str(&config_map.data.unwrap()[&from.key]).unwrap();
         assert_eq!(settings.directory, "shop/orders/backups/nightly");
         assert_eq!(settings.sha256, Some("ab".repeat(32)));
         for name in [
@@ -259,6 +271,18 @@ pub(crate) mod tests {
             assert!(env.iter().any(|e| e.name == name), "{name}");
         }
         assert!(pod.volumes.unwrap().iter().any(|v| v.name == "tools"));
+
+        // Once the cluster had its first primary the ConfigMap goes, the pod template stays:
+        // an instance 0 that loses its volume later is cloned, not given the old backup.
+        let mut bootstrapped = cluster.clone();
+        bootstrapped.restore_pending = false;
+        let after = build(&bootstrapped, &credentials);
+        assert_eq!(after.restore_config_map, None);
+        assert_eq!(
+            after.statefulset,
+            build(&cluster, &credentials).statefulset,
+            "no rollout when the restore is over"
+        );
     }
 
     #[test]

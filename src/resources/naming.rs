@@ -132,6 +132,11 @@ pub fn pod_disruption_budget(cluster: &str) -> String {
 }
 
 /// The NetworkPolicy of a cluster with `spec.networkPolicy.enabled`.
+/// The ConfigMap with the restore's settings, there only until the cluster's first primary.
+pub fn restore_config_map(cluster: &str) -> String {
+    format!("{cluster}-restore")
+}
+
 pub fn network_policy(cluster: &str) -> String {
     cluster.to_string()
 }

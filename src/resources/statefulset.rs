@@ -7,9 +7,9 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, DownwardAPIVolumeFile,
-    DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, KeyToPath,
-    Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
+    Capabilities, ConfigMap, ConfigMapKeySelector, ConfigMapVolumeSource, Container, ContainerPort,
+    DownwardAPIVolumeFile, DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    ExecAction, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
     ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
     TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
@@ -288,22 +288,26 @@ pub(crate) fn optional_secret_env(name: &str, secret: &str, key: &str, optional:
 
 /// For a cluster restored from a backup (`status.restoredFrom`): the operator's binary copied
 /// in, then `sakila-operator restore`, which fills instance 0's empty data directory from the
-/// backup before `init.sh` runs (`crate::backup::restore`); in every other case it does nothing.
+/// backup before `init.sh` runs (`crate::backup::restore`) while the restore's ConfigMap is
+/// there (see [`build_restore_config_map`]); in every other case it does nothing.
 fn restore_containers(cluster: &ValidatedCluster) -> Vec<Container> {
     let (Some(source), Some(operator_image)) = (&cluster.restore, &cluster.operator_image) else {
         return Vec::new();
     };
-    let settings = crate::backup::restore::RestoreSettings {
-        store: job::store_settings(&source.store),
-        directory: source.directory.clone(),
-        sha256: source.sha256.clone(),
-        gtid_set: source.gtid_set.clone(),
-    };
     let mut env = vec![
         field_env("POD_NAME", "metadata.name"),
+        // Optional: once the cluster has its first primary the ConfigMap is gone, and the
+        // container restores nothing (the template, and so the pods, stay as they are).
         EnvVar {
             name: crate::backup::restore::RESTORE_SETTINGS_ENV.into(),
-            value: Some(serde_json::to_string(&settings).expect("settings serialise")),
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: naming::restore_config_map(&cluster.name),
+                    key: crate::backup::restore::RESTORE_SETTINGS_KEY.into(),
+                    optional: Some(true),
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         },
     ];
@@ -331,6 +335,30 @@ fn restore_containers(cluster: &ValidatedCluster) -> Vec<Container> {
             ..Default::default()
         },
     ]
+}
+
+/// The restore's settings for the restore container, while the restore is pending: the cluster
+/// has had no primary yet.
+pub fn build_restore_config_map(cluster: &ValidatedCluster) -> Option<ConfigMap> {
+    let source = cluster.restore.as_ref()?;
+    cluster.operator_image.as_ref()?;
+    if !cluster.restore_pending {
+        return None;
+    }
+    let settings = crate::backup::restore::RestoreSettings {
+        store: job::store_settings(&source.store),
+        directory: source.directory.clone(),
+        sha256: source.sha256.clone(),
+        gtid_set: source.gtid_set.clone(),
+    };
+    Some(ConfigMap {
+        metadata: super::meta(cluster, naming::restore_config_map(&cluster.name)),
+        data: Some(BTreeMap::from([(
+            crate::backup::restore::RESTORE_SETTINGS_KEY.to_string(),
+            serde_json::to_string(&settings).expect("settings serialise"),
+        )])),
+        ..Default::default()
+    })
 }
 
 /// The restore container's name.
