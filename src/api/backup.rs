@@ -28,6 +28,18 @@ pub struct BackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub keep: Option<i32>,
+    /// Completed backups that completed more than this many days ago are deleted, with their
+    /// objects, whatever `keep` allows; the newest completed backup is kept at any age, so a
+    /// cluster whose backups stopped still has one. Applied, like `keep`, each time a backup of
+    /// the cluster completes. Left out, age deletes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 36500))]
+    pub keep_days: Option<i32>,
+    /// CPU and memory of the backup Job's container: the throwaway mysqld that receives the
+    /// clone (128 MiB buffer pool) and the compressor. Left out: requests of 100m CPU and
+    /// 512Mi, a 1Gi memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
 }
 
 /// An S3-compatible object store (AWS S3, MinIO, Ceph RGW, ...).

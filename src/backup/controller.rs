@@ -138,13 +138,12 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
         BackupStep::Wait { message } => wait(&ctx, &backups, &backup, message).await,
         BackupStep::Start { donor } => {
             let cluster = cluster.expect("a donor comes from an existing cluster");
-            let store = cluster
+            let spec = cluster
                 .spec
                 .backup
                 .as_ref()
-                .expect("a donor comes from a cluster with spec.backup")
-                .store
-                .clone();
+                .expect("a donor comes from a cluster with spec.backup");
+            let (store, resources) = (spec.store.clone(), spec.resources.clone());
             // What would only fail inside the Job (or keep its pod from starting) is found here,
             // and the backup waits, saying why, until it is fixed.
             let (validated, operator_image) =
@@ -170,11 +169,23 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
                 donor_password_key,
                 tls_secret: validated.tls.secret_name.clone(),
                 store,
+                resources,
             });
             match jobs.create(&PostParams::default(), &job).await {
                 Ok(_) => {}
                 // Created by an earlier round whose status write was lost.
                 Err(kube::Error::Api(e)) if e.code == 409 => {}
+                // Refused as invalid: what the user set (spec.backup.resources) is wrong; the
+                // backup waits, saying so, until it is fixed.
+                Err(kube::Error::Api(e)) if e.code == 422 => {
+                    let message = format!(
+                        "the API server refused the backup Job (check spec.backup.resources of \
+                         MySQLCluster {}): {}",
+                        cluster.name_any(),
+                        e.message
+                    );
+                    return wait(&ctx, &backups, &backup, message).await;
+                }
                 Err(e) => return Err(e.into()),
             }
             patch_status(
@@ -239,13 +250,14 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
                     ),
                 )
                 .await;
-                let keep = clusters
+                let retention = clusters
                     .get_opt(&backup.spec.cluster)
                     .await?
                     .and_then(|c| c.spec.backup)
-                    .and_then(|b| b.keep);
-                if let Some(keep) = keep {
-                    apply_retention(&ctx, &backups, &store, &backup.spec.cluster, keep).await;
+                    .map(|b| super::decide::Retention::of(&b))
+                    .unwrap_or_default();
+                if retention != super::decide::Retention::default() {
+                    apply_retention(&ctx, &backups, &store, &backup.spec.cluster, retention).await;
                 }
             }
             Ok(Action::await_change())
@@ -313,15 +325,15 @@ async fn preflight(
     Ok((validated, operator_image))
 }
 
-/// Deletes the completed backups of `cluster` beyond the newest `keep`: their objects in the
-/// store, then the `MySQLBackup`. Best effort: what fails is logged and tried again after the
-/// next backup completes.
+/// Deletes the completed backups of `cluster` that `retention` no longer keeps: their objects
+/// in the store, then the `MySQLBackup`. Best effort: what fails is logged and tried again after
+/// the next backup completes.
 async fn apply_retention(
     ctx: &Context,
     backups: &Api<MySQLBackup>,
     store: &ObjectStore,
     cluster: &str,
-    keep: i32,
+    retention: super::decide::Retention,
 ) {
     let listed = match backups.list(&ListParams::default()).await {
         Ok(list) => list.items,
@@ -330,8 +342,8 @@ async fn apply_retention(
             return;
         }
     };
-    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
-    for name in super::decide::expired_backups(&listed, cluster, keep) {
+    let now = jiff::Timestamp::now();
+    for (name, why) in super::decide::expired_backups(&listed, cluster, retention, now) {
         let Some(expired) = listed.iter().find(|b| b.name_any() == name) else {
             continue;
         };
@@ -351,7 +363,7 @@ async fn apply_retention(
             expired,
             EventType::Normal,
             "BackupExpired",
-            format!("deleted: spec.backup.keep is {keep}"),
+            format!("deleted: {why}"),
         )
         .await;
         if let Err(e) = backups.delete(&name, &Default::default()).await {

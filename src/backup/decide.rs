@@ -318,26 +318,60 @@ mod tests {
     }
 }
 
-/// The completed backups of `cluster` beyond the newest `keep`, oldest last: what retention
-/// deletes. Failed backups are neither counted nor deleted (they hold nothing, and say why).
+/// How many completed backups a cluster keeps, and for how long (`spec.backup.keep` and
+/// `keepDays`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub count: Option<usize>,
+    pub max_age: Option<jiff::SignedDuration>,
+}
+
+impl Retention {
+    pub fn of(spec: &crate::api::BackupSpec) -> Self {
+        Self {
+            count: spec.keep.and_then(|k| usize::try_from(k).ok()),
+            max_age: spec
+                .keep_days
+                .map(|days| jiff::SignedDuration::from_hours(24 * i64::from(days))),
+        }
+    }
+
+    /// Why a backup this old (`rank` 0 the newest) goes, if it does.
+    fn expires(&self, rank: usize, age: Option<jiff::SignedDuration>) -> Option<String> {
+        // The newest completed backup stays whatever its age: the cluster's last way back.
+        if rank == 0 {
+            return None;
+        }
+        if let Some(count) = self.count
+            && rank >= count
+        {
+            return Some(format!("spec.backup.keep is {count}"));
+        }
+        match (self.max_age, age) {
+            (Some(max), Some(age)) if age > max => Some(format!(
+                "completed more than spec.backup.keepDays ({} days) ago",
+                max.as_hours() / 24
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The completed backups of `cluster` that `retention` deletes at `now`, each with why, oldest
+/// last. Failed backups are neither counted nor deleted (they hold nothing, and say why).
 pub fn expired_backups(
     backups: &[crate::api::MySQLBackup],
     cluster: &str,
-    keep: usize,
-) -> Vec<String> {
-    let mut completed: Vec<(&crate::api::MySQLBackup, String)> = backups
+    retention: Retention,
+    now: jiff::Timestamp,
+) -> Vec<(String, String)> {
+    let mut completed: Vec<(&crate::api::MySQLBackup, Option<jiff::Timestamp>)> = backups
         .iter()
         .filter(|b| b.spec.cluster == cluster)
         .filter_map(|b| {
             let status = b.status.as_ref()?;
-            (status.phase == Some(BackupPhase::Completed)).then(|| {
-                let at = status
-                    .completed_at
-                    .as_ref()
-                    .map(|t| t.0.to_string())
-                    .unwrap_or_default();
-                (b, at)
-            })
+            (status.phase == Some(BackupPhase::Completed))
+                .then(|| (b, status.completed_at.as_ref().map(|t| t.0)))
         })
         .collect();
     // Newest first; the name breaks ties so the choice is stable.
@@ -347,8 +381,11 @@ pub fn expired_backups(
     });
     completed
         .into_iter()
-        .skip(keep)
-        .map(|(b, _)| kube::ResourceExt::name_any(b))
+        .enumerate()
+        .filter_map(|(rank, (b, at))| {
+            let why = retention.expires(rank, at.map(|at| now.duration_since(at)))?;
+            Some((kube::ResourceExt::name_any(b), why))
+        })
         .collect()
 }
 
@@ -387,9 +424,87 @@ mod retention_tests {
                 "2026-11-20T03:00:00Z",
             ),
         ];
-        assert_eq!(expired_backups(&backups, "db", 2), ["d1"]);
-        assert_eq!(expired_backups(&backups, "db", 1), ["d2", "d1"]);
-        assert!(expired_backups(&backups, "db", 3).is_empty());
-        assert!(expired_backups(&backups, "shop", 1).is_empty());
+        let now: jiff::Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
+        let names = |retention: Retention, cluster: &str| -> Vec<String> {
+            expired_backups(&backups, cluster, retention, now)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        };
+        let count = |n| Retention {
+            count: Some(n),
+            max_age: None,
+        };
+        assert_eq!(names(count(2), "db"), ["d1"]);
+        assert_eq!(names(count(1), "db"), ["d2", "d1"]);
+        assert!(names(count(3), "db").is_empty());
+        assert!(names(count(1), "shop").is_empty());
+        assert!(names(Retention::default(), "db").is_empty(), "no limits");
+    }
+
+    #[test]
+    fn retention_by_age_deletes_what_completed_before_the_limit_but_never_the_newest() {
+        let backups = vec![
+            backup("d1", "db", BackupPhase::Completed, "2026-11-26T03:00:00Z"),
+            backup("d3", "db", BackupPhase::Completed, "2026-11-28T03:00:00Z"),
+            backup("d2", "db", BackupPhase::Completed, "2026-11-27T03:00:00Z"),
+            backup("failed", "db", BackupPhase::Failed, "2026-11-01T03:00:00Z"),
+            backup(
+                "old",
+                "shop",
+                BackupPhase::Completed,
+                "2026-10-01T03:00:00Z",
+            ),
+        ];
+        let spec = |keep: Option<i32>, keep_days: Option<i32>| crate::api::BackupSpec {
+            store: serde_json::from_value(serde_json::json!({
+                "endpoint": "http://minio:9000", "bucket": "b", "credentialsSecret": "s"
+            }))
+            .unwrap(),
+            schedule: None,
+            keep,
+            keep_days,
+            resources: None,
+        };
+        let at = |now: &str| now.parse::<jiff::Timestamp>().unwrap();
+        let expired = |retention, cluster, now| expired_backups(&backups, cluster, retention, now);
+        // One day: d1 (2.4 days old) and d2 (1.4 days) go, d3 (0.4 days) stays.
+        let one_day = Retention::of(&spec(None, Some(1)));
+        assert_eq!(
+            expired(one_day, "db", at("2026-11-28T12:00:00Z")),
+            [
+                (
+                    "d2".to_string(),
+                    "completed more than spec.backup.keepDays (1 days) ago".to_string()
+                ),
+                (
+                    "d1".to_string(),
+                    "completed more than spec.backup.keepDays (1 days) ago".to_string()
+                ),
+            ]
+        );
+        // Exactly at the limit is not over it.
+        assert!(expired(one_day, "db", at("2026-11-27T03:00:00Z")).is_empty());
+        // Every backup too old: the newest stays, the cluster keeps a way back.
+        let names: Vec<String> = expired(one_day, "db", at("2027-06-01T00:00:00Z"))
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["d2", "d1"]);
+        assert!(expired(one_day, "shop", at("2027-06-01T00:00:00Z")).is_empty());
+        // Both limits: either one deletes, the count says so first.
+        let both = Retention::of(&spec(Some(2), Some(2)));
+        assert_eq!(
+            expired(both, "db", at("2026-11-28T12:00:00Z")),
+            [("d1".to_string(), "spec.backup.keep is 2".to_string())]
+        );
+        let both = Retention::of(&spec(Some(3), Some(1)));
+        assert_eq!(
+            expired(both, "db", at("2026-11-28T12:00:00Z"))
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>(),
+            ["d2", "d1"]
+        );
     }
 }

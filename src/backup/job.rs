@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile,
-    SecretVolumeSource, Volume, VolumeMount,
+    Container, EnvVar, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use sha2::{Digest, Sha256};
@@ -67,6 +67,8 @@ pub struct BackupJobInput {
     /// The Secret with the cluster's CA (`ca.crt`).
     pub tls_secret: String,
     pub store: ObjectStoreSpec,
+    /// `spec.backup.resources`, if set.
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// The Job's name: `<backup>-backup`, shortened with a hash when that would not fit a label.
@@ -149,7 +151,12 @@ pub fn build_backup_job(input: &BackupJobInput) -> Job {
         env: Some(env),
         volume_mounts: Some(mounts),
         // The throwaway mysqld (128 MiB buffer pool) and the compressor's buffers.
-        resources: Some(sidecar_resources("100m", "512Mi", "1Gi")),
+        resources: Some(
+            input
+                .resources
+                .clone()
+                .unwrap_or_else(|| sidecar_resources("100m", "512Mi", "1Gi")),
+        ),
         security_context: Some(restricted_security_context()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Default::default()
@@ -351,7 +358,42 @@ mod tests {
                 credentials_secret: "store-keys".into(),
                 ca_bundle: None,
             },
+            resources: None,
         }
+    }
+
+    #[test]
+    fn the_runner_gets_spec_backup_resources_or_the_defaults() {
+        let quantity =
+            |r: &Option<
+                BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+            >,
+             key: &str| { r.as_ref().and_then(|m| m.get(key)).map(|q| q.0.clone()) };
+        let defaults = runner(&build_backup_job(&input()))
+            .resources
+            .clone()
+            .unwrap();
+        assert_eq!(
+            quantity(&defaults.requests, "memory").as_deref(),
+            Some("512Mi")
+        );
+        assert_eq!(quantity(&defaults.limits, "memory").as_deref(), Some("1Gi"));
+        let asked = ResourceRequirements {
+            requests: Some(BTreeMap::from([(
+                "cpu".to_string(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("2".into()),
+            )])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("4Gi".into()),
+            )])),
+            ..Default::default()
+        };
+        let job = build_backup_job(&BackupJobInput {
+            resources: Some(asked.clone()),
+            ..input()
+        });
+        assert_eq!(runner(&job).resources.as_ref(), Some(&asked));
     }
 
     fn runner(job: &Job) -> &Container {
