@@ -442,7 +442,14 @@ async fn a_backup_that_cannot_be_taken_waits_saying_why_and_a_fix_lets_it_comple
             .is_empty()
     );
 
-    // Fixing the Secret is all it takes.
+    // The Secret fixed, but resources the API server refuses for the Job (a request over its
+    // limit): the backup waits with the server's reason.
+    patch_spec(
+        &ns,
+        "solo",
+        json!({"backup": {"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}}}),
+    )
+    .await;
     let secrets: Api<Secret> = ns.api();
     secrets
         .patch(
@@ -452,6 +459,11 @@ async fn a_backup_that_cannot_be_taken_waits_saying_why_and_a_fix_lets_it_comple
         )
         .await
         .unwrap();
+    let message = wait_message(&ns, "early", "spec.backup.resources").await;
+    assert!(message.contains("limit"), "the server's reason: {message}");
+
+    // Fixing the resources is all it takes now.
+    patch_spec(&ns, "solo", json!({"backup": {"resources": {"requests": {"memory": "256Mi"}, "limits": {"memory": "1Gi"}}}})).await;
     let backup = wait_phase(
         &ns,
         "early",
