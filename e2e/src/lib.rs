@@ -7,6 +7,7 @@
 //! - `SAKILA_HELPER_IMAGE`: a small image with a shell and perl (default `debian:sid-slim`),
 //! - `SAKILA_MYSQL_IMAGE`: an image with the `mysql` client, for client pods.
 
+pub mod backup;
 pub mod chaos;
 pub mod figures;
 
