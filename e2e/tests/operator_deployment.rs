@@ -216,9 +216,11 @@ async fn operator_leader_killed_during_a_failover_never_promotes_twice() {
         Some(recorded.as_str()),
         "the successor finished the recorded failover"
     );
+    // The first leader announces the failover right after recording it; killed in between, it
+    // leaves the move unannounced (its successor finishes it and reports nothing more).
     let moves = sakila_e2e::event_count(&ns, "FailedOver").await
         + sakila_e2e::event_count(&ns, "SwitchedOver").await;
-    assert_eq!(moves, 1, "the primary moved {moves} times");
+    assert!(moves <= 1, "the primary moved {moves} times");
     wait_operator_settled().await;
 }
 
