@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::Api;
-use sakila::api::MySQLBackup;
+use sakila::api::{MySQLBackup, MySQLBackupStatus};
 use sakila::objectstore::{Credentials, ObjectStore, StoreConfig};
 use serde_json::json;
 
@@ -123,4 +123,21 @@ pub async fn wait_phase(
         },
     )
     .await
+}
+
+/// Waits until the backup has ended and returns its status; it must have completed.
+pub async fn wait_completed(
+    ns: &TestNamespace,
+    name: &str,
+    timeout: Duration,
+) -> MySQLBackupStatus {
+    let backup = wait_phase(ns, name, &["Completed", "Failed"], timeout).await;
+    let status = backup.status.expect("an ended backup has a status");
+    assert_eq!(
+        status.phase.map(|p| p.as_str()),
+        Some("Completed"),
+        "{:?}",
+        status.message
+    );
+    status
 }

@@ -15,7 +15,8 @@ use sakila::api::conditions::ConditionType;
 use sakila::api::{MySQLBackup, MySQLCluster};
 use sakila::mysql::GtidSet;
 use sakila_e2e::backup::{
-    backup_spec, create_backup, store_from_here, store_secret, store_spec, test_store, wait_phase,
+    backup_spec, create_backup, store_from_here, store_secret, store_spec, test_store,
+    wait_completed, wait_phase,
 };
 use sakila_e2e::chaos;
 use sakila_e2e::{
@@ -69,26 +70,13 @@ async fn a_backup_of_a_serving_cluster_restores_into_a_new_cluster_with_exactly_
     // Under the chaos writer: the backup must not stall the primary's writes.
     chaos::start_writing(&ns, "shop", 2, 600).await;
     create_backup(&ns, "first", "shop").await;
-    let backup = wait_phase(
-        &ns,
-        "first",
-        &["Completed", "Failed"],
-        Duration::from_secs(300),
-    )
-    .await;
+    let status = wait_completed(&ns, "first", Duration::from_secs(300)).await;
     let writes = chaos::stop_and_verify(&ns, "client", "shop", 2, 50).await;
     eprintln!(
         "figure: the writer's longest write gap while the backup ran: {:.2} s ({} acknowledged, {} lost)",
         writes.longest_write_gap.as_secs_f64(),
         writes.acknowledged,
         writes.lost
-    );
-    let status = backup.status.unwrap();
-    assert_eq!(
-        status.phase.map(|p| p.as_str()),
-        Some("Completed"),
-        "{:?}",
-        status.message
     );
     assert_eq!(
         status.source_instance.as_deref(),
@@ -352,20 +340,7 @@ async fn a_backup_that_cannot_be_taken_waits_saying_why_and_a_fix_lets_it_comple
 
     // Fixing the resources is all it takes now.
     patch_spec(&ns, "solo", json!({"backup": {"resources": {"requests": {"memory": "256Mi"}, "limits": {"memory": "1Gi"}}}})).await;
-    let backup = wait_phase(
-        &ns,
-        "early",
-        &["Completed", "Failed"],
-        Duration::from_secs(240),
-    )
-    .await;
-    let status = backup.status.unwrap();
-    assert_eq!(
-        status.phase.map(|p| p.as_str()),
-        Some("Completed"),
-        "{:?}",
-        status.message
-    );
+    let status = wait_completed(&ns, "early", Duration::from_secs(240)).await;
     assert_eq!(
         status.source_instance.as_deref(),
         Some("solo-0"),

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use sakila::api::MySQLCluster;
-use sakila_e2e::backup::{backup_spec, create_backup, store_secret, test_store, wait_phase};
+use sakila_e2e::backup::{backup_spec, create_backup, store_secret, test_store, wait_completed};
 use sakila_e2e::{TestNamespace, cluster_manifest, wait_ready};
 use serde_json::json;
 
@@ -107,20 +107,7 @@ async fn backup_and_restore_throughput() {
     );
 
     create_backup(&ns, "bench", "source").await;
-    let backup = wait_phase(
-        &ns,
-        "bench",
-        &["Completed", "Failed"],
-        Duration::from_secs(3600),
-    )
-    .await;
-    let status = backup.status.unwrap();
-    assert_eq!(
-        status.phase.map(|p| p.as_str()),
-        Some("Completed"),
-        "{:?}",
-        status.message
-    );
+    let status = wait_completed(&ns, "bench", Duration::from_secs(3600)).await;
     let took = (status.completed_at.unwrap().0 - status.started_at.unwrap().0)
         .total(jiff::Unit::Second)
         .unwrap();
