@@ -158,7 +158,7 @@ pub fn new_oom_kills<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, PodStatus,
     };
@@ -203,7 +203,8 @@ mod tests {
         }
     }
 
-    fn back_off() -> ContainerState {
+    /// A container waiting out the kubelet's crash back-off.
+    pub(crate) fn back_off() -> ContainerState {
         ContainerState {
             waiting: Some(ContainerStateWaiting {
                 reason: Some("CrashLoopBackOff".into()),
@@ -213,7 +214,7 @@ mod tests {
         }
     }
 
-    fn running() -> ContainerState {
+    pub(crate) fn running() -> ContainerState {
         ContainerState {
             running: Some(Default::default()),
             ..Default::default()

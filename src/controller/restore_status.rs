@@ -138,12 +138,10 @@ pub fn restore_warning(
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{
-        ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-        PodStatus,
-    };
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, PodStatus};
 
     use super::*;
+    use crate::controller::oom::tests::{back_off, running};
 
     fn source() -> RestoreSource {
         RestoreSource {
@@ -186,23 +184,6 @@ mod tests {
                 }]),
                 ..Default::default()
             }),
-            ..Default::default()
-        }
-    }
-
-    fn back_off() -> ContainerState {
-        ContainerState {
-            waiting: Some(ContainerStateWaiting {
-                reason: Some("CrashLoopBackOff".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    fn running() -> ContainerState {
-        ContainerState {
-            running: Some(ContainerStateRunning::default()),
             ..Default::default()
         }
     }
@@ -309,15 +290,11 @@ mod tests {
             back_off(),
             Some(terminated(1, Some(MISSING))),
         )];
+        let record = |status: &mut MySQLClusterStatus, pods: &[Pod]| {
+            record_restore(status, "copy", Some(&source()), pods, Some(1), now.clone())
+        };
         let mut status = MySQLClusterStatus::default();
-        record_restore(
-            &mut status,
-            "copy",
-            Some(&source()),
-            &failed,
-            Some(1),
-            now.clone(),
-        );
+        record(&mut status, &failed);
         let (state, reason, message) = condition(&status).unwrap();
         assert_eq!((state.as_str(), reason.as_str()), ("False", RESTORE_FAILED));
         assert!(
@@ -329,26 +306,12 @@ mod tests {
         assert_eq!(note, message);
         // The same failure again: no second warning.
         let previous = status.clone();
-        record_restore(
-            &mut status,
-            "copy",
-            Some(&source()),
-            &failed,
-            Some(1),
-            now.clone(),
-        );
+        record(&mut status, &failed);
         assert_eq!(restore_warning(Some(&previous), &status), None);
 
         // Tried again: still failed, no new warning; a new reason is told once.
         let retrying = [pod("copy-0", running(), Some(terminated(1, Some(MISSING))))];
-        record_restore(
-            &mut status,
-            "copy",
-            Some(&source()),
-            &retrying,
-            Some(1),
-            now.clone(),
-        );
+        record(&mut status, &retrying);
         assert_eq!(condition(&status).unwrap().1, RESTORE_FAILED);
         assert_eq!(restore_warning(Some(&previous), &status), None);
         let previous = status.clone();
@@ -357,27 +320,13 @@ mod tests {
             back_off(),
             Some(terminated(1, Some("checksum"))),
         )];
-        record_restore(
-            &mut status,
-            "copy",
-            Some(&source()),
-            &other,
-            Some(1),
-            now.clone(),
-        );
+        record(&mut status, &other);
         assert!(
             restore_warning(Some(&previous), &status).is_some_and(|(_, n)| n.contains("checksum"))
         );
         // Done: True once a primary is on record.
         status.current_primary = Some("copy-0".into());
-        record_restore(
-            &mut status,
-            "copy",
-            Some(&source()),
-            &retrying,
-            Some(1),
-            now.clone(),
-        );
+        record(&mut status, &retrying);
         assert_eq!(
             condition(&status).unwrap(),
             (
