@@ -15,6 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 use crate::api::MySQLClusterStatus;
 use crate::api::conditions::ConditionType;
@@ -119,6 +120,13 @@ struct RoleLabels {
     role: String,
 }
 
+fn cluster_labels(namespace: &str, cluster: &str) -> ClusterLabels {
+    ClusterLabels {
+        namespace: namespace.to_string(),
+        cluster: cluster.to_string(),
+    }
+}
+
 /// How the primary moved.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum PrimaryMove {
@@ -155,6 +163,8 @@ pub struct Metrics {
     from_status: FromStatus,
     failovers: Family<ClusterLabels, Counter>,
     switchovers: Family<ClusterLabels, Counter>,
+    archive_delay: Family<ClusterLabels, Gauge<f64, AtomicU64>>,
+    archive_failures: Family<ClusterLabels, Counter>,
     leader: Gauge,
     /// The controllers' caches of MySQLClusters, read at scrape time for the Ready gauge.
     stores: Mutex<Vec<Store<DynamicObject>>>,
@@ -204,6 +214,18 @@ impl Metrics {
             "Planned switchovers this operator process carried out",
             switchovers.clone(),
         );
+        let archive_delay = Family::<ClusterLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "binlog_archive_delay_seconds",
+            "How long the oldest transaction of the last archived binary log segment waited, from its commit to its upload",
+            archive_delay.clone(),
+        );
+        let archive_failures = Family::<ClusterLabels, Counter>::default();
+        registry.register(
+            "binlog_archive_failures",
+            "Binary log streams or uploads that failed (each is tried again after 5 s)",
+            archive_failures.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -217,6 +239,8 @@ impl Metrics {
             from_status,
             failovers,
             switchovers,
+            archive_delay,
+            archive_failures,
             leader,
             stores: Mutex::new(Vec::new()),
             scrape: Mutex::new(()),
@@ -259,6 +283,20 @@ impl Metrics {
                 namespace: namespace.to_string(),
                 cluster: cluster.to_string(),
             })
+            .inc();
+    }
+
+    /// Records an archived segment whose oldest transaction waited `delay` for its upload.
+    pub fn binlog_archived(&self, namespace: &str, cluster: &str, delay: Duration) {
+        self.archive_delay
+            .get_or_create(&cluster_labels(namespace, cluster))
+            .set(delay.as_secs_f64());
+    }
+
+    /// Counts a failed binary log stream or upload.
+    pub fn binlog_archive_failed(&self, namespace: &str, cluster: &str) {
+        self.archive_failures
+            .get_or_create(&cluster_labels(namespace, cluster))
             .inc();
     }
 

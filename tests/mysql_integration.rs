@@ -1826,3 +1826,111 @@ async fn the_operators_account_has_exactly_the_documented_privileges() {
         "{grants:?}"
     );
 }
+
+/// Reads the binary log stream into a segmenter until it is caught up; returns the segment of
+/// everything committed: its bytes as uploaded, and what its seal said.
+async fn archive_until_idle(
+    server: &Server,
+    after: &GtidSet,
+) -> Option<(Vec<u8>, sakila::backup::archive::SegmentMeta)> {
+    use futures::StreamExt;
+    use sakila::backup::archive::{CatchUp, Segmenter, Step, is_heartbeat, piece_of};
+    let mut stream = client()
+        .binlog_stream(
+            &server.endpoint,
+            &root(),
+            4_000_000_001,
+            after,
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let mut segmenter = Segmenter::new();
+    let mut catch_up = CatchUp::default();
+    let mut bytes = Vec::new();
+    let mut take = |steps: Vec<Step>| {
+        for step in steps {
+            match step {
+                Step::Open(header) => bytes = header,
+                Step::Write(event) => bytes.extend_from_slice(&event),
+                Step::Seal(_) => panic!("sealed before the end"),
+            }
+        }
+    };
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("an event or a heartbeat within 10 s")
+            .expect("the stream goes on")
+            .unwrap_or_else(|e| panic!("{}", chain(&e)));
+        if catch_up.caught_up(&event) {
+            break;
+        }
+        if is_heartbeat(&event) {
+            continue;
+        }
+        let mut encoded = Vec::new();
+        event
+            .write(
+                mysql_common::binlog::consts::BinlogVersion::Version4,
+                &mut encoded,
+            )
+            .unwrap();
+        take(
+            segmenter
+                .push(piece_of(&event), &encoded, Instant::now())
+                .unwrap(),
+        );
+    }
+    assert!(!segmenter.in_transaction());
+    segmenter
+        .seal_if_due(Instant::now(), Duration::ZERO, 0)
+        .map(|meta| (bytes, meta))
+}
+
+#[tokio::test]
+async fn the_binlog_stream_archives_whole_transactions_and_resumes_after_a_gtid_set() {
+    if !mysql_tests_enabled(
+        "the_binlog_stream_archives_whole_transactions_and_resumes_after_a_gtid_set",
+    ) {
+        return;
+    }
+    let server = Server::start(31).await;
+    server.admin().await.set_read_only(false).await.unwrap();
+    server
+        .sql(
+            "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v TEXT); \
+             INSERT INTO app.t VALUES (1, 'a'), (2, 'b'); \
+             BEGIN; INSERT INTO app.t VALUES (3, 'c'); UPDATE app.t SET v = 'z' WHERE id = 1; COMMIT",
+        )
+        .await;
+    let first = server.status().await.gtid_executed;
+    let (bytes, segment) = archive_until_idle(&server, &GtidSet::new())
+        .await
+        .expect("a segment of what was committed");
+    assert_eq!(segment.gtid_set, first, "every transaction, each once");
+    assert_eq!(segment.transactions, 4);
+    assert!(segment.first_commit_us > 0 && segment.first_commit_us <= segment.last_commit_us);
+    // A binary log file as mysqlbinlog and mysql_common read it: every event parses back.
+    let events = mysql_common::binlog::BinlogFile::new(
+        mysql_common::binlog::consts::BinlogVersion::Version4,
+        &bytes[..],
+    )
+    .unwrap()
+    .collect::<Result<Vec<_>, _>>()
+    .unwrap();
+    assert!(events.len() > 4 * 2, "{} events", events.len());
+
+    // From the set archived so far, the stream sends only what came after.
+    server.sql("INSERT INTO app.t VALUES (4, 'd')").await;
+    let all = server.status().await.gtid_executed;
+    let (_, next) = archive_until_idle(&server, &first)
+        .await
+        .expect("a segment of the new transaction");
+    assert_eq!(next.gtid_set, all.difference(&first));
+    assert_eq!(next.transactions, 1);
+    assert!(
+        archive_until_idle(&server, &all).await.is_none(),
+        "nothing more"
+    );
+}

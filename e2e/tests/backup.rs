@@ -2,17 +2,20 @@
 //! a backup copies a replica while the primary serves, holds every transaction committed before
 //! it, and its data in the store is what its status says; a new cluster restored from it holds
 //! exactly that data, with its own passwords; a backup that cannot be taken, or restored, says
-//! why, and nothing half-made serves.
+//! why, and nothing half-made serves; the archived binary log, followed through a switchover and
+//! a failover, brings a restore to exactly a point in time, or to the last acknowledged write.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use sakila::api::conditions::ConditionType;
 use sakila::api::{MySQLBackup, MySQLCluster};
+use sakila::backup::archive::{ArchiveLayout, SegmentIndex, replay_chain};
 use sakila::mysql::GtidSet;
 use sakila_e2e::backup::{
     backup_spec, create_backup, store_from_here, store_secret, store_spec, test_store,
@@ -20,8 +23,8 @@ use sakila_e2e::backup::{
 };
 use sakila_e2e::chaos;
 use sakila_e2e::{
-    TestNamespace, cluster_condition, cluster_manifest, event_count_on, patch_spec, replace_volume,
-    wait_ready, wait_until,
+    TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, event_count_on,
+    patch_spec, replace_volume, wait_ready, wait_until,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -37,6 +40,24 @@ async fn wait_message(ns: &TestNamespace, name: &str, part: &str) -> String {
             let message = status.message?;
             (status.phase.map(|p| p.as_str()) == Some("Pending") && message.contains(part))
                 .then_some(message)
+        },
+    )
+    .await
+}
+
+/// Waits until the cluster's BinlogArchived condition has `status`, and returns it.
+async fn wait_archive(
+    ns: &TestNamespace,
+    cluster: &str,
+    status: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    wait_until(
+        &format!("{cluster}'s BinlogArchived condition {status}"),
+        Duration::from_secs(90),
+        || async {
+            cluster_condition(ns, cluster, ConditionType::BinlogArchived)
+                .await
+                .filter(|c| c.status == status)
         },
     )
     .await
@@ -309,6 +330,17 @@ async fn a_backup_that_cannot_be_taken_waits_saying_why_and_a_fix_lets_it_comple
         "the message names the store's refusal: {message}"
     );
     assert!(event_count_on(&ns, "MySQLBackup", "BackupWaiting").await >= 3);
+    // The binary log archive says the same on the cluster, which serves on.
+    let archived = wait_archive(&ns, "solo", "False").await;
+    let message = archived.message.to_lowercase();
+    assert!(
+        archived.reason == "ArchiveFailing"
+            && (message.contains("denied") || message.contains("signature")),
+        "{}: {}",
+        archived.reason,
+        archived.message
+    );
+    assert!(event_count_on(&ns, "MySQLCluster", "ArchiveFailing").await >= 1);
     let jobs: Api<Job> = ns.api();
     assert!(
         jobs.list(&Default::default())
@@ -337,6 +369,8 @@ async fn a_backup_that_cannot_be_taken_waits_saying_why_and_a_fix_lets_it_comple
         .unwrap();
     let message = wait_message(&ns, "early", "spec.backup.resources").await;
     assert!(message.contains("limit"), "the server's reason: {message}");
+    // With the Secret fixed, the archive recovers on its own.
+    wait_archive(&ns, "solo", "True").await;
 
     // Fixing the resources is all it takes now.
     patch_spec(&ns, "solo", json!({"backup": {"resources": {"requests": {"memory": "256Mi"}, "limits": {"memory": "1Gi"}}}})).await;
@@ -399,6 +433,21 @@ async fn a_schedule_takes_backups_and_keep_deletes_the_older_ones_with_their_obj
     });
     ns.create::<MySQLCluster>(manifest).await;
     wait_ready(&ns, "tick").await;
+    // Two archived segments before the backups, so retention has archive to delete.
+    let here = store_from_here(&ns, &store).await;
+    let archive = here.key(&format!("{}/tick/binlogs/", ns.name));
+    for (database, seq) in [("early", 0), ("later", 1)] {
+        ns.sql("tick", "tick-0", &format!("CREATE DATABASE {database}"))
+            .await
+            .unwrap();
+        let index = format!("{archive}{seq:012}.json");
+        wait_until(
+            &format!("segment {seq} archived"),
+            Duration::from_secs(60),
+            || async { here.get(&index).await.ok().map(|_| ()) },
+        )
+        .await;
+    }
     let scheduled = wait_until(
         "the BackupScheduled condition",
         Duration::from_secs(60),
@@ -448,7 +497,41 @@ async fn a_schedule_takes_backups_and_keep_deletes_the_older_ones_with_their_obj
     )
     .await;
     assert_ne!(newer, first);
-    let here = store_from_here(&ns, &store).await;
+
+    // The archive keeps what the kept backup needs to be brought forward, and nothing before.
+    let newer_set = backups
+        .get(&newer)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.gtid_set)
+        .map(|s| GtidSet::parse(&s).unwrap())
+        .unwrap();
+    let indexes = wait_until(
+        "the archive before the kept backup deleted",
+        Duration::from_secs(60),
+        || async {
+            let listed = here.list(&archive).await.ok()?;
+            let mut indexes: Vec<SegmentIndex> = Vec::new();
+            for object in &listed {
+                if ArchiveLayout::seq_of_index(&object.key).is_some() {
+                    indexes.push(serde_json::from_slice(&here.get(&object.key).await.ok()?).ok()?);
+                }
+            }
+            let segment_0 = listed
+                .iter()
+                .any(|o| o.key.ends_with("000000000000.binlog"));
+            (!segment_0 && indexes.iter().all(|i| i.seq != 0)).then_some(indexes)
+        },
+    )
+    .await;
+    let chain = replay_chain(&indexes, &newer_set)
+        .unwrap_or_else(|e| panic!("the kept backup's archive: {e}"));
+    assert_eq!(
+        chain.len(),
+        indexes.len(),
+        "every segment left is one the kept backup needs"
+    );
     let gone = here
         .get(&here.key(&format!("{}/tick/backups/{first}/manifest.json", ns.name)))
         .await;
@@ -463,4 +546,166 @@ async fn a_schedule_takes_backups_and_keep_deletes_the_older_ones_with_their_obj
         "the kept backup's manifest is there"
     );
     assert!(event_count_on(&ns, "MySQLBackup", "BackupExpired").await >= 1);
+}
+
+/// The client pod's clock, ns since the epoch: the clock the writer stamps its record with.
+async fn client_clock(ns: &TestNamespace) -> u128 {
+    ns.exec("client", "client", &["date", "+%s%N"])
+        .await
+        .trim()
+        .parse()
+        .expect("the client pod prints its clock")
+}
+
+/// The ids in `chaos.log` on the cluster's instance 0.
+async fn logged_ids(ns: &TestNamespace, cluster: &str) -> BTreeSet<u64> {
+    ns.sql(cluster, &format!("{cluster}-0"), "SELECT id FROM chaos.log")
+        .await
+        .unwrap_or_else(|e| panic!("{cluster}: {e}"))
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cluster_restores_to_a_point_in_time_and_to_the_latest_archived_commit() {
+    let ns = TestNamespace::new("pitr").await;
+    let store = test_store(&ns).await;
+    store_secret(&ns, &store, "store", false).await;
+    let mut manifest = cluster_manifest("orders", 2);
+    manifest["spec"]["backup"] = backup_spec(&store, "store");
+    manifest["spec"]["backup"]["binlogs"] = json!({"delaySeconds": 2});
+    ns.create::<MySQLCluster>(manifest).await;
+    wait_ready(&ns, "orders").await;
+
+    // Before T: writes, a backup while they run, more writes. The writer stops before T, so no
+    // write is in flight at T and each acknowledged id is on one side of it.
+    chaos::start_writing(&ns, "orders", 2, 600).await;
+    create_backup(&ns, "base", "orders").await;
+    wait_completed(&ns, "base", Duration::from_secs(300)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    chaos::stop(&ns, "client").await;
+    let before = chaos::collect(&ns, "client", 0).await;
+    let target = client_clock(&ns).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // After T: a writer of its own (its ids are larger than any before), through a switchover
+    // and a failover, which the archive must follow without a gap.
+    chaos::start(&ns, "client", "orders", 2, 600).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    patch_spec(&ns, "orders", json!({"primaryInstance": 1})).await;
+    chaos::wait_for_new_primary(&ns, "orders", "orders-0").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    chaos::crash_mysqld(&ns, "orders-1").await;
+    chaos::wait_for_new_primary(&ns, "orders", "orders-1").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    chaos::stop(&ns, "client").await;
+    let after = chaos::collect(&ns, "client", 0).await;
+    assert!(
+        before.acknowledged.len() > 20 && after.acknowledged.len() > 20,
+        "the writers made progress: {} before T, {} after",
+        before.acknowledged.len(),
+        after.acknowledged.len()
+    );
+    assert!(event_count_on(&ns, "MySQLCluster", "SwitchedOver").await >= 1);
+    assert!(event_count_on(&ns, "MySQLCluster", "FailedOver").await >= 1);
+    wait_archive(&ns, "orders", "True").await;
+
+    // The archive catches up with the last acknowledged write within its delay.
+    let last_ack = after.acknowledged.iter().map(|(_, t)| *t).max().unwrap();
+    let here = store_from_here(&ns, &store).await;
+    let position_key = here.key(&format!("{}/orders/binlogs/position.json", ns.name));
+    let caught_up = std::time::Instant::now();
+    wait_until(
+        "the archive to reach the last write",
+        Duration::from_secs(60),
+        || async {
+            let body = here.get(&position_key).await.ok()?;
+            let position: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            let through_ns = position["throughUs"].as_u64()? as u128 * 1000;
+            (through_ns >= last_ack).then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "figure: archive caught up with the last acknowledged write {:.1} s after the writer stopped",
+        caught_up.elapsed().as_secs_f64() + 3.0
+    );
+
+    // The cluster and its volumes go; the backup and the archive stay in the store.
+    delete_cluster_and_wait(&ns, "orders").await;
+    let claims: Api<PersistentVolumeClaim> = ns.api();
+    claims
+        .delete_collection(
+            &Default::default(),
+            &ListParams::default().labels("app.kubernetes.io/instance=orders"),
+        )
+        .await
+        .unwrap();
+
+    let time = jiff::Timestamp::from_nanosecond(target as i128)
+        .unwrap()
+        .to_string();
+    for (name, recovery_target) in [
+        ("at-t", json!({"time": time})),
+        ("newest", json!({"latest": true})),
+    ] {
+        let mut restored = cluster_manifest(name, 1);
+        restored["spec"]["bootstrap"] =
+            json!({"recovery": {"backup": "base", "target": recovery_target}});
+        ns.create::<MySQLCluster>(restored).await;
+    }
+    let asked = std::time::Instant::now();
+    wait_ready(&ns, "at-t").await;
+    eprintln!(
+        "figure: restored to a point in time, Ready {:.1} s after it was created",
+        asked.elapsed().as_secs_f64()
+    );
+    wait_ready(&ns, "newest").await;
+
+    // At T: every write acknowledged before T, none written after.
+    let at_t = logged_ids(&ns, "at-t").await;
+    let missing: Vec<u64> = before
+        .acknowledged
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !at_t.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged before T, not restored: {missing:?}"
+    );
+    let first_after = after.acknowledged.iter().map(|(id, _)| *id).min().unwrap();
+    let later: Vec<&u64> = at_t.iter().filter(|id| **id >= first_after).collect();
+    assert!(later.is_empty(), "written after T, restored: {later:?}");
+    eprintln!(
+        "figure: restore to T holds {} rows: the {} acknowledged before T and none of the {} after",
+        at_t.len(),
+        before.acknowledged.len(),
+        after.acknowledged.len()
+    );
+
+    // Latest: every acknowledged write.
+    let newest = logged_ids(&ns, "newest").await;
+    let missing: Vec<u64> = before
+        .acknowledged
+        .iter()
+        .chain(&after.acknowledged)
+        .map(|(id, _)| *id)
+        .filter(|id| !newest.contains(id))
+        .collect();
+    eprintln!(
+        "figure: restore to the latest point misses {} of {} acknowledged writes",
+        missing.len(),
+        before.acknowledged.len() + after.acknowledged.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "acknowledged, not restored: {missing:?}"
+    );
+    for name in ["at-t", "newest"] {
+        let restored = cluster_condition(&ns, name, ConditionType::Restored)
+            .await
+            .expect("a Restored condition");
+        assert_eq!(restored.status, "True", "{name}: {}", restored.message);
+    }
 }

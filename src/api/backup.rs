@@ -40,6 +40,40 @@ pub struct BackupSpec {
     /// 512Mi, a 1Gi memory limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+    /// Continuous archiving of the primary's binary log into the store, for point-in-time
+    /// recovery. On by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binlogs: Option<BinlogArchiveSpec>,
+}
+
+/// How the binary log is archived: `<path>/<namespace>/<cluster>/binlogs/`, in segments of whole
+/// transactions, from whichever instance is primary.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BinlogArchiveSpec {
+    /// Archive the binary log. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The longest a committed transaction waits before its segment is uploaded: what a restore
+    /// to the latest point can miss. Default 10.
+    #[serde(default = "default_archive_delay")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub delay_seconds: i32,
+}
+
+fn default_archive_delay() -> i32 {
+    10
+}
+
+impl BackupSpec {
+    /// The archive's settings, when the binary log is archived.
+    pub fn binlog_archive(&self) -> Option<BinlogArchiveSpec> {
+        let spec = self.binlogs.clone().unwrap_or(BinlogArchiveSpec {
+            enabled: true,
+            delay_seconds: default_archive_delay(),
+        });
+        spec.enabled.then_some(spec)
+    }
 }
 
 /// An S3-compatible object store (AWS S3, MinIO, Ceph RGW, ...).
@@ -106,6 +140,30 @@ pub struct RecoverySpec {
     /// A backup in an object store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<RecoverySourceSpec>,
+    /// How far to recover past the backup, replaying the archived binary log of the cluster that
+    /// took it. Left out: the backup's own point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<RecoveryTarget>,
+}
+
+/// The point a restore recovers to: exactly one of `time` and `latest`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.time) != (has(self.latest) && self.latest)")
+        .message("spec.bootstrap.recovery.target needs exactly one of time and latest: true"),
+)]
+pub struct RecoveryTarget {
+    /// Every transaction committed at or before this time (RFC 3339, e.g.
+    /// `2026-11-29T12:00:00.250Z`), none after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+    ))]
+    pub time: Option<String>,
+    /// Everything the archive holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<bool>,
 }
 
 /// A backup in an object store, named as it was taken: `<path>/<namespace>/<cluster>/backups/<backup>`.
@@ -141,6 +199,20 @@ pub struct RestoreSource {
     /// The GTID set the restored data must hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtid_set: Option<String>,
+    /// The binary log archive replayed after the backup, and to where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplaySource>,
+}
+
+/// An archive of a cluster's binary log to replay on a restored backup.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplaySource {
+    /// The archive's directory in the store, below the store's path.
+    pub directory: String,
+    /// Replay transactions committed at or before this time (RFC 3339); none: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// The Secret keys of a store's credentials.

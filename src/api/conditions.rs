@@ -67,6 +67,8 @@ pub enum ConditionType {
     BackupScheduled,
     /// Instance 0 holds the backup `spec.bootstrap.recovery` names, or why not yet.
     Restored,
+    /// The binary log reaches the store within `spec.backup.binlogs.delaySeconds`, or why not.
+    BinlogArchived,
 }
 
 impl ConditionType {
@@ -88,6 +90,7 @@ impl ConditionType {
             ConditionType::CertificateValid => "CertificateValid",
             ConditionType::BackupScheduled => "BackupScheduled",
             ConditionType::Restored => "Restored",
+            ConditionType::BinlogArchived => "BinlogArchived",
         }
     }
 }

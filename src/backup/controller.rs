@@ -18,6 +18,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::archive::{ArchiveLayout, unneeded_segments};
 use super::decide::{BackupObservation, BackupStep, ClusterState, JobState, decide};
 use super::job::{BackupJobInput, RUNNER_CONTAINER, build_backup_job, job_name};
 use super::manifest::{BackupLayout, Manifest};
@@ -28,6 +29,7 @@ use crate::api::{
 use crate::controller::context::Context;
 use crate::controller::reconcile::truncate_note;
 use crate::controller::run::Scope;
+use crate::mysql::GtidSet;
 use crate::objectstore::{self, ObjectStore, StoreConfig, StoreError};
 use crate::resources::naming;
 use crate::validate::validate;
@@ -343,6 +345,7 @@ async fn apply_retention(
         }
     };
     let now = jiff::Timestamp::now();
+    let mut expired_names = Vec::new();
     for (name, why) in super::decide::expired_backups(&listed, cluster, retention, now) {
         let Some(expired) = listed.iter().find(|b| b.name_any() == name) else {
             continue;
@@ -369,6 +372,57 @@ async fn apply_retention(
         if let Err(e) = backups.delete(&name, &Default::default()).await {
             tracing::warn!(backup = %name, error = %e, "could not delete an expired MySQLBackup");
         }
+        expired_names.push(name);
+    }
+    let remaining: Vec<GtidSet> = listed
+        .iter()
+        .filter(|b| b.spec.cluster == cluster && !expired_names.contains(&b.name_any()))
+        .filter_map(|b| {
+            let status = b.status.as_ref()?;
+            (status.phase == Some(BackupPhase::Completed))
+                .then(|| GtidSet::parse(status.gtid_set.as_deref()?).ok())
+                .flatten()
+        })
+        .collect();
+    let namespace = backups_namespace(&listed);
+    prune_archive(store, &namespace, cluster, &remaining).await;
+}
+
+fn backups_namespace(listed: &[MySQLBackup]) -> String {
+    listed
+        .first()
+        .and_then(|b| b.namespace())
+        .unwrap_or_default()
+}
+
+/// Deletes the archived binary log no remaining backup needs: each segment's index first (a
+/// segment without one is not part of the archive), then the segment. Best effort, like the
+/// backups' own retention.
+async fn prune_archive(store: &ObjectStore, namespace: &str, cluster: &str, backups: &[GtidSet]) {
+    let layout = ArchiveLayout::new(namespace, cluster);
+    let indexes = match super::replay::read_indexes(store, &layout).await {
+        Ok(indexes) => indexes,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the binary log archive for retention");
+            return;
+        }
+    };
+    let unneeded = unneeded_segments(&indexes, backups);
+    for seq in &unneeded {
+        let deleted = async {
+            store.delete(&store.key(&layout.index(*seq))).await?;
+            store.delete(&store.key(&layout.segment(*seq))).await
+        };
+        if let Err(e) = deleted.await {
+            tracing::warn!(seq, error = %e, "could not delete an archived binary log segment");
+            return;
+        }
+    }
+    if !unneeded.is_empty() {
+        tracing::info!(
+            segments = unneeded.len(),
+            "deleted archived binary log that no remaining backup needs"
+        );
     }
 }
 

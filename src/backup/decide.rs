@@ -465,6 +465,7 @@ mod retention_tests {
             keep,
             keep_days,
             resources: None,
+            binlogs: None,
         };
         let at = |now: &str| now.parse::<jiff::Timestamp>().unwrap();
         let expired = |retention, cluster, now| expired_backups(&backups, cluster, retention, now);

@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use super::archive::ArchiveLayout;
 use super::manifest::{BackupLayout, MANIFEST_OBJECT, Manifest};
 use super::settings::StoreSettings;
-use crate::api::{BackupPhase, MySQLBackup, RecoverySpec, RestoreSource};
+use crate::api::{BackupPhase, MySQLBackup, RecoverySpec, ReplaySource, RestoreSource};
 use crate::mysql::{Account, Credentials, GtidSet, MySqlAdmin};
 use crate::objectstore::{self, ObjectStore};
 use crate::resources::naming;
@@ -45,6 +46,9 @@ pub struct RestoreSettings {
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtid_set: Option<String>,
+    /// The binary log archive to replay on the backup, and to when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplaySource>,
 }
 
 /// The backup `recovery` names, resolved; `backup` is the `MySQLBackup` it names, if it names
@@ -63,6 +67,7 @@ pub fn restore_source(
             backup: None,
             sha256: None,
             gtid_set: None,
+            replay: replay_source(recovery, &source.namespace, &source.cluster)?,
         });
     }
     let name = recovery
@@ -99,7 +104,33 @@ pub fn restore_source(
         backup: Some(name.to_string()),
         sha256: status.sha256,
         gtid_set: status.gtid_set,
+        replay: replay_source(recovery, namespace, &backup.spec.cluster)?,
     })
+}
+
+/// The archive of the cluster that took the backup, replayed to `recovery.target`.
+fn replay_source(
+    recovery: &RecoverySpec,
+    namespace: &str,
+    cluster: &str,
+) -> Result<Option<ReplaySource>, String> {
+    let Some(target) = &recovery.target else {
+        return Ok(None);
+    };
+    let until = match &target.time {
+        Some(time) => Some(
+            time.parse::<jiff::Timestamp>()
+                .map_err(|e| format!("spec.bootstrap.recovery.target.time {time:?}: {e}"))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    Ok(Some(ReplaySource {
+        directory: ArchiveLayout::new(namespace, cluster)
+            .directory()
+            .to_string(),
+        until,
+    }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +237,8 @@ async fn restore_into(settings: &RestoreSettings, staging: &Path) -> Result<(), 
             return Err(RestoreError::Server(e.to_string()));
         }
     };
-    match check_and_adopt(&session, &expected).await {
+    let socket = server.socket().to_string();
+    match adopt_and_replay(&session, &store, settings, &socket, &expected).await {
         Ok(()) => server
             .shut_down_through(session)
             .await
@@ -219,11 +251,15 @@ async fn restore_into(settings: &RestoreSettings, staging: &Path) -> Result<(), 
     }
 }
 
-/// Checks the data holds exactly the backup's transactions, then makes it this cluster's: no
-/// replication channel of the cluster it came from, this cluster's passwords.
-async fn check_and_adopt(
+/// Makes the data this cluster's (no replication channel of the cluster it came from, this
+/// cluster's passwords), replays the archived binary log when the restore has a target, and
+/// checks the data then holds exactly the backup's transactions and those replayed.
+async fn adopt_and_replay(
     session: &crate::mysql::MySqlSession,
-    expected: &GtidSet,
+    store: &ObjectStore,
+    settings: &RestoreSettings,
+    socket: &str,
+    backup: &GtidSet,
 ) -> Result<(), RestoreError> {
     let failed =
         |what: &str, e: crate::mysql::MySqlError| RestoreError::Server(format!("{what}: {e}"));
@@ -231,21 +267,51 @@ async fn check_and_adopt(
         .reset_replica_all()
         .await
         .map_err(|e| failed("forgetting the replication channel", e))?;
+    let accounts = accounts_of_this_cluster()?;
     session
-        .set_passwords(&accounts_of_this_cluster()?)
+        .set_passwords(&accounts)
         .await
         .map_err(|e| failed("setting this cluster's passwords", e))?;
+    check_holds(session, backup, "the backup").await?;
+    let Some(replay) = &settings.replay else {
+        return Ok(());
+    };
+    // The grant tables are loaded now: the replay logs in as root with this cluster's password.
+    let root = std::env::var("ROOT_PASSWORD").unwrap_or_default();
+    let scratch = Path::new(DATA_MOUNT).join("replay.tmp");
+    let replayed = super::replay::replay(store, replay, backup, socket, &root, &scratch).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let replayed = replayed?;
+    // The replayed history may have changed these accounts' passwords in the old cluster.
+    session
+        .set_passwords(&accounts)
+        .await
+        .map_err(|e| failed("setting this cluster's passwords after the replay", e))?;
+    check_holds(
+        session,
+        &backup.union(&replayed.gtid_set),
+        "the backup and the replayed binary log",
+    )
+    .await
+}
+
+/// Checks the data holds exactly `expected`, no more and no less.
+async fn check_holds(
+    session: &crate::mysql::MySqlSession,
+    expected: &GtidSet,
+    what: &str,
+) -> Result<(), RestoreError> {
     let held = session
         .status()
         .await
-        .map_err(|e| failed("reading the GTID set", e))?
+        .map_err(|e| RestoreError::Server(format!("reading the GTID set: {e}")))?
         .gtid_executed;
     if &held != expected {
         return Err(RestoreError::Mismatch(format!(
-            "the restored data holds the GTID set {held}, the backup {expected}"
+            "the restored data holds the GTID set {held}, {what} {expected}"
         )));
     }
-    tracing::info!(gtid_set = %held, "the restored data holds exactly the backup's transactions");
+    tracing::info!(gtid_set = %held, "the restored data holds exactly {what}'s transactions");
     Ok(())
 }
 
@@ -407,6 +473,7 @@ mod tests {
         RecoverySpec {
             backup: Some("nightly".into()),
             source: None,
+            target: None,
         }
     }
 
@@ -465,6 +532,7 @@ mod tests {
     fn a_backup_named_in_a_store_needs_no_mysqlbackup_and_is_checked_by_its_manifest() {
         let recovery = RecoverySpec {
             backup: None,
+            target: None,
             source: Some(RecoverySourceSpec {
                 store: store(),
                 namespace: "old".into(),

@@ -244,6 +244,11 @@ impl LocalServer {
         })
     }
 
+    /// Its unix socket.
+    pub(super) fn socket(&self) -> &str {
+        &self.socket
+    }
+
     /// A server on restored data, its scratch files in the pod's `/tmp`.
     pub(super) async fn on_restored_data(datadir: &Path) -> Result<Self, RunnerError> {
         Self::on_data(Path::new("/tmp"), datadir).await

@@ -9,6 +9,7 @@ use kube::{Client, ResourceExt};
 
 use super::children::ChildCache;
 use crate::api::MySQLCluster;
+use crate::backup::archiver::Archivers;
 use crate::clustering::clones::CloneTasks;
 use crate::clustering::{MySqlObservation, Observation};
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ pub struct Context {
     pub clones: CloneTasks,
     /// The children's metadata as watched, filled in when the controller starts.
     pub children: ChildCache,
+    /// The binary log archivers this operator runs, one per cluster that archives.
+    pub archivers: Archivers,
 }
 
 /// What this operator remembers of each cluster between rounds, by UID. Only in memory: a new
@@ -120,6 +123,7 @@ impl Context {
             metrics,
             memory: ClusterMemories::default(),
             clones: CloneTasks::default(),
+            archivers: Archivers::default(),
             children: ChildCache::default(),
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod backup_schedule;
+pub mod binlog_archive;
 pub mod children;
 pub mod context;
 pub mod durability;

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::apply::{Fetched, apply_all};
 use super::backup_schedule::schedule_backups;
+use super::binlog_archive::archive_binlogs;
 use super::context::Context;
 use super::error::Error;
 use super::report::{Notice, Round, report};
@@ -172,6 +173,15 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     };
     let (mut status, mut notices) = report(cluster.status.as_ref(), round, now.time());
     notices.extend(schedule_backups(ctx, cluster, &mut status, now.time()).await);
+    notices.extend(archive_binlogs(
+        ctx,
+        cluster,
+        &observation,
+        &inputs.replication,
+        inputs.tls.ca.as_ref(),
+        &mut status,
+        now.time(),
+    ));
     publish_all(ctx, cluster, notices).await;
     write_status(ctx, cluster, &status).await?;
     // A primary that failed a probe is probed again soon, until it is declared lost, and a

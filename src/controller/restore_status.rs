@@ -153,6 +153,7 @@ mod tests {
             backup: Some("nightly".into()),
             sha256: None,
             gtid_set: None,
+            replay: None,
         }
     }
 

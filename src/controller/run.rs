@@ -143,6 +143,7 @@ async fn forget_deleted_clusters(
             .filter_map(|cluster| cluster.uid())
             .collect();
         context.memory.forget_all_but(&live);
+        context.archivers.forget_all_but(&live);
     }
 }
 

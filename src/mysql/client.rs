@@ -142,6 +142,74 @@ impl MySqlConnector for MySqlClient {
     }
 }
 
+/// A binary log stream, as a replica reads it (`COM_BINLOG_DUMP_GTID`).
+pub type BinlogStream = mysql_async::BinlogStream;
+
+impl MySqlClient {
+    /// The binary log of `endpoint` from the first transaction not in `after`, with a heartbeat
+    /// event every `heartbeat` while there is nothing to send (so a quiet stream is told from a
+    /// dead one). `server_id` must differ from every instance's.
+    pub async fn binlog_stream(
+        &self,
+        endpoint: &Endpoint,
+        credentials: &Credentials,
+        server_id: u32,
+        after: &GtidSet,
+        heartbeat: Duration,
+    ) -> Result<BinlogStream, MySqlError> {
+        let mut conn = open(self.settings, endpoint, credentials).await?;
+        conn.query_drop(sql::binlog_dump_session(heartbeat))
+            .await
+            .map_err(|e| driver_error(endpoint, "prepare the binary log dump", e))?;
+        let request = mysql_async::BinlogStreamRequest::new(server_id)
+            .with_gtid()
+            .with_gtid_set(dump_sids(after));
+        match tokio::time::timeout(self.settings.query_timeout, conn.get_binlog_stream(request))
+            .await
+        {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(driver_error(endpoint, "request the binary log", e)),
+            Err(_) => Err(MySqlError::Timeout {
+                action: "request the binary log".to_owned(),
+                endpoint: endpoint.to_string(),
+                after: self.settings.query_timeout,
+            }),
+        }
+    }
+}
+
+/// A GTID set as the dump request carries it (intervals end-exclusive there).
+fn dump_sids(set: &GtidSet) -> Vec<mysql_async::Sid<'static>> {
+    set.sources()
+        .filter_map(|source| {
+            let uuid = parse_uuid_bytes(&source.uuid)?;
+            let intervals = set
+                .intervals(source)
+                .iter()
+                .map(|i| mysql_async::GnoInterval::new(i.start, i.end + 1))
+                .collect();
+            let sid = mysql_async::Sid::new(uuid).with_intervals(intervals);
+            Some(match &source.tag {
+                Some(tag) => sid.with_tag(mysql_common::packets::Tag::try_from(tag.clone()).ok()?),
+                None => sid,
+            })
+        })
+        .collect()
+}
+
+/// The 16 bytes of a UUID in its text form.
+fn parse_uuid_bytes(text: &str) -> Option<[u8; 16]> {
+    let digits: String = text.chars().filter(|c| *c != '-').collect();
+    let mut bytes = [0u8; 16];
+    if digits.len() != 32 {
+        return None;
+    }
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(bytes)
+}
+
 /// Opens a connection and makes it match what `sql.rs` assumes: backslash escapes on.
 async fn open_prepared(
     settings: Settings,

@@ -340,6 +340,17 @@ pub fn reset_global(name: &str) -> Result<String, MySqlError> {
     Ok(format!("SET GLOBAL {name} = DEFAULT"))
 }
 
+/// Prepares a session for a binary log dump: the heartbeat it sends while idle (nanoseconds),
+/// and that it reads checksummed events, under the names servers read over the versions
+/// (mysql_async sets only the older checksum one).
+pub fn binlog_dump_session(heartbeat: std::time::Duration) -> String {
+    let nanos = heartbeat.as_nanos();
+    format!(
+        "SET @master_heartbeat_period = {nanos}, @source_heartbeat_period = {nanos}, \
+         @source_binlog_checksum = @@GLOBAL.binlog_checksum"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

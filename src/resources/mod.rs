@@ -219,6 +219,7 @@ pub(crate) mod tests {
             backup: Some("nightly".into()),
             sha256: Some("ab".repeat(32)),
             gtid_set: None,
+            replay: None,
         });
         assert_eq!(
             init_names(&cluster),

@@ -350,6 +350,7 @@ pub fn build_restore_config_map(cluster: &ValidatedCluster) -> Option<ConfigMap>
         directory: source.directory.clone(),
         sha256: source.sha256.clone(),
         gtid_set: source.gtid_set.clone(),
+        replay: source.replay.clone(),
     };
     Some(ConfigMap {
         metadata: super::meta(cluster, naming::restore_config_map(&cluster.name)),
