@@ -298,7 +298,7 @@ impl Stream<'_> {
             let mut steps = Vec::new();
             tokio::select! {
                 changed = targets.changed() => {
-                    let next = targets.borrow().clone();
+                    let next = targets.borrow_and_update().clone();
                     if changed.is_err() || !target.same_stream(&next) {
                         // What was committed goes up before the stream ends; an open transaction is
                         // read again by the next stream, from the archive's end.
