@@ -224,6 +224,9 @@ async fn apply(files: &[PathBuf], socket: &str, password: &str) -> Result<(), Re
             "--user=root",
             "--binary-mode",
             "--batch",
+            // mysqlbinlog writes all the row events of a statement as one BINLOG statement:
+            // a bulk INSERT of 64 MiB is one of about 86 MiB. 1 GiB is the most MySQL takes.
+            "--max-allowed-packet=1073741824",
         ])
         .env("MYSQL_PWD", password)
         .stdin(decoded)
@@ -240,18 +243,20 @@ async fn apply(files: &[PathBuf], socket: &str, password: &str) -> Result<(), Re
         .wait_with_output()
         .await
         .map_err(|e| failed("waiting for mysqlbinlog", e))?;
-    if !decoded.status.success() {
-        return Err(RestoreError::Server(format!(
-            "mysqlbinlog exited with {}: {}",
-            decoded.status,
-            String::from_utf8_lossy(&decoded.stderr).trim()
-        )));
-    }
+    // The applier first: when it stops, the decoder dies of the closed pipe, which says
+    // nothing of why.
     if !applied.status.success() {
         return Err(RestoreError::Server(format!(
             "replaying the binary log failed ({}): {}",
             applied.status,
             String::from_utf8_lossy(&applied.stderr).trim()
+        )));
+    }
+    if !decoded.status.success() {
+        return Err(RestoreError::Server(format!(
+            "mysqlbinlog exited with {}: {}",
+            decoded.status,
+            String::from_utf8_lossy(&decoded.stderr).trim()
         )));
     }
     Ok(())

@@ -188,6 +188,8 @@ impl LocalServer {
             // A copy of a replica holds its replication channel: it must not fetch (and apply)
             // anything past the clone point from the cluster.
             "--skip-replica-start",
+            // A point-in-time restore replays bulk statements as single BINLOG statements.
+            "--max-allowed-packet=1073741824",
         ];
         Self::start(scratch, common, &extra, STEP).await
     }
@@ -199,6 +201,13 @@ impl LocalServer {
         step: &'static str,
     ) -> Result<Self, RunnerError> {
         let socket = scratch.join("mysqld.sock").display().to_string();
+        // A server of an earlier attempt killed in this scratch directory (a restore tried again
+        // after a failure) leaves its socket's lock file, naming a pid that the new server may
+        // well have (the container starts the same processes in the same order), which it then
+        // takes for another server and refuses to start: every later attempt would fail so.
+        for stale in ["mysqld.sock", "mysqld.sock.lock", "mysqld.pid"] {
+            let _ = std::fs::remove_file(scratch.join(stale));
+        }
         let mut process = Command::new("mysqld")
             .args(&common)
             .args([
