@@ -1878,7 +1878,7 @@ async fn archive_until_idle(
             .unwrap();
         take(
             segmenter
-                .push(piece_of(&event), &encoded, Instant::now())
+                .push(piece_of(&event), encoded, Instant::now())
                 .unwrap(),
         );
     }

@@ -18,6 +18,7 @@ use mysql_common::binlog::events::{Event, EventData};
 use serde::{Deserialize, Serialize};
 
 use crate::mysql::{GnoInterval, GtidSet, GtidSource};
+use crate::objectstore::hex;
 
 /// Every binary log file starts with these four bytes.
 pub const BINLOG_MAGIC: [u8; 4] = [0xfe, b'b', b'i', b'n'];
@@ -175,10 +176,6 @@ impl SegmentMeta {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SegmentError {
     #[error("a transaction came before any format description event")]
@@ -224,11 +221,12 @@ impl Segmenter {
         Self::default()
     }
 
-    /// Takes one event (its bytes as in a binary log file) of the stream.
+    /// Takes one event (its bytes as in a binary log file) of the stream; the bytes move into
+    /// the step that writes them, never copied.
     pub fn push(
         &mut self,
         piece: Piece,
-        event: &[u8],
+        event: Vec<u8>,
         now: Instant,
     ) -> Result<Vec<Step>, SegmentError> {
         let mut steps = Vec::new();
@@ -239,7 +237,7 @@ impl Segmenter {
                 }
                 // A new source file: what came before was written under the old format.
                 steps.extend(self.seal().map(Step::Seal));
-                self.format = Some(event.to_vec());
+                self.format = Some(event);
             }
             Piece::Gtid {
                 source,
@@ -301,9 +299,9 @@ impl Segmenter {
         Ok(steps)
     }
 
-    fn write(&mut self, event: &[u8]) -> Step {
+    fn write(&mut self, event: Vec<u8>) -> Step {
         self.written += event.len();
-        Step::Write(event.to_vec())
+        Step::Write(event)
     }
 
     /// Whether a transaction is open (its commit not seen yet).
@@ -469,6 +467,11 @@ fn is_type(event: &Event, type_: EventType) -> bool {
     event.header().event_type_raw() == type_ as u8
 }
 
+/// A compressed transaction (mysql_async hands out its events after it, decompressed).
+pub fn is_payload(event: &Event) -> bool {
+    is_type(event, EventType::TRANSACTION_PAYLOAD_EVENT)
+}
+
 /// `HEARTBEAT_LOG_EVENT_V2`, which mysql_common does not name.
 const HEARTBEAT_EVENT_V2: u8 = 0x29;
 
@@ -581,6 +584,15 @@ mod tests {
         }
     }
 
+    /// Pushes each piece with its bytes at `at`, gathering the steps.
+    fn push_all(segmenter: &mut Segmenter, pieces: Vec<(Piece, &[u8])>, at: Instant) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for (piece, bytes) in pieces {
+            steps.extend(segmenter.push(piece, bytes.to_vec(), at).unwrap());
+        }
+        steps
+    }
+
     fn set(text: &str) -> GtidSet {
         GtidSet::parse(text).unwrap()
     }
@@ -639,25 +651,30 @@ mod tests {
         let delay = Duration::from_secs(10);
         let mut segmenter = Segmenter::new();
         assert_eq!(
-            segmenter.push(gtid(A, 1, 10), b"G1", t0),
+            segmenter.push(gtid(A, 1, 10), b"G1".to_vec(), t0),
             Err(SegmentError::NoFormat)
         );
-        let mut steps = Vec::new();
-        for (piece, bytes) in [
-            (Piece::Format, &b"FD"[..]),
-            (Piece::Skip, b"PG"),
-            (gtid(A, 1, 10), b"G1"),
-            (Piece::Body, b"B1"),
-            (Piece::End, b"X1"),
-            (gtid(A, 2, 20), b"G2"),
-            (Piece::Body, b"B2"),
-        ] {
-            steps.extend(segmenter.push(piece, bytes, t0).unwrap());
-        }
+        let mut steps = push_all(
+            &mut segmenter,
+            vec![
+                (Piece::Format, b"FD"),
+                (Piece::Skip, b"PG"),
+                (gtid(A, 1, 10), b"G1"),
+                (Piece::Body, b"B1"),
+                (Piece::End, b"X1"),
+                (gtid(A, 2, 20), b"G2"),
+                (Piece::Body, b"B2"),
+            ],
+            t0,
+        );
         assert!(segmenter.holds_committed());
         // Due, but a transaction is open: the segment waits for its commit.
         assert_eq!(segmenter.seal_if_due(t0 + delay, delay, 1000), None);
-        steps.extend(segmenter.push(Piece::End, b"X2", t0 + delay).unwrap());
+        steps.extend(push_all(
+            &mut segmenter,
+            vec![(Piece::End, b"X2")],
+            t0 + delay,
+        ));
         assert_eq!(
             segmenter.seal_if_due(t0 + delay - Duration::from_secs(1), delay, 1000),
             None
@@ -684,17 +701,18 @@ mod tests {
         let t0 = Instant::now();
         let long = Duration::from_secs(3600);
         let mut segmenter = Segmenter::new();
-        let mut steps = Vec::new();
-        for (piece, bytes) in [
-            (Piece::Format, &b"F1"[..]),
-            (gtid(A, 1, 10), b"G1"),
-            (Piece::End, b"X1"),
-            (Piece::Format, b"F2"),
-            (gtid(B, 1, 30), b"H1"),
-            (Piece::End, b"Y1"),
-        ] {
-            steps.extend(segmenter.push(piece, bytes, t0).unwrap());
-        }
+        let mut steps = push_all(
+            &mut segmenter,
+            vec![
+                (Piece::Format, b"F1"),
+                (gtid(A, 1, 10), b"G1"),
+                (Piece::End, b"X1"),
+                (Piece::Format, b"F2"),
+                (gtid(B, 1, 30), b"H1"),
+                (Piece::End, b"Y1"),
+            ],
+            t0,
+        );
         assert_eq!(segmenter.seal_if_due(t0, long, 1000), None);
         steps.extend(segmenter.seal_if_due(t0, long, 8).map(Step::Seal));
         let sealed = segments(steps);
@@ -703,9 +721,9 @@ mod tests {
         assert_eq!(sealed[1].1.gtid_set, set(&format!("{B}:1")));
 
         // A file cannot begin inside a transaction: the stream is read again from the archive.
-        segmenter.push(gtid(B, 2, 40), b"H2", t0).unwrap();
+        push_all(&mut segmenter, vec![(gtid(B, 2, 40), b"H2")], t0);
         assert_eq!(
-            segmenter.push(Piece::Format, b"F3", t0),
+            segmenter.push(Piece::Format, b"F3".to_vec(), t0),
             Err(SegmentError::FormatInsideTransaction)
         );
     }

@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use kube::Client;
-use mysql_common::binlog::consts::{BinlogVersion, EventType};
-use mysql_common::binlog::events::Event;
+use mysql_common::binlog::consts::BinlogVersion;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::archive::{
     ArchiveLayout, ArchivePosition, CatchUp, MAX_SEGMENT_BYTES, Piece, SegmentIndex, SegmentMeta,
-    Segmenter, Step, piece_of,
+    Segmenter, Step, is_payload, piece_of,
 };
 use super::controller::open_store;
 use crate::api::ObjectStoreSpec;
@@ -334,7 +333,7 @@ impl Stream<'_> {
                         .write(BinlogVersion::Version4, &mut bytes)
                         .map_err(|e| format!("re-encoding an event: {e}"))?;
                     steps = segmenter
-                        .push(piece, &bytes, Instant::now())
+                        .push(piece, bytes, Instant::now())
                         .map_err(|e| format!("the binary log of {pod}: {e}"))?;
                 }
                 _ = ticks.tick() => {
@@ -506,8 +505,4 @@ async fn put_json<T: serde::Serialize>(
 
 fn now_us() -> u64 {
     jiff::Timestamp::now().as_microsecond().max(0) as u64
-}
-
-fn is_payload(event: &Event) -> bool {
-    event.header().event_type_raw() == EventType::TRANSACTION_PAYLOAD_EVENT as u8
 }

@@ -259,7 +259,15 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
                     .map(|b| super::decide::Retention::of(&b))
                     .unwrap_or_default();
                 if retention != super::decide::Retention::default() {
-                    apply_retention(&ctx, &backups, &store, &backup.spec.cluster, retention).await;
+                    apply_retention(
+                        &ctx,
+                        &backups,
+                        &store,
+                        &namespace,
+                        &backup.spec.cluster,
+                        retention,
+                    )
+                    .await;
                 }
             }
             Ok(Action::await_change())
@@ -334,6 +342,7 @@ async fn apply_retention(
     ctx: &Context,
     backups: &Api<MySQLBackup>,
     store: &ObjectStore,
+    namespace: &str,
     cluster: &str,
     retention: super::decide::Retention,
 ) {
@@ -350,8 +359,7 @@ async fn apply_retention(
         let Some(expired) = listed.iter().find(|b| b.name_any() == name) else {
             continue;
         };
-        let namespace = expired.namespace().unwrap_or_default();
-        let layout = BackupLayout::new(&namespace, cluster, &name);
+        let layout = BackupLayout::new(namespace, cluster, &name);
         // The manifest first: without it the backup is incomplete, never half-trusted.
         let deleted = async {
             store.delete(&store.key(&layout.manifest())).await?;
@@ -384,15 +392,7 @@ async fn apply_retention(
                 .flatten()
         })
         .collect();
-    let namespace = backups_namespace(&listed);
-    prune_archive(store, &namespace, cluster, &remaining).await;
-}
-
-fn backups_namespace(listed: &[MySQLBackup]) -> String {
-    listed
-        .first()
-        .and_then(|b| b.namespace())
-        .unwrap_or_default()
+    prune_archive(store, namespace, cluster, &remaining).await;
 }
 
 /// Deletes the archived binary log no remaining backup needs: each segment's index first (a

@@ -16,12 +16,12 @@ use tokio::process::Command;
 
 use super::archive::{
     Admit, ArchiveLayout, ArchivePosition, BINLOG_MAGIC, Piece, SegmentIndex, admit, covers,
-    format_us, hex, piece_of, replay_chain,
+    format_us, piece_of, replay_chain,
 };
 use super::restore::RestoreError;
 use crate::api::ReplaySource;
 use crate::mysql::{GnoInterval, GtidSet};
-use crate::objectstore::{ObjectStore, StoreError};
+use crate::objectstore::{ObjectStore, StoreError, hex};
 
 /// What a replay applied.
 #[derive(Debug, Default)]

@@ -10,7 +10,6 @@ use serde_json::json;
 
 use super::context::Context;
 use super::report::Notice;
-use super::root_password::newly_false;
 use crate::api::conditions::{ConditionType, set_condition};
 use crate::api::{MySQLBackup, MySQLCluster, MySQLClusterStatus};
 use crate::backup::schedule::{ScheduleStep, schedule_step, scheduled_backup_name};
@@ -55,27 +54,23 @@ pub async fn schedule_backups(
                     cluster.metadata.generation,
                     now,
                 );
-                notices.extend(warning_if_new(&previous, status));
+                notices.extend(Notice::if_newly_false(
+                    &previous,
+                    status,
+                    ConditionType::BackupScheduled,
+                ));
                 return notices;
             }
         }
     }
     let previous = status.clone();
     record_schedule(status, &step, cluster.metadata.generation, now);
-    notices.extend(warning_if_new(&previous, status));
+    notices.extend(Notice::if_newly_false(
+        &previous,
+        status,
+        ConditionType::BackupScheduled,
+    ));
     notices
-}
-
-/// A Warning when the schedule's condition turned false, or changed its reason while false.
-fn warning_if_new(previous: &MySQLClusterStatus, status: &MySQLClusterStatus) -> Option<Notice> {
-    newly_false(Some(previous), status, ConditionType::BackupScheduled).map(|(reason, message)| {
-        Notice {
-            type_: EventType::Warning,
-            reason,
-            note: message,
-            pod: None,
-        }
-    })
 }
 
 async fn create_backup(
@@ -151,6 +146,7 @@ fn next_message(next: Option<jiff::Timestamp>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::root_password::newly_false;
 
     fn at(text: &str) -> jiff::Timestamp {
         text.parse().unwrap()

@@ -4,11 +4,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::runtime::events::EventType;
 
 use super::context::Context;
 use super::report::Notice;
-use super::root_password::newly_false;
 use crate::api::conditions::{ConditionType, set_condition};
 use crate::api::{MySQLCluster, MySQLClusterStatus};
 use crate::backup::archiver::{ArchiveHealth, ArchiveTarget};
@@ -44,13 +42,7 @@ pub fn archive_binlogs(
         cluster.metadata.generation,
         now,
     );
-    newly_false(Some(&previous), status, ConditionType::BinlogArchived)
-        .map(|(reason, note)| Notice {
-            type_: EventType::Warning,
-            reason,
-            note,
-            pod: None,
-        })
+    Notice::if_newly_false(&previous, status, ConditionType::BinlogArchived)
         .into_iter()
         .collect()
 }
@@ -140,6 +132,7 @@ pub fn record_archive(
 mod tests {
     use super::*;
     use crate::api::BackupSpec;
+    use crate::controller::root_password::newly_false;
 
     fn target() -> ArchiveTarget {
         ArchiveTarget {

@@ -11,7 +11,9 @@ use kube::runtime::events::EventType;
 use super::durability::{durability_warning, record_durability};
 use super::oom::{OOM_KILLED, new_oom_kills, oom_kills, record_oom};
 use super::restore_status::{record_restore, restore_warning};
-use super::root_password::{RootPasswordCheck, record_root_password, root_password_warning};
+use super::root_password::{
+    RootPasswordCheck, newly_false, record_root_password, root_password_warning,
+};
 use super::status::{
     APPLIED_ONLINE, OBJECT_NOT_OWNED, RefusedSetting, SETTING_REFUSED, compute_status,
     newly_not_owned, record_discarded, record_ownership, record_settings,
@@ -66,6 +68,17 @@ impl Notice {
             note,
             pod: None,
         }
+    }
+
+    /// A Warning when condition `type_` turned false since `previous`, or changed its reason
+    /// or message while false (see [`newly_false`]).
+    pub fn if_newly_false(
+        previous: &MySQLClusterStatus,
+        status: &MySQLClusterStatus,
+        type_: ConditionType,
+    ) -> Option<Self> {
+        newly_false(Some(previous), status, type_)
+            .map(|(reason, message)| Self::warning(&reason, message))
     }
 }
 

@@ -13,7 +13,7 @@
 mod sigv4;
 mod xml;
 
-pub use sigv4::{EMPTY_SHA256, SignedHeaders, SigningRequest, encode_path, sign, uri_encode};
+pub use sigv4::{EMPTY_SHA256, SignedHeaders, SigningRequest, encode_path, hex, sign, uri_encode};
 
 use std::fmt;
 use std::sync::Arc;
