@@ -117,6 +117,30 @@ async fn manifests_that_can_never_work_are_refused_at_admission_with_the_field_n
             says: &["spec.tls.extraNames[1]", "should match"],
         },
         Case {
+            what: "a recovery target with both a time and a GTID set",
+            manifest: with(
+                "two-targets",
+                json!({"bootstrap": {"recovery": {"backup": "base", "target": {
+                    "time": "2026-11-29T12:00:00Z",
+                    "gtidSet": "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5",
+                }}}}),
+            ),
+            says: &[
+                "spec.bootstrap.recovery.target",
+                "exactly one of time, gtidSet and latest: true",
+            ],
+        },
+        Case {
+            what: "a recovery target GTID set that is not one",
+            manifest: with(
+                "bad-gtids",
+                json!({"bootstrap": {"recovery": {"backup": "base", "target": {
+                    "gtidSet": "3e11fa47-71ca-11e1-9e33:1-5",
+                }}}}),
+            ),
+            says: &["spec.bootstrap.recovery.target.gtidSet", "should match"],
+        },
+        Case {
             what: "a volume too small for MySQL to initialise",
             manifest: with("tiny", json!({"storage": {"size": "128Mi"}})),
             says: &["spec.storage.size", "at least 256Mi"],
@@ -141,6 +165,15 @@ async fn manifests_that_can_never_work_are_refused_at_admission_with_the_field_n
     for (what, manifest) in [
         ("a name of 52 characters", cluster_manifest(&longest, 1)),
         ("primary-orders", cluster_manifest("primary-orders", 1)),
+        (
+            "a recovery target of a tagged GTID set over two sources",
+            with(
+                "tagged",
+                json!({"bootstrap": {"recovery": {"backup": "base", "target": {"gtidSet":
+                    "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,\n 4E11FA47-71CA-11E1-9E33-C80AA9429562:orders:1-3"
+                }}}}),
+            ),
+        ),
         (
             "256Mi and a label of the user's",
             with(

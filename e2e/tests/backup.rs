@@ -81,12 +81,7 @@ async fn a_backup_of_a_serving_cluster_restores_into_a_new_cluster_with_exactly_
     )
     .await
     .unwrap();
-    let committed = ns
-        .sql("shop", "shop-0", "SELECT @@gtid_executed")
-        .await
-        .unwrap();
-    // Batch mode prints the set's line breaks as `\n`.
-    let committed = GtidSet::parse(&committed.trim().replace("\\n", "")).unwrap();
+    let committed = gtid_executed(&ns, "shop", "shop-0").await;
 
     // Under the chaos writer: the backup must not stall the primary's writes.
     chaos::start_writing(&ns, "shop", 2, 600).await;
@@ -182,11 +177,7 @@ async fn a_backup_of_a_serving_cluster_restores_into_a_new_cluster_with_exactly_
             "{pod} holds the backup's rows, not the later one"
         );
     }
-    let copy_gtids = ns
-        .sql("copy", "copy-0", "SELECT @@gtid_executed")
-        .await
-        .unwrap();
-    let copy_gtids = GtidSet::parse(&copy_gtids.trim().replace("\\n", "")).unwrap();
+    let copy_gtids = gtid_executed(&ns, "copy", "copy-0").await;
     assert!(
         held.is_subset_of(&copy_gtids),
         "{copy_gtids} lacks some of {held}"
@@ -557,6 +548,16 @@ async fn client_clock(ns: &TestNamespace) -> u128 {
         .expect("the client pod prints its clock")
 }
 
+/// The GTID set a pod's server holds.
+async fn gtid_executed(ns: &TestNamespace, cluster: &str, pod: &str) -> GtidSet {
+    let text = ns
+        .sql(cluster, pod, "SELECT @@GLOBAL.gtid_executed")
+        .await
+        .unwrap_or_else(|e| panic!("{pod}: {e}"));
+    // `mysql -B` writes the newlines MySQL puts after commas as `\n`.
+    GtidSet::parse(&text.replace("\\n", "")).unwrap_or_else(|e| panic!("{pod}: {e}"))
+}
+
 /// The ids in `chaos.log` on the cluster's instance 0.
 async fn logged_ids(ns: &TestNamespace, cluster: &str) -> BTreeSet<u64> {
     ns.sql(cluster, &format!("{cluster}-0"), "SELECT id FROM chaos.log")
@@ -587,6 +588,11 @@ async fn a_cluster_restores_to_a_point_in_time_and_to_the_latest_archived_commit
     chaos::stop(&ns, "client").await;
     let before = chaos::collect(&ns, "client", 0).await;
     let target = client_clock(&ns).await;
+    // The same point as a GTID set: nothing writes between the writer's stop and the next one.
+    let primary_at_t = chaos::current_primary(&ns, "orders")
+        .await
+        .expect("a primary");
+    let gtids_at_t = gtid_executed(&ns, "orders", &primary_at_t).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     // After T: a writer of its own (its ids are larger than any before), through a switchover
     // and a failover, which the archive must follow without a gap.
@@ -647,6 +653,7 @@ async fn a_cluster_restores_to_a_point_in_time_and_to_the_latest_archived_commit
         .to_string();
     for (name, recovery_target) in [
         ("at-t", json!({"time": time})),
+        ("at-gtids", json!({"gtidSet": gtids_at_t.to_string()})),
         ("newest", json!({"latest": true})),
     ] {
         let mut restored = cluster_manifest(name, 1);
@@ -684,6 +691,25 @@ async fn a_cluster_restores_to_a_point_in_time_and_to_the_latest_archived_commit
         after.acknowledged.len()
     );
 
+    // At the GTID set of T: exactly that set, so the same rows as at T.
+    wait_ready(&ns, "at-gtids").await;
+    // Of the old cluster's history exactly that set; the restored cluster's own writes since
+    // are under its own server UUID.
+    let restored_gtids = gtid_executed(&ns, "at-gtids", "at-gtids-0").await;
+    let beyond = restored_gtids.difference(&gtids_at_t);
+    assert!(
+        gtids_at_t.is_subset_of(&restored_gtids)
+            && !beyond
+                .sources()
+                .any(|s| gtids_at_t.sources().any(|t| t == s)),
+        "restored to {gtids_at_t}, the cluster holds {restored_gtids}"
+    );
+    assert_eq!(
+        logged_ids(&ns, "at-gtids").await,
+        at_t,
+        "restored to the GTID set of T: the rows restored to T"
+    );
+
     // Latest: every acknowledged write.
     let newest = logged_ids(&ns, "newest").await;
     let missing: Vec<u64> = before
@@ -702,7 +728,7 @@ async fn a_cluster_restores_to_a_point_in_time_and_to_the_latest_archived_commit
         missing.is_empty(),
         "acknowledged, not restored: {missing:?}"
     );
-    for name in ["at-t", "newest"] {
+    for name in ["at-t", "at-gtids", "newest"] {
         let restored = cluster_condition(&ns, name, ConditionType::Restored)
             .await
             .expect("a Restored condition");

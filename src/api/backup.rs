@@ -146,12 +146,12 @@ pub struct RecoverySpec {
     pub target: Option<RecoveryTarget>,
 }
 
-/// The point a restore recovers to: exactly one of `time` and `latest`.
+/// The point a restore recovers to: exactly one of `time`, `gtidSet` and `latest`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("has(self.time) != (has(self.latest) && self.latest)")
-        .message("spec.bootstrap.recovery.target needs exactly one of time and latest: true"),
+    validation = Rule::new("[has(self.time), has(self.gtidSet), has(self.latest) && self.latest].filter(x, x).size() == 1")
+        .message("spec.bootstrap.recovery.target needs exactly one of time, gtidSet and latest: true"),
 )]
 pub struct RecoveryTarget {
     /// Every transaction committed at or before this time (RFC 3339, e.g.
@@ -161,6 +161,19 @@ pub struct RecoveryTarget {
         pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
     ))]
     pub time: Option<String>,
+    /// Every transaction of the archive up to and including the last one of this GTID set
+    /// (MySQL's text form, e.g. `3e11fa47-71ca-11e1-9e33-c80aa9429562:1-1041`): the shortest
+    /// stretch of history that holds the set. Typically `@@gtid_executed` as it was at the
+    /// point to return to. The restore fails if the archive does not reach it, or if the backup
+    /// already holds more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 65536),
+        regex(
+            pattern = r"^\s*[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(:([a-zA-Z_][a-zA-Z0-9_]{0,31}|[0-9]+(-[0-9]+)?))+(\s*,\s*[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(:([a-zA-Z_][a-zA-Z0-9_]{0,31}|[0-9]+(-[0-9]+)?))+)*\s*$"
+        )
+    )]
+    pub gtid_set: Option<String>,
     /// Everything the archive holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest: Option<bool>,
@@ -210,9 +223,13 @@ pub struct RestoreSource {
 pub struct ReplaySource {
     /// The archive's directory in the store, below the store's path.
     pub directory: String,
-    /// Replay transactions committed at or before this time (RFC 3339); none: all of them.
+    /// Replay transactions committed at or before this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    /// Replay up to the transaction that completes this GTID set. Neither this nor `until`:
+    /// everything archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_gtid_set: Option<String>,
 }
 
 /// The Secret keys of a store's credentials.

@@ -433,8 +433,65 @@ pub fn format_us(us: u64) -> String {
         .unwrap_or_else(|_| format!("{us} µs"))
 }
 
-/// Which transactions of the archive a restore applies: those the backup lacks, committed at or
-/// before `until_us`; the first one committed after it ends the replay.
+/// Where a replay stops: after the last transaction committed at or before a time, or once a
+/// GTID set is held entirely (every transaction of the archive up to the last of the set, the
+/// shortest stretch of history that holds it). Neither: everything archived.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayTarget {
+    until_us: Option<u64>,
+    /// The target set's transactions the backup lacks, which the replay must apply.
+    lacking: Option<GtidSet>,
+}
+
+impl ReplayTarget {
+    /// Everything archived.
+    pub fn latest() -> Self {
+        Self::default()
+    }
+
+    /// Every transaction committed at or before `until_us` (µs since the epoch).
+    pub fn time(until_us: u64) -> Self {
+        Self {
+            until_us: Some(until_us),
+            lacking: None,
+        }
+    }
+
+    /// Up to the transaction that completes `target` on a backup holding `backup`. A backup
+    /// holding more than the target already has history past it, which no replay takes back.
+    pub fn gtid_set(target: &GtidSet, backup: &GtidSet) -> Result<Self, String> {
+        let lacking = target.difference(backup);
+        if lacking.is_empty() && !backup.is_subset_of(target) {
+            return Err(format!(
+                "the backup holds the target GTID set {target} and more ({}): restore a backup \
+                 taken before the target",
+                backup.difference(target)
+            ));
+        }
+        Ok(Self {
+            until_us: None,
+            lacking: Some(lacking),
+        })
+    }
+
+    pub fn until_us(&self) -> Option<u64> {
+        self.until_us
+    }
+
+    /// Checks a replay that applied `applied` reached a GTID-set target.
+    pub fn reached(&self, applied: &GtidSet) -> Result<(), String> {
+        match &self.lacking {
+            Some(lacking) if !lacking.is_subset_of(applied) => Err(format!(
+                "the binary log archive ends before the target GTID set: it lacks {}",
+                lacking.difference(applied)
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Which transactions of the archive a restore applies: those the backup lacks, until the
+/// target; the first one past it ends the replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admit {
     Apply,
@@ -442,21 +499,24 @@ pub enum Admit {
     Stop,
 }
 
+/// Whether to apply the transaction `source:gno` committed at `committed_us`, on a backup
+/// holding `backup` after the replay `applied` those before it.
 pub fn admit(
     backup: &GtidSet,
+    applied: &GtidSet,
     source: &GtidSource,
     gno: u64,
     committed_us: u64,
-    until_us: Option<u64>,
+    target: &ReplayTarget,
 ) -> Admit {
-    if until_us.is_some_and(|until| committed_us > until) {
-        return Admit::Stop;
-    }
-    let held = backup
-        .intervals(source)
-        .iter()
-        .any(|i| i.start <= gno && gno <= i.end);
-    if held {
+    let past_time = target.until_us.is_some_and(|until| committed_us > until);
+    let set_complete = target
+        .lacking
+        .as_ref()
+        .is_some_and(|lacking| lacking.is_subset_of(applied));
+    if past_time || set_complete {
+        Admit::Stop
+    } else if backup.contains(source, gno) {
         Admit::AlreadyHeld
     } else {
         Admit::Apply
@@ -799,11 +859,61 @@ mod tests {
     }
 
     #[test]
-    fn replay_applies_what_the_backup_lacks_up_to_the_target() {
+    fn replay_applies_what_the_backup_lacks_up_to_the_target_time() {
         let backup = set(&format!("{A}:1-5"));
-        assert_eq!(admit(&backup, &source(A), 5, 10, None), Admit::AlreadyHeld);
-        assert_eq!(admit(&backup, &source(A), 6, 10, None), Admit::Apply);
-        assert_eq!(admit(&backup, &source(B), 1, 10, Some(10)), Admit::Apply);
-        assert_eq!(admit(&backup, &source(B), 1, 11, Some(10)), Admit::Stop);
+        let none = GtidSet::new();
+        let admit_until = |uuid: &str, gno, committed, target: &ReplayTarget| {
+            admit(&backup, &none, &source(uuid), gno, committed, target)
+        };
+        let latest = ReplayTarget::latest();
+        assert_eq!(admit_until(A, 5, 10, &latest), Admit::AlreadyHeld);
+        assert_eq!(admit_until(A, 6, 10, &latest), Admit::Apply);
+        let at_10 = ReplayTarget::time(10);
+        assert_eq!(admit_until(B, 1, 10, &at_10), Admit::Apply);
+        assert_eq!(admit_until(B, 1, 11, &at_10), Admit::Stop);
+        assert_eq!(at_10.reached(&none), Ok(()));
+    }
+
+    #[test]
+    fn replay_to_a_gtid_set_stops_after_the_transaction_that_completes_it() {
+        let backup = set(&format!("{A}:1-5"));
+        let target = ReplayTarget::gtid_set(&set(&format!("{A}:1-7,{B}:1")), &backup).unwrap();
+        let step = |applied: &str, uuid: &str, gno| {
+            admit(&backup, &set(applied), &source(uuid), gno, 0, &target)
+        };
+        assert_eq!(step("", A, 5), Admit::AlreadyHeld);
+        assert_eq!(step("", A, 6), Admit::Apply);
+        // Transactions outside the set but before its last one are history it depends on.
+        assert_eq!(step(&format!("{A}:6"), B, 9), Admit::Apply);
+        assert_eq!(step(&format!("{A}:6,{B}:9"), A, 7), Admit::Apply);
+        assert_eq!(step(&format!("{A}:6-7,{B}:9"), B, 1), Admit::Apply);
+        assert_eq!(step(&format!("{A}:6-7,{B}:1,{B}:9"), A, 8), Admit::Stop);
+        assert_eq!(target.reached(&set(&format!("{A}:6-7,{B}:1"))), Ok(()));
+        assert_eq!(
+            target.reached(&set(&format!("{A}:6-7"))),
+            Err(format!(
+                "the binary log archive ends before the target GTID set: it lacks {B}:1"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_gtid_target_the_backup_is_already_past_is_refused() {
+        let backup = set(&format!("{A}:1-5"));
+        assert_eq!(
+            ReplayTarget::gtid_set(&set(&format!("{A}:1-5")), &backup)
+                .unwrap()
+                .reached(&GtidSet::new()),
+            Ok(()),
+            "the backup's own set: nothing to replay"
+        );
+        let error = ReplayTarget::gtid_set(&set(&format!("{A}:1-3")), &backup).unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "the backup holds the target GTID set {A}:1-3 and more ({A}:4-5): restore a \
+                 backup taken before the target"
+            )
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Point-in-time recovery's second half, in the restore container: on a restored backup, replay
 //! the archived binary log of the cluster that took it, up to the target. The segments to replay
 //! are chosen by GTID (`archive::replay_chain`), each checked against its index's SHA-256, and
-//! cut to the transactions the backup lacks that committed at or before the target; what is
+//! cut to the transactions the backup lacks up to the target (a time or a GTID set); what is
 //! left runs through `mysqlbinlog | mysql` on the restore's local server, which records each
 //! transaction under its original GTID. The caller then checks the data holds exactly the
 //! backup's transactions and these.
@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 use super::archive::{
-    Admit, ArchiveLayout, ArchivePosition, BINLOG_MAGIC, Piece, SegmentIndex, admit, covers,
-    format_us, piece_of, replay_chain,
+    Admit, ArchiveLayout, ArchivePosition, BINLOG_MAGIC, Piece, ReplayTarget, SegmentIndex, admit,
+    covers, format_us, piece_of, replay_chain,
 };
 use super::restore::RestoreError;
 use crate::api::ReplaySource;
@@ -43,19 +43,10 @@ pub async fn replay(
 ) -> Result<Replayed, RestoreError> {
     let mismatch = RestoreError::Mismatch;
     let layout = ArchiveLayout::at(&source.directory);
-    let until_us = match &source.until {
-        Some(until) => Some(
-            until
-                .parse::<jiff::Timestamp>()
-                .map_err(|e| RestoreError::Settings(format!("the target time {until}: {e}")))?
-                .as_microsecond()
-                .max(0) as u64,
-        ),
-        None => None,
-    };
+    let target = replay_target(source, backup)?;
     let indexes = read_indexes(store, &layout).await?;
     let chain = replay_chain(&indexes, backup).map_err(mismatch)?;
-    if let Some(until_us) = until_us {
+    if let Some(until_us) = target.until_us() {
         let position = read_position(store, &layout).await?;
         covers(&chain, position.as_ref(), until_us).map_err(mismatch)?;
     }
@@ -63,11 +54,14 @@ pub async fn replay(
     let mut replayed = Replayed::default();
     let mut files = Vec::new();
     for index in &chain {
-        if until_us.is_some_and(|until| index.first_commit_us > until) {
+        if target
+            .until_us()
+            .is_some_and(|until| index.first_commit_us > until)
+        {
             break;
         }
         let bytes = download_segment(store, &layout, index).await?;
-        let (cut, stop) = cut_segment(&bytes, backup, until_us, &mut replayed)
+        let (cut, stop) = cut_segment(&bytes, backup, &target, &mut replayed)
             .map_err(|e| mismatch(format!("segment {}: {e}", index.seq)))?;
         if let Some(cut) = cut {
             let path = scratch.join(format!("replay-{:012}.binlog", index.seq));
@@ -78,6 +72,7 @@ pub async fn replay(
             break;
         }
     }
+    target.reached(&replayed.gtid_set).map_err(mismatch)?;
     tracing::info!(
         segments = files.len(),
         transactions = replayed.transactions,
@@ -94,6 +89,23 @@ pub async fn replay(
         let _ = std::fs::remove_file(file);
     }
     result.map(|()| replayed)
+}
+
+/// Where the replay of `source` stops, on a backup holding `backup`.
+fn replay_target(source: &ReplaySource, backup: &GtidSet) -> Result<ReplayTarget, RestoreError> {
+    let settings = |what: String| RestoreError::Settings(what);
+    if let Some(until) = &source.until {
+        let time = until
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| settings(format!("the target time {until}: {e}")))?;
+        return Ok(ReplayTarget::time(time.as_microsecond().max(0) as u64));
+    }
+    if let Some(gtids) = &source.until_gtid_set {
+        let target = GtidSet::parse(gtids)
+            .map_err(|e| settings(format!("the target GTID set {gtids}: {e}")))?;
+        return ReplayTarget::gtid_set(&target, backup).map_err(RestoreError::Mismatch);
+    }
+    Ok(ReplayTarget::latest())
 }
 
 /// Every segment's index in the archive.
@@ -152,7 +164,7 @@ async fn download_segment(
 fn cut_segment(
     bytes: &[u8],
     backup: &GtidSet,
-    until_us: Option<u64>,
+    target: &ReplayTarget,
     replayed: &mut Replayed,
 ) -> Result<(Option<Vec<u8>>, bool), String> {
     let events = BinlogFile::new(BinlogVersion::Version4, bytes).map_err(|e| e.to_string())?;
@@ -172,7 +184,14 @@ fn cut_segment(
                 source,
                 gno,
                 committed_us,
-            } => match admit(backup, &source, gno, committed_us, until_us) {
+            } => match admit(
+                backup,
+                &replayed.gtid_set,
+                &source,
+                gno,
+                committed_us,
+                target,
+            ) {
                 Admit::Stop => return Ok((any.then_some(out), true)),
                 Admit::AlreadyHeld => keeping = false,
                 Admit::Apply => {
@@ -269,7 +288,13 @@ mod tests {
     #[test]
     fn a_segment_that_is_not_a_binary_log_is_refused() {
         let mut replayed = Replayed::default();
-        let error = cut_segment(b"not a binlog", &GtidSet::new(), None, &mut replayed).unwrap_err();
+        let error = cut_segment(
+            b"not a binlog",
+            &GtidSet::new(),
+            &ReplayTarget::latest(),
+            &mut replayed,
+        )
+        .unwrap_err();
         assert_eq!(error, "invalid binlog file header");
     }
 }

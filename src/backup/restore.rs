@@ -125,11 +125,20 @@ fn replay_source(
         ),
         None => None,
     };
+    let until_gtid_set = match &target.gtid_set {
+        Some(gtids) => Some(
+            GtidSet::parse(gtids)
+                .map_err(|e| format!("spec.bootstrap.recovery.target.gtidSet: {e}"))?
+                .to_string(),
+        ),
+        None => None,
+    };
     Ok(Some(ReplaySource {
         directory: ArchiveLayout::new(namespace, cluster)
             .directory()
             .to_string(),
         until,
+        until_gtid_set,
     }))
 }
 
