@@ -110,6 +110,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sakila::backup::restore::run().await?;
         return Ok(());
     }
+    // `sakila-operator verify`: restores a backup into scratch space and checks it, inside a
+    // verification's Job.
+    if std::env::args().nth(1).as_deref() == Some("verify") {
+        telemetry::init(LogFormat::Text);
+        sakila::backup::verifier::run().await?;
+        return Ok(());
+    }
     // `sakila-operator copy-binary DEST`: how a backup's Job gets this binary into the
     // cluster's mysqld image, which runs it.
     if std::env::args().nth(1).as_deref() == Some("copy-binary") {

@@ -735,3 +735,84 @@ async fn a_cluster_restores_to_a_point_in_time_and_to_the_latest_archived_commit
         assert_eq!(restored.status, "True", "{name}: {}", restored.message);
     }
 }
+
+/// The backup's `status.verification`, once its phase is `phase`.
+async fn wait_verification(
+    ns: &TestNamespace,
+    name: &str,
+    phase: &str,
+    after: Option<&str>,
+) -> serde_json::Value {
+    let backups: Api<MySQLBackup> = ns.api();
+    wait_until(
+        &format!("MySQLBackup {name} verification {phase}"),
+        Duration::from_secs(240),
+        || async {
+            let backup = backups.get(name).await.ok()?;
+            let verification = serde_json::to_value(backup.status?.verification?).ok()?;
+            let requested = verification["requestedAt"].as_str();
+            let newer = after.is_none_or(|after| requested.is_some_and(|r| r > after));
+            (verification["phase"] == phase && newer).then_some(verification)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_verification_restore_proves_the_newest_backup_and_finds_a_damaged_one() {
+    let ns = TestNamespace::new("verify").await;
+    let store = test_store(&ns).await;
+    store_secret(&ns, &store, "store", false).await;
+    let mut manifest = cluster_manifest("ledger", 1);
+    manifest["spec"]["backup"] = backup_spec(&store, "store");
+    manifest["spec"]["backup"]["verify"] = json!({"schedule": "* * * * *"});
+    ns.create::<MySQLCluster>(manifest).await;
+    wait_ready(&ns, "ledger").await;
+    ns.sql(
+        "ledger",
+        "ledger-0",
+        "CREATE DATABASE books; CREATE TABLE books.entries (id INT PRIMARY KEY, note TEXT); \
+         INSERT INTO books.entries WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) SELECT i, REPEAT('x', 100) FROM n",
+    )
+    .await
+    .unwrap();
+    create_backup(&ns, "daily", "ledger").await;
+    let completed = wait_completed(&ns, "daily", Duration::from_secs(300)).await;
+    let gtid_set = completed.gtid_set.unwrap();
+
+    // The next fire of the schedule verifies the newest completed backup.
+    let passed = wait_verification(&ns, "daily", "Passed", None).await;
+    let message = passed["message"].as_str().unwrap_or_default().to_string();
+    eprintln!("verification passed: {message}");
+    for part in [
+        "SHA-256 checked",
+        &format!("holding exactly the GTID set {gtid_set}"),
+        "CHECK TABLE passed on",
+        "the binary log archive continues it without a gap",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message:?}");
+    }
+    assert!(event_count_on(&ns, "MySQLBackup", "VerificationPassed").await >= 1);
+    let scheduled = cluster_condition(&ns, "ledger", ConditionType::BackupScheduled)
+        .await
+        .expect("a BackupScheduled condition");
+    assert!(
+        scheduled.status == "True" && scheduled.message.contains("the next verification is due"),
+        "{scheduled:?}"
+    );
+
+    // The stored data damaged: the next verification fails, saying why, with a Warning.
+    let here = store_from_here(&ns, &store).await;
+    let data = here.key(&format!("{}/ledger/backups/daily/data.tar.zst", ns.name));
+    let mut damaged = here.get(&data).await.unwrap().to_vec();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    here.put(&data, damaged.into()).await.unwrap();
+    let failed = wait_verification(&ns, "daily", "Failed", passed["requestedAt"].as_str()).await;
+    let message = failed["message"].as_str().unwrap_or_default();
+    eprintln!("verification failed: {message}");
+    assert!(message.contains("SHA-256"), "{message}");
+    assert!(event_count_on(&ns, "MySQLBackup", "VerificationFailed").await >= 1);
+    // The cluster serves on.
+    wait_ready(&ns, "ledger").await;
+}

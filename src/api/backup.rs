@@ -44,6 +44,23 @@ pub struct BackupSpec {
     /// recovery. On by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binlogs: Option<BinlogArchiveSpec>,
+    /// Verification restores: on this schedule the newest completed backup is restored into a
+    /// scratch server in a Job and checked; the result goes to its `MySQLBackup`'s
+    /// `status.verification`. Left out, backups are not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifySpec>,
+}
+
+/// When backups are proven restorable.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifySpec {
+    /// A cron expression in UTC, as `schedule`'s (e.g. `0 5 * * *`).
+    #[schemars(
+        regex(pattern = r"^\s*[0-9*,/-]+(\s+[0-9*,/-]+){4}\s*$"),
+        length(max = 128)
+    )]
+    pub schedule: String,
 }
 
 /// How the binary log is archived: `<path>/<namespace>/<cluster>/binlogs/`, in segments of whole
@@ -263,6 +280,11 @@ fn default_true() -> bool {
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Size", type_ = "string", json_path = ".status.size"),
     printcolumn(
+        name = "Verified",
+        type_ = "string",
+        json_path = ".status.verification.phase"
+    ),
+    printcolumn(
         name = "Source",
         type_ = "string",
         json_path = ".status.sourceInstance"
@@ -313,6 +335,38 @@ impl BackupPhase {
     }
 }
 
+/// The last verification restore of a completed backup.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupVerification {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<VerificationPhase>,
+    /// The fire time of `spec.backup.verify.schedule` that asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// What was checked, or why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Where a verification restore is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum VerificationPhase {
+    /// Asked for; its Job starts next.
+    Requested,
+    /// Its Job restores and checks the backup.
+    Running,
+    /// The backup restored: its checksum, its GTID set, a server starting on it and every
+    /// table checked.
+    Passed,
+    /// It did not restore; `message` says why.
+    Failed,
+}
+
 /// What a backup holds and where it is.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -360,6 +414,9 @@ pub struct MySQLBackupStatus {
     /// restore needs only this `MySQLBackup`, also once the cluster is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<ObjectStoreSpec>,
+    /// The last verification restore (`spec.backup.verify` of the cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<BackupVerification>,
 }
 
 /// Bytes for people: `512 B`, `12.3 MiB`, `1.5 GiB`.

@@ -612,6 +612,10 @@ pub struct MySQLClusterStatus {
     /// the schedule was first seen); the next is due after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scheduled_backup: Option<Time>,
+    /// The fire time of `spec.backup.verify.schedule` the last verification was asked for (or
+    /// when the schedule was first seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_verification: Option<Time>,
 }
 
 /// One re-clone that discarded transactions.

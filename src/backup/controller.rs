@@ -22,9 +22,12 @@ use super::archive::{ArchiveLayout, unneeded_segments};
 use super::decide::{BackupObservation, BackupStep, ClusterState, JobState, decide};
 use super::job::{BackupJobInput, RUNNER_CONTAINER, build_backup_job, job_name};
 use super::manifest::{BackupLayout, Manifest};
+use super::verify::{
+    VerifyJobInput, VerifyStep, build_verify_job, decide_verification, verify_job_name,
+};
 use crate::api::{
     ACCESS_KEY_ID_KEY, BackupPhase, MySQLBackup, MySQLCluster, ObjectStoreSpec,
-    SECRET_ACCESS_KEY_KEY, human_size,
+    SECRET_ACCESS_KEY_KEY, VerificationPhase, human_size,
 };
 use crate::controller::context::Context;
 use crate::controller::reconcile::truncate_note;
@@ -104,6 +107,9 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
     let clusters: Api<MySQLCluster> = Api::namespaced(client.clone(), &namespace);
     let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
     let phase = backup.status.as_ref().and_then(|s| s.phase);
+    if phase == Some(BackupPhase::Completed) {
+        return verify(&ctx, &backup, &namespace).await;
+    }
     if phase.is_some_and(BackupPhase::is_final) {
         return Ok(Action::await_change());
     }
@@ -287,6 +293,168 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
             Ok(Action::await_change())
         }
     }
+}
+
+/// A completed backup's verification: start the Job asked for, watch it, record how it ended.
+async fn verify(
+    ctx: &Context,
+    backup: &MySQLBackup,
+    namespace: &str,
+) -> Result<Action, BackupError> {
+    let name = backup.name_any();
+    let status = backup.status.clone().unwrap_or_default();
+    let verification = status.verification.clone().unwrap_or_default();
+    let in_flight = matches!(
+        verification.phase,
+        Some(VerificationPhase::Requested | VerificationPhase::Running)
+    );
+    if !in_flight {
+        return Ok(Action::await_change());
+    }
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let backups: Api<MySQLBackup> = Api::namespaced(ctx.client.clone(), namespace);
+    let job_name = verify_job_name(&name, verification.requested_at.as_ref());
+    let job = match jobs.get_opt(&job_name).await? {
+        None => None,
+        Some(job) => Some(job_state(&ctx.client, namespace, &job).await?),
+    };
+    match decide_verification(Some(&verification), job.as_ref()) {
+        VerifyStep::Idle => Ok(Action::await_change()),
+        VerifyStep::Watch => Ok(Action::requeue(RECHECK)),
+        VerifyStep::Record { passed, message } => {
+            record_verification(ctx, &backups, backup, passed, message).await
+        }
+        VerifyStep::Start => {
+            let clusters: Api<MySQLCluster> = Api::namespaced(ctx.client.clone(), namespace);
+            let input = match clusters.get_opt(&backup.spec.cluster).await? {
+                None => Err(format!(
+                    "the MySQLCluster {} does not exist: its image and settings verify its backups",
+                    backup.spec.cluster
+                )),
+                Some(cluster) => verify_job_input(ctx, backup, &cluster, &job_name),
+            };
+            let input = match input {
+                Ok(input) => input,
+                Err(message) => {
+                    return record_verification(ctx, &backups, backup, false, message).await;
+                }
+            };
+            match jobs
+                .create(&PostParams::default(), &build_verify_job(&input))
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(kube::Error::Api(e)) if e.code == 422 => {
+                    let message = format!(
+                        "the API server refused the verification Job (check spec.backup.resources \
+                         of MySQLCluster {}): {}",
+                        backup.spec.cluster, e.message
+                    );
+                    return record_verification(ctx, &backups, backup, false, message).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            patch_status(
+                &backups,
+                &name,
+                json!({"verification": {
+                    "phase": VerificationPhase::Running,
+                    "startedAt": Time(jiff::Timestamp::now()),
+                }}),
+            )
+            .await?;
+            publish(
+                ctx,
+                backup,
+                EventType::Normal,
+                "VerificationStarted",
+                format!("restoring the backup into scratch space to check it (Job {job_name})"),
+            )
+            .await;
+            Ok(Action::requeue(RECHECK))
+        }
+    }
+}
+
+async fn record_verification(
+    ctx: &Context,
+    backups: &Api<MySQLBackup>,
+    backup: &MySQLBackup,
+    passed: bool,
+    message: String,
+) -> Result<Action, BackupError> {
+    let (phase, type_, reason) = if passed {
+        (
+            VerificationPhase::Passed,
+            EventType::Normal,
+            "VerificationPassed",
+        )
+    } else {
+        (
+            VerificationPhase::Failed,
+            EventType::Warning,
+            "VerificationFailed",
+        )
+    };
+    patch_status(
+        backups,
+        &backup.name_any(),
+        json!({"verification": {
+            "phase": phase,
+            "completedAt": Time(jiff::Timestamp::now()),
+            "message": message,
+        }}),
+    )
+    .await?;
+    publish(ctx, backup, type_, reason, message).await;
+    Ok(Action::await_change())
+}
+
+/// The verification Job's input: the backup where its status says it is, verified with its
+/// cluster's image; an error says why it cannot be verified.
+fn verify_job_input(
+    ctx: &Context,
+    backup: &MySQLBackup,
+    cluster: &MySQLCluster,
+    job_name: &str,
+) -> Result<VerifyJobInput, String> {
+    let status = backup.status.clone().unwrap_or_default();
+    let validated = validate(cluster, &ctx.settings)
+        .map_err(|e| format!("the MySQLCluster's spec cannot be used: {e}"))?;
+    let operator_image = validated.operator_image.clone().ok_or(
+        "this operator was started without --exporter-image (Helm value exporter.image), the \
+         image whose binary runs verifications",
+    )?;
+    let store = status
+        .store
+        .clone()
+        .ok_or("the MySQLBackup does not record its store")?;
+    let namespace = cluster.namespace().unwrap_or_default();
+    let spec = cluster.spec.backup.as_ref();
+    tracing::debug!(job = %job_name, "starting a verification");
+    Ok(VerifyJobInput {
+        backup: backup.name_any(),
+        namespace: namespace.clone(),
+        owner: backup
+            .controller_owner_ref(&())
+            .ok_or("the MySQLBackup has no uid")?,
+        requested_at: status.verification.and_then(|v| v.requested_at),
+        store,
+        directory: BackupLayout::new(&namespace, &backup.spec.cluster, &backup.name_any())
+            .directory()
+            .to_string(),
+        sha256: status.sha256,
+        gtid_set: status.gtid_set,
+        archive: spec.and_then(|b| b.binlog_archive()).map(|_| {
+            ArchiveLayout::new(&namespace, &backup.spec.cluster)
+                .directory()
+                .to_string()
+        }),
+        mysql_image: validated.image.clone(),
+        operator_image,
+        resources: spec.and_then(|b| b.resources.clone()),
+    })
 }
 
 /// Pending, with the reason in the message and a Warning event when the reason is new.
@@ -477,15 +645,13 @@ async fn completed_status(
 /// The Job's outcome; a failed one with its runner's termination message.
 async fn job_state(client: &Client, namespace: &str, job: &Job) -> Result<JobState, BackupError> {
     let status = job.status.clone().unwrap_or_default();
-    if status.succeeded.unwrap_or(0) > 0 {
-        return Ok(JobState::Succeeded);
-    }
     let failed_condition = status
         .conditions
         .iter()
         .flatten()
-        .any(|c| c.type_ == "Failed" && c.status == "True");
-    if status.failed.unwrap_or(0) == 0 && !failed_condition {
+        .find(|c| c.type_ == "Failed" && c.status == "True");
+    let succeeded = status.succeeded.unwrap_or(0) > 0;
+    if !succeeded && status.failed.unwrap_or(0) == 0 && failed_condition.is_none() {
         return Ok(JobState::Running);
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
@@ -501,17 +667,18 @@ async fn job_state(client: &Client, namespace: &str, job: &Job) -> Result<JobSta
                 .flat_map(|s| s.container_statuses.iter().flatten())
         })
         .filter(|c| c.name == RUNNER_CONTAINER)
-        .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
-        .or_else(|| {
-            status
-                .conditions
-                .iter()
-                .flatten()
-                .find(|c| c.type_ == "Failed")
-                .and_then(|c| c.message.clone())
-        })
-        .unwrap_or_default();
-    Ok(JobState::Failed { message })
+        .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone());
+    Ok(if succeeded {
+        JobState::Succeeded {
+            message: message.unwrap_or_default(),
+        }
+    } else {
+        JobState::Failed {
+            message: message
+                .or_else(|| failed_condition.and_then(|c| c.message.clone()))
+                .unwrap_or_default(),
+        }
+    })
 }
 
 /// The clone donor account, or for a cluster whose Secret predates it, the replication account

@@ -28,8 +28,11 @@ pub enum ClusterState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
     Running,
-    Succeeded,
-    /// With the runner's termination message, when it left one.
+    /// With the runner's termination message: what it did.
+    Succeeded {
+        message: String,
+    },
+    /// With the runner's termination message, when it left one: why it failed.
     Failed {
         message: String,
     },
@@ -58,7 +61,7 @@ pub fn decide(observation: &BackupObservation) -> BackupStep {
     }
     match &observation.job {
         Some(JobState::Running) => return BackupStep::Watch,
-        Some(JobState::Succeeded) => return BackupStep::Collect,
+        Some(JobState::Succeeded { .. }) => return BackupStep::Collect,
         Some(JobState::Failed { message }) => {
             return BackupStep::Fail {
                 message: if message.trim().is_empty() {
@@ -264,7 +267,9 @@ mod tests {
                 "a succeeded Job is collected",
                 BackupObservation {
                     phase: Some(BackupPhase::Running),
-                    job: Some(JobState::Succeeded),
+                    job: Some(JobState::Succeeded {
+                        message: String::new(),
+                    }),
                     ..ready_cluster(replica())
                 },
                 BackupStep::Collect,
@@ -306,7 +311,9 @@ mod tests {
                 "a failed backup stays failed",
                 BackupObservation {
                     phase: Some(BackupPhase::Failed),
-                    job: Some(JobState::Succeeded),
+                    job: Some(JobState::Succeeded {
+                        message: String::new(),
+                    }),
                     ..ready_cluster(replica())
                 },
                 BackupStep::Done,
@@ -466,6 +473,7 @@ mod retention_tests {
             keep_days,
             resources: None,
             binlogs: None,
+            verify: None,
         };
         let at = |now: &str| now.parse::<jiff::Timestamp>().unwrap();
         let expired = |retention, cluster, now| expired_backups(&backups, cluster, retention, now);

@@ -35,8 +35,9 @@ pub const RUNNER_CONTAINER: &str = "backup";
 
 const TOOLS_VOLUME: &str = "tools";
 const TOOLS_DIR: &str = "/sakila";
-const SCRATCH_VOLUME: &str = "scratch";
-const SCRATCH_DIR: &str = "/scratch";
+pub const SCRATCH_VOLUME: &str = "scratch";
+/// Where a runner's scratch volume is mounted.
+pub const SCRATCH_DIR: &str = "/scratch";
 const STORE_CA_VOLUME: &str = "store-ca";
 const STORE_CA_DIR: &str = "/etc/sakila-store-ca";
 const STORE_CA_FILE: &str = "ca.crt";
@@ -73,16 +74,20 @@ pub struct BackupJobInput {
 
 /// The Job's name: `<backup>-backup`, shortened with a hash when that would not fit a label.
 pub fn job_name(backup: &str) -> String {
+    short_name(backup, "backup")
+}
+
+/// `<backup>-<suffix>`, the backup's part shortened with a hash of it when the whole would not
+/// fit a label.
+pub fn short_name(backup: &str, suffix: &str) -> String {
     const MAX: usize = 63;
-    let name = format!("{backup}-backup");
+    let name = format!("{backup}-{suffix}");
     if name.len() <= MAX {
         return name;
     }
     let hash = hex8(backup);
-    format!(
-        "{}-{hash}-backup",
-        &backup[..MAX - 16].trim_end_matches('-')
-    )
+    let keep = MAX.saturating_sub(suffix.len() + hash.len() + 2);
+    format!("{}-{hash}-{suffix}", backup[..keep].trim_end_matches('-'))
 }
 
 fn hex8(text: &str) -> String {
@@ -123,12 +128,10 @@ pub fn build_backup_job(input: &BackupJobInput) -> Job {
     ];
     env.extend(store_credentials_env(&input.store, false));
     let mut mounts = vec![
-        tools_mount(),
         mount(SCRATCH_VOLUME, SCRATCH_DIR),
         mount(naming::TLS_VOLUME, naming::TLS_DIR),
     ];
     let mut volumes = vec![
-        tools_volume(),
         // The copy of the data lives here until it is uploaded: on the node's disk, never on a
         // volume of the cluster.
         empty_dir(SCRATCH_VOLUME, None),
@@ -143,59 +146,98 @@ pub fn build_backup_job(input: &BackupJobInput) -> Job {
         mounts.push(mount);
         volumes.push(volume);
     }
+    runner_job(RunnerJob {
+        name: job_name(&input.backup),
+        namespace: &input.namespace,
+        owner: &input.owner,
+        pod_labels: BTreeMap::from([
+            (
+                BACKUP_POD_NAME_LABEL.0.to_string(),
+                BACKUP_POD_NAME_LABEL.1.to_string(),
+            ),
+            (BACKUP_CLUSTER_LABEL.to_string(), input.cluster.clone()),
+            (BACKUP_LABEL.to_string(), label_value(&input.backup)),
+        ]),
+        mysql_image: &input.mysql_image,
+        operator_image: &input.operator_image,
+        subcommand: "backup",
+        env,
+        mounts,
+        volumes,
+        resources: input.resources.clone(),
+    })
+}
+
+/// What differs between the Jobs that run the operator's binary in the cluster's mysqld image.
+pub struct RunnerJob<'a> {
+    pub name: String,
+    pub namespace: &'a str,
+    /// The controlling owner (the `MySQLBackup`).
+    pub owner: &'a OwnerReference,
+    pub pod_labels: BTreeMap<String, String>,
+    pub mysql_image: &'a str,
+    pub operator_image: &'a str,
+    /// `sakila-operator <subcommand>` runs in the runner container.
+    pub subcommand: &'a str,
+    pub env: Vec<EnvVar>,
+    /// Besides the tools volume, which every runner has.
+    pub mounts: Vec<VolumeMount>,
+    pub volumes: Vec<Volume>,
+    /// `spec.backup.resources`, if set.
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// A Job whose one pod copies the operator's binary into the tools volume, then runs it in the
+/// cluster's mysqld image as the mysql user, restricted, once (`backoffLimit` 0: a failure is
+/// reported, not retried).
+pub fn runner_job(spec: RunnerJob) -> Job {
+    let mut mounts = vec![tools_mount()];
+    mounts.extend(spec.mounts);
+    let mut volumes = vec![tools_volume()];
+    volumes.extend(spec.volumes);
     let runner = Container {
         name: RUNNER_CONTAINER.into(),
-        image: Some(input.mysql_image.clone()),
+        image: Some(spec.mysql_image.to_string()),
         image_pull_policy: Some("IfNotPresent".into()),
-        command: Some(vec![tools_binary(), "backup".into()]),
-        env: Some(env),
+        command: Some(vec![tools_binary(), spec.subcommand.into()]),
+        env: Some(spec.env),
         volume_mounts: Some(mounts),
-        // The throwaway mysqld (128 MiB buffer pool) and the compressor's buffers.
+        // A throwaway mysqld (128 MiB buffer pool) and the compressor's buffers.
         resources: Some(
-            input
-                .resources
-                .clone()
+            spec.resources
                 .unwrap_or_else(|| sidecar_resources("100m", "512Mi", "1Gi")),
         ),
         security_context: Some(restricted_security_context()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Default::default()
     };
-    let mut pod_labels = BTreeMap::from([
-        (
-            BACKUP_POD_NAME_LABEL.0.to_string(),
-            BACKUP_POD_NAME_LABEL.1.to_string(),
-        ),
-        (BACKUP_CLUSTER_LABEL.to_string(), input.cluster.clone()),
-    ]);
-    pod_labels.insert(BACKUP_LABEL.into(), label_value(&input.backup));
-    let mut job_labels = pod_labels.clone();
+    let mut job_labels = spec.pod_labels.clone();
     job_labels.insert(
         naming::MANAGED_BY_LABEL.to_string(),
         naming::MANAGED_BY.to_string(),
     );
     Job {
         metadata: ObjectMeta {
-            name: Some(job_name(&input.backup)),
-            namespace: Some(input.namespace.clone()),
+            name: Some(spec.name),
+            namespace: Some(spec.namespace.to_string()),
             labels: Some(job_labels),
-            owner_references: Some(vec![input.owner.clone()]),
+            owner_references: Some(vec![spec.owner.clone()]),
             ..Default::default()
         },
         spec: Some(JobSpec {
-            // A failed backup is reported, not retried: a new MySQLBackup (or the next
-            // scheduled one) tries again.
+            // A failed run is reported, not retried: a new MySQLBackup (or the next scheduled
+            // one) tries again.
             backoff_limit: Some(0),
             active_deadline_seconds: Some(ACTIVE_DEADLINE_SECONDS),
             ttl_seconds_after_finished: Some(TTL_AFTER_FINISHED_SECONDS),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
+                    labels: Some(spec.pod_labels),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
-                    init_containers: Some(vec![tools_container(&input.operator_image)]),
+                    init_containers: Some(vec![tools_container(spec.operator_image)]),
                     containers: vec![runner],
                     volumes: Some(volumes),
                     automount_service_account_token: Some(false),

@@ -12,3 +12,5 @@ pub mod restore;
 pub mod runner;
 pub mod schedule;
 pub mod settings;
+pub mod verifier;
+pub mod verify;

@@ -207,7 +207,20 @@ async fn restore_if_needed() -> Result<(), RestoreError> {
     Ok(())
 }
 
-async fn restore_into(settings: &RestoreSettings, staging: &Path) -> Result<(), RestoreError> {
+/// A backup downloaded, checked and unpacked.
+pub(super) struct FetchedBackup {
+    /// The GTID set its data must hold: the `MySQLBackup`'s, else its manifest's.
+    pub gtid_set: GtidSet,
+    /// Its compressed size.
+    pub size_bytes: u64,
+}
+
+/// Downloads the backup `settings` names into `staging` (emptied first), checking its SHA-256
+/// against its manifest's and the `MySQLBackup`'s.
+pub(super) async fn fetch_backup(
+    settings: &RestoreSettings,
+    staging: &Path,
+) -> Result<(ObjectStore, FetchedBackup), RestoreError> {
     let store = settings
         .store
         .open_from_env()
@@ -226,16 +239,29 @@ async fn restore_into(settings: &RestoreSettings, staging: &Path) -> Result<(), 
     std::fs::create_dir_all(staging).map_err(|e| RestoreError::Unpack(e.to_string()))?;
     let data_key = store.key(&format!("{}/{}", settings.directory, manifest.data_object));
     tracing::info!(key = %data_key, size_bytes = manifest.size_bytes, "downloading and unpacking");
-    let (size, sha256) = download_and_unpack(&store, &data_key, staging).await?;
+    let (size, sha256, unpacked) = download_and_unpack(&store, &data_key, staging).await?;
+    // Damaged data fails both checks; the checksum's mismatch says what happened.
     if size != manifest.size_bytes || sha256 != manifest.sha256 {
         return Err(RestoreError::Mismatch(format!(
             "downloaded {size} bytes with SHA-256 {sha256}; the manifest says {} bytes, {}",
             manifest.size_bytes, manifest.sha256
         )));
     }
-
-    let expected = GtidSet::parse(settings.gtid_set.as_deref().unwrap_or(&manifest.gtid_set))
+    unpacked.map_err(|e| RestoreError::Unpack(e.to_string()))?;
+    let gtid_set = GtidSet::parse(settings.gtid_set.as_deref().unwrap_or(&manifest.gtid_set))
         .map_err(|e| RestoreError::Mismatch(format!("the backup's GTID set: {e}")))?;
+    Ok((
+        store,
+        FetchedBackup {
+            gtid_set,
+            size_bytes: size,
+        },
+    ))
+}
+
+async fn restore_into(settings: &RestoreSettings, staging: &Path) -> Result<(), RestoreError> {
+    let (store, fetched) = fetch_backup(settings, staging).await?;
+    let expected = fetched.gtid_set;
     let server = super::runner::LocalServer::on_restored_data(staging)
         .await
         .map_err(|e| RestoreError::Server(e.to_string()))?;
@@ -305,7 +331,7 @@ async fn adopt_and_replay(
 }
 
 /// Checks the data holds exactly `expected`, no more and no less.
-async fn check_holds(
+pub(super) async fn check_holds(
     session: &crate::mysql::MySqlSession,
     expected: &GtidSet,
     what: &str,
@@ -355,12 +381,12 @@ fn accounts_of_this_cluster() -> Result<Vec<Account>, RestoreError> {
 }
 
 /// Streams the object through SHA-256 and zstd into tar's unpacker on a blocking thread;
-/// returns the bytes read and their SHA-256.
+/// returns the bytes read, their SHA-256 and how the unpacking went.
 async fn download_and_unpack(
     store: &ObjectStore,
     key: &str,
     into: &Path,
-) -> Result<(u64, String), RestoreError> {
+) -> Result<(u64, String, std::io::Result<()>), RestoreError> {
     let mut body = store.get_stream(key).await?;
     let (sender, receiver) = mpsc::channel::<Bytes>(4);
     let target = into.to_path_buf();
@@ -370,7 +396,7 @@ async fn download_and_unpack(
         match chunk {
             Ok(bytes) => {
                 if sender.send(bytes).await.is_err() {
-                    break; // the unpacker stopped; its error says why
+                    break; // the unpacker's thread ended; its result says why
                 }
             }
             Err(e) => {
@@ -386,31 +412,34 @@ async fn download_and_unpack(
     if let Some(e) = download_error {
         return Err(e.into());
     }
-    unpacked.map_err(|e| RestoreError::Unpack(e.to_string()))
+    Ok(unpacked)
 }
 
-fn unpack(receiver: mpsc::Receiver<Bytes>, into: &PathBuf) -> std::io::Result<(u64, String)> {
+/// The bytes read, their SHA-256, and the unpacking's result: the whole object is read either
+/// way, so a damaged one is told by its checksum.
+fn unpack(receiver: mpsc::Receiver<Bytes>, into: &PathBuf) -> (u64, String, std::io::Result<()>) {
     let mut reader = HashingReader {
         receiver,
         current: Bytes::new(),
         hasher: Sha256::new(),
         size: 0,
     };
-    {
+    let unpacked = (|| {
         let decoder = zstd::Decoder::new(&mut reader)?;
         let mut archive = tar::Archive::new(decoder);
         archive.set_preserve_permissions(true);
-        archive.unpack(into)?;
-    }
-    // Read what tar and zstd left (padding), so the checksum covers the whole object.
-    std::io::copy(&mut reader, &mut std::io::sink())?;
+        archive.unpack(into)
+    })();
+    // Read what tar and zstd left (padding, or all after damage), so the checksum covers the
+    // whole object. Reading from the channel cannot fail.
+    let _ = std::io::copy(&mut reader, &mut std::io::sink());
     let sha256 = reader
         .hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Ok((reader.size, sha256))
+    (reader.size, sha256, unpacked)
 }
 
 /// Reads the downloaded chunks in order, hashing them as they pass.
@@ -574,19 +603,34 @@ mod tests {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let (sender, receiver) = mpsc::channel(2);
-        let target = root.join("restored");
-        let unpacker = tokio::task::spawn_blocking(move || unpack(receiver, &target));
-        for chunk in archive.chunks(1000) {
-            sender.send(Bytes::copy_from_slice(chunk)).await.unwrap();
-        }
-        drop(sender);
-        let (size, sha256) = unpacker.await.unwrap().unwrap();
-        assert_eq!((size, sha256), (archive.len() as u64, expected));
+        let run = |object: Vec<u8>, into: &str| {
+            let target = root.join(into);
+            async move {
+                let (sender, receiver) = mpsc::channel(2);
+                let unpacker = tokio::task::spawn_blocking(move || unpack(receiver, &target));
+                for chunk in object.chunks(1000) {
+                    // The unpacker reads everything, also after it failed.
+                    sender.send(Bytes::copy_from_slice(chunk)).await.unwrap();
+                }
+                drop(sender);
+                unpacker.await.unwrap()
+            }
+        };
+        let (size, sha256, unpacked) = run(archive.clone(), "restored").await;
+        unpacked.unwrap();
+        assert_eq!((size, sha256), (archive.len() as u64, expected.clone()));
         assert_eq!(
             std::fs::read(root.join("restored/db/t.ibd")).unwrap(),
             vec![3u8; 100_000]
         );
+
+        // Damaged: the unpacking fails, and the checksum over the whole object tells why.
+        let mut damaged = archive.clone();
+        damaged[archive.len() / 2] ^= 0xff;
+        let (size, sha256, unpacked) = run(damaged, "damaged").await;
+        assert_eq!(size, archive.len() as u64);
+        assert_ne!(sha256, expected);
+        assert!(unpacked.is_err());
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

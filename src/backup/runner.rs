@@ -175,7 +175,7 @@ impl LocalServer {
     /// A server on a copy of a cluster's data (a backup's, or a restore's): its first start
     /// completes the clone. Without grant tables, since the copy's accounts are the cluster's,
     /// whose passwords are not known here; that also keeps it off the network.
-    async fn on_data(scratch: &Path, datadir: &Path) -> Result<Self, RunnerError> {
+    pub(super) async fn on_data(scratch: &Path, datadir: &Path) -> Result<Self, RunnerError> {
         const STEP: &str = "server on the copy";
         let common = common_arguments(scratch, datadir, STEP)?;
         let extra = [
@@ -265,6 +265,17 @@ impl LocalServer {
 
     pub(super) async fn session(&self) -> Result<crate::mysql::MySqlSession, RunnerError> {
         client()
+            .connect(&Endpoint::socket(self.socket.clone()), &root())
+            .await
+            .map_err(|e| recipient_error(self.step, e.to_string()))
+    }
+
+    /// A session whose statements may each run up to `query_timeout` (checking a large table).
+    pub(super) async fn long_session(
+        &self,
+        query_timeout: Duration,
+    ) -> Result<crate::mysql::MySqlSession, RunnerError> {
+        MySqlClient::new(Duration::from_secs(5), query_timeout)
             .connect(&Endpoint::socket(self.socket.clone()), &root())
             .await
             .map_err(|e| recipient_error(self.step, e.to_string()))

@@ -26,8 +26,9 @@ pub enum ScheduleStep {
     },
 }
 
-/// The step for a schedule whose last recorded fire time is `last`.
+/// The step for a schedule whose last recorded fire time is `last`; `field` names it in errors.
 pub fn schedule_step(
+    field: &str,
     expression: Option<&str>,
     last: Option<Timestamp>,
     now: Timestamp,
@@ -37,7 +38,7 @@ pub fn schedule_step(
     };
     let schedule = match Schedule::parse(expression) {
         Ok(schedule) => schedule,
-        Err(why) => return ScheduleStep::Invalid(format!("spec.backup.schedule: {why}")),
+        Err(why) => return ScheduleStep::Invalid(format!("{field}: {why}")),
     };
     let Some(last) = last else {
         return ScheduleStep::Wait {
@@ -351,13 +352,18 @@ mod tests {
         ];
         for (name, expression, last, now, expected) in cases {
             assert_eq!(
-                schedule_step(expression, last.map(at), at(now)),
+                schedule_step("spec.backup.schedule", expression, last.map(at), at(now)),
                 expected,
                 "{name}"
             );
         }
         assert!(matches!(
-            schedule_step(Some("0 25 * * *"), None, at("2026-11-29T04:00:00Z")),
+            schedule_step(
+                "spec.backup.schedule",
+                Some("0 25 * * *"),
+                None,
+                at("2026-11-29T04:00:00Z")
+            ),
             ScheduleStep::Invalid(why) if why.starts_with("spec.backup.schedule: the hour field")
         ));
     }

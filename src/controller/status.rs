@@ -574,6 +574,7 @@ pub fn compute_status(
             .or_else(|| previous.and_then(|s| s.restored_from.clone())),
         // Written by the backup schedule step after the report; kept until then.
         last_scheduled_backup: previous.and_then(|s| s.last_scheduled_backup.clone()),
+        last_scheduled_verification: previous.and_then(|s| s.last_scheduled_verification.clone()),
     }
 }
 

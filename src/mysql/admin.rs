@@ -413,6 +413,16 @@ pub struct Account {
     pub host: String,
 }
 
+/// Whether one row of `CHECK TABLE`'s result says the table is damaged: an error, or a final
+/// status other than OK (MyISAM-style tables say they are up to date).
+pub fn check_row_fails(msg_type: &str, msg_text: &str) -> bool {
+    match msg_type.to_ascii_lowercase().as_str() {
+        "error" => true,
+        "status" => !matches!(msg_text, "OK" | "Table is already up to date"),
+        _ => false,
+    }
+}
+
 /// What cloned data holds, as `clone_status` records it once a server has started on it: the
 /// consistent point a backup holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -630,6 +640,19 @@ pub trait MySqlAdmin: Send + Sync {
         &self,
         accounts: &[Account],
     ) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// `CHECK TABLE` on every base table outside the schemas MySQL generates
+    /// (`information_schema`, `performance_schema`): a verification restore reads all the data.
+    fn check_tables(&self) -> impl Future<Output = Result<TableCheck, MySqlError>> + Send;
+}
+
+/// What `CHECK TABLE` said of every table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableCheck {
+    /// The tables checked.
+    pub tables: u64,
+    /// `schema.table: message` of each table that is not OK.
+    pub failures: Vec<String>,
 }
 
 #[cfg(test)]

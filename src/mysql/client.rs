@@ -18,10 +18,10 @@ use mysql_async::{Conn, OptsBuilder, Row, SslOpts, Value};
 use tokio::sync::Mutex;
 
 use super::admin::{
-    Account, ChannelTls, CloneOutcome, ClonePoint, CloneStatus, Credentials, Endpoint,
+    self, Account, ChannelTls, CloneOutcome, ClonePoint, CloneStatus, Credentials, Endpoint,
     InstanceStatus, MySqlAdmin, MySqlConnector, PeerTls, Plugin, ReplicaStatus, ReplicationError,
-    ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics, ThreadState,
-    UserChange, UserSpec,
+    ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics, TableCheck,
+    ThreadState, UserChange, UserSpec,
 };
 use super::error::MySqlError;
 use super::gtid::GtidSet;
@@ -1372,6 +1372,39 @@ impl MySqlAdmin for MySqlSession {
             self.query_drop(ACTION, statement).await?;
         }
         Ok(())
+    }
+
+    async fn check_tables(&self) -> Result<TableCheck, MySqlError> {
+        const ACTION: &str = "check tables";
+        let tables: Vec<(String, String)> = self
+            .query_rows(ACTION, sql::CHECKED_TABLES)
+            .await?
+            .into_iter()
+            .map(mysql_async::from_row_opt)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.parse_error("information_schema.TABLES", e.to_string()))?;
+        let mut check = TableCheck::default();
+        for (schema, table) in tables {
+            let statement = sql::check_table(&schema, &table);
+            let rows = self
+                .run(ACTION, self.settings.query_timeout, move |c| {
+                    Box::pin(c.query::<Row, _>(statement))
+                })
+                .await?;
+            check.tables += 1;
+            for row in rows {
+                // Table, Op, Msg_type, Msg_text.
+                let (_, _, msg_type, msg_text): (String, String, String, String) =
+                    mysql_async::from_row_opt(row)
+                        .map_err(|e| self.parse_error("CHECK TABLE", e.to_string()))?;
+                if admin::check_row_fails(&msg_type, &msg_text) {
+                    check
+                        .failures
+                        .push(format!("{schema}.{table}: {msg_type}: {msg_text}"));
+                }
+            }
+        }
+        Ok(check)
     }
 
     async fn clone_point(&self) -> Result<ClonePoint, MySqlError> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::admin::{
     Account, CloneOutcome, ClonePoint, Credentials, Endpoint, InstanceStatus, MySqlAdmin,
     MySqlConnector, PeerTls, Plugin, ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus,
-    ServerMetrics, UserChange, UserSpec,
+    ServerMetrics, TableCheck, UserChange, UserSpec,
 };
 use super::error::MySqlError;
 use super::gtid::GtidSet;
@@ -410,6 +410,11 @@ impl MySqlAdmin for FakeSession {
             .map(|a| format!("{}@{}", a.credentials.user, a.host))
             .collect();
         self.call("set_passwords", names.join(" "))
+    }
+
+    async fn check_tables(&self) -> Result<TableCheck, MySqlError> {
+        self.call("check_tables", String::new())?;
+        Ok(TableCheck::default())
     }
 
     async fn clone_point(&self) -> Result<ClonePoint, MySqlError> {

@@ -12,7 +12,7 @@ pub use admin::{
     Account, ChannelTls, CloneOutcome, ClonePoint, CloneStatus, Credentials, Endpoint,
     InstanceStatus, MySqlAdmin, MySqlConnector, PeerTls, Plugin, ReplicaStatus, ReplicationError,
     ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerIdentity, ServerMetrics,
-    ThreadState, UserChange, UserSpec,
+    TableCheck, ThreadState, UserChange, UserSpec,
 };
 pub use client::{MySqlClient, MySqlSession};
 pub use error::MySqlError;

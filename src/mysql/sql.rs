@@ -243,6 +243,16 @@ pub const CLONE_POINT: &str = "SELECT STATE, ERROR_NO, ERROR_MESSAGE, BINLOG_FIL
 
 /// The value of `clone_ssl_ca` for a clone: the CA file that checks the donor's certificate, or
 /// empty for an encrypted clone that takes whatever certificate the donor serves.
+/// The base tables `check_tables` checks, `schema`, `name`.
+pub const CHECKED_TABLES: &str = "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+     WHERE TABLE_TYPE = 'BASE TABLE' \
+     AND TABLE_SCHEMA NOT IN ('information_schema', 'performance_schema') \
+     ORDER BY TABLE_SCHEMA, TABLE_NAME";
+
+pub fn check_table(schema: &str, table: &str) -> String {
+    format!("CHECK TABLE {}.{}", quote_ident(schema), quote_ident(table))
+}
+
 pub fn clone_ssl_ca(tls: &PeerTls) -> &str {
     match tls {
         PeerTls::Unverified => "",
