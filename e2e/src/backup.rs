@@ -11,6 +11,20 @@ use serde_json::json;
 
 use crate::{TestNamespace, wait_until};
 
+/// The binary log archive of the cluster object `cluster` is now (its UID keys it), relative to
+/// the store's path: `<namespace>/<cluster>/binlogs/<uid>`.
+pub async fn archive_directory(ns: &TestNamespace, cluster: &str) -> String {
+    let clusters: Api<sakila::api::MySQLCluster> = ns.api();
+    let uid = clusters
+        .get(cluster)
+        .await
+        .unwrap_or_else(|e| panic!("{cluster}: {e}"))
+        .metadata
+        .uid
+        .expect("a created object has a UID");
+    format!("{}/{cluster}/binlogs/{uid}", ns.name)
+}
+
 /// The store e2e/prepare deployed: its in-cluster URL, bucket and credentials.
 pub struct TestStore {
     pub endpoint: String,

@@ -18,8 +18,8 @@ use sakila::api::{MySQLBackup, MySQLCluster};
 use sakila::backup::archive::{ArchiveLayout, SegmentIndex, replay_chain};
 use sakila::mysql::GtidSet;
 use sakila_e2e::backup::{
-    backup_spec, create_backup, store_from_here, store_secret, store_spec, test_store,
-    wait_completed, wait_phase,
+    archive_directory, backup_spec, create_backup, store_from_here, store_secret, store_spec,
+    test_store, wait_completed, wait_phase,
 };
 use sakila_e2e::chaos;
 use sakila_e2e::{
@@ -426,7 +426,7 @@ async fn a_schedule_takes_backups_and_keep_deletes_the_older_ones_with_their_obj
     wait_ready(&ns, "tick").await;
     // Two archived segments before the backups, so retention has archive to delete.
     let here = store_from_here(&ns, &store).await;
-    let archive = here.key(&format!("{}/tick/binlogs/", ns.name));
+    let archive = here.key(&format!("{}/", archive_directory(&ns, "tick").await));
     for (database, seq) in [("early", 0), ("later", 1)] {
         ns.sql("tick", "tick-0", &format!("CREATE DATABASE {database}"))
             .await
@@ -619,7 +619,8 @@ async fn a_cluster_restores_to_a_point_in_time_and_to_the_latest_archived_commit
     // The archive catches up with the last acknowledged write within its delay.
     let last_ack = after.acknowledged.iter().map(|(_, t)| *t).max().unwrap();
     let here = store_from_here(&ns, &store).await;
-    let position_key = here.key(&format!("{}/orders/binlogs/position.json", ns.name));
+    let archive = archive_directory(&ns, "orders").await;
+    let position_key = here.key(&format!("{archive}/position.json"));
     let caught_up = std::time::Instant::now();
     wait_until(
         "the archive to reach the last write",
@@ -654,11 +655,15 @@ async fn a_cluster_restores_to_a_point_in_time_and_to_the_latest_archived_commit
     for (name, recovery_target) in [
         ("at-t", json!({"time": time})),
         ("at-gtids", json!({"gtidSet": gtids_at_t.to_string()})),
-        ("newest", json!({"latest": true})),
+        // The deleted cluster's name: a cluster of its own, which archives anew.
+        ("orders", json!({"latest": true})),
     ] {
         let mut restored = cluster_manifest(name, 1);
         restored["spec"]["bootstrap"] =
             json!({"recovery": {"backup": "base", "target": recovery_target}});
+        if name == "orders" {
+            restored["spec"]["backup"] = backup_spec(&store, "store");
+        }
         ns.create::<MySQLCluster>(restored).await;
     }
     let asked = std::time::Instant::now();
@@ -667,7 +672,7 @@ async fn a_cluster_restores_to_a_point_in_time_and_to_the_latest_archived_commit
         "figure: restored to a point in time, Ready {:.1} s after it was created",
         asked.elapsed().as_secs_f64()
     );
-    wait_ready(&ns, "newest").await;
+    wait_ready(&ns, "orders").await;
 
     // At T: every write acknowledged before T, none written after.
     let at_t = logged_ids(&ns, "at-t").await;
@@ -711,7 +716,7 @@ async fn a_cluster_restores_to_a_point_in_time_and_to_the_latest_archived_commit
     );
 
     // Latest: every acknowledged write.
-    let newest = logged_ids(&ns, "newest").await;
+    let newest = logged_ids(&ns, "orders").await;
     let missing: Vec<u64> = before
         .acknowledged
         .iter()
@@ -728,7 +733,12 @@ async fn a_cluster_restores_to_a_point_in_time_and_to_the_latest_archived_commit
         missing.is_empty(),
         "acknowledged, not restored: {missing:?}"
     );
-    for name in ["at-t", "at-gtids", "newest"] {
+    // The new "orders" has a history of its own, which the old archive does not continue (it
+    // holds transactions the restore did not take): it archives anew, to a directory of its own.
+    wait_archive(&ns, "orders", "True").await;
+    assert_ne!(archive_directory(&ns, "orders").await, archive);
+
+    for name in ["at-t", "at-gtids", "orders"] {
         let restored = cluster_condition(&ns, name, ConditionType::Restored)
             .await
             .expect("a Restored condition");

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use sakila::api::MySQLCluster;
 use sakila::backup::archive::{ArchiveLayout, SegmentIndex};
 use sakila_e2e::backup::{
-    TestStore, backup_spec, create_backup, store_from_here, store_secret, test_store,
-    wait_completed,
+    TestStore, archive_directory, backup_spec, create_backup, store_from_here, store_secret,
+    test_store, wait_completed,
 };
 use sakila_e2e::{TestNamespace, cluster_manifest, wait_ready, wait_until};
 use serde_json::json;
@@ -202,7 +202,7 @@ struct ArchiveFigures {
 /// and when the store wrote it.
 async fn archive_figures(ns: &TestNamespace, store: &TestStore) -> ArchiveFigures {
     let here = store_from_here(ns, store).await;
-    let directory = here.key(&format!("{}/source/binlogs/", ns.name));
+    let directory = here.key(&format!("{}/", archive_directory(ns, "source").await));
     let loaded = jiff::Timestamp::now();
     let caught_up_at = wait_until(
         "the archive to hold the load",

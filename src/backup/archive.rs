@@ -2,7 +2,10 @@
 //! the primary's binlog stream is cut into segments of whole transactions, and which segments a
 //! point-in-time restore replays on top of a backup.
 //!
-//! The archive is `<path>/<namespace>/<cluster>/binlogs/`: numbered segments (`<seq>.binlog`, a
+//! The archive is `<path>/<namespace>/<cluster>/binlogs/<uid>/`, one per life of the cluster
+//! object (a cluster deleted and created again with the same name, for example restored to an
+//! earlier point, has a history of its own, which must not continue the old one's archive; each
+//! backup's manifest names the archive it belongs to): numbered segments (`<seq>.binlog`, a
 //! binary log file of whole transactions: the magic, the source's format description, then the
 //! transactions' events as the source wrote them) each with an index (`<seq>.json`, written
 //! after its segment: the segment's GTID set, what was archived before it, its commit times and
@@ -34,9 +37,10 @@ pub struct ArchiveLayout {
 }
 
 impl ArchiveLayout {
-    pub fn new(namespace: &str, cluster: &str) -> Self {
+    /// The archive of the cluster object with this UID.
+    pub fn new(namespace: &str, cluster: &str, uid: &str) -> Self {
         Self {
-            directory: format!("{namespace}/{cluster}/binlogs"),
+            directory: format!("{namespace}/{cluster}/binlogs/{uid}"),
         }
     }
 
@@ -340,6 +344,17 @@ impl Segmenter {
         self.written = 0;
         self.segment.take().filter(|s| s.transactions > 0)
     }
+}
+
+/// The archive a cluster writes now: none without `spec.backup`, with archiving off, or before
+/// the cluster object has a UID.
+pub fn archive_of(cluster: &crate::api::MySQLCluster) -> Option<ArchiveLayout> {
+    cluster.spec.backup.as_ref()?.binlog_archive()?;
+    Some(ArchiveLayout::new(
+        cluster.metadata.namespace.as_deref().unwrap_or_default(),
+        cluster.metadata.name.as_deref().unwrap_or_default(),
+        cluster.metadata.uid.as_deref()?,
+    ))
 }
 
 /// The segments a restore replays on a backup holding `backup`, in order: from the last one
@@ -674,9 +689,24 @@ mod tests {
 
     #[test]
     fn layout_numbers_segments_so_they_list_in_order() {
-        let layout = ArchiveLayout::new("shop", "orders");
-        assert_eq!(layout.segment(7), "shop/orders/binlogs/000000000007.binlog");
-        assert_eq!(layout.index(7), "shop/orders/binlogs/000000000007.json");
+        let mut cluster: crate::api::MySQLCluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "mysql.sakila.dev/v1alpha1", "kind": "MySQLCluster",
+            "metadata": {"name": "orders", "namespace": "shop", "uid": "u1"},
+            "spec": {"storage": {"size": "1Gi"}, "backup": {"store": {
+                "endpoint": "http://store:9000", "bucket": "b", "credentialsSecret": "s"
+            }}},
+        }))
+        .unwrap();
+        let layout = archive_of(&cluster).expect("archiving is on by default");
+        assert_eq!(layout, ArchiveLayout::new("shop", "orders", "u1"));
+        assert_eq!(
+            layout.segment(7),
+            "shop/orders/binlogs/u1/000000000007.binlog"
+        );
+        assert_eq!(layout.index(7), "shop/orders/binlogs/u1/000000000007.json");
+        cluster.spec.backup.as_mut().unwrap().binlogs =
+            serde_json::from_value(serde_json::json!({"enabled": false})).unwrap();
+        assert_eq!(archive_of(&cluster), None);
         assert_eq!(
             ArchiveLayout::seq_of_index("prod/shop/orders/binlogs/000000000007.json"),
             Some(7)

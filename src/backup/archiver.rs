@@ -44,6 +44,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 pub struct ArchiveTarget {
     pub namespace: String,
     pub cluster: String,
+    /// The cluster object's UID, which keys its archive.
+    pub uid: String,
     pub store: ObjectStoreSpec,
     pub delay: Duration,
     /// The primary's pod name and endpoint, when there is a writable primary.
@@ -57,6 +59,7 @@ impl ArchiveTarget {
     /// Whether a stream started for `self` still serves `other`.
     fn same_stream(&self, other: &ArchiveTarget) -> bool {
         self.store == other.store
+            && self.uid == other.uid
             && self.delay == other.delay
             && self.primary == other.primary
             && self.credentials == other.credentials
@@ -264,7 +267,7 @@ impl Stream<'_> {
         let store = open_store(client, &target.namespace, &target.store)
             .await
             .map_err(|e| e.to_string())?;
-        let layout = ArchiveLayout::new(&target.namespace, &target.cluster);
+        let layout = ArchiveLayout::new(&target.namespace, &target.cluster, &target.uid);
         let (mut next_seq, mut archived) = resume(&store, &layout)
             .await?
             // An empty archive starts where the primary's binary log does.

@@ -18,7 +18,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::archive::{ArchiveLayout, unneeded_segments};
+use super::archive::{ArchiveLayout, archive_of, unneeded_segments};
 use super::decide::{BackupObservation, BackupStep, ClusterState, JobState, decide};
 use super::job::{BackupJobInput, RUNNER_CONTAINER, build_backup_job, job_name};
 use super::manifest::{BackupLayout, Manifest};
@@ -178,6 +178,7 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
                 tls_secret: validated.tls.secret_name.clone(),
                 store,
                 resources,
+                archive: archive_of(&cluster).map(|a| a.directory().to_string()),
             });
             match jobs.create(&PostParams::default(), &job).await {
                 Ok(_) => {}
@@ -258,11 +259,11 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
                     ),
                 )
                 .await;
-                let retention = clusters
-                    .get_opt(&backup.spec.cluster)
-                    .await?
-                    .and_then(|c| c.spec.backup)
-                    .map(|b| super::decide::Retention::of(&b))
+                let cluster = clusters.get_opt(&backup.spec.cluster).await?;
+                let retention = cluster
+                    .as_ref()
+                    .and_then(|c| c.spec.backup.as_ref())
+                    .map(super::decide::Retention::of)
                     .unwrap_or_default();
                 if retention != super::decide::Retention::default() {
                     apply_retention(
@@ -271,6 +272,7 @@ async fn reconcile(backup: Arc<MySQLBackup>, ctx: Arc<Context>) -> Result<Action
                         &store,
                         &namespace,
                         &backup.spec.cluster,
+                        cluster.as_ref().and_then(archive_of).as_ref(),
                         retention,
                     )
                     .await;
@@ -446,11 +448,6 @@ fn verify_job_input(
             .to_string(),
         sha256: status.sha256,
         gtid_set: status.gtid_set,
-        archive: spec.and_then(|b| b.binlog_archive()).map(|_| {
-            ArchiveLayout::new(&namespace, &backup.spec.cluster)
-                .directory()
-                .to_string()
-        }),
         mysql_image: validated.image.clone(),
         operator_image,
         resources: spec.and_then(|b| b.resources.clone()),
@@ -512,6 +509,7 @@ async fn apply_retention(
     store: &ObjectStore,
     namespace: &str,
     cluster: &str,
+    archive: Option<&ArchiveLayout>,
     retention: super::decide::Retention,
 ) {
     let listed = match backups.list(&ListParams::default()).await {
@@ -560,15 +558,16 @@ async fn apply_retention(
                 .flatten()
         })
         .collect();
-    prune_archive(store, namespace, cluster, &remaining).await;
+    if let Some(archive) = archive {
+        prune_archive(store, archive, &remaining).await;
+    }
 }
 
 /// Deletes the archived binary log no remaining backup needs: each segment's index first (a
 /// segment without one is not part of the archive), then the segment. Best effort, like the
 /// backups' own retention.
-async fn prune_archive(store: &ObjectStore, namespace: &str, cluster: &str, backups: &[GtidSet]) {
-    let layout = ArchiveLayout::new(namespace, cluster);
-    let indexes = match super::replay::read_indexes(store, &layout).await {
+async fn prune_archive(store: &ObjectStore, layout: &ArchiveLayout, backups: &[GtidSet]) {
+    let indexes = match super::replay::read_indexes(store, layout).await {
         Ok(indexes) => indexes,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the binary log archive for retention");

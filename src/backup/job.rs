@@ -70,6 +70,8 @@ pub struct BackupJobInput {
     pub store: ObjectStoreSpec,
     /// `spec.backup.resources`, if set.
     pub resources: Option<ResourceRequirements>,
+    /// The cluster's binary log archive, when it archives.
+    pub archive: Option<String>,
 }
 
 /// The Job's name: `<backup>-backup`, shortened with a hash when that would not fit a label.
@@ -116,6 +118,7 @@ pub fn build_backup_job(input: &BackupJobInput) -> Job {
         donor_ca_path: Some(format!("{}/{}", naming::TLS_DIR, naming::CA_CERT_KEY)),
         store: store_settings(&input.store),
         scratch: SCRATCH_DIR.into(),
+        archive: input.archive.clone(),
     };
     let credentials = naming::credentials_secret(&input.cluster);
     let mut env = vec![
@@ -401,6 +404,7 @@ mod tests {
                 ca_bundle: None,
             },
             resources: None,
+            archive: Some("shop/orders/binlogs/u1".into()),
         }
     }
 

@@ -63,6 +63,10 @@ pub struct Manifest {
     pub data_object: String,
     pub size_bytes: u64,
     pub sha256: String,
+    /// The binary log archive that continues this backup (its directory below the store's
+    /// path), when the cluster archived; a point-in-time restore replays from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
 }
 
 impl Manifest {
@@ -110,6 +114,7 @@ mod tests {
             data_object: DATA_OBJECT.into(),
             size_bytes: 4096,
             sha256: "ab".repeat(32),
+            archive: Some("shop/orders/binlogs/u1".into()),
         }
     }
 

@@ -31,10 +31,12 @@ pub struct Replayed {
     pub last_commit_us: Option<u64>,
 }
 
-/// Replays the archive `source` names on a server holding `backup`, reached through `socket` as
-/// root with `password`; the cut segments are written to `scratch` and removed after.
+/// Replays the archive in `directory`, to the target `source` names, on a server holding
+/// `backup`, reached through `socket` as root with `password`; the cut segments are written to
+/// `scratch` and removed after.
 pub async fn replay(
     store: &ObjectStore,
+    directory: &str,
     source: &ReplaySource,
     backup: &GtidSet,
     socket: &str,
@@ -42,7 +44,7 @@ pub async fn replay(
     scratch: &Path,
 ) -> Result<Replayed, RestoreError> {
     let mismatch = RestoreError::Mismatch;
-    let layout = ArchiveLayout::at(&source.directory);
+    let layout = ArchiveLayout::at(directory);
     let target = replay_target(source, backup)?;
     let indexes = read_indexes(store, &layout).await?;
     let chain = replay_chain(&indexes, backup).map_err(mismatch)?;

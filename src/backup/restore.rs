@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::archive::ArchiveLayout;
 use super::manifest::{BackupLayout, MANIFEST_OBJECT, Manifest};
 use super::settings::StoreSettings;
 use crate::api::{BackupPhase, MySQLBackup, RecoverySpec, ReplaySource, RestoreSource};
@@ -67,7 +66,7 @@ pub fn restore_source(
             backup: None,
             sha256: None,
             gtid_set: None,
-            replay: replay_source(recovery, &source.namespace, &source.cluster)?,
+            replay: replay_source(recovery)?,
         });
     }
     let name = recovery
@@ -104,16 +103,12 @@ pub fn restore_source(
         backup: Some(name.to_string()),
         sha256: status.sha256,
         gtid_set: status.gtid_set,
-        replay: replay_source(recovery, namespace, &backup.spec.cluster)?,
+        replay: replay_source(recovery)?,
     })
 }
 
-/// The archive of the cluster that took the backup, replayed to `recovery.target`.
-fn replay_source(
-    recovery: &RecoverySpec,
-    namespace: &str,
-    cluster: &str,
-) -> Result<Option<ReplaySource>, String> {
+/// How far to replay the archive that continues the backup (the one its manifest names).
+fn replay_source(recovery: &RecoverySpec) -> Result<Option<ReplaySource>, String> {
     let Some(target) = &recovery.target else {
         return Ok(None);
     };
@@ -134,9 +129,7 @@ fn replay_source(
         None => None,
     };
     Ok(Some(ReplaySource {
-        directory: ArchiveLayout::new(namespace, cluster)
-            .directory()
-            .to_string(),
+        directory: None,
         until,
         until_gtid_set,
     }))
@@ -213,6 +206,8 @@ pub(super) struct FetchedBackup {
     pub gtid_set: GtidSet,
     /// Its compressed size.
     pub size_bytes: u64,
+    /// The binary log archive that continues it, as its manifest names it.
+    pub archive: Option<String>,
 }
 
 /// Downloads the backup `settings` names into `staging` (emptied first), checking its SHA-256
@@ -255,6 +250,7 @@ pub(super) async fn fetch_backup(
         FetchedBackup {
             gtid_set,
             size_bytes: size,
+            archive: manifest.archive,
         },
     ))
 }
@@ -273,7 +269,8 @@ async fn restore_into(settings: &RestoreSettings, staging: &Path) -> Result<(), 
         }
     };
     let socket = server.socket().to_string();
-    match adopt_and_replay(&session, &store, settings, &socket, &expected).await {
+    let archive = fetched.archive;
+    match adopt_and_replay(&session, &store, settings, archive, &socket, &expected).await {
         Ok(()) => server
             .shut_down_through(session)
             .await
@@ -293,6 +290,7 @@ async fn adopt_and_replay(
     session: &crate::mysql::MySqlSession,
     store: &ObjectStore,
     settings: &RestoreSettings,
+    archive: Option<String>,
     socket: &str,
     backup: &GtidSet,
 ) -> Result<(), RestoreError> {
@@ -311,10 +309,19 @@ async fn adopt_and_replay(
     let Some(replay) = &settings.replay else {
         return Ok(());
     };
+    let directory = replay.directory.clone().or(archive).ok_or_else(|| {
+        RestoreError::Settings(
+            "the backup's manifest names no binary log archive (its cluster did not archive \
+             when it was taken): it restores only to its own point; leave out \
+             spec.bootstrap.recovery.target"
+                .into(),
+        )
+    })?;
     // The grant tables are loaded now: the replay logs in as root with this cluster's password.
     let root = std::env::var("ROOT_PASSWORD").unwrap_or_default();
     let scratch = Path::new(DATA_MOUNT).join("replay.tmp");
-    let replayed = super::replay::replay(store, replay, backup, socket, &root, &scratch).await;
+    let replayed =
+        super::replay::replay(store, &directory, replay, backup, socket, &root, &scratch).await;
     let _ = std::fs::remove_dir_all(&scratch);
     let replayed = replayed?;
     // The replayed history may have changed these accounts' passwords in the old cluster.

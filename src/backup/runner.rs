@@ -122,6 +122,7 @@ async fn run_backup() -> Result<(), RunnerError> {
         data_object: DATA_OBJECT.into(),
         size_bytes: uploaded.size_bytes,
         sha256: uploaded.sha256_hex,
+        archive: settings.archive.clone(),
     };
     store
         .put(

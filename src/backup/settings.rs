@@ -31,6 +31,9 @@ pub struct RunnerSettings {
     pub store: StoreSettings,
     /// The pod's scratch volume: the throwaway server and the copy.
     pub scratch: String,
+    /// The cluster's binary log archive, recorded in the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
 }
 
 /// The object store, as `spec.backup.store` gives it, with the CA bundle as a mounted file.
@@ -114,6 +117,7 @@ mod tests {
                 ca_bundle_path: None,
             },
             scratch: "/scratch".into(),
+            archive: Some("shop/orders/binlogs/u1".into()),
         };
         let value = settings.to_env_value();
         let read = RunnerSettings::from_env(|name| (name == SETTINGS_ENV).then(|| value.clone()));

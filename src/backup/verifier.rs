@@ -2,8 +2,8 @@
 //! pod's scratch volume exactly as a restore would (download, SHA-256 against the manifest and
 //! the `MySQLBackup`, unpack), starts a server on it (InnoDB recovery of the clone), checks it
 //! holds exactly the backup's GTID set, runs `CHECK TABLE` on every table, and checks the
-//! cluster's binary log archive continues the backup without a gap (a point-in-time restore
-//! from it can start). What it found, or why it failed, is the container's termination message,
+//! binary log archive its manifest names continues the backup without a gap (a point-in-time
+//! restore from it can start). What it found, or why it failed, is the container's termination message,
 //! which the operator records on the `MySQLBackup`.
 
 use std::path::Path;
@@ -47,13 +47,11 @@ async fn verify() -> Result<String, RestoreError> {
     let checked = check_server(scratch, &datadir, &fetched.gtid_set).await;
     let _ = std::fs::remove_dir_all(&datadir);
     let tables = checked?;
-    let archive = match &settings.replay {
-        Some(replay) => {
-            format!(
-                "; {}",
-                check_archive(&store, &replay.directory, &fetched.gtid_set).await?
-            )
-        }
+    let archive = match &fetched.archive {
+        Some(directory) => format!(
+            "; {}",
+            check_archive(&store, directory, &fetched.gtid_set).await?
+        ),
         None => String::new(),
     };
     Ok(format!(
@@ -127,8 +125,11 @@ async fn check_archive(
     let chain = replay_chain(&indexes, backup)
         .map_err(|e| RestoreError::Mismatch(format!("no point-in-time restore from it: {e}")))?;
     let last = chain.last().map(|i| i.seq).unwrap_or_default();
+    let segments = match chain.len() {
+        1 => "1 segment".to_string(),
+        n => format!("{n} segments"),
+    };
     Ok(format!(
-        "the binary log archive continues it without a gap ({} segments, through segment {last})",
-        chain.len()
+        "the binary log archive continues it without a gap ({segments}, through segment {last})"
     ))
 }

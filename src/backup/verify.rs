@@ -16,7 +16,7 @@ use super::job::{
     store_ca, store_credentials_env, store_settings,
 };
 use super::restore::{RESTORE_SETTINGS_ENV, RestoreSettings};
-use crate::api::{BackupVerification, ObjectStoreSpec, ReplaySource, VerificationPhase};
+use crate::api::{BackupVerification, ObjectStoreSpec, VerificationPhase};
 use crate::resources::statefulset::{empty_dir, mount};
 
 /// Labels a verification's pod (never the cluster's selector labels).
@@ -100,9 +100,6 @@ pub struct VerifyJobInput {
     pub directory: String,
     pub sha256: Option<String>,
     pub gtid_set: Option<String>,
-    /// The archive of the cluster that took it, when it archives: checked to continue the
-    /// backup without a gap.
-    pub archive: Option<String>,
     /// The version the backup was taken with, whose mysqld must start on it.
     pub mysql_image: String,
     pub operator_image: String,
@@ -115,11 +112,7 @@ pub fn build_verify_job(input: &VerifyJobInput) -> Job {
         directory: input.directory.clone(),
         sha256: input.sha256.clone(),
         gtid_set: input.gtid_set.clone(),
-        replay: input.archive.as_ref().map(|directory| ReplaySource {
-            directory: directory.clone(),
-            until: None,
-            until_gtid_set: None,
-        }),
+        replay: None,
     };
     let mut env = vec![EnvVar {
         name: RESTORE_SETTINGS_ENV.into(),
@@ -292,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn the_job_restores_the_backup_it_names_into_scratch_and_checks_the_archive() {
+    fn the_job_restores_the_backup_it_names_into_scratch() {
         let store: ObjectStoreSpec = serde_json::from_value(serde_json::json!({
             "endpoint": "http://store:9000", "bucket": "b", "credentialsSecret": "store"
         }))
@@ -306,7 +299,6 @@ mod tests {
             directory: "ns/shop/backups/base".into(),
             sha256: Some("ab".into()),
             gtid_set: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5".into()),
-            archive: Some("ns/shop/binlogs".into()),
             mysql_image: "mysql:9.7.4".into(),
             operator_image: "sakila:1".into(),
             resources: None,
@@ -319,12 +311,7 @@ mod tests {
         let settings: RestoreSettings = serde_json::from_str(&settings).unwrap();
         assert_eq!(settings.directory, "ns/shop/backups/base");
         assert_eq!(settings.sha256.as_deref(), Some("ab"));
-        assert_eq!(
-            settings
-                .replay
-                .map(|r| (r.directory, r.until, r.until_gtid_set)),
-            Some(("ns/shop/binlogs".into(), None, None))
-        );
+        assert_eq!(settings.replay, None, "a verification replays nothing");
         let mounts: Vec<&str> = runner
             .volume_mounts
             .iter()

@@ -57,6 +57,7 @@ pub fn archive_target(
 ) -> Option<ArchiveTarget> {
     let backup = cluster.spec.backup.as_ref()?;
     let archive = backup.binlog_archive()?;
+    let uid = cluster.metadata.uid.clone()?;
     let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
     // The primary the round ends with, once it is writable: a failover's new primary is read
@@ -83,6 +84,7 @@ pub fn archive_target(
     Some(ArchiveTarget {
         namespace,
         cluster: name,
+        uid,
         store: backup.store.clone(),
         delay: std::time::Duration::from_secs(archive.delay_seconds.max(1) as u64),
         primary,
@@ -138,6 +140,7 @@ mod tests {
         ArchiveTarget {
             namespace: "shop".into(),
             cluster: "orders".into(),
+            uid: "u1".into(),
             store: serde_json::from_value(serde_json::json!({
                 "endpoint": "http://minio:9000", "bucket": "b", "credentialsSecret": "s"
             }))
