@@ -47,6 +47,7 @@ load_versions() {
 	: "${PAUSE_VERSION:?not set in $f}"
 	: "${PROMETHEUS_VERSION:?not set in $f}"
 	: "${MINIO_VERSION:?not set in $f}"
+	: "${VERSITYGW_VERSION:?not set in $f}"
 }
 
 # Serialises builds of one cache entry: the testbed may build images in
