@@ -26,7 +26,7 @@ alerts:
 	tests/prometheus/promtool test rules tests/prometheus/rules-test.yaml
 
 ## The SQL trait against real mysqld 9.7 servers from the testbed's MySQL build, and the S3
-## client against a MinIO server (the test builds it with `e2e/images/build minio-binary`).
+## client against a versitygw server (the test builds it with `e2e/images/build versitygw-binary`).
 integration:
 	e2e/images/build mysql-rootfs >/dev/null
 	$(CARGO) test --test mysql_integration -- --test-threads=2

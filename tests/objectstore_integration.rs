@@ -1,9 +1,10 @@
-//! The S3 client (src/objectstore) against a real MinIO server on a loopback
-//! port, the same MinIO build the e2e testbed deploys.
+//! The S3 client (src/objectstore) against a real versitygw server (POSIX
+//! backend) on a loopback port, the same versitygw build the e2e testbed
+//! deploys.
 //!
-//! The server binary comes from `e2e/images/build minio-binary` (a Go build
-//! from the module proxy, cached under /var/cache/sakila), or from
-//! `SAKILA_MINIO_BINARY`. When it cannot be built (no Go toolchain, no
+//! The server binary comes from `e2e/images/build versitygw-binary` (a Go
+//! build from the module proxy, cached under /var/cache/sakila), or from
+//! `SAKILA_VERSITYGW_BINARY`. When it cannot be built (no Go toolchain, no
 //! network to the module proxy) the tests say SKIPPED and pass.
 
 use std::io::Write;
@@ -24,17 +25,17 @@ const SECRET_KEY: &str = "sakila-test-secret";
 const BUCKET: &str = "sakila-backups";
 const MIB: usize = 1024 * 1024;
 
-/// The MinIO binary, built once per test process; None (after saying why)
-/// when it cannot be built here.
-fn minio_binary(test: &str) -> Option<PathBuf> {
+/// The versitygw binary, built once per test process; None (after saying
+/// why) when it cannot be built here.
+fn versitygw_binary(test: &str) -> Option<PathBuf> {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("SAKILA_MINIO_BINARY") {
+        if let Some(path) = std::env::var_os("SAKILA_VERSITYGW_BINARY") {
             return Ok(PathBuf::from(path));
         }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/images/build");
         let out = Command::new(&script)
-            .arg("minio-binary")
+            .arg("versitygw-binary")
             .stderr(Stdio::inherit())
             .output()
             .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
@@ -43,7 +44,7 @@ fn minio_binary(test: &str) -> Option<PathBuf> {
             Ok(PathBuf::from(path))
         } else {
             Err(format!(
-                "`e2e/images/build minio-binary` failed ({}); it needs Go and the module proxy",
+                "`e2e/images/build versitygw-binary` failed ({}); it needs Go and the module proxy",
                 out.status
             ))
         }
@@ -65,8 +66,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One MinIO server with its own data directory; both go away on drop.
-struct Minio {
+/// One versitygw server with its own data directory; both go away on drop.
+struct Versitygw {
     child: Child,
     dir: PathBuf,
     endpoint: String,
@@ -101,52 +102,51 @@ impl TestTls {
     }
 }
 
-impl Minio {
-    async fn start(binary: &Path) -> Minio {
-        Minio::start_with(binary, None).await
+impl Versitygw {
+    async fn start(binary: &Path) -> Versitygw {
+        Versitygw::start_with(binary, None).await
     }
 
-    /// With `tls`, MinIO serves https with that certificate and key (PEM),
-    /// and `ca_bundle_pem` is what its clients must trust.
-    async fn start_with(binary: &Path, tls: Option<TestTls>) -> Minio {
+    /// With `tls`, versitygw serves https with that certificate and key
+    /// (PEM), and `ca_bundle_pem` is what its clients must trust.
+    async fn start_with(binary: &Path, tls: Option<TestTls>) -> Versitygw {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "sakila-minio-{}-{}",
+            "sakila-versitygw-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).expect("no temporary directory");
-        let log = std::fs::File::create(dir.join("minio.log")).expect("cannot create the log");
-        // MinIO turns on TLS when its certs directory holds public.crt and private.key.
-        let certs = dir.join("certs");
-        std::fs::create_dir_all(&certs).unwrap();
+        let log = std::fs::File::create(dir.join("versitygw.log")).expect("cannot create the log");
+        let port = free_port();
+        let mut command = Command::new(binary);
+        // Global options go before the backend's name; the credentials through
+        // the environment, as the testbed's manifest passes them.
+        command
+            .arg("--port")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--quiet")
+            .env("ROOT_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("ROOT_SECRET_ACCESS_KEY", SECRET_KEY);
         let (scheme, ca_bundle_pem) = match tls {
             Some(tls) => {
-                std::fs::write(certs.join("public.crt"), &tls.cert_pem).unwrap();
-                std::fs::write(certs.join("private.key"), &tls.key_pem).unwrap();
+                let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+                std::fs::write(&cert, &tls.cert_pem).unwrap();
+                std::fs::write(&key, &tls.key_pem).unwrap();
+                command.arg("--cert").arg(cert).arg("--key").arg(key);
                 ("https", Some(tls.ca_pem.into_bytes()))
             }
             None => ("http", None),
         };
-        let port = free_port();
-        let child = Command::new(binary)
-            .arg("--certs-dir")
-            .arg(&certs)
-            .args(["server", "--quiet", "--address"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--console-address")
-            .arg(format!("127.0.0.1:{}", free_port()))
+        let child = command
+            .arg("posix")
             .arg(dir.join("data"))
-            .env("MINIO_ROOT_USER", ACCESS_KEY)
-            .env("MINIO_ROOT_PASSWORD", SECRET_KEY)
-            .env("MINIO_BROWSER", "off")
-            .env("MINIO_UPDATE", "off")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("cannot start minio");
-        let server = Minio {
+            .expect("cannot start versitygw");
+        let server = Versitygw {
             child,
             dir,
             endpoint: format!("{scheme}://127.0.0.1:{port}"),
@@ -160,7 +160,7 @@ impl Minio {
             match store.head_bucket().await {
                 Ok(()) | Err(StoreError::NoSuchBucket { .. }) => break,
                 Err(e) if Instant::now() > deadline => {
-                    panic!("MinIO did not come up: {e}\n{}", server.log())
+                    panic!("versitygw did not come up: {e}\n{}", server.log())
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -191,38 +191,43 @@ impl Minio {
         store
     }
 
-    /// Parts of open multipart uploads: MinIO keeps them as `part.N` files
-    /// under `.minio.sys/multipart/` in its data directory until the upload
-    /// is completed or aborted (checked against this MinIO version: an
-    /// upload left open shows its parts there).
-    fn multipart_part_files(&self) -> usize {
-        fn count(dir: &Path) -> usize {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return 0;
-            };
-            entries
-                .flatten()
-                .map(|e| {
-                    let path = e.path();
-                    if path.is_dir() {
-                        count(&path)
-                    } else {
-                        let name = e.file_name();
-                        let name = name.to_string_lossy();
-                        usize::from(name.starts_with("part.") && !name.ends_with(".meta"))
-                    }
+    /// Parts of open multipart uploads in `bucket`. versitygw's POSIX
+    /// backend keeps each part as a file named by its part number, in
+    /// `<bucket>/.sgwtmp/multipart/<sha256 of the key>/<upload id>/`, until
+    /// the upload is completed or aborted (found by experiment with this
+    /// version: two parts of an upload left open were the files `1` and `2`
+    /// there, and an abort removed the upload's directory).
+    fn multipart_part_files(&self, bucket: &str) -> usize {
+        let subdirs = |dir: &Path| -> Vec<PathBuf> {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect()
                 })
-                .sum()
-        }
-        count(&self.dir.join("data/.minio.sys/multipart"))
+                .unwrap_or_default()
+        };
+        let root = self.dir.join("data").join(bucket).join(".sgwtmp/multipart");
+        subdirs(&root)
+            .iter()
+            .flat_map(|key| subdirs(key))
+            .flat_map(|upload| std::fs::read_dir(upload).into_iter().flatten().flatten())
+            .filter(|part| {
+                let name = part.file_name();
+                let name = name.to_string_lossy();
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())
+            })
+            .count()
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("minio.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join("versitygw.log")).unwrap_or_default()
     }
 }
 
-impl Drop for Minio {
+impl Drop for Versitygw {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -251,10 +256,10 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-macro_rules! minio_or_skip {
+macro_rules! versitygw_or_skip {
     ($test:literal) => {
-        match minio_binary($test) {
-            Some(binary) => Minio::start(&binary).await,
+        match versitygw_binary($test) {
+            Some(binary) => Versitygw::start(&binary).await,
             None => return,
         }
     };
@@ -262,8 +267,8 @@ macro_rules! minio_or_skip {
 
 #[tokio::test]
 async fn put_then_get_returns_the_same_bytes_and_a_missing_key_is_no_such_key() {
-    let minio = minio_or_skip!("put_then_get");
-    let store = minio.bucket().await;
+    let server = versitygw_or_skip!("put_then_get");
+    let store = server.bucket().await;
     // Characters that need encoding in the path (and so in the signature).
     let key = store.key("c1/2026-11-29T04:00:00Z/manifest + ü.json");
     let body = Bytes::from_static(b"{\"gtid\":\"uuid:1-42\"}");
@@ -284,8 +289,8 @@ async fn put_then_get_returns_the_same_bytes_and_a_missing_key_is_no_such_key() 
 
 #[tokio::test]
 async fn a_streamed_upload_of_40_mib_goes_up_in_three_parts_and_comes_back_identical() {
-    let minio = minio_or_skip!("multipart_upload");
-    let store = minio.bucket().await.with_part_size(16 * MIB).unwrap();
+    let server = versitygw_or_skip!("multipart_upload");
+    let store = server.bucket().await.with_part_size(16 * MIB).unwrap();
     let data = Bytes::from(pattern(40 * MIB + 12345, 7));
     // Small chunks, as a pipe delivers them; an odd size, so that chunks
     // straddle the part boundaries.
@@ -328,8 +333,8 @@ async fn a_streamed_upload_of_40_mib_goes_up_in_three_parts_and_comes_back_ident
 
 #[tokio::test]
 async fn an_upload_smaller_than_one_part_is_a_single_put() {
-    let minio = minio_or_skip!("small_upload");
-    let store = minio.bucket().await;
+    let server = versitygw_or_skip!("small_upload");
+    let store = server.bucket().await;
     let data = Bytes::from(pattern(100_000, 3));
     let chunks: Vec<std::io::Result<Bytes>> =
         data.chunks(4096).map(|c| Ok(data.slice_ref(c))).collect();
@@ -345,8 +350,8 @@ async fn an_upload_smaller_than_one_part_is_a_single_put() {
 
 #[tokio::test]
 async fn a_failing_source_aborts_the_upload_and_leaves_no_object() {
-    let minio = minio_or_skip!("failing_source");
-    let store = minio.bucket().await.with_part_size(5 * MIB).unwrap();
+    let server = versitygw_or_skip!("failing_source");
+    let store = server.bucket().await.with_part_size(5 * MIB).unwrap();
     let part = Bytes::from(pattern(6 * MIB, 5));
     let chunks: Vec<std::io::Result<Bytes>> = vec![
         Ok(part.clone()),
@@ -365,14 +370,14 @@ async fn a_failing_source_aborts_the_upload_and_leaves_no_object() {
     ));
     // The uploaded parts are gone (an upload left open keeps them, and on
     // AWS bills for them, until a lifecycle rule removes it).
-    assert_eq!(minio.multipart_part_files(), 0, "{:?}", minio.dir);
+    assert_eq!(server.multipart_part_files(BUCKET), 0, "{:?}", server.dir);
 }
 
 #[tokio::test]
 async fn list_follows_continuation_tokens_and_keeps_to_the_prefix() {
-    let minio = minio_or_skip!("list_pages");
+    let server = versitygw_or_skip!("list_pages");
     // Two objects per page: seven objects need four pages.
-    let store = minio.bucket().await.with_list_page_size(2);
+    let store = server.bucket().await.with_list_page_size(2);
     for i in 0..7 {
         let key = store.key(&format!("c1/backup-{i}"));
         store.put(&key, Bytes::from(vec![b'x'; i])).await.unwrap();
@@ -401,8 +406,8 @@ async fn list_follows_continuation_tokens_and_keeps_to_the_prefix() {
 
 #[tokio::test]
 async fn delete_removes_the_object_and_deleting_an_absent_key_succeeds() {
-    let minio = minio_or_skip!("delete");
-    let store = minio.bucket().await;
+    let server = versitygw_or_skip!("delete");
+    let store = server.bucket().await;
     let key = store.key("c1/old");
     store.put(&key, Bytes::from_static(b"old")).await.unwrap();
     store.delete(&key).await.expect("delete");
@@ -416,9 +421,9 @@ async fn delete_removes_the_object_and_deleting_an_absent_key_succeeds() {
 
 #[tokio::test]
 async fn a_wrong_secret_key_is_access_denied() {
-    let minio = minio_or_skip!("wrong_secret");
-    minio.bucket().await;
-    let store = minio.store(BUCKET, "not-the-secret");
+    let server = versitygw_or_skip!("wrong_secret");
+    server.bucket().await;
+    let store = server.store(BUCKET, "not-the-secret");
     let head = store.head_bucket().await;
     assert!(
         matches!(head, Err(StoreError::AccessDenied { .. })),
@@ -437,8 +442,8 @@ async fn a_wrong_secret_key_is_access_denied() {
 
 #[tokio::test]
 async fn a_missing_bucket_is_no_such_bucket_and_create_bucket_is_idempotent() {
-    let minio = minio_or_skip!("missing_bucket");
-    let store = minio.store("no-such-bucket", SECRET_KEY);
+    let server = versitygw_or_skip!("missing_bucket");
+    let store = server.store("no-such-bucket", SECRET_KEY);
     let head = store.head_bucket().await;
     assert!(
         matches!(head, Err(StoreError::NoSuchBucket { .. })),
@@ -462,7 +467,7 @@ async fn a_missing_bucket_is_no_such_bucket_and_create_bucket_is_idempotent() {
 
 #[tokio::test]
 async fn a_closed_port_is_unreachable() {
-    // No MinIO needed, but the test belongs with the others.
+    // No server needed, but the test belongs with the others.
     let store = ObjectStore::new(StoreConfig {
         endpoint: format!("http://127.0.0.1:{}", free_port()),
         bucket: BUCKET.into(),
@@ -485,11 +490,11 @@ async fn a_closed_port_is_unreachable() {
 
 #[tokio::test]
 async fn an_https_endpoint_is_trusted_through_the_configured_ca_bundle_only() {
-    let Some(binary) = minio_binary("https_ca_bundle") else {
+    let Some(binary) = versitygw_binary("https_ca_bundle") else {
         return;
     };
-    let minio = Minio::start_with(&binary, Some(TestTls::new())).await;
-    let store = minio.bucket().await;
+    let server = Versitygw::start_with(&binary, Some(TestTls::new())).await;
+    let store = server.bucket().await;
     let key = store.key("over-tls");
     store
         .put(&key, Bytes::from_static(b"secret"))

@@ -46,7 +46,7 @@ load_versions() {
 	: "${LOCAL_PATH_PROVISIONER_VERSION:?not set in $f}"
 	: "${PAUSE_VERSION:?not set in $f}"
 	: "${PROMETHEUS_VERSION:?not set in $f}"
-	: "${MINIO_VERSION:?not set in $f}"
+	: "${VERSITYGW_VERSION:?not set in $f}"
 }
 
 # Serialises builds of one cache entry: the testbed may build images in

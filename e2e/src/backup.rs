@@ -1,4 +1,4 @@
-//! Backups in the suite: the store `e2e/prepare` deployed (MinIO), its credentials copied into
+//! Backups in the suite: the store `e2e/prepare` deployed (versitygw), its credentials copied into
 //! a test's namespace, and `MySQLBackup`s created and waited for.
 
 use std::time::Duration;
@@ -82,19 +82,23 @@ pub fn backup_spec(store: &TestStore, secret: &str) -> serde_json::Value {
     json!({"store": store_spec(store, secret)})
 }
 
-/// The store as the test (outside the cluster) reaches it: through its Service's ClusterIP.
+/// The store as the test (outside the cluster) reaches it: through the ClusterIP of the Service
+/// that its in-cluster endpoint names (`http://SERVICE.NAMESPACE.svc:PORT`).
 pub async fn store_from_here(ns: &TestNamespace, store: &TestStore) -> ObjectStore {
-    let service: Service = Api::namespaced(ns.client.clone(), &store.namespace)
-        .get("minio")
-        .await
-        .unwrap();
-    let ip = service.spec.unwrap().cluster_ip.unwrap();
-    let port = store
+    let authority = store
         .endpoint
-        .rsplit(':')
-        .next()
-        .unwrap()
+        .split_once("://")
+        .map_or(store.endpoint.as_str(), |(_, rest)| rest)
         .trim_end_matches('/');
+    let (host, port) = authority
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("{} names its port", store.endpoint));
+    let service_name = host.split('.').next().unwrap();
+    let service: Service = Api::namespaced(ns.client.clone(), &store.namespace)
+        .get(service_name)
+        .await
+        .unwrap_or_else(|e| panic!("Service {}/{service_name}: {e}", store.namespace));
+    let ip = service.spec.unwrap().cluster_ip.unwrap();
     ObjectStore::new(StoreConfig {
         endpoint: format!("http://{ip}:{port}"),
         bucket: store.bucket.clone(),

@@ -1,4 +1,4 @@
-//! Backups on a real cluster into a real S3-compatible store (MinIO, deployed by `e2e/prepare`):
+//! Backups on a real cluster into a real S3-compatible store (versitygw, deployed by `e2e/prepare`):
 //! a backup copies a replica while the primary serves, holds every transaction committed before
 //! it, and its data in the store is what its status says; a new cluster restored from it holds
 //! exactly that data, with its own passwords; a backup that cannot be taken, or restored, says

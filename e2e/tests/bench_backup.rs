@@ -1,5 +1,5 @@
 //! Benchmark (prints figures, asserts only that the data came back): a backup of a cluster
-//! holding `BACKUP_BENCH_GB` GiB (default 2) of table data into the testbed's MinIO, and a
+//! holding `BACKUP_BENCH_GB` GiB (default 2) of table data into the testbed's versitygw, and a
 //! restore of it into a new cluster, timed from the resources' own timestamps; the binary log
 //! archive's delay while the data was loaded, and a point-in-time restore that replays the whole
 //! load on a backup taken before it. Ignored by the suite; run it with `e2e/bench/backup [GIB]`.

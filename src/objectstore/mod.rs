@@ -1,6 +1,8 @@
 //! A small S3 client for backups: put, get (whole or streamed), list, delete
-//! and multipart upload against any S3-compatible store (AWS S3, MinIO, Ceph
-//! RGW, ...), over the hyper and rustls that kube already brings.
+//! and multipart upload against any S3-compatible store (AWS S3, versitygw,
+//! Ceph RGW, MinIO, ...), over the hyper and rustls that kube already brings.
+//! The tests run it against versitygw (tests/objectstore_integration.rs and
+//! the backup e2e).
 //!
 //! Not the AWS SDK on purpose: it is a large dependency tree, and its default
 //! integrity checksums (CRC headers on every PUT) are rejected by several
@@ -40,7 +42,7 @@ pub struct StoreConfig {
     pub prefix: String,
     /// The SigV4 signing region; empty means "us-east-1".
     pub region: String,
-    /// `endpoint/bucket/key` when true (MinIO, most self-hosted stores),
+    /// `endpoint/bucket/key` when true (versitygw, MinIO, most self-hosted stores),
     /// `bucket.host/key` (virtual-hosted, AWS's default) when false.
     pub path_style: bool,
     pub credentials: Credentials,

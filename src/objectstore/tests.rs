@@ -1,5 +1,5 @@
 //! The pure parts of the client: addressing, keys, configuration checks and
-//! error classification. The IO is tested against MinIO in
+//! error classification. The IO is tested against versitygw in
 //! tests/objectstore_integration.rs.
 
 use super::*;
