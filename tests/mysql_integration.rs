@@ -876,6 +876,34 @@ async fn clone_to_directory_copies_a_serving_donor_and_reports_what_the_copy_hol
 }
 
 #[tokio::test]
+async fn check_tables_checks_every_table_including_awkwardly_named_ones() {
+    if !mysql_tests_enabled("check_tables_checks_every_table_including_awkwardly_named_ones") {
+        return;
+    }
+    let server = Server::start(161).await;
+    let admin = server.root_admin().await;
+    let before = admin
+        .check_tables()
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert!(before.tables > 0, "MySQL's own tables are checked too");
+    server
+        .sql(
+            "SET GLOBAL super_read_only = OFF; CREATE DATABASE `shop floor`; \
+             CREATE TABLE `shop floor`.`order``s` (id INT PRIMARY KEY, note TEXT); \
+             INSERT INTO `shop floor`.`order``s` VALUES (1, 'a'), (2, 'b'); \
+             CREATE TABLE `shop floor`.plain (id INT PRIMARY KEY) ENGINE=MyISAM",
+        )
+        .await;
+    let after = admin
+        .check_tables()
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(after.tables, before.tables + 2);
+    assert_eq!(after.failures, Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn set_passwords_changes_existing_accounts_only_and_adds_no_transaction() {
     if !mysql_tests_enabled("set_passwords_changes_existing_accounts_only_and_adds_no_transaction")
     {

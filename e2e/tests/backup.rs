@@ -285,6 +285,22 @@ async fn a_backup_of_a_serving_cluster_restores_into_a_new_cluster_with_exactly_
     assert_eq!(status.current_primary, None, "nothing was made writable");
 }
 
+/// Waits until the cluster's archive is failing with a message that contains `part`.
+async fn wait_archive_saying(ns: &TestNamespace, cluster: &str, part: &str) {
+    wait_until(
+        &format!("{cluster}'s BinlogArchived condition False saying {part:?}"),
+        Duration::from_secs(90),
+        || async {
+            let condition = cluster_condition(ns, cluster, ConditionType::BinlogArchived).await?;
+            (condition.status == "False"
+                && condition.reason == "ArchiveFailing"
+                && condition.message.contains(part))
+            .then_some(())
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_backup_that_cannot_be_taken_waits_saying_why_and_a_fix_lets_it_complete() {
     let ns = TestNamespace::new("backup-refused").await;
@@ -332,6 +348,24 @@ async fn a_backup_that_cannot_be_taken_waits_saying_why_and_a_fix_lets_it_comple
         archived.message
     );
     assert!(event_count_on(&ns, "MySQLCluster", "ArchiveFailing").await >= 1);
+
+    // A bucket that does not exist, then an endpoint nothing answers at (with good
+    // credentials): the backup and the archive each name the problem.
+    store_secret(&ns, &store, "right", false).await;
+    let mut no_bucket = backup_spec(&store, "right");
+    no_bucket["store"]["bucket"] = json!("no-such-bucket");
+    patch_spec(&ns, "solo", json!({"backup": no_bucket})).await;
+    let message = wait_message(&ns, "early", "no-such-bucket").await;
+    assert!(message.contains("does not exist"), "{message}");
+    wait_archive_saying(&ns, "solo", "\"no-such-bucket\" does not exist").await;
+    let mut nowhere = backup_spec(&store, "right");
+    let endpoint = format!("http://nowhere.{}.svc:7070", ns.name);
+    nowhere["store"]["endpoint"] = json!(endpoint);
+    patch_spec(&ns, "solo", json!({"backup": nowhere})).await;
+    let message = wait_message(&ns, "early", &endpoint).await;
+    assert!(message.contains("unreachable"), "{message}");
+    wait_archive_saying(&ns, "solo", &format!("{endpoint} is unreachable")).await;
+    patch_spec(&ns, "solo", json!({"backup": backup_spec(&store, "wrong")})).await;
     let jobs: Api<Job> = ns.api();
     assert!(
         jobs.list(&Default::default())
@@ -381,7 +415,6 @@ async fn a_backup_that_cannot_be_taken_waits_saying_why_and_a_fix_lets_it_comple
     ghost["spec"]["bootstrap"] = json!({"recovery": {"source": {
         "store": store_spec(&store, "right"), "namespace": ns.name, "cluster": "solo", "backup": "never-taken"
     }}});
-    store_secret(&ns, &store, "right", false).await;
     ns.create::<MySQLCluster>(ghost).await;
     let pods: Api<Pod> = ns.api();
     let message = wait_until(

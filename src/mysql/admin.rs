@@ -660,6 +660,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn check_table_rows_fail_on_errors_and_on_a_final_status_that_is_not_ok() {
+        let cases = [
+            ("status", "OK", false),
+            ("status", "Table is already up to date", false),
+            ("info", "Found 2 rows", false),
+            (
+                "warning",
+                "1 client is using or hasn't closed the table properly",
+                false,
+            ),
+            ("Error", "Table 'shop.t' doesn't exist", true),
+            ("status", "Corrupt", true),
+            ("status", "Operation failed", true),
+        ];
+        for (msg_type, msg_text, fails) in cases {
+            assert_eq!(
+                check_row_fails(msg_type, msg_text),
+                fails,
+                "{msg_type}: {msg_text}"
+            );
+        }
+    }
+
+    #[test]
     fn debug_output_never_shows_passwords() {
         let credentials = Credentials::new("repl", "hunter2");
         let user = UserSpec {
