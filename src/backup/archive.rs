@@ -493,6 +493,19 @@ impl ReplayTarget {
         self.until_us
     }
 
+    /// Whether a restore to this target needs no segment after `index`: the replay stops inside
+    /// it (or before it), and for a time it shows the archive reaches the target (a commit
+    /// after it). Latest needs every segment.
+    pub fn is_last_needed(&self, index: &SegmentIndex) -> Result<bool, String> {
+        if self.until_us.is_some_and(|until| index.last_commit_us > until) {
+            return Ok(true);
+        }
+        match &self.lacking {
+            Some(lacking) => Ok(lacking.is_subset_of(&index.after()?)),
+            None => Ok(false),
+        }
+    }
+
     /// Checks a replay that applied `applied` reached a GTID-set target.
     pub fn reached(&self, applied: &GtidSet) -> Result<(), String> {
         match &self.lacking {
@@ -638,11 +651,11 @@ fn format_uuid(bytes: [u8; 16]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const A: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
-    const B: &str = "4e11fa47-71ca-11e1-9e33-c80aa9429562";
+    pub(crate) const A: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+    pub(crate) const B: &str = "4e11fa47-71ca-11e1-9e33-c80aa9429562";
 
     fn source(uuid: &str) -> GtidSource {
         GtidSource {
@@ -668,11 +681,12 @@ mod tests {
         steps
     }
 
-    fn set(text: &str) -> GtidSet {
+    pub(crate) fn set(text: &str) -> GtidSet {
         GtidSet::parse(text).unwrap()
     }
 
-    fn index(seq: u64, gtids: &str, before: &str) -> SegmentIndex {
+    /// A segment of one transaction committed at `seq` ms (its last 0.5 ms later).
+    pub(crate) fn index(seq: u64, gtids: &str, before: &str) -> SegmentIndex {
         SegmentIndex {
             format: INDEX_FORMAT,
             seq,
@@ -925,6 +939,23 @@ mod tests {
                 "the binary log archive ends before the target GTID set: it lacks {B}:1"
             ))
         );
+    }
+
+    #[test]
+    fn a_restore_reads_the_chain_only_as_far_as_its_target() {
+        let backup = set(&format!("{A}:1"));
+        let second = index(2, &format!("{A}:2"), &format!("{A}:1"));
+        let time = |us| ReplayTarget::time(us).is_last_needed(&second);
+        assert_eq!(time(2000), Ok(true), "the replay stops inside it");
+        assert_eq!(time(2500), Ok(false), "a later commit must show the archive reaches it");
+        let gtids = |target: &str| {
+            ReplayTarget::gtid_set(&set(target), &backup)
+                .unwrap()
+                .is_last_needed(&second)
+        };
+        assert_eq!(gtids(&format!("{A}:1-2")), Ok(true));
+        assert_eq!(gtids(&format!("{A}:1-3")), Ok(false));
+        assert_eq!(ReplayTarget::latest().is_last_needed(&second), Ok(false));
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub async fn replay(
     let mismatch = RestoreError::Mismatch;
     let layout = ArchiveLayout::at(directory);
     let target = replay_target(source, backup)?;
-    let indexes = read_indexes(store, &layout).await?;
+    let indexes = read_chain_indexes(store, &layout, backup, &target).await?;
     let chain = replay_chain(&indexes, backup).map_err(mismatch)?;
     if let Some(until_us) = target.until_us() {
         let position = read_position(store, &layout).await?;
@@ -110,23 +110,99 @@ fn replay_target(source: &ReplaySource, backup: &GtidSet) -> Result<ReplayTarget
     Ok(ReplayTarget::latest())
 }
 
+/// The indexes a restore from `backup` to `target` needs: from the segment where the replay
+/// starts (the last one whose preceding transactions the backup holds) to the one after which
+/// the target needs nothing. The start is found by bisection, since the set archived before
+/// each segment only grows along the archive: a restore reads about log2(n) indexes of an
+/// archive of n segments before its chain, not all n. `replay_chain` then checks what was read.
+pub async fn read_chain_indexes(
+    store: &ObjectStore,
+    layout: &ArchiveLayout,
+    backup: &GtidSet,
+    target: &ReplayTarget,
+) -> Result<Vec<SegmentIndex>, RestoreError> {
+    let seqs = list_index_seqs(store, layout).await?;
+    search_chain(&seqs, backup, target, |seq| read_index(store, layout, seq)).await
+}
+
+/// [`read_chain_indexes`] over the sequence numbers `seqs` (ascending), reading each index
+/// with `read` at most once.
+async fn search_chain<F, Fut>(
+    seqs: &[u64],
+    backup: &GtidSet,
+    target: &ReplayTarget,
+    mut read: F,
+) -> Result<Vec<SegmentIndex>, RestoreError>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<SegmentIndex, RestoreError>>,
+{
+    let mismatch = RestoreError::Mismatch;
+    let mut read_already = std::collections::BTreeMap::new();
+    // The first position whose segment follows transactions the backup lacks.
+    let (mut low, mut high) = (0, seqs.len());
+    while low < high {
+        let middle = (low + high) / 2;
+        let index = read(seqs[middle]).await?;
+        let held = index.before().map_err(mismatch)?.is_subset_of(backup);
+        read_already.insert(middle, index);
+        if held {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    // None held: the chain from the first segment, which `replay_chain` refuses saying why.
+    let start = low.saturating_sub(1);
+    let mut chain = Vec::new();
+    for (position, seq) in seqs.iter().enumerate().skip(start) {
+        let index = match read_already.remove(&position) {
+            Some(index) => index,
+            None => read(*seq).await?,
+        };
+        let last = target.is_last_needed(&index).map_err(mismatch)?;
+        chain.push(index);
+        if last {
+            break;
+        }
+    }
+    Ok(chain)
+}
+
+async fn list_index_seqs(
+    store: &ObjectStore,
+    layout: &ArchiveLayout,
+) -> Result<Vec<u64>, RestoreError> {
+    let listed = store
+        .list(&store.key(&format!("{}/", layout.directory())))
+        .await?;
+    let mut seqs: Vec<u64> = listed
+        .iter()
+        .filter_map(|o| ArchiveLayout::seq_of_index(&o.key))
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+async fn read_index(
+    store: &ObjectStore,
+    layout: &ArchiveLayout,
+    seq: u64,
+) -> Result<SegmentIndex, RestoreError> {
+    let body = store.get(&store.key(&layout.index(seq))).await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        RestoreError::Mismatch(format!("the index of segment {seq} is malformed: {e}"))
+    })
+}
+
 /// Every segment's index in the archive.
 pub async fn read_indexes(
     store: &ObjectStore,
     layout: &ArchiveLayout,
 ) -> Result<Vec<SegmentIndex>, RestoreError> {
-    let listed = store
-        .list(&store.key(&format!("{}/", layout.directory())))
-        .await?;
     let mut indexes = Vec::new();
-    for seq in listed
-        .iter()
-        .filter_map(|o| ArchiveLayout::seq_of_index(&o.key))
-    {
-        let body = store.get(&store.key(&layout.index(seq))).await?;
-        indexes.push(serde_json::from_slice(&body).map_err(|e| {
-            RestoreError::Mismatch(format!("the index of segment {seq} is malformed: {e}"))
-        })?);
+    for seq in list_index_seqs(store, layout).await? {
+        indexes.push(read_index(store, layout, seq).await?);
     }
     Ok(indexes)
 }
@@ -286,6 +362,45 @@ async fn apply(files: &[PathBuf], socket: &str, password: &str) -> Result<(), Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An archive of `n` segments of one transaction each of source A, the first after A:1;
+    /// the chain a restore from a backup holding A:1-`held` to `target` reads, and how many
+    /// indexes it read.
+    async fn searched(n: u64, held: u64, target: ReplayTarget) -> (Vec<u64>, usize) {
+        use crate::backup::archive::tests::{A, index, set};
+        let archive: Vec<SegmentIndex> = (1..=n)
+            .map(|seq| index(seq, &format!("{A}:{}", seq + 1), &format!("{A}:1-{seq}")))
+            .collect();
+        let seqs: Vec<u64> = archive.iter().map(|i| i.seq).collect();
+        let reads = std::cell::Cell::new(0);
+        let backup = match held {
+            0 => GtidSet::new(),
+            held => set(&format!("{A}:1-{held}")),
+        };
+        let chain = search_chain(&seqs, &backup, &target, |seq| {
+            reads.set(reads.get() + 1);
+            let found = archive.iter().find(|i| i.seq == seq).cloned().unwrap();
+            async move { Ok(found) }
+        })
+        .await
+        .unwrap();
+        (chain.iter().map(|i| i.seq).collect(), reads.get())
+    }
+
+    #[tokio::test]
+    async fn a_restore_finds_its_chain_by_bisection_and_reads_only_as_far_as_its_target() {
+        // Latest from a backup holding A:1-900: from segment 900 (A:901 after A:1-900) on.
+        let (chain, reads) = searched(1000, 900, ReplayTarget::latest()).await;
+        assert_eq!(chain, (900..=1000).collect::<Vec<_>>());
+        assert!(reads <= 101 + 10, "{reads} reads");
+        // To a time: segment 950 commits at 950.0-950.5 ms, the last one needed.
+        let (chain, reads) = searched(1000, 900, ReplayTarget::time(950_200)).await;
+        assert_eq!(chain, (900..=950).collect::<Vec<_>>());
+        assert!(reads <= 51 + 10, "{reads} reads");
+        // A backup older than the archive: the chain from its first segment.
+        let (chain, _) = searched(10, 0, ReplayTarget::latest()).await;
+        assert_eq!(chain.first(), Some(&1));
+    }
 
     #[test]
     fn a_segment_that_is_not_a_binary_log_is_refused() {

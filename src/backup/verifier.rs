@@ -9,9 +9,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::archive::{ArchiveLayout, replay_chain};
+use super::archive::{ArchiveLayout, ReplayTarget, replay_chain};
 use super::job::SCRATCH_DIR;
-use super::replay::read_indexes;
+use super::replay::read_chain_indexes;
 use super::restore::{
     RESTORE_SETTINGS_ENV, RestoreError, RestoreSettings, check_holds, fetch_backup,
 };
@@ -109,15 +109,15 @@ async fn check_server(
     }
 }
 
-/// Checks the archive holds a gapless chain of segments from the backup on, each segment's
-/// index readable; says how far it reaches.
+/// Checks the archive holds a gapless chain of segments from the backup to its end, each
+/// segment's index readable; says how far it reaches.
 async fn check_archive(
     store: &ObjectStore,
     directory: &str,
     backup: &GtidSet,
 ) -> Result<String, RestoreError> {
     let layout = ArchiveLayout::at(directory);
-    let indexes = read_indexes(store, &layout).await?;
+    let indexes = read_chain_indexes(store, &layout, backup, &ReplayTarget::latest()).await?;
     if indexes.is_empty() {
         // Nothing written since archiving began: a point-in-time restore is the backup's own.
         return Ok("the binary log archive holds no segment yet".into());
