@@ -497,7 +497,10 @@ impl ReplayTarget {
     /// it (or before it), and for a time it shows the archive reaches the target (a commit
     /// after it). Latest needs every segment.
     pub fn is_last_needed(&self, index: &SegmentIndex) -> Result<bool, String> {
-        if self.until_us.is_some_and(|until| index.last_commit_us > until) {
+        if self
+            .until_us
+            .is_some_and(|until| index.last_commit_us > until)
+        {
             return Ok(true);
         }
         match &self.lacking {
@@ -947,7 +950,11 @@ pub(crate) mod tests {
         let second = index(2, &format!("{A}:2"), &format!("{A}:1"));
         let time = |us| ReplayTarget::time(us).is_last_needed(&second);
         assert_eq!(time(2000), Ok(true), "the replay stops inside it");
-        assert_eq!(time(2500), Ok(false), "a later commit must show the archive reaches it");
+        assert_eq!(
+            time(2500),
+            Ok(false),
+            "a later commit must show the archive reaches it"
+        );
         let gtids = |target: &str| {
             ReplayTarget::gtid_set(&set(target), &backup)
                 .unwrap()

@@ -1,6 +1,7 @@
 //! The `MySQLBackup` controller: observe the backup, its cluster and its Job, decide (pure, in
 //! [`super::decide`]), then create the Job, collect the manifest from the store, and write the
-//! status. It shares the operator's client, settings and event recorder with the cluster
+//! status. Once completed, a backup's verifications asked for by its cluster's schedule run the
+//! same way (decided in [`super::verify`]). It shares the operator's client, settings and event recorder with the cluster
 //! controller and runs beside it under the same leader.
 
 use std::sync::Arc;
@@ -333,7 +334,7 @@ async fn verify(
                     "the MySQLCluster {} does not exist: its image and settings verify its backups",
                     backup.spec.cluster
                 )),
-                Some(cluster) => verify_job_input(ctx, backup, &cluster, &job_name),
+                Some(cluster) => verify_job_input(ctx, backup, &cluster),
             };
             let input = match input {
                 Ok(input) => input,
@@ -419,7 +420,6 @@ fn verify_job_input(
     ctx: &Context,
     backup: &MySQLBackup,
     cluster: &MySQLCluster,
-    job_name: &str,
 ) -> Result<VerifyJobInput, String> {
     let status = backup.status.clone().unwrap_or_default();
     let validated = validate(cluster, &ctx.settings)
@@ -434,7 +434,6 @@ fn verify_job_input(
         .ok_or("the MySQLBackup does not record its store")?;
     let namespace = cluster.namespace().unwrap_or_default();
     let spec = cluster.spec.backup.as_ref();
-    tracing::debug!(job = %job_name, "starting a verification");
     Ok(VerifyJobInput {
         backup: backup.name_any(),
         namespace: namespace.clone(),
