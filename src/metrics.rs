@@ -3,6 +3,7 @@
 //! Labels are bounded: namespace, cluster name and small enums; an error's free-form message
 //! never becomes a label, only its static `category()`.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -17,8 +18,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::api::MySQLClusterStatus;
 use crate::api::conditions::ConditionType;
+use crate::api::{BackupPhase, MySQLBackup, MySQLClusterStatus, VerificationPhase};
 use crate::mysql::ThreadState;
 
 /// How a reconcile ended.
@@ -120,6 +121,14 @@ struct RoleLabels {
     role: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    namespace: String,
+    cluster: String,
+    /// A `BackupPhase` (`Pending` also for a backup not yet looked at).
+    phase: &'static str,
+}
+
 fn cluster_labels(namespace: &str, cluster: &str) -> ClusterLabels {
     ClusterLabels {
         namespace: namespace.to_string(),
@@ -165,9 +174,12 @@ pub struct Metrics {
     switchovers: Family<ClusterLabels, Counter>,
     archive_delay: Family<ClusterLabels, Gauge<f64, AtomicU64>>,
     archive_failures: Family<ClusterLabels, Counter>,
+    from_backups: FromBackups,
     leader: Gauge,
     /// The controllers' caches of MySQLClusters, read at scrape time for the Ready gauge.
     stores: Mutex<Vec<Store<DynamicObject>>>,
+    /// The backup controllers' caches of MySQLBackups, read at scrape time.
+    backup_stores: Mutex<Vec<Store<MySQLBackup>>>,
     /// One scrape at a time: the Ready gauge is rebuilt on each.
     scrape: Mutex<()>,
 }
@@ -226,6 +238,7 @@ impl Metrics {
             "Binary log streams or uploads that failed (each is tried again after 5 s)",
             archive_failures.clone(),
         );
+        let from_backups = FromBackups::register(&mut registry);
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -241,8 +254,10 @@ impl Metrics {
             switchovers,
             archive_delay,
             archive_failures,
+            from_backups,
             leader,
             stores: Mutex::new(Vec::new()),
+            backup_stores: Mutex::new(Vec::new()),
             scrape: Mutex::new(()),
         }
     }
@@ -310,6 +325,11 @@ impl Metrics {
         self.stores.lock().unwrap().push(store);
     }
 
+    /// Adds a backup controller's cache of backups to the ones the backup series come from.
+    pub fn watch_backups(&self, store: Store<MySQLBackup>) {
+        self.backup_stores.lock().unwrap().push(store);
+    }
+
     /// The metrics in the Prometheus text format.
     pub fn render(&self) -> String {
         let _one_at_a_time = self.scrape.lock().unwrap();
@@ -320,6 +340,15 @@ impl Metrics {
                 self.from_status.export(&cluster);
             }
         }
+        let backups: Vec<_> = self
+            .backup_stores
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|store| store.state())
+            .collect();
+        self.from_backups
+            .export(&backup_figures(backups.iter().map(|b| &**b)));
         self.render_registry()
     }
 
@@ -523,6 +552,157 @@ impl FromStatus {
     }
 }
 
+/// What the backups of one cluster say, for its series.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BackupFigures {
+    /// Of the backup that completed last: when (Unix seconds), how long it took, its size.
+    pub last_completed: Option<i64>,
+    pub last_duration_seconds: Option<f64>,
+    pub last_size_bytes: Option<i64>,
+    /// How many of its `MySQLBackup`s are in each phase.
+    pub phases: BTreeMap<&'static str, i64>,
+    /// Of the verification that ended last: when, and whether it passed.
+    pub last_verification: Option<(i64, bool)>,
+}
+
+const BACKUP_PHASES: [BackupPhase; 4] = [
+    BackupPhase::Pending,
+    BackupPhase::Running,
+    BackupPhase::Completed,
+    BackupPhase::Failed,
+];
+
+/// The figures of each cluster that has backups, by namespace and cluster.
+pub fn backup_figures<'a>(
+    backups: impl IntoIterator<Item = &'a MySQLBackup>,
+) -> BTreeMap<(String, String), BackupFigures> {
+    let mut figures: BTreeMap<(String, String), BackupFigures> = BTreeMap::new();
+    for backup in backups {
+        let key = (
+            backup.namespace().unwrap_or_default(),
+            backup.spec.cluster.clone(),
+        );
+        let entry = figures.entry(key).or_insert_with(|| BackupFigures {
+            phases: BACKUP_PHASES.iter().map(|p| (p.as_str(), 0)).collect(),
+            ..Default::default()
+        });
+        let status = backup.status.clone().unwrap_or_default();
+        let phase = status.phase.unwrap_or(BackupPhase::Pending);
+        *entry.phases.entry(phase.as_str()).or_default() += 1;
+        if phase == BackupPhase::Completed
+            && let Some(completed) = &status.completed_at
+            && entry
+                .last_completed
+                .is_none_or(|last| completed.0.as_second() > last)
+        {
+            entry.last_completed = Some(completed.0.as_second());
+            entry.last_duration_seconds = status
+                .started_at
+                .as_ref()
+                .map(|started| (completed.0 - started.0).total(jiff::Unit::Second))
+                .and_then(Result::ok);
+            entry.last_size_bytes = status.size_bytes;
+        }
+        if let Some(verification) = &status.verification
+            && let Some(ended) = &verification.completed_at
+            && let Some(phase) = verification.phase
+            && matches!(phase, VerificationPhase::Passed | VerificationPhase::Failed)
+            && entry
+                .last_verification
+                .is_none_or(|(last, _)| ended.0.as_second() > last)
+        {
+            entry.last_verification =
+                Some((ended.0.as_second(), phase == VerificationPhase::Passed));
+        }
+    }
+    figures
+}
+
+/// Series rebuilt at each scrape from the cached MySQLBackups, per cluster.
+struct FromBackups {
+    last_completed: Family<ClusterLabels, Gauge>,
+    last_duration: Family<ClusterLabels, Gauge<f64, AtomicU64>>,
+    last_size: Family<ClusterLabels, Gauge>,
+    phases: Family<PhaseLabels, Gauge>,
+    last_verification: Family<ClusterLabels, Gauge>,
+    last_verification_passed: Family<ClusterLabels, Gauge>,
+}
+
+impl FromBackups {
+    fn register(registry: &mut Registry) -> Self {
+        let last_duration = Family::<ClusterLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "backup_last_duration_seconds",
+            "How long the cluster's last completed backup took, from its start to complete in the store",
+            last_duration.clone(),
+        );
+        Self {
+            last_completed: gauge(
+                registry,
+                "backup_last_completed_timestamp_seconds",
+                "When the cluster's last completed backup completed, Unix time (its age: time() minus this)",
+            ),
+            last_duration,
+            last_size: gauge(
+                registry,
+                "backup_last_size_bytes",
+                "The compressed size of the cluster's last completed backup in the store",
+            ),
+            phases: gauge(
+                registry,
+                "backups",
+                "The cluster's MySQLBackups in each phase (Pending, Running, Completed, Failed)",
+            ),
+            last_verification: gauge(
+                registry,
+                "backup_last_verification_timestamp_seconds",
+                "When the last verification restore of one of the cluster's backups ended, Unix time",
+            ),
+            last_verification_passed: gauge(
+                registry,
+                "backup_last_verification_passed",
+                "1 when the last verification restore of one of the cluster's backups passed, 0 when it failed",
+            ),
+        }
+    }
+
+    fn export(&self, figures: &BTreeMap<(String, String), BackupFigures>) {
+        self.last_completed.clear();
+        self.last_duration.clear();
+        self.last_size.clear();
+        self.phases.clear();
+        self.last_verification.clear();
+        self.last_verification_passed.clear();
+        for ((namespace, cluster), figures) in figures {
+            let labels = cluster_labels(namespace, cluster);
+            for (phase, count) in &figures.phases {
+                self.phases
+                    .get_or_create(&PhaseLabels {
+                        namespace: namespace.clone(),
+                        cluster: cluster.clone(),
+                        phase,
+                    })
+                    .set(*count);
+            }
+            if let Some(completed) = figures.last_completed {
+                self.last_completed.get_or_create(&labels).set(completed);
+            }
+            if let Some(duration) = figures.last_duration_seconds {
+                self.last_duration.get_or_create(&labels).set(duration);
+            }
+            if let Some(size) = figures.last_size_bytes {
+                self.last_size.get_or_create(&labels).set(size);
+            }
+            if let Some((ended, passed)) = figures.last_verification {
+                self.last_verification.get_or_create(&labels).set(ended);
+                self.last_verification_passed
+                    .get_or_create(&labels)
+                    .set(i64::from(passed));
+            }
+        }
+    }
+}
+
 fn gauge<L>(registry: &mut Registry, name: &str, help: &str) -> Family<L, Gauge>
 where
     L: EncodeLabelSet + Clone + std::fmt::Debug + std::hash::Hash + Eq + Send + Sync + 'static,
@@ -707,5 +887,86 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("sakila_leader 1"), "{text}");
+    }
+
+    fn backup(name: &str, cluster: &str, status: serde_json::Value) -> MySQLBackup {
+        serde_json::from_value(json!({
+            "apiVersion": "mysql.sakila.dev/v1alpha1", "kind": "MySQLBackup",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"cluster": cluster},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_backups_of_a_cluster_give_its_last_backup_and_verification_and_phase_counts() {
+        let backups = [
+            backup(
+                "old",
+                "db",
+                json!({"phase": "Completed",
+                "startedAt": "2026-11-28T03:00:00Z", "completedAt": "2026-11-28T03:00:40Z",
+                "sizeBytes": 100,
+                "verification": {"phase": "Failed", "completedAt": "2026-11-28T05:00:00Z"}}),
+            ),
+            backup(
+                "new",
+                "db",
+                json!({"phase": "Completed",
+                "startedAt": "2026-11-29T03:00:00Z", "completedAt": "2026-11-29T03:00:12.5Z",
+                "sizeBytes": 200,
+                "verification": {"phase": "Passed", "completedAt": "2026-11-29T05:00:00Z"}}),
+            ),
+            backup("broken", "db", json!({"phase": "Failed"})),
+            backup("asked", "db", json!(null)),
+            // A verification under way says nothing yet.
+            backup(
+                "checking",
+                "web",
+                json!({"phase": "Completed",
+                "startedAt": "2026-11-29T03:00:00Z", "completedAt": "2026-11-29T03:01:00Z",
+                "verification": {"phase": "Running"}}),
+            ),
+        ];
+        let figures = backup_figures(&backups);
+        let db = &figures[&("shop".to_string(), "db".to_string())];
+        let at = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_second();
+        assert_eq!(db.last_completed, Some(at("2026-11-29T03:00:12Z")));
+        assert_eq!(db.last_duration_seconds, Some(12.5));
+        assert_eq!(db.last_size_bytes, Some(200));
+        assert_eq!(
+            db.last_verification,
+            Some((at("2026-11-29T05:00:00Z"), true))
+        );
+        assert_eq!(
+            db.phases,
+            BTreeMap::from([
+                ("Completed", 2),
+                ("Failed", 1),
+                ("Pending", 1),
+                ("Running", 0)
+            ])
+        );
+        let web = &figures[&("shop".to_string(), "web".to_string())];
+        assert_eq!((web.last_verification, web.last_size_bytes), (None, None));
+
+        let metrics = Metrics::new();
+        metrics.from_backups.export(&figures);
+        let text = metrics.render_registry();
+        for line in [
+            r#"sakila_backup_last_completed_timestamp_seconds{namespace="shop",cluster="db"} 1795921212"#,
+            r#"sakila_backup_last_duration_seconds{namespace="shop",cluster="db"} 12.5"#,
+            r#"sakila_backup_last_size_bytes{namespace="shop",cluster="db"} 200"#,
+            r#"sakila_backups{namespace="shop",cluster="db",phase="Failed"} 1"#,
+            r#"sakila_backup_last_verification_passed{namespace="shop",cluster="db"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
+        assert!(
+            !text.contains(
+                r#"sakila_backup_last_verification_passed{namespace="shop",cluster="web"}"#
+            )
+        );
     }
 }

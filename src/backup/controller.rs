@@ -76,7 +76,9 @@ pub async fn run(context: Arc<Context>, scope: Scope, shutdown: watch::Receiver<
             ),
         };
         let mut stop = shutdown.clone();
-        Controller::new(backups, watcher::Config::default())
+        let controller = Controller::new(backups, watcher::Config::default());
+        context.metrics.watch_backups(controller.store());
+        controller
             .owns(
                 jobs,
                 watcher::Config::default().labels(&naming::managed_selector()),
