@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret};
-use kube::api::{AttachParams, DeleteParams, PostParams};
+use kube::api::{AttachParams, DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use rand::distr::{Alphanumeric, SampleString};
 use sakila::api::MySQLCluster;
@@ -484,4 +484,40 @@ pub async fn cluster_condition(
         .conditions
         .into_iter()
         .find(|c| c.type_ == type_)
+}
+
+/// `path` of a pod's `port`, through the API server's proxy (so it works wherever the API
+/// server can reach pods, whatever runs the test).
+pub async fn proxied(namespace: &str, pod: &str, port: u16, path: &str) -> Option<String> {
+    let request = http::Request::get(format!(
+        "/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy{path}"
+    ))
+    .body(Vec::new())
+    .unwrap();
+    client().await.request_text(request).await.ok()
+}
+
+/// The value of the series written exactly as `series` (name and labels).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The leading operator's `/metrics`.
+pub async fn leader_metrics() -> Option<String> {
+    let namespace = std::env::var("SAKILA_NAMESPACE").unwrap_or_else(|_| "sakila-system".into());
+    let pods: Api<Pod> = Api::namespaced(client().await, &namespace);
+    let listed = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/name=sakila-operator"))
+        .await
+        .ok()?;
+    for pod in listed {
+        let name = pod.metadata.name.unwrap_or_default();
+        if let Some(text) = proxied(&namespace, &name, 8080, "/metrics").await
+            && sample(&text, "sakila_leader") == Some(1.0)
+        {
+            return Some(text);
+        }
+    }
+    None
 }

@@ -24,7 +24,7 @@ use sakila_e2e::backup::{
 use sakila_e2e::chaos;
 use sakila_e2e::{
     TestNamespace, cluster_condition, cluster_manifest, delete_cluster_and_wait, event_count_on,
-    patch_spec, replace_volume, wait_ready, wait_until,
+    leader_metrics, patch_spec, replace_volume, sample, wait_ready, wait_until,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -801,6 +801,27 @@ async fn wait_verification(
     .await
 }
 
+/// The leading operator's metrics once the series `name` of the "ledger" cluster (for
+/// `sakila_backups`, its Completed phase) has `value`.
+async fn wait_for_metric(ns: &TestNamespace, name: &str, value: f64) -> String {
+    let series = match name {
+        "sakila_backups" => format!(
+            r#"{name}{{namespace="{}",cluster="ledger",phase="Completed"}}"#,
+            ns.name
+        ),
+        _ => format!(r#"{name}{{namespace="{}",cluster="ledger"}}"#, ns.name),
+    };
+    wait_until(
+        &format!("the operator to report {series} {value}"),
+        Duration::from_secs(60),
+        || async {
+            let text = leader_metrics().await?;
+            (sample(&text, &series) == Some(value)).then_some(text)
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_verification_restore_proves_the_newest_backup_and_finds_a_damaged_one() {
     let ns = TestNamespace::new("verify").await;
@@ -821,7 +842,7 @@ async fn a_verification_restore_proves_the_newest_backup_and_finds_a_damaged_one
     .unwrap();
     create_backup(&ns, "daily", "ledger").await;
     let completed = wait_completed(&ns, "daily", Duration::from_secs(300)).await;
-    let gtid_set = completed.gtid_set.unwrap();
+    let gtid_set = completed.gtid_set.clone().unwrap();
 
     // The next fire of the schedule verifies the newest completed backup.
     let passed = wait_verification(&ns, "daily", "Passed", None).await;
@@ -836,6 +857,22 @@ async fn a_verification_restore_proves_the_newest_backup_and_finds_a_damaged_one
         assert!(message.contains(part), "{part:?} not in {message:?}");
     }
     assert!(event_count_on(&ns, "MySQLBackup", "VerificationPassed").await >= 1);
+    wait_for_metric(&ns, "sakila_backup_last_verification_passed", 1.0).await;
+    let text = wait_for_metric(&ns, "sakila_backups", 1.0).await;
+    let labels = format!(r#"{{namespace="{}",cluster="ledger"}}"#, ns.name);
+    assert_eq!(
+        sample(&text, &format!("sakila_backup_last_size_bytes{labels}")),
+        completed.size_bytes.map(|b| b as f64),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            &format!("sakila_backup_last_completed_timestamp_seconds{labels}")
+        )
+        .is_some_and(|t| t > 0.0),
+        "{text}"
+    );
     let scheduled = cluster_condition(&ns, "ledger", ConditionType::BackupScheduled)
         .await
         .expect("a BackupScheduled condition");
@@ -856,6 +893,7 @@ async fn a_verification_restore_proves_the_newest_backup_and_finds_a_damaged_one
     eprintln!("verification failed: {message}");
     assert!(message.contains("SHA-256"), "{message}");
     assert!(event_count_on(&ns, "MySQLBackup", "VerificationFailed").await >= 1);
+    wait_for_metric(&ns, "sakila_backup_last_verification_passed", 0.0).await;
     // The cluster serves on.
     wait_ready(&ns, "ledger").await;
 }

@@ -3,46 +3,11 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
 use sakila::api::MySQLCluster;
-use sakila_e2e::{TestNamespace, client, cluster_manifest, patch_spec, wait_ready, wait_until};
-
-/// `path` of a pod's `port`, through the API server's proxy (so it works wherever the API
-/// server can reach pods, whatever runs the test).
-async fn proxied(namespace: &str, pod: &str, port: u16, path: &str) -> Option<String> {
-    let request = http::Request::get(format!(
-        "/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy{path}"
-    ))
-    .body(Vec::new())
-    .unwrap();
-    client().await.request_text(request).await.ok()
-}
-
-/// The value of the series written exactly as `series` (name and labels).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// The leading operator's `/metrics`.
-async fn leader_metrics() -> Option<String> {
-    let namespace = std::env::var("SAKILA_NAMESPACE").unwrap_or_else(|_| "sakila-system".into());
-    let pods: Api<Pod> = Api::namespaced(client().await, &namespace);
-    let listed = pods
-        .list(&ListParams::default().labels("app.kubernetes.io/name=sakila-operator"))
-        .await
-        .ok()?;
-    for pod in listed {
-        let name = pod.metadata.name.unwrap_or_default();
-        if let Some(text) = proxied(&namespace, &name, 8080, "/metrics").await
-            && sample(&text, "sakila_leader") == Some(1.0)
-        {
-            return Some(text);
-        }
-    }
-    None
-}
+use sakila_e2e::{
+    TestNamespace, cluster_manifest, leader_metrics, patch_spec, proxied, sample, wait_ready,
+    wait_until,
+};
 
 #[tokio::test]
 async fn the_exporter_and_the_operator_report_each_instance_and_follow_a_switchover() {
