@@ -234,14 +234,10 @@ pub struct RestoreSource {
     pub replay: Option<ReplaySource>,
 }
 
-/// An archive of a cluster's binary log to replay on a restored backup.
+/// How far to replay, on a restored backup, the binary log archive its manifest names.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplaySource {
-    /// The archive's directory in the store, below the store's path. Absent: the one the
-    /// backup's manifest names.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub directory: Option<String>,
     /// Replay transactions committed at or before this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,

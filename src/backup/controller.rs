@@ -424,12 +424,7 @@ fn verify_job_input(
     cluster: &MySQLCluster,
 ) -> Result<VerifyJobInput, String> {
     let status = backup.status.clone().unwrap_or_default();
-    let validated = validate(cluster, &ctx.settings)
-        .map_err(|e| format!("the MySQLCluster's spec cannot be used: {e}"))?;
-    let operator_image = validated.operator_image.clone().ok_or(
-        "this operator was started without --exporter-image (Helm value exporter.image), the \
-         image whose binary runs verifications",
-    )?;
+    let (validated, operator_image) = runnable(ctx, cluster, "verifications")?;
     let store = status
         .store
         .clone()
@@ -477,6 +472,24 @@ async fn wait(
     Ok(Action::requeue(RECHECK))
 }
 
+/// The cluster's validated spec and the operator's image, whose binary runs `what` in the
+/// cluster's mysqld image; an error says which is missing.
+fn runnable(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    what: &str,
+) -> Result<(crate::validate::ValidatedCluster, String), String> {
+    let validated = validate(cluster, &ctx.settings)
+        .map_err(|e| format!("the MySQLCluster's spec cannot be used: {e}"))?;
+    let operator_image = validated.operator_image.clone().ok_or_else(|| {
+        format!(
+            "this operator was started without --exporter-image (Helm value exporter.image), \
+             the image whose binary runs {what}"
+        )
+    })?;
+    Ok((validated, operator_image))
+}
+
 /// Whether a backup of `cluster` can start: its spec usable, the operator's image known, the
 /// store's Secret complete, and the store answering with the bucket and taking the credentials.
 async fn preflight(
@@ -485,12 +498,7 @@ async fn preflight(
     cluster: &MySQLCluster,
     store: &ObjectStoreSpec,
 ) -> Result<(crate::validate::ValidatedCluster, String), String> {
-    let validated = validate(cluster, &ctx.settings)
-        .map_err(|e| format!("the MySQLCluster's spec cannot be used: {e}"))?;
-    let operator_image = validated.operator_image.clone().ok_or(
-        "this operator was started without --exporter-image (Helm value exporter.image), the \
-         image whose binary runs backups",
-    )?;
+    let (validated, operator_image) = runnable(ctx, cluster, "backups")?;
     let opened = open_store(&ctx.client, namespace, store)
         .await
         .map_err(|e| e.to_string())?;

@@ -129,7 +129,6 @@ fn replay_source(recovery: &RecoverySpec) -> Result<Option<ReplaySource>, String
         None => None,
     };
     Ok(Some(ReplaySource {
-        directory: None,
         until,
         until_gtid_set,
     }))
@@ -309,7 +308,7 @@ async fn adopt_and_replay(
     let Some(replay) = &settings.replay else {
         return Ok(());
     };
-    let directory = replay.directory.clone().or(archive).ok_or_else(|| {
+    let directory = archive.ok_or_else(|| {
         RestoreError::Settings(
             "the backup's manifest names no binary log archive (its cluster did not archive \
              when it was taken): it restores only to its own point; leave out \
