@@ -79,6 +79,8 @@ pub struct ValidatedCluster {
     /// What the NetworkPolicy lets in, when `spec.networkPolicy.enabled`.
     pub network_policy: Option<NetworkPolicyPlan>,
     pub tls: TlsPlan,
+    /// How long an old password is still accepted once every instance has the new one.
+    pub keep_old_password: std::time::Duration,
     /// The backup instance 0 is restored from (`spec.bootstrap.recovery`, resolved by the
     /// reconcile, which must read the `MySQLBackup`; `status.restoredFrom` once resolved).
     pub restore: Option<crate::api::RestoreSource>,
@@ -268,6 +270,9 @@ pub fn validate(
         exporter_image,
         network_policy,
         tls,
+        keep_old_password: std::time::Duration::from_secs(
+            spec.password_rotation.keep_old_password_seconds.max(0) as u64,
+        ),
         restore: cluster
             .status
             .as_ref()
@@ -378,6 +383,7 @@ pub(crate) mod tests {
                 monitoring: Default::default(),
                 network_policy: Default::default(),
                 tls: Default::default(),
+                password_rotation: Default::default(),
                 backup: None,
                 bootstrap: None,
             },

@@ -1962,3 +1962,129 @@ async fn the_binlog_stream_archives_whole_transactions_and_resumes_after_a_gtid_
         "nothing more"
     );
 }
+
+/// Whether `user` logs in to `server` with `password`.
+async fn logs_in(server: &Server, user: &str, password: &str) -> bool {
+    match client()
+        .connect(&server.endpoint, &Credentials::new(user, password))
+        .await
+    {
+        Ok(_) => true,
+        Err(MySqlError::AccessDenied { .. }) => false,
+        Err(e) => panic!("login of {user}: {}", chain(&e)),
+    }
+}
+
+#[tokio::test]
+async fn dual_passwords_are_set_on_each_server_without_a_transaction_and_both_work_until_discarded()
+{
+    if !mysql_tests_enabled(
+        "dual_passwords_are_set_on_each_server_without_a_transaction_and_both_work_until_discarded",
+    ) {
+        return;
+    }
+    let (primary, replica) = primary_and_replica(91, true).await;
+    primary
+        .sql("CREATE USER 'app'@'%' IDENTIFIED BY 'one'; CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)")
+        .await;
+    // Everything below runs as the operator's narrowed account, as the rotation step does.
+    let (on_primary, on_replica) = (primary.admin().await, replica.admin().await);
+    wait_until("the replica caught up", Duration::from_secs(30), || async {
+        on_replica.status().await.unwrap().gtid_executed
+            == on_primary.status().await.unwrap().gtid_executed
+    })
+    .await;
+    let history = on_primary.status().await.unwrap().gtid_executed;
+    let both = [&on_primary, &on_replica];
+    for admin in both {
+        admin
+            .retain_current_password("app", &["%", "localhost"], "two")
+            .await
+            .unwrap_or_else(|e| panic!("{}", chain(&e)));
+        assert!(
+            admin
+                .users_with_secondary_password()
+                .await
+                .unwrap()
+                .contains("app")
+        );
+    }
+    for server in [&primary, &replica] {
+        assert!(
+            logs_in(server, "app", "one").await,
+            "the old password still works"
+        );
+        assert!(
+            logs_in(server, "app", "two").await,
+            "the new password works"
+        );
+    }
+
+    // The replication account: the channel switches before the old password goes.
+    for admin in both {
+        admin
+            .retain_current_password(REPL_USER, &["%"], "repl-two")
+            .await
+            .unwrap();
+    }
+    on_replica
+        .change_source_password("repl-two")
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    // The operator's own account, as the operator rotates it.
+    for admin in both {
+        admin
+            .retain_current_password("sakila-operator", &["%"], "operator-two")
+            .await
+            .unwrap();
+    }
+    for user in ["app", REPL_USER, "sakila-operator"] {
+        for admin in both {
+            admin
+                .discard_old_password(user, &["%", "localhost"])
+                .await
+                .unwrap_or_else(|e| panic!("{}", chain(&e)));
+        }
+    }
+    for (server, admin) in [(&primary, &on_primary), (&replica, &on_replica)] {
+        assert!(
+            admin
+                .users_with_secondary_password()
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            !logs_in(server, "app", "one").await,
+            "the old password is gone"
+        );
+        assert!(logs_in(server, "app", "two").await);
+        assert!(!logs_in(server, "sakila-operator", OPERATOR_PASSWORD).await);
+        assert!(logs_in(server, "sakila-operator", "operator-two").await);
+        assert_eq!(
+            admin.status().await.unwrap().gtid_executed,
+            history,
+            "account statements on one server add no transaction"
+        );
+    }
+    let replica_status = on_replica.status().await.unwrap();
+    assert!(
+        replica_status.super_read_only,
+        "the replica is read-only again"
+    );
+    // The channel reconnects with the new password only: restart its receiver and replicate.
+    on_replica.stop_replica_io().await.unwrap();
+    on_replica.start_replica().await.unwrap();
+    primary.sql("INSERT INTO shop.t VALUES (1)").await;
+    wait_until("the row replicated", Duration::from_secs(30), || async {
+        replica.query_strings("SELECT COUNT(*) FROM shop.t").await == vec!["1"]
+    })
+    .await;
+    let status = on_replica
+        .status()
+        .await
+        .unwrap()
+        .replica
+        .expect("replica status");
+    assert!(status.last_io_error.is_none(), "{status:?}");
+}

@@ -469,6 +469,23 @@ pub fn condition_status(cluster: &MySQLCluster, type_: ConditionType) -> Option<
     sakila::api::conditions::find_condition(conditions, type_).map(|c| c.status.clone())
 }
 
+/// The UIDs of the cluster's pods and the restarts of all their containers.
+pub async fn pods_and_restarts(ns: &TestNamespace, cluster: &str) -> (Vec<Option<String>>, i32) {
+    let pods: Api<Pod> = ns.api();
+    let selector = ListParams::default().labels(&format!("app.kubernetes.io/instance={cluster}"));
+    let pods = pods.list(&selector).await.unwrap().items;
+    let restarts = pods
+        .iter()
+        .flat_map(|p| {
+            p.status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+        })
+        .map(|c| c.restart_count)
+        .sum();
+    (pods.into_iter().map(|p| p.metadata.uid).collect(), restarts)
+}
+
 /// The MySQLCluster's condition of this type, if it has one.
 pub async fn cluster_condition(
     ns: &TestNamespace,

@@ -2,10 +2,12 @@
 //! by every Service name, replication and clones run over verified TLS, and a user's Secret
 //! (cert-manager's layout) works and is checked.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, ListParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use rand::distr::{Alphanumeric, SampleString};
 use sakila::api::MySQLCluster;
 use sakila::api::conditions::ConditionType;
 use sakila::resources::tls::{IssuedTls, build_tls_secret, read_certificate};
@@ -13,7 +15,7 @@ use sakila::validate::{OperatorSettings, validate};
 use sakila_e2e::chaos::{self, UnderWrites};
 use sakila_e2e::{
     TestNamespace, cluster_condition, cluster_manifest, event_count, mysql_client_image,
-    patch_spec, replica_cloned_notes, wait_ready, wait_until,
+    patch_spec, pods_and_restarts, replica_cloned_notes, wait_ready, wait_until,
 };
 use serde_json::json;
 
@@ -43,23 +45,6 @@ async fn put_file(ns: &TestNamespace, name: &str, pem: &[u8]) {
         &["sh", "-c", "printf '%s' \"$1\" > \"$2\"", "sh", &pem, &path],
     )
     .await;
-}
-
-/// The UIDs of the cluster's pods and the restarts of all their containers.
-async fn pods_and_restarts(ns: &TestNamespace, cluster: &str) -> (Vec<Option<String>>, i32) {
-    let pods: Api<Pod> = ns.api();
-    let selector = ListParams::default().labels(&format!("app.kubernetes.io/instance={cluster}"));
-    let pods = pods.list(&selector).await.unwrap().items;
-    let restarts = pods
-        .iter()
-        .flat_map(|p| {
-            p.status
-                .iter()
-                .flat_map(|s| s.container_statuses.iter().flatten())
-        })
-        .map(|c| c.restart_count)
-        .sum();
-    (pods.into_iter().map(|p| p.metadata.uid).collect(), restarts)
 }
 
 /// Runs `sql` at `host` as a client that verifies the certificate's CA (`/tmp/ca.crt`) and
@@ -355,5 +340,202 @@ async fn certificates_renewed_every_two_minutes_under_writes_restart_nothing_and
         before_renewal,
         pods_and_restarts(&ns, "rot").await,
         "the pods were replaced or a container restarted"
+    );
+}
+
+/// The ids the writer tried between its first and last acknowledged one that were not
+/// acknowledged: the writes that failed while it ran (ids are consecutive, one per attempt).
+fn failed_writes(record: &chaos::ChaosRecord) -> u64 {
+    let ids = record.acknowledged.iter().map(|(id, _)| *id);
+    match (ids.clone().min(), ids.max()) {
+        (Some(first), Some(last)) => (last - first + 1) - record.acknowledged.len() as u64,
+        _ => 0,
+    }
+}
+
+/// The applied passwords' Secret as strings.
+async fn applied_passwords(ns: &TestNamespace, cluster: &str) -> BTreeMap<String, String> {
+    let secrets: Api<Secret> = ns.api();
+    let secret = secrets
+        .get(&format!("{cluster}-applied-passwords"))
+        .await
+        .expect("the operator records the passwords the servers have");
+    secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_password_rotates_under_writes_with_no_failed_login_and_no_restart() {
+    const KEEP_OLD_SECONDS: u64 = 45;
+    let mut manifest = cluster_manifest("pw", 2);
+    manifest["spec"]["passwordRotation"] = json!({"keepOldPasswordSeconds": KEEP_OLD_SECONDS});
+    let UnderWrites { ns, started } = chaos::cluster_under_writes("passwords", manifest, 600).await;
+    let old_root = ns.root_password("pw").await;
+    let before = pods_and_restarts(&ns, "pw").await;
+
+    // A password a server would refuse is reported and not rotated to.
+    let secrets: Api<Secret> = ns.api();
+    let too_long = "x".repeat(40);
+    secrets
+        .patch(
+            "pw-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "stringData": {"replication-password": too_long} })),
+        )
+        .await
+        .expect("the credentials Secret takes the change");
+    let refused = wait_until(
+        "the operator to refuse a 40-character replication password",
+        Duration::from_secs(60),
+        || async {
+            let condition = cluster_condition(&ns, "pw", ConditionType::PasswordsRotated).await?;
+            (condition.reason == "PasswordUnusable").then_some(condition.message)
+        },
+    )
+    .await;
+    println!("refused: {refused}");
+    assert_eq!(event_count(&ns, "PasswordUnusable").await, 1);
+
+    // The user changes every password in the credentials Secret at once.
+    let keys = [
+        "root-password",
+        "operator-password",
+        "replication-password",
+        "clone-password",
+        "probe-password",
+    ];
+    let suffix = Alphanumeric.sample_string(&mut rand::rng(), 12);
+    let new: BTreeMap<&str, String> = keys
+        .iter()
+        // At most 32 characters: a replication channel takes no more.
+        .map(|key| (*key, format!("R{}{suffix}", &key[..4])))
+        .collect();
+    secrets
+        .patch(
+            "pw-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "stringData": new })),
+        )
+        .await
+        .expect("the credentials Secret takes new passwords");
+    let changed_at = std::time::Instant::now();
+
+    // Every user of every password switched; the old ones are still accepted.
+    wait_until(
+        "every account switched to its new password",
+        Duration::from_secs(120),
+        || async {
+            let applied = applied_passwords(&ns, "pw").await;
+            let switched = keys.iter().all(|key| {
+                applied.get(*key) == new.get(key) && !applied.contains_key(&format!("{key}.next"))
+            });
+            switched.then_some(())
+        },
+    )
+    .await;
+    let switched_after = changed_at.elapsed();
+    let old_still_works = mysql_at(&ns, &old_root, "pw-primary", &[], "SELECT 1").await;
+    chaos::stop(&ns, "client").await;
+    let record = chaos::collect(&ns, "client", 0).await;
+    let outcome = chaos::verify(&ns, "pw", 2, &record).await;
+    let failed = failed_writes(&record);
+    println!(
+        "every account switched {:.1} s after the Secret changed; {} writes acknowledged, \
+         {failed} failed, {} lost, longest gap {:.2} s ({:.0} s of writes)",
+        switched_after.as_secs_f64(),
+        outcome.acknowledged,
+        outcome.lost,
+        outcome.longest_write_gap.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+    );
+    assert_eq!(outcome.lost, 0, "acknowledged writes were lost");
+    assert_eq!(
+        failed, 0,
+        "a writer logging in with the old root password failed before the old one was discarded"
+    );
+    assert_eq!(
+        old_still_works.as_deref().map(str::trim),
+        Ok("1"),
+        "the old root password works until it is discarded"
+    );
+
+    // Then the old passwords are discarded.
+    wait_until(
+        "the old passwords discarded",
+        Duration::from_secs(KEEP_OLD_SECONDS + 90),
+        || async {
+            let condition = cluster_condition(&ns, "pw", ConditionType::PasswordsRotated).await?;
+            (condition.status == "True").then_some(())
+        },
+    )
+    .await;
+    println!(
+        "the old passwords were discarded {:.1} s after the Secret changed",
+        changed_at.elapsed().as_secs_f64()
+    );
+    assert_eq!(event_count(&ns, "PasswordRotated").await, keys.len());
+    let refused = mysql_at(&ns, &old_root, "pw-primary", &[], "SELECT 1").await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("Access denied")),
+        "the old root password is refused: {refused:?}"
+    );
+    let accepted = mysql_at(&ns, &new["root-password"], "pw-primary", &[], "SELECT 1").await;
+    assert_eq!(accepted.as_deref().map(str::trim), Ok("1"));
+
+    // The probes read the new probe password; the replica's channel reconnects with the new
+    // replication password; nothing restarted.
+    for pod in ["pw-0", "pw-1"] {
+        let cnf = ns
+            .exec(pod, "fence", &["cat", "/var/run/sakila/probe.cnf"])
+            .await;
+        assert!(
+            cnf.contains(&new["probe-password"]),
+            "{pod}'s probe.cnf follows the rotation"
+        );
+    }
+    let replica = chaos::current_primary(&ns, "pw")
+        .await
+        .map(|primary| if primary == "pw-0" { "pw-1" } else { "pw-0" })
+        .expect("a primary");
+    ns.sql(
+        "pw",
+        replica,
+        "STOP REPLICA IO_THREAD; START REPLICA IO_THREAD",
+    )
+    .await
+    .expect("the receiver restarts");
+    wait_until(
+        "the receiver to connect with the new replication password",
+        Duration::from_secs(30),
+        || async {
+            let state = ns
+                .sql(
+                    "pw",
+                    replica,
+                    "SELECT SERVICE_STATE FROM performance_schema.replication_connection_status",
+                )
+                .await
+                .ok()?;
+            (state.trim() == "ON").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        before,
+        pods_and_restarts(&ns, "pw").await,
+        "a pod was replaced or a container restarted"
+    );
+
+    // A new instance is cloned with the new donor password by an operator logging in with its
+    // new one.
+    patch_spec(&ns, "pw", json!({"instances": 3})).await;
+    wait_ready(&ns, "pw").await;
+    assert!(
+        !replica_cloned_notes(&ns).await.is_empty(),
+        "the third instance was cloned"
     );
 }

@@ -195,6 +195,12 @@ pub struct MySQLClusterSpec {
     #[serde(default, skip_serializing_if = "TlsSpec::is_default")]
     pub tls: TlsSpec,
 
+    /// How a password changed in the credentials Secret (or in `rootPasswordSecret`) reaches
+    /// the servers: set as the accounts' own with the old one still accepted, then the old one
+    /// discarded.
+    #[serde(default, skip_serializing_if = "PasswordRotationSpec::is_default")]
+    pub password_rotation: PasswordRotationSpec,
+
     /// Physical backups to an S3-compatible object store, on a schedule and on demand
     /// (`MySQLBackup`). Left out, the cluster has no backups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,6 +271,36 @@ fn default_certificate_lifetime_minutes() -> i32 {
 }
 
 impl TlsSpec {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// Password rotation with dual passwords.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordRotationSpec {
+    /// How long the old password keeps working once every instance accepts the new one: the
+    /// time clients (and the pods' own probes, which read the Secret as the kubelet refreshes
+    /// it, up to about a minute later) have to switch. Then `DISCARD OLD PASSWORD`.
+    #[serde(default = "default_keep_old_password_seconds")]
+    #[schemars(range(min = 0, max = 604800))]
+    pub keep_old_password_seconds: i32,
+}
+
+impl Default for PasswordRotationSpec {
+    fn default() -> Self {
+        Self {
+            keep_old_password_seconds: default_keep_old_password_seconds(),
+        }
+    }
+}
+
+fn default_keep_old_password_seconds() -> i32 {
+    120
+}
+
+impl PasswordRotationSpec {
     fn is_default(&self) -> bool {
         self == &Self::default()
     }

@@ -69,6 +69,8 @@ pub enum ConditionType {
     Restored,
     /// The binary log reaches the store within `spec.backup.binlogs.delaySeconds`, or why not.
     BinlogArchived,
+    /// Every account has the password its Secret holds, or where the rotation to it stands.
+    PasswordsRotated,
 }
 
 impl ConditionType {
@@ -91,6 +93,7 @@ impl ConditionType {
             ConditionType::BackupScheduled => "BackupScheduled",
             ConditionType::Restored => "Restored",
             ConditionType::BinlogArchived => "BinlogArchived",
+            ConditionType::PasswordsRotated => "PasswordsRotated",
         }
     }
 }

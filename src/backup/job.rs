@@ -120,7 +120,9 @@ pub fn build_backup_job(input: &BackupJobInput) -> Job {
         scratch: SCRATCH_DIR.into(),
         archive: input.archive.clone(),
     };
-    let credentials = naming::credentials_secret(&input.cluster);
+    // The password the donor has now, not the credentials Secret's, which a rotation may not
+    // have set yet.
+    let credentials = naming::applied_passwords_secret(&input.cluster);
     let mut env = vec![
         EnvVar {
             name: SETTINGS_ENV.into(),
@@ -492,7 +494,7 @@ mod tests {
         };
         assert_eq!(
             from_secret(CLONE_PASSWORD_ENV),
-            ("orders-credentials".into(), "clone-password".into())
+            ("orders-applied-passwords".into(), "clone-password".into())
         );
         assert_eq!(
             from_secret(STORE_ACCESS_KEY_ID_ENV),

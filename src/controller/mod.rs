@@ -8,6 +8,7 @@ pub mod context;
 pub mod durability;
 pub mod error;
 pub mod oom;
+pub mod password_rotation;
 pub mod reconcile;
 pub mod report;
 pub mod restore_status;

@@ -22,6 +22,9 @@ use super::backup_schedule::schedule_backups;
 use super::binlog_archive::archive_binlogs;
 use super::context::Context;
 use super::error::Error;
+use super::password_rotation::{
+    AppliedPasswords, RotationRound, desired_passwords, rotate_passwords,
+};
 use super::report::{Notice, Round, report};
 use super::root_password::observe_root_password;
 use super::status::{RefusedSetting, compute_status, failed_status, record_discarded};
@@ -156,7 +159,8 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
     let settings = settle_settings(ctx, &valid, &inputs, &recorded, &observation).await;
     reload_certificates(ctx, &valid, &inputs, &observation).await;
     let volumes = reconcile_volumes(ctx, cluster, &valid).await?;
-    let root_password = observe_root_password(&ctx.client, &valid).await;
+    let generated_root = inputs.passwords.get(naming::ROOT_PASSWORD_KEY);
+    let root_password = observe_root_password(&ctx.client, &valid, generated_root).await;
     let round = Round {
         cluster: &valid,
         observation: &observation,
@@ -168,7 +172,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         accepted_settings: settings.accepted,
         volumes: &volumes,
         not_owned: not_owned.as_deref(),
-        root_password: root_password.as_ref(),
+        root_password: root_password.as_ref().map(|r| &r.check),
         tls: Some(&inputs.tls.check),
     };
     let (mut status, mut notices) = report(cluster.status.as_ref(), round, now.time());
@@ -182,6 +186,21 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         &mut status,
         now.time(),
     ));
+    let desired = desired_passwords(
+        &inputs.passwords,
+        root_password.as_ref().and_then(|r| r.password.as_deref()),
+    );
+    let rotation = RotationRound {
+        cluster: &valid,
+        observation: &observation,
+        plan: &plan,
+        operator: &inputs.operator,
+        ca: inputs.tls.ca.as_ref(),
+        desired: &desired,
+        applied: inputs.applied.clone(),
+        applied_exists: inputs.applied_exists,
+    };
+    notices.extend(rotate_passwords(ctx, rotation, &mut status, now.time()).await);
     publish_all(ctx, cluster, notices).await;
     write_status(ctx, cluster, &status).await?;
     // A primary that failed a probe is probed again soon, until it is declared lost, and a
@@ -333,6 +352,10 @@ struct Inputs {
     statefulset: Option<StatefulSet>,
     /// The credentials Secret's metadata as read, for the apply step.
     secret: Option<ObjectMeta>,
+    /// The passwords the servers have (`<name>-applied-passwords`): the operator logs in, sets
+    /// up channels and clones with these, which differ from the Secret's while a rotation runs.
+    applied: AppliedPasswords,
+    applied_exists: bool,
     operator: Credentials,
     replication: Credentials,
     clone_donor: Credentials,
@@ -341,19 +364,29 @@ struct Inputs {
     tls: ClusterTls,
 }
 
-/// fetch: the credentials Secret and the StatefulSet.
+/// fetch: the credentials Secret, the passwords the servers have, and the StatefulSet.
 async fn fetch_inputs(ctx: &Context, valid: &ValidatedCluster) -> Result<Inputs, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &valid.namespace);
-    let secret_name = naming::credentials_secret(&valid.name);
-    let existing_secret = secrets
-        .get_opt(&secret_name)
-        .await
-        .map_err(|source| Error::Fetch {
-            what: format!("Secret {secret_name}"),
-            source,
-        })?;
+    let get = |name: String| {
+        let secrets = secrets.clone();
+        async move {
+            secrets.get_opt(&name).await.map_err(|source| Error::Fetch {
+                what: format!("Secret {name}"),
+                source,
+            })
+        }
+    };
+    let existing_secret = get(naming::credentials_secret(&valid.name)).await?;
+    let applied_secret = get(naming::applied_passwords_secret(&valid.name)).await?;
     let passwords = ClusterPasswords::complete(valid, existing_secret.as_ref());
-    let password = |key| passwords.get(key).unwrap_or_default();
+    let applied = AppliedPasswords::from_secret(applied_secret.as_ref());
+    // What the servers have: the applied password, or the Secret's before anything was applied.
+    let password = |key| {
+        applied
+            .password(key)
+            .or_else(|| passwords.get(key))
+            .unwrap_or_default()
+    };
     let operator = Credentials::new(
         naming::OPERATOR_USER,
         password(naming::OPERATOR_PASSWORD_KEY),
@@ -362,13 +395,20 @@ async fn fetch_inputs(ctx: &Context, valid: &ValidatedCluster) -> Result<Inputs,
         naming::REPLICATION_USER,
         password(naming::REPLICATION_PASSWORD_KEY),
     );
-    let (donor_user, donor_password) = passwords.clone_donor();
-    let clone_donor = Credentials::new(donor_user, donor_password);
+    let (donor_user, _) = passwords.clone_donor();
+    let donor_key = if donor_user == naming::CLONE_USER {
+        naming::CLONE_PASSWORD_KEY
+    } else {
+        naming::REPLICATION_PASSWORD_KEY
+    };
+    let clone_donor = Credentials::new(donor_user, password(donor_key));
     Ok(Inputs {
         clone_donor,
         tls: fetch_tls(&ctx.client, valid, Timestamp::now()).await?,
         statefulset: fetch_statefulset(ctx, valid).await?,
         secret: existing_secret.map(|s| s.metadata),
+        applied_exists: applied_secret.is_some(),
+        applied,
         operator,
         replication,
         pods: Api::namespaced(ctx.client.clone(), &valid.namespace),

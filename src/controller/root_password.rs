@@ -127,18 +127,40 @@ fn is_generated(cluster: &ValidatedCluster) -> bool {
         && cluster.root_password.key == naming::ROOT_PASSWORD_KEY
 }
 
+/// The root password as the round reads it: its check, and the password itself when the check
+/// passed (what a rotation may move root to).
+pub struct ObservedRootPassword {
+    pub check: RootPasswordCheck,
+    pub password: Option<String>,
+}
+
 /// Reads the Secret and checks the password; `None` when the Secret could not be read (the
 /// condition then stays as it was: a failed read says nothing about the password).
+/// `generated` is the credentials Secret's root password, for a cluster that has no other.
 pub async fn observe_root_password(
     client: &kube::Client,
     cluster: &ValidatedCluster,
-) -> Option<RootPasswordCheck> {
+    generated: Option<&str>,
+) -> Option<ObservedRootPassword> {
     if is_generated(cluster) {
-        return Some(RootPasswordCheck::Generated);
+        return Some(ObservedRootPassword {
+            check: RootPasswordCheck::Generated,
+            password: generated.map(str::to_string),
+        });
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &cluster.namespace);
     match secrets.get_opt(&cluster.root_password.name).await {
-        Ok(secret) => Some(check_root_password(cluster, secret.as_ref())),
+        Ok(secret) => {
+            let check = check_root_password(cluster, secret.as_ref());
+            let password = (check == RootPasswordCheck::Valid)
+                .then(|| {
+                    let data = secret.as_ref()?.data.as_ref()?;
+                    let value = data.get(&cluster.root_password.key)?;
+                    String::from_utf8(value.0.clone()).ok()
+                })
+                .flatten();
+            Some(ObservedRootPassword { check, password })
+        }
         Err(e) => {
             tracing::warn!(error = %e, "could not read the root password Secret");
             None

@@ -1,5 +1,6 @@
 //! The one trait all SQL goes through, and the plain data it speaks.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -568,6 +569,38 @@ pub trait MySqlAdmin: Send + Sync {
     /// `ALTER INSTANCE RELOAD TLS`: serve the certificate files as they are now, without a
     /// restart. A set of files mysqld cannot use is refused and the old one kept.
     fn reload_tls(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// `STOP REPLICA IO_THREAD`, the channel's password changed to `password`, `START REPLICA
+    /// IO_THREAD`: the replication account's new password, for the next connection to the source.
+    /// Only the receiver restarts; the applier goes on.
+    fn change_source_password(
+        &self,
+        password: &str,
+    ) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// `ALTER USER ... IDENTIFIED BY password RETAIN CURRENT PASSWORD` for `user` at each of
+    /// `hosts` that exists: the new password is the accounts' own, the old one still accepted.
+    /// On this server only, not binlogged (a replica's `super_read_only` is lifted for it and
+    /// set again): the caller runs it on every instance.
+    fn retain_current_password(
+        &self,
+        user: &str,
+        hosts: &[&str],
+        password: &str,
+    ) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// `ALTER USER ... DISCARD OLD PASSWORD` for `user` at each of `hosts` that exists, on this
+    /// server only, as [`MySqlAdmin::retain_current_password`].
+    fn discard_old_password(
+        &self,
+        user: &str,
+        hosts: &[&str],
+    ) -> impl Future<Output = Result<(), MySqlError>> + Send;
+
+    /// The users one of whose accounts still accepts a retained old password.
+    fn users_with_secondary_password(
+        &self,
+    ) -> impl Future<Output = Result<BTreeSet<String>, MySqlError>> + Send;
 
     /// `STOP REPLICA; RESET REPLICA ALL`: forget the source (on a new primary).
     fn reset_replica_all(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;

@@ -8,6 +8,7 @@
 
 mod kept;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -502,6 +503,42 @@ impl MySqlSession {
             tracing::warn!(endpoint = %self.endpoint, connection_id = id, error = %e,
                 "failed to kill a timed-out statement; it may still run on the server");
         }
+    }
+
+    /// Runs an account statement on this server only: not binlogged, and on a replica with
+    /// `super_read_only` lifted for it (`read_only` stays on, which holds clients off; the
+    /// operator's `CONNECTION_ADMIN` passes it) and set again, whatever the statement did.
+    ///
+    /// Not replicated on purpose: a binlogged account statement holds mysqld's account lock
+    /// while its commit waits for a replica's acknowledgement, and a replica reconnecting must
+    /// log in under that lock, so a replica connection lost at that moment stalls every login
+    /// until the statement is killed, which needs a login too. Seen on the testbed: the primary
+    /// ran out of connections and was failed over.
+    async fn alter_account_here(&self, action: &str, statement: String) -> Result<(), MySqlError> {
+        self.query_drop(action, "SET SESSION sql_log_bin = 0".into())
+            .await?;
+        let lifted = self
+            .query_rows(action, "SELECT @@global.super_read_only")
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|row| mysql_async::from_row_opt::<(i64,)>(row).ok())
+            .is_some_and(|(on,)| on == 1);
+        if lifted {
+            self.query_drop(action, "SET GLOBAL super_read_only = OFF".into())
+                .await?;
+        }
+        let altered = self.query_drop(action, statement).await;
+        let restored = if lifted {
+            self.query_drop(action, "SET GLOBAL super_read_only = ON".into())
+                .await
+        } else {
+            Ok(())
+        };
+        let logged = self
+            .query_drop(action, "SET SESSION sql_log_bin = 1".into())
+            .await;
+        altered.and(restored).and(logged)
     }
 
     async fn query_drop(&self, action: &str, statement: String) -> Result<(), MySqlError> {
@@ -1166,6 +1203,51 @@ impl MySqlAdmin for MySqlSession {
     async fn reload_tls(&self) -> Result<(), MySqlError> {
         self.query_drop("reload TLS", "ALTER INSTANCE RELOAD TLS".into())
             .await
+    }
+
+    async fn change_source_password(&self, password: &str) -> Result<(), MySqlError> {
+        const ACTION: &str = "change the replication password";
+        self.query_drop(ACTION, "STOP REPLICA IO_THREAD".into())
+            .await?;
+        let changed = self
+            .query_drop(ACTION, sql::change_source_password(password))
+            .await;
+        // Started again whatever the change did: a refused password must not leave the
+        // replica disconnected (the primary's commits would wait for its acknowledgement).
+        let started = self
+            .query_drop(ACTION, "START REPLICA IO_THREAD".into())
+            .await;
+        changed.and(started)
+    }
+
+    async fn retain_current_password(
+        &self,
+        user: &str,
+        hosts: &[&str],
+        password: &str,
+    ) -> Result<(), MySqlError> {
+        let statement = sql::retain_current_password(user, hosts, password);
+        self.alter_account_here("retain the current password", statement)
+            .await
+    }
+
+    async fn discard_old_password(&self, user: &str, hosts: &[&str]) -> Result<(), MySqlError> {
+        let statement = sql::discard_old_password(user, hosts);
+        self.alter_account_here("discard the old password", statement)
+            .await
+    }
+
+    async fn users_with_secondary_password(&self) -> Result<BTreeSet<String>, MySqlError> {
+        const ACTION: &str = "read retained passwords";
+        self.query_rows(ACTION, sql::USERS_WITH_SECONDARY_PASSWORD)
+            .await?
+            .into_iter()
+            .map(|row| {
+                mysql_async::from_row_opt::<(String,)>(row)
+                    .map(|(user,)| user)
+                    .map_err(|e| self.parse_error("mysql.user", e.to_string()))
+            })
+            .collect()
     }
 
     async fn reset_replica_all(&self) -> Result<(), MySqlError> {

@@ -3,7 +3,7 @@
 //! any endpoint. It keeps no state of a server beyond what a test scripts; tests assert on the
 //! log, which is what the code under test decided to do.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -120,6 +120,10 @@ const VERBS: &[&str] = &[
     "clone_to_directory",
     "clone_point",
     "set_passwords",
+    "change_source_password",
+    "retain_current_password",
+    "discard_old_password",
+    "users_with_secondary_password",
 ];
 
 #[derive(Debug, Default)]
@@ -327,6 +331,34 @@ impl MySqlAdmin for FakeSession {
 
     async fn reload_tls(&self) -> Result<(), MySqlError> {
         self.call("reload_tls", String::new())
+    }
+
+    async fn change_source_password(&self, _password: &str) -> Result<(), MySqlError> {
+        self.call("change_source_password", String::new())
+    }
+
+    async fn retain_current_password(
+        &self,
+        user: &str,
+        hosts: &[&str],
+        _password: &str,
+    ) -> Result<(), MySqlError> {
+        self.call(
+            "retain_current_password",
+            format!("{user}@{}", hosts.join(",")),
+        )
+    }
+
+    async fn discard_old_password(&self, user: &str, hosts: &[&str]) -> Result<(), MySqlError> {
+        self.call(
+            "discard_old_password",
+            format!("{user}@{}", hosts.join(",")),
+        )
+    }
+
+    async fn users_with_secondary_password(&self) -> Result<BTreeSet<String>, MySqlError> {
+        self.call("users_with_secondary_password", String::new())?;
+        Ok(BTreeSet::new())
     }
 
     async fn reset_replica_all(&self) -> Result<(), MySqlError> {

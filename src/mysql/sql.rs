@@ -102,7 +102,7 @@ pub fn alter_user_password(user: &UserSpec) -> String {
 }
 
 /// What the operator's account may do on every instance, and why; nothing else (no `ALL`, no
-/// `GRANT OPTION`, no `CREATE USER`, no access to user data). `docs/security.md` lists them.
+/// `GRANT OPTION`, no access to user data). `docs/security.md` lists them.
 pub const OPERATOR_PRIVILEGES: &[(&str, &str, &str)] = &[
     // (privilege, on, what for)
     (
@@ -127,6 +127,16 @@ pub const OPERATOR_PRIVILEGES: &[(&str, &str, &str)] = &[
         "disconnecting sessions of accounts that have it, such as root",
     ),
     ("RELOAD", "*.*", "RESET REPLICA ALL on a new primary"),
+    (
+        "CREATE USER",
+        "*.*",
+        "rotating root's and the system accounts' passwords (ALTER USER ... RETAIN CURRENT PASSWORD, DISCARD OLD PASSWORD)",
+    ),
+    (
+        "SELECT",
+        "mysql.user",
+        "seeing which accounts still accept a retained old password during a rotation",
+    ),
     (
         "REPLICATION_SLAVE_ADMIN",
         "*.*",
@@ -233,6 +243,44 @@ pub fn set_existing_password(user: &str, host: &str, password: &str) -> String {
     format!(
         "ALTER USER IF EXISTS {} IDENTIFIED BY {}",
         account(user, host),
+        quote_string(password)
+    )
+}
+
+/// `ALTER USER IF EXISTS u@h1 IDENTIFIED BY '...' RETAIN CURRENT PASSWORD, u@h2 ...`: the new
+/// password becomes the accounts' own and the one they had stays accepted as a second, until
+/// [`discard_old_password`]. Binlogged (as a hash), so the replicas take it from the primary.
+pub fn retain_current_password(user: &str, hosts: &[&str], password: &str) -> String {
+    let accounts = hosts
+        .iter()
+        .map(|host| {
+            format!(
+                "{} IDENTIFIED BY {} RETAIN CURRENT PASSWORD",
+                account(user, host),
+                quote_string(password)
+            )
+        })
+        .collect::<Vec<_>>();
+    format!("ALTER USER IF EXISTS {}", accounts.join(", "))
+}
+
+/// `ALTER USER IF EXISTS u@h1 DISCARD OLD PASSWORD, ...`: the retained password stops working.
+pub fn discard_old_password(user: &str, hosts: &[&str]) -> String {
+    let accounts = hosts
+        .iter()
+        .map(|host| format!("{} DISCARD OLD PASSWORD", account(user, host)))
+        .collect::<Vec<_>>();
+    format!("ALTER USER IF EXISTS {}", accounts.join(", "))
+}
+
+/// The users one of whose accounts still accepts a retained (secondary) password.
+pub const USERS_WITH_SECONDARY_PASSWORD: &str = "SELECT DISTINCT CAST(user AS CHAR) FROM mysql.user \
+     WHERE JSON_CONTAINS_PATH(User_attributes, 'one', '$.additional_password')";
+
+/// `CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD = ...`: the channel's other settings stay.
+pub fn change_source_password(password: &str) -> String {
+    format!(
+        "CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD = {}",
         quote_string(password)
     )
 }
@@ -503,6 +551,19 @@ mod tests {
         assert_eq!(
             set_existing_password("root", "%", "p'w"),
             "ALTER USER IF EXISTS `root`@`%` IDENTIFIED BY 'p\\'w'"
+        );
+        assert_eq!(
+            retain_current_password("root", &["%", "localhost"], "n'w"),
+            "ALTER USER IF EXISTS `root`@`%` IDENTIFIED BY 'n\\'w' RETAIN CURRENT PASSWORD, \
+             `root`@`localhost` IDENTIFIED BY 'n\\'w' RETAIN CURRENT PASSWORD"
+        );
+        assert_eq!(
+            discard_old_password("sakila-repl", &["%"]),
+            "ALTER USER IF EXISTS `sakila-repl`@`%` DISCARD OLD PASSWORD"
+        );
+        assert_eq!(
+            change_source_password("a'b"),
+            "CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD = 'a\\'b'"
         );
         assert_eq!(
             clone_instance_into(

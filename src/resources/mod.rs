@@ -102,7 +102,7 @@ impl Resources<Built> {
 }
 
 /// Metadata every child shares: name, namespace, labels and the controller owner reference.
-fn meta(cluster: &ValidatedCluster, name: String) -> ObjectMeta {
+pub(crate) fn meta(cluster: &ValidatedCluster, name: String) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: Some(cluster.namespace.clone()),

@@ -98,6 +98,12 @@ pub fn credentials_secret(cluster: &str) -> String {
     format!("{cluster}-credentials")
 }
 
+/// The passwords the servers have now, per key of the credentials Secret, and where a rotation
+/// to the Secret's stands (`controller/password_rotation.rs`); the operator's, not for users.
+pub fn applied_passwords_secret(cluster: &str) -> String {
+    format!("{cluster}-applied-passwords")
+}
+
 /// The Secret with the CA and the server certificate the operator issues the cluster.
 pub fn tls_secret(cluster: &str) -> String {
     format!("{cluster}-tls")

@@ -103,7 +103,21 @@ fn generate_password() -> String {
 /// reference and outlives the cluster with the PVCs, and a new cluster of the same name finds
 /// both and starts with the accounts it can log in to; with `Delete` it goes with the cluster.
 pub fn build_secret(cluster: &ValidatedCluster, credentials: &ClusterPasswords) -> Secret {
-    let mut metadata = meta(cluster, naming::credentials_secret(&cluster.name));
+    passwords_secret(
+        cluster,
+        naming::credentials_secret(&cluster.name),
+        credentials.passwords.iter().map(|(k, v)| (*k, v.as_str())),
+    )
+}
+
+/// A Secret of passwords named `name`, living as long as the cluster's volumes (see
+/// [`build_secret`]).
+pub fn passwords_secret<'a>(
+    cluster: &ValidatedCluster,
+    name: String,
+    entries: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Secret {
+    let mut metadata = meta(cluster, name);
     if cluster.deletion_policy == DeletionPolicy::Retain {
         metadata.owner_references = None;
     }
@@ -111,10 +125,8 @@ pub fn build_secret(cluster: &ValidatedCluster, credentials: &ClusterPasswords) 
         metadata,
         type_: Some("Opaque".into()),
         data: Some(
-            credentials
-                .passwords
-                .iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
+            entries
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
                 .collect(),
         ),
         ..Default::default()

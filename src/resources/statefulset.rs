@@ -41,6 +41,10 @@ const RUNTIME_VOLUME: &str = "sakila-run";
 const SOCKET_VOLUME: &str = "mysqld-run";
 const TMP_VOLUME: &str = "tmp";
 const PODINFO_VOLUME: &str = "podinfo";
+/// The probe account's password as the servers have it (`<name>-applied-passwords`): init.sh
+/// writes probe.cnf with it, and fence.sh switches probe.cnf when a rotation changes it.
+const PASSWORDS_VOLUME: &str = "applied-passwords";
+const PASSWORDS_DIR: &str = "/etc/sakila-passwords";
 
 /// The size in the volume claim template: `spec.storage.size` for a new StatefulSet, and the
 /// size an existing one was created with.
@@ -413,7 +417,12 @@ fn init_container(cluster: &ValidatedCluster) -> Container {
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec!["sh".into(), format!("/etc/sakila/{INIT_SCRIPT}")]),
         env: Some(env),
-        volume_mounts: Some(common_mounts()),
+        volume_mounts: Some(
+            common_mounts()
+                .into_iter()
+                .chain([mount(PASSWORDS_VOLUME, PASSWORDS_DIR)])
+                .collect(),
+        ),
         resources: cluster.resources.clone(),
         security_context: Some(restricted_security_context()),
         ..Default::default()
@@ -432,6 +441,7 @@ fn fence_container(cluster: &ValidatedCluster) -> Container {
             mount(CONFIG_VOLUME, "/etc/sakila"),
             mount(RUNTIME_VOLUME, "/var/run/sakila"),
             mount(SOCKET_VOLUME, "/var/run/mysqld"),
+            mount(PASSWORDS_VOLUME, PASSWORDS_DIR),
         ]),
         // The memory limit allows a mysql client per peer at once (about 8 MiB each) with room to
         // spare. No CPU limit: throttling would stretch the fence's timing, which the failover's
@@ -608,6 +618,23 @@ fn volumes(cluster: &ValidatedCluster, config_hash: &str) -> Vec<Volume> {
                 // Read by mysqld through the pod's fsGroup.
                 default_mode: Some(0o440),
                 ..Default::default()
+            }),
+            ..Default::default()
+        },
+        // Optional: the operator writes it at the end of the cluster's first round, after the
+        // StatefulSet; init.sh falls back to the credentials Secret's password (the same then).
+        // Mounted whole, so a rotation reaches running pods.
+        Volume {
+            name: PASSWORDS_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(naming::applied_passwords_secret(&cluster.name)),
+                items: Some(vec![KeyToPath {
+                    key: naming::PROBE_PASSWORD_KEY.into(),
+                    path: naming::PROBE_PASSWORD_KEY.into(),
+                    ..Default::default()
+                }]),
+                default_mode: Some(0o440),
+                optional: Some(true),
             }),
             ..Default::default()
         },

@@ -17,8 +17,30 @@ cnf=/var/run/sakila/probe.cnf
 client() { mysql --defaults-extra-file="$cnf" -N -B "$@" 2>/dev/null; }
 log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $*"; }
 
+# A password rotation (controller/password_rotation.rs) records the probe account's new password
+# once every instance accepts it; the kubelet brings the record here. probe.cnf, which every probe
+# and the exporter read, switches to it once it works, before the old one is discarded.
+recorded=/etc/sakila-passwords/probe-password
+in_use=
+follow_probe_password() {
+  [ -s "$recorded" ] || return 0
+  password=$(cat "$recorded")
+  [ "$password" != "$in_use" ] || return 0
+  if grep -qxF "password = \"$password\"" "$cnf"; then in_use=$password; return 0; fi
+  (umask 077; printf '[client]\nuser = %s\npassword = "%s"\nsocket = %s\n' @PROBE_USER@ \
+    "$password" /var/run/mysqld/mysqld.sock > "$cnf.new")
+  if mysql --defaults-extra-file="$cnf.new" -N -B -e "SELECT 1" >/dev/null 2>&1; then
+    mv "$cnf.new" "$cnf"
+    in_use=$password
+    log "the probe account's password changed: probe.cnf follows"
+  else
+    rm -f "$cnf.new"
+  fi
+}
+
 while true; do
   sleep @FENCE_LOOP_SECONDS@
+  follow_probe_password
   state=$(client -e "SELECT @@global.super_read_only, @@global.rpl_semi_sync_source_enabled, \
     expires < NOW(6), peers FROM @LEASE_TABLE@ WHERE id = 1") || continue
   [ -n "$state" ] || continue

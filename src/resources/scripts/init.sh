@@ -16,11 +16,17 @@ server_id = $((ordinal + 1))
 report_host = ${POD_NAME}.${SERVICE_NAME}.${POD_NAMESPACE}.svc
 CNF
 
+# The probe's password as the servers have it: the operator's record once it has one (a rotation
+# may not have reached the servers yet when the credentials Secret already holds the new one).
+probe_password="$PROBE_PASSWORD"
+if [ -s /etc/sakila-passwords/probe-password ]; then
+  probe_password=$(cat /etc/sakila-passwords/probe-password)
+fi
 umask 077
 cat > "$runtime/probe.cnf" <<CNF
 [client]
 user = @PROBE_USER@
-password = "${PROBE_PASSWORD}"
+password = "${probe_password}"
 socket = /var/run/mysqld/mysqld.sock
 CNF
 
