@@ -1835,8 +1835,10 @@ async fn the_operators_account_has_exactly_the_documented_privileges() {
         println!("{grant}");
     }
     let mut expected: Vec<String> = vec![
-        "GRANT RELOAD, SHUTDOWN, PROCESS, REPLICATION CLIENT ON *.* TO `sakila-operator`@`%`"
+        "GRANT RELOAD, SHUTDOWN, PROCESS, REPLICATION CLIENT, CREATE USER ON *.* TO \
+         `sakila-operator`@`%`"
             .into(),
+        "GRANT SELECT ON `mysql`.`user` TO `sakila-operator`@`%`".into(),
         "GRANT CLONE_ADMIN,CONNECTION_ADMIN,PERSIST_RO_VARIABLES_ADMIN,REPLICATION_SLAVE_ADMIN,\
          SYSTEM_USER,SYSTEM_VARIABLES_ADMIN ON *.* TO `sakila-operator`@`%`"
             .into(),
