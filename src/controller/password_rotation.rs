@@ -297,10 +297,9 @@ pub fn unsettled(plan: &Plan, observation: &Observation, cluster: &str) -> Optio
     if !silent.is_empty() {
         return Some(format!("waiting for {} to answer", silent.join(", ")));
     }
-    // An account statement holds mysqld's account lock while its commit waits for a replica's
-    // acknowledgement, and a replica reconnecting must log in under that lock: altering an
-    // account while a receiver reconnects stalls both until the statement's timeout (seen
-    // against a real mysqld). So only while every receiver is connected.
+    // A replica whose receiver is not connected could miss a switch of the replication
+    // password (its channel is re-pointed only while it answers), and the first commit after a
+    // receiver's restart waits for its acknowledgement: one change to the channels at a time.
     let connecting: Vec<String> = observation
         .instances
         .iter()
@@ -348,7 +347,7 @@ pub struct RotationRound<'a> {
     pub operator: &'a Credentials,
     pub ca: Option<&'a std::sync::Arc<[u8]>>,
     pub desired: &'a BTreeMap<&'static str, String>,
-    pub applied: AppliedPasswords,
+    pub applied: &'a AppliedPasswords,
     /// The applied Secret exists (else it is created from the Secret's passwords).
     pub applied_exists: bool,
 }
@@ -373,6 +372,7 @@ pub async fn rotate_passwords(
         let record = applied.record(account.key);
         let desired = round.desired.get(account.key).map(String::as_str);
         let step = next_step(desired, &record, None, now.0);
+        let mut missing_here = Vec::new();
         if let RotationStep::Begin { next } = &step
             && let Some(why) = unusable(account.key, next)
         {
@@ -387,16 +387,24 @@ pub async fn rotate_passwords(
                 under_way.push(format!("{}: {why}", account.key));
                 continue;
             }
-            (RotationStep::NeedsObservation, None) => match retained(ctx, &round, account).await {
-                Ok(retained) => next_step(desired, &record, Some(retained), now.0),
-                Err(e) => {
-                    failure = Some(format!("{}: {}", account.key, error_chain(&e)));
-                    continue;
+            (RotationStep::NeedsObservation, None) => {
+                match not_retained(ctx, &round, account).await {
+                    Ok(missing) => {
+                        let retained = Retained {
+                            on_every_instance: missing.is_empty(),
+                        };
+                        missing_here = missing;
+                        next_step(desired, &record, Some(retained), now.0)
+                    }
+                    Err(e) => {
+                        failure = Some(format!("{}: {}", account.key, error_chain(&e)));
+                        continue;
+                    }
                 }
-            },
+            }
             (step, None) => step,
         };
-        match carry_out(ctx, &round, account, &step).await {
+        match carry_out(ctx, &round, account, &step, &missing_here).await {
             // One statement on the servers per round: the next looks at the cluster afresh
             // (a replica's receiver restarted by a switch is connected again first).
             Ok(true) => blocked = Some("another account's rotation goes first".into()),
@@ -429,7 +437,7 @@ pub async fn rotate_passwords(
             after(&step, &record, now.0, round.cluster.keep_old_password),
         );
     }
-    let changed = !round.applied_exists || applied != round.applied;
+    let changed = !round.applied_exists || &applied != round.applied;
     if changed && let Err(e) = write_applied(ctx, round.cluster, &applied).await {
         failure = Some(format!("writing the applied passwords: {e}"));
     }
@@ -491,52 +499,44 @@ fn announcement(account: RotatedAccount, step: &RotationStep) -> Option<Notice> 
     })
 }
 
-/// Asks every instance whether the account accepts a retained password.
-async fn retained(
+/// Asks every instance whether the account accepts a retained password; returns the instances
+/// where it does not.
+async fn not_retained(
     ctx: &Context,
     round: &RotationRound<'_>,
     account: RotatedAccount,
-) -> Result<Retained, MySqlError> {
-    let mut on_every_instance = true;
+) -> Result<Vec<u8>, MySqlError> {
+    let mut missing = Vec::new();
     for instance in &round.observation.instances {
-        on_every_instance &= retained_at(ctx, round, account, instance.ordinal).await?;
+        let admin = connect(ctx, round, instance.ordinal).await?;
+        let users = admin.users_with_secondary_password().await?;
+        if !users.contains(account.user) {
+            missing.push(instance.ordinal);
+        }
     }
-    Ok(Retained { on_every_instance })
+    Ok(missing)
 }
 
-async fn retained_at(
-    ctx: &Context,
-    round: &RotationRound<'_>,
-    account: RotatedAccount,
-    ordinal: u8,
-) -> Result<bool, MySqlError> {
-    let admin = connect(ctx, round, ordinal).await?;
-    Ok(admin
-        .users_with_secondary_password()
-        .await?
-        .contains(account.user))
-}
-
-/// Does what `step` says on the servers; recording is the caller's. Returns whether it ran a
+/// Does what `step` says on the servers; recording is the caller's. `not_retained`: the
+/// instances this round found without the retained password. Returns whether it ran a
 /// statement there.
 async fn carry_out(
     ctx: &Context,
     round: &RotationRound<'_>,
     account: RotatedAccount,
     step: &RotationStep,
+    not_retained: &[u8],
 ) -> Result<bool, MySqlError> {
     let primary = round.plan.primary.unwrap_or_default();
     match step {
         RotationStep::Retain { next } => {
             // Only where it has not run: a second RETAIN would make the new password the
             // retained one too, and the old one would be lost to clients still using it.
-            for instance in &round.observation.instances {
-                if !retained_at(ctx, round, account, instance.ordinal).await? {
-                    let admin = connect(ctx, round, instance.ordinal).await?;
-                    admin
-                        .retain_current_password(account.user, account.hosts, next)
-                        .await?;
-                }
+            for &ordinal in not_retained {
+                let admin = connect(ctx, round, ordinal).await?;
+                admin
+                    .retain_current_password(account.user, account.hosts, next)
+                    .await?;
             }
         }
         RotationStep::Switch { password } if account.key == naming::REPLICATION_PASSWORD_KEY => {

@@ -197,7 +197,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         operator: &inputs.operator,
         ca: inputs.tls.ca.as_ref(),
         desired: &desired,
-        applied: inputs.applied.clone(),
+        applied: &inputs.applied,
         applied_exists: inputs.applied_exists,
     };
     notices.extend(rotate_passwords(ctx, rotation, &mut status, now.time()).await);
@@ -395,12 +395,7 @@ async fn fetch_inputs(ctx: &Context, valid: &ValidatedCluster) -> Result<Inputs,
         naming::REPLICATION_USER,
         password(naming::REPLICATION_PASSWORD_KEY),
     );
-    let (donor_user, _) = passwords.clone_donor();
-    let donor_key = if donor_user == naming::CLONE_USER {
-        naming::CLONE_PASSWORD_KEY
-    } else {
-        naming::REPLICATION_PASSWORD_KEY
-    };
+    let (donor_user, donor_key) = passwords.clone_donor_key();
     let clone_donor = Credentials::new(donor_user, password(donor_key));
     Ok(Inputs {
         clone_donor,

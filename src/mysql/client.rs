@@ -512,8 +512,8 @@ impl MySqlSession {
     /// Not replicated on purpose: a binlogged account statement holds mysqld's account lock
     /// while its commit waits for a replica's acknowledgement, and a replica reconnecting must
     /// log in under that lock, so a replica connection lost at that moment stalls every login
-    /// until the statement is killed, which needs a login too. Seen on the testbed: the primary
-    /// ran out of connections and was failed over.
+    /// until the statement is killed, which needs a login too. Seen against real mysqld: the
+    /// integration test stalled for its whole statement timeout.
     async fn alter_account_here(&self, action: &str, statement: String) -> Result<(), MySqlError> {
         self.query_drop(action, "SET SESSION sql_log_bin = 0".into())
             .await?;

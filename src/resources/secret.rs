@@ -59,13 +59,16 @@ impl ClusterPasswords {
     /// The account recipients clone from: its own where the data directories have it, the
     /// replication account where they were made before it existed.
     pub fn clone_donor(&self) -> (&'static str, &str) {
-        match self.get(naming::CLONE_PASSWORD_KEY) {
-            Some(password) => (naming::CLONE_USER, password),
-            None => (
-                naming::REPLICATION_USER,
-                self.get(naming::REPLICATION_PASSWORD_KEY)
-                    .unwrap_or_default(),
-            ),
+        let (user, key) = self.clone_donor_key();
+        (user, self.get(key).unwrap_or_default())
+    }
+
+    /// The clone donor's user and the key of its password (see [`Self::clone_donor`]).
+    pub fn clone_donor_key(&self) -> (&'static str, &'static str) {
+        if self.get(naming::CLONE_PASSWORD_KEY).is_some() {
+            (naming::CLONE_USER, naming::CLONE_PASSWORD_KEY)
+        } else {
+            (naming::REPLICATION_USER, naming::REPLICATION_PASSWORD_KEY)
         }
     }
 
