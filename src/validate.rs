@@ -81,6 +81,8 @@ pub struct ValidatedCluster {
     pub tls: TlsPlan,
     /// How long an old password is still accepted once every instance has the new one.
     pub keep_old_password: std::time::Duration,
+    /// `spec.rootAccess`: whether `root@'%'` is to be locked.
+    pub root_access: crate::api::RootAccess,
     /// The backup instance 0 is restored from (`spec.bootstrap.recovery`, resolved by the
     /// reconcile, which must read the `MySQLBackup`; `status.restoredFrom` once resolved).
     pub restore: Option<crate::api::RestoreSource>,
@@ -273,6 +275,7 @@ pub fn validate(
         keep_old_password: std::time::Duration::from_secs(
             spec.password_rotation.keep_old_password_seconds.max(0) as u64,
         ),
+        root_access: spec.root_access,
         restore: cluster
             .status
             .as_ref()
@@ -374,6 +377,7 @@ pub(crate) mod tests {
                 mysql_config: BTreeMap::new(),
                 replication: Default::default(),
                 root_password_secret: None,
+                root_access: Default::default(),
                 pod_template: Default::default(),
                 primary_service: Default::default(),
                 replicas_service: Default::default(),

@@ -19,8 +19,8 @@ use mysql_async::prelude::Queryable;
 use sakila::api::MySQLCluster;
 use sakila::mysql::{
     Account, ChannelTls, CloneOutcome, Credentials, Endpoint, GtidSet, InstanceStatus, MySqlAdmin,
-    MySqlClient, MySqlConnector, MySqlError, MySqlSession, PeerTls, Plugin, ReplicationSource,
-    SemiSyncSourceConfig, ServerIdentity, ThreadState, UserSpec,
+    MySqlClient, MySqlConnector, MySqlError, MySqlSession, PeerTls, Plugin, RemoteRoot,
+    ReplicationSource, SemiSyncSourceConfig, ServerIdentity, ThreadState, UserSpec,
 };
 use sakila::resources::tls::{IssuedTls, build_tls_secret};
 use sakila::validate::{OperatorSettings, validate};
@@ -2089,4 +2089,62 @@ async fn dual_passwords_are_set_on_each_server_without_a_transaction_and_both_wo
         .replica
         .expect("replica status");
     assert!(status.last_io_error.is_none(), "{status:?}");
+}
+
+#[tokio::test]
+async fn root_at_any_host_is_locked_and_unlocked_on_each_server_without_a_transaction() {
+    if !mysql_tests_enabled(
+        "root_at_any_host_is_locked_and_unlocked_on_each_server_without_a_transaction",
+    ) {
+        return;
+    }
+    let (primary, replica) = primary_and_replica(93, true).await;
+    primary
+        .sql("CREATE USER 'root'@'%' IDENTIFIED BY 'root-secret'; GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION")
+        .await;
+    // As the operator's narrowed account, as the root access step runs.
+    let (on_primary, on_replica) = (primary.admin().await, replica.admin().await);
+    wait_until("the replica caught up", Duration::from_secs(30), || async {
+        on_replica.status().await.unwrap().gtid_executed
+            == on_primary.status().await.unwrap().gtid_executed
+    })
+    .await;
+    let history = on_primary.status().await.unwrap().gtid_executed;
+    for admin in [&on_primary, &on_replica] {
+        assert_eq!(admin.remote_root().await.unwrap(), RemoteRoot::Open);
+        admin
+            .lock_remote_root(true)
+            .await
+            .unwrap_or_else(|e| panic!("{}", chain(&e)));
+        assert_eq!(admin.remote_root().await.unwrap(), RemoteRoot::Locked);
+    }
+    let locked = primary
+        .query_strings("SELECT CONCAT(account_locked, ':', authentication_string <> '') FROM mysql.user WHERE User = 'root' AND Host = '%'")
+        .await;
+    assert_eq!(locked, vec!["Y:1"], "locked, with its password kept");
+    for admin in [&on_primary, &on_replica] {
+        admin.lock_remote_root(false).await.unwrap();
+        assert_eq!(admin.remote_root().await.unwrap(), RemoteRoot::Open);
+        assert_eq!(
+            admin.status().await.unwrap().gtid_executed,
+            history,
+            "locking on one server adds no transaction"
+        );
+    }
+    assert!(
+        on_replica.status().await.unwrap().super_read_only,
+        "the replica is read-only again"
+    );
+    let grants = primary
+        .query_strings("SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = '''root''@''%''' AND IS_GRANTABLE = 'YES'")
+        .await;
+    assert_ne!(grants, vec!["0"], "its privileges are kept");
+
+    // Dropped by hand on one server: seen as missing there, and locking it is a no-op.
+    replica
+        .sql("SET SESSION sql_log_bin = 0; SET GLOBAL super_read_only = OFF; DROP USER 'root'@'%'; SET GLOBAL super_read_only = ON")
+        .await;
+    assert_eq!(on_replica.remote_root().await.unwrap(), RemoteRoot::Missing);
+    on_replica.lock_remote_root(true).await.unwrap();
+    assert_eq!(on_replica.remote_root().await.unwrap(), RemoteRoot::Missing);
 }

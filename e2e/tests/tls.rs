@@ -530,12 +530,72 @@ async fn every_password_rotates_under_writes_with_no_failed_login_and_no_restart
         "a pod was replaced or a container restarted"
     );
 
+    // Root restricted to the pods: refused through the Service, still served inside a pod.
+    let root = &new["root-password"];
+    patch_spec(&ns, "pw", json!({"rootAccess": "LocalOnly"})).await;
+    wait_for_root_access(&ns, "LocalOnly").await;
+    let refused = mysql_at(&ns, root, "pw-primary", &[], "SELECT 1").await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("Account is locked")),
+        "root from outside the pods is refused: {refused:?}"
+    );
+    assert_eq!(
+        ns.sql("pw", "pw-0", "SELECT 1")
+            .await
+            .as_deref()
+            .map(str::trim),
+        Ok("1")
+    );
+    assert_eq!(
+        before,
+        pods_and_restarts(&ns, "pw").await,
+        "locking root restarts nothing"
+    );
+
     // A new instance is cloned with the new donor password by an operator logging in with its
-    // new one.
+    // new one, and has root locked like its donor.
     patch_spec(&ns, "pw", json!({"instances": 3})).await;
     wait_ready(&ns, "pw").await;
     assert!(
         !replica_cloned_notes(&ns).await.is_empty(),
         "the third instance was cloned"
+    );
+    for pod in ["pw-0", "pw-1", "pw-2"] {
+        let locked = ns.sql("pw", pod, REMOTE_ROOT_LOCKED).await;
+        assert_eq!(
+            locked.as_deref().map(str::trim),
+            Ok("Y"),
+            "root@'%' on {pod}"
+        );
+    }
+
+    // Opened again: root logs in through the Service with its password, kept while locked.
+    patch_spec(&ns, "pw", json!({"rootAccess": "Remote"})).await;
+    wait_for_root_access(&ns, "Remote").await;
+    let accepted = mysql_at(&ns, root, "pw-replicas", &[], "SELECT 1").await;
+    assert_eq!(accepted.as_deref().map(str::trim), Ok("1"));
+    assert_eq!(event_count(&ns, "RootAccessChanged").await, 2);
+}
+
+const REMOTE_ROOT_LOCKED: &str =
+    "SELECT account_locked FROM mysql.user WHERE User = 'root' AND Host = '%'";
+
+/// Waits until `RootAccessApplied` says every instance has `access`.
+async fn wait_for_root_access(ns: &TestNamespace, access: &str) {
+    let asked = std::time::Instant::now();
+    let seen = wait_until(
+        &format!("spec.rootAccess {access} on every instance"),
+        Duration::from_secs(60),
+        || async {
+            let condition = cluster_condition(ns, "pw", ConditionType::RootAccessApplied).await?;
+            (condition.status == "True" && condition.reason == access).then_some(condition.message)
+        },
+    )
+    .await;
+    println!(
+        "root access {access} on every instance {:.1} s after the edit: {seen}",
+        asked.elapsed().as_secs_f64()
     );
 }

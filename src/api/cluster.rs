@@ -154,6 +154,12 @@ pub struct MySQLClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_password_secret: Option<SecretKeySelector>,
 
+    /// Where root may log in from: `Remote` (default) keeps `root@'%'` open; `LocalOnly` locks
+    /// it on every instance, so root logs in only inside a pod (`kubectl exec`, the Unix
+    /// socket). Switching back unlocks it; its password and privileges are kept either way.
+    #[serde(default, skip_serializing_if = "RootAccess::is_default")]
+    pub root_access: RootAccess,
+
     /// Where and how the pods are scheduled, and extra pod metadata.
     #[serde(default, skip_serializing_if = "PodTemplateOverrides::is_empty")]
     pub pod_template: PodTemplateOverrides,
@@ -438,6 +444,29 @@ pub struct StorageSpec {
     pub deletion_policy: DeletionPolicy,
 }
 
+/// Where root may log in from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RootAccess {
+    /// From anywhere that reaches port 3306, with the root password (`root@'%'` open).
+    #[default]
+    Remote,
+    /// Only inside the instance's pod (`root@'localhost'`); `root@'%'` is locked.
+    LocalOnly,
+}
+
+impl RootAccess {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RootAccess::Remote => "Remote",
+            RootAccess::LocalOnly => "LocalOnly",
+        }
+    }
+}
+
 /// What happens to a cluster's volumes (and credentials) when the cluster is deleted.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum DeletionPolicy {
@@ -652,6 +681,9 @@ pub struct MySQLClusterStatus {
     /// when the schedule was first seen).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scheduled_verification: Option<Time>,
+    /// The `spec.rootAccess` every instance was last seen to have; absent until first seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_access: Option<RootAccess>,
 }
 
 /// One re-clone that discarded transactions.

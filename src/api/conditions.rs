@@ -71,6 +71,8 @@ pub enum ConditionType {
     BinlogArchived,
     /// Every account has the password its Secret holds, or where the rotation to it stands.
     PasswordsRotated,
+    /// Every instance has the root logins `spec.rootAccess` allows, or why not yet.
+    RootAccessApplied,
 }
 
 impl ConditionType {
@@ -94,6 +96,7 @@ impl ConditionType {
             ConditionType::Restored => "Restored",
             ConditionType::BinlogArchived => "BinlogArchived",
             ConditionType::PasswordsRotated => "PasswordsRotated",
+            ConditionType::RootAccessApplied => "RootAccessApplied",
         }
     }
 }

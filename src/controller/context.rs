@@ -8,7 +8,7 @@ use kube::runtime::events::Recorder;
 use kube::{Client, ResourceExt};
 
 use super::children::ChildCache;
-use crate::api::MySQLCluster;
+use crate::api::{MySQLCluster, RootAccess};
 use crate::backup::archiver::Archivers;
 use crate::clustering::clones::CloneTasks;
 use crate::clustering::{MySqlObservation, Observation};
@@ -90,6 +90,9 @@ struct ClusterMemory {
     /// leader that does not know it lets a primary that returns meanwhile stay primary, which
     /// is safe too, only not the failover that was begun.
     failover_underway: Option<u8>,
+    /// The `spec.rootAccess` the servers were last checked against, and when. A new leader
+    /// checks at its first round at rest, which costs one read per instance.
+    root_access_checked: Option<(RootAccess, Instant)>,
 }
 
 /// Whether the watched copy of a cluster may predate what this operator knows of it.
@@ -165,6 +168,27 @@ impl Context {
     /// look at the cluster, if it renewed none yet).
     pub fn last_lease_renewal(&self, cluster: &MySQLCluster, now: Instant) -> Instant {
         self.remembered(cluster, |m| *m.lease_renewed.get_or_insert(now))
+    }
+
+    /// When the servers were last checked against `spec.rootAccess` being `wanted`; `None` when
+    /// never, or against another value.
+    pub fn root_access_checked(
+        &self,
+        cluster: &MySQLCluster,
+        wanted: RootAccess,
+    ) -> Option<Instant> {
+        self.remembered(cluster, |m| m.root_access_checked)
+            .and_then(|(checked, at)| (checked == wanted).then_some(at))
+    }
+
+    /// Records that the servers were checked against `spec.rootAccess` being `wanted` at `at`.
+    pub fn record_root_access_check(
+        &self,
+        cluster: &MySQLCluster,
+        wanted: RootAccess,
+        at: Instant,
+    ) {
+        self.remembered(cluster, |m| m.root_access_checked = Some((wanted, at)));
     }
 
     /// Counts this observation into the cluster's run of failed primary probes; returns the run.

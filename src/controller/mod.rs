@@ -1,5 +1,6 @@
 //! kube-runtime glue: the reconcile pipeline, its context, error policy and events.
 
+pub mod accounts;
 pub mod apply;
 pub mod backup_schedule;
 pub mod binlog_archive;
@@ -12,6 +13,7 @@ pub mod password_rotation;
 pub mod reconcile;
 pub mod report;
 pub mod restore_status;
+pub mod root_access;
 pub mod root_password;
 pub mod run;
 pub mod status;

@@ -34,14 +34,14 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
 
+use super::accounts::AccountRound;
 use super::context::Context;
 use super::report::Notice;
 use super::root_password::newly_false;
 use crate::api::MySQLClusterStatus;
 use crate::api::conditions::{ConditionType, set_condition};
-use crate::clustering::observe::{error_chain, instance_endpoint};
-use crate::clustering::{MySqlObservation, Observation, Plan};
-use crate::mysql::{Credentials, MySqlAdmin, MySqlConnector, MySqlError, ThreadState};
+use crate::clustering::observe::error_chain;
+use crate::mysql::{MySqlAdmin, MySqlError};
 use crate::resources::naming;
 use crate::resources::secret::passwords_secret;
 use crate::validate::ValidatedCluster;
@@ -277,50 +277,6 @@ pub fn after(step: &RotationStep, record: &KeyRecord, now: Timestamp, keep: Dura
     }
 }
 
-/// Why a round does not move a rotation, if it does not.
-pub fn unsettled(plan: &Plan, observation: &Observation, cluster: &str) -> Option<String> {
-    if plan.primary.is_none() || plan.failover_underway.is_some() {
-        return Some("no primary takes writes".into());
-    }
-    if !plan.actions.is_empty() {
-        return Some("the cluster is changing".into());
-    }
-    if !observation.cloning.is_empty() {
-        return Some("an instance is being cloned".into());
-    }
-    let silent: Vec<String> = observation
-        .instances
-        .iter()
-        .filter(|i| !matches!(i.mysql, MySqlObservation::Observed(_)))
-        .map(|i| naming::pod(cluster, i.ordinal))
-        .collect();
-    if !silent.is_empty() {
-        return Some(format!("waiting for {} to answer", silent.join(", ")));
-    }
-    // A replica whose receiver is not connected could miss a switch of the replication
-    // password (its channel is re-pointed only while it answers), and the first commit after a
-    // receiver's restart waits for its acknowledgement: one change to the channels at a time.
-    let connecting: Vec<String> = observation
-        .instances
-        .iter()
-        .filter(|i| Some(i.ordinal) != plan.primary)
-        .filter(|i| match &i.mysql {
-            MySqlObservation::Observed(status) => status
-                .replica
-                .as_ref()
-                .is_none_or(|r| r.io_thread != ThreadState::Running),
-            _ => true,
-        })
-        .map(|i| naming::pod(cluster, i.ordinal))
-        .collect();
-    (!connecting.is_empty()).then(|| {
-        format!(
-            "waiting for {} to be connected to the primary",
-            connecting.join(", ")
-        )
-    })
-}
-
 /// The passwords the credentials Secret (and the root password's Secret) hold now.
 pub fn desired_passwords(
     passwords: &crate::resources::secret::ClusterPasswords,
@@ -341,11 +297,7 @@ pub fn desired_passwords(
 
 /// What the rotation step needs from the round.
 pub struct RotationRound<'a> {
-    pub cluster: &'a ValidatedCluster,
-    pub observation: &'a Observation,
-    pub plan: &'a Plan,
-    pub operator: &'a Credentials,
-    pub ca: Option<&'a std::sync::Arc<[u8]>>,
+    pub servers: AccountRound<'a>,
     pub desired: &'a BTreeMap<&'static str, String>,
     pub applied: &'a AppliedPasswords,
     /// The applied Secret exists (else it is created from the Secret's passwords).
@@ -367,7 +319,7 @@ pub async fn rotate_passwords(
     let mut under_way = Vec::new();
     let mut failure = None;
     let mut refused = Vec::new();
-    let mut blocked = unsettled(round.plan, round.observation, &round.cluster.name);
+    let mut blocked = round.servers.unsettled();
     for account in ROTATED_ACCOUNTS {
         let record = applied.record(account.key);
         let desired = round.desired.get(account.key).map(String::as_str);
@@ -428,17 +380,22 @@ pub async fn rotate_passwords(
             RotationStep::Switch { .. } => under_way.push(format!(
                 "{}: switched; the old password is accepted for another {} s",
                 account.key,
-                round.cluster.keep_old_password.as_secs()
+                round.servers.cluster.keep_old_password.as_secs()
             )),
             _ => {}
         }
         applied.set(
             account.key,
-            after(&step, &record, now.0, round.cluster.keep_old_password),
+            after(
+                &step,
+                &record,
+                now.0,
+                round.servers.cluster.keep_old_password,
+            ),
         );
     }
     let changed = !round.applied_exists || &applied != round.applied;
-    if changed && let Err(e) = write_applied(ctx, round.cluster, &applied).await {
+    if changed && let Err(e) = write_applied(ctx, round.servers.cluster, &applied).await {
         failure = Some(format!("writing the applied passwords: {e}"));
     }
     let (ok, reason, message) = match (failure, under_way.is_empty()) {
@@ -457,7 +414,7 @@ pub async fn rotate_passwords(
         ok,
         reason,
         message,
-        round.cluster.generation,
+        round.servers.cluster.generation,
         now,
     );
     if let Some((reason, message)) =
@@ -507,8 +464,8 @@ async fn not_retained(
     account: RotatedAccount,
 ) -> Result<Vec<u8>, MySqlError> {
     let mut missing = Vec::new();
-    for instance in &round.observation.instances {
-        let admin = connect(ctx, round, instance.ordinal).await?;
+    for instance in &round.servers.observation.instances {
+        let admin = round.servers.connect(ctx, instance.ordinal).await?;
         let users = admin.users_with_secondary_password().await?;
         if !users.contains(account.user) {
             missing.push(instance.ordinal);
@@ -527,29 +484,29 @@ async fn carry_out(
     step: &RotationStep,
     not_retained: &[u8],
 ) -> Result<bool, MySqlError> {
-    let primary = round.plan.primary.unwrap_or_default();
+    let primary = round.servers.plan.primary.unwrap_or_default();
     match step {
         RotationStep::Retain { next } => {
             // Only where it has not run: a second RETAIN would make the new password the
             // retained one too, and the old one would be lost to clients still using it.
             for &ordinal in not_retained {
-                let admin = connect(ctx, round, ordinal).await?;
+                let admin = round.servers.connect(ctx, ordinal).await?;
                 admin
                     .retain_current_password(account.user, account.hosts, next)
                     .await?;
             }
         }
         RotationStep::Switch { password } if account.key == naming::REPLICATION_PASSWORD_KEY => {
-            for instance in &round.observation.instances {
+            for instance in &round.servers.observation.instances {
                 if instance.ordinal != primary {
-                    let admin = connect(ctx, round, instance.ordinal).await?;
+                    let admin = round.servers.connect(ctx, instance.ordinal).await?;
                     admin.change_source_password(password).await?;
                 }
             }
         }
         RotationStep::Discard => {
-            for instance in &round.observation.instances {
-                let admin = connect(ctx, round, instance.ordinal).await?;
+            for instance in &round.servers.observation.instances {
+                let admin = round.servers.connect(ctx, instance.ordinal).await?;
                 admin
                     .discard_old_password(account.user, account.hosts)
                     .await?;
@@ -558,25 +515,6 @@ async fn carry_out(
         _ => return Ok(false),
     }
     Ok(true)
-}
-
-async fn connect(
-    ctx: &Context,
-    round: &RotationRound<'_>,
-    ordinal: u8,
-) -> Result<impl MySqlAdmin, MySqlError> {
-    let cluster = round.cluster;
-    let endpoint = round
-        .observation
-        .pod(ordinal)
-        .and_then(|pod| {
-            instance_endpoint(&cluster.name, &cluster.namespace, ordinal, pod, round.ca)
-        })
-        .ok_or_else(|| MySqlError::InvalidInput {
-            action: "rotate a password".into(),
-            detail: format!("{} has no address", naming::pod(&cluster.name, ordinal)),
-        })?;
-    ctx.connector.connect(&endpoint, round.operator).await
 }
 
 /// The applied passwords' Secret, owned as the credentials Secret is (see `build_secret`).

@@ -17,6 +17,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
+use super::accounts::AccountRound;
 use super::apply::{Fetched, apply_all};
 use super::backup_schedule::schedule_backups;
 use super::binlog_archive::archive_binlogs;
@@ -26,6 +27,7 @@ use super::password_rotation::{
     AppliedPasswords, RotationRound, desired_passwords, rotate_passwords,
 };
 use super::report::{Notice, Round, report};
+use super::root_access::apply_root_access;
 use super::root_password::observe_root_password;
 use super::status::{RefusedSetting, compute_status, failed_status, record_discarded};
 use super::tls::{ClusterTls, fetch_tls, instances_to_reload};
@@ -190,12 +192,16 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         &inputs.passwords,
         root_password.as_ref().and_then(|r| r.password.as_deref()),
     );
-    let rotation = RotationRound {
+    let servers = AccountRound {
         cluster: &valid,
         observation: &observation,
         plan: &plan,
         operator: &inputs.operator,
         ca: inputs.tls.ca.as_ref(),
+    };
+    notices.extend(apply_root_access(ctx, cluster, &servers, &mut status, now.time()).await);
+    let rotation = RotationRound {
+        servers,
         desired: &desired,
         applied: &inputs.applied,
         applied_exists: inputs.applied_exists,

@@ -575,6 +575,8 @@ pub fn compute_status(
         // Written by the backup schedule step after the report; kept until then.
         last_scheduled_backup: previous.and_then(|s| s.last_scheduled_backup.clone()),
         last_scheduled_verification: previous.and_then(|s| s.last_scheduled_verification.clone()),
+        // Written by the root access step after the report; kept until then.
+        root_access: previous.and_then(|s| s.root_access),
     }
 }
 

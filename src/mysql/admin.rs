@@ -148,6 +148,16 @@ impl UserChange {
     }
 }
 
+/// The state of `root@'%'` on one server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteRoot {
+    Open,
+    Locked,
+    /// Dropped by hand: root logs in only inside the pod, and the operator cannot create the
+    /// account again (it holds no `GRANT OPTION`).
+    Missing,
+}
+
 /// The source a replica should follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicationSource {
@@ -601,6 +611,15 @@ pub trait MySqlAdmin: Send + Sync {
     fn users_with_secondary_password(
         &self,
     ) -> impl Future<Output = Result<BTreeSet<String>, MySqlError>> + Send;
+
+    /// Whether `root@'%'`, root's login from outside the pod, is open, locked or absent.
+    fn remote_root(&self) -> impl Future<Output = Result<RemoteRoot, MySqlError>> + Send;
+
+    /// Locks (or unlocks) `root@'%'` on this server only, as
+    /// [`MySqlAdmin::retain_current_password`]: new logins as root from outside the pod are
+    /// refused (or allowed again); sessions already open are not ended.
+    fn lock_remote_root(&self, locked: bool)
+    -> impl Future<Output = Result<(), MySqlError>> + Send;
 
     /// `STOP REPLICA; RESET REPLICA ALL`: forget the source (on a new primary).
     fn reset_replica_all(&self) -> impl Future<Output = Result<(), MySqlError>> + Send;

@@ -20,9 +20,9 @@ use tokio::sync::Mutex;
 
 use super::admin::{
     self, Account, ChannelTls, CloneOutcome, ClonePoint, CloneStatus, Credentials, Endpoint,
-    InstanceStatus, MySqlAdmin, MySqlConnector, PeerTls, Plugin, ReplicaStatus, ReplicationError,
-    ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics, TableCheck,
-    ThreadState, UserChange, UserSpec,
+    InstanceStatus, MySqlAdmin, MySqlConnector, PeerTls, Plugin, RemoteRoot, ReplicaStatus,
+    ReplicationError, ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics,
+    TableCheck, ThreadState, UserChange, UserSpec,
 };
 use super::error::MySqlError;
 use super::gtid::GtidSet;
@@ -1248,6 +1248,27 @@ impl MySqlAdmin for MySqlSession {
                     .map_err(|e| self.parse_error("mysql.user", e.to_string()))
             })
             .collect()
+    }
+
+    async fn remote_root(&self) -> Result<RemoteRoot, MySqlError> {
+        let rows = self
+            .query_rows("read root's remote account", sql::REMOTE_ROOT_LOCKED)
+            .await?;
+        Ok(match first_text(&rows).as_deref() {
+            None => RemoteRoot::Missing,
+            Some("Y") => RemoteRoot::Locked,
+            Some(_) => RemoteRoot::Open,
+        })
+    }
+
+    async fn lock_remote_root(&self, locked: bool) -> Result<(), MySqlError> {
+        let action = if locked {
+            "lock root's remote account"
+        } else {
+            "unlock root's remote account"
+        };
+        self.alter_account_here(action, sql::lock_remote_root(locked))
+            .await
     }
 
     async fn reset_replica_all(&self) -> Result<(), MySqlError> {

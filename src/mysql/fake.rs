@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::admin::{
     Account, CloneOutcome, ClonePoint, Credentials, Endpoint, InstanceStatus, MySqlAdmin,
-    MySqlConnector, PeerTls, Plugin, ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus,
-    ServerMetrics, TableCheck, UserChange, UserSpec,
+    MySqlConnector, PeerTls, Plugin, RemoteRoot, ReplicationSource, SemiSyncSourceConfig,
+    SemiSyncStatus, ServerMetrics, TableCheck, UserChange, UserSpec,
 };
 use super::error::MySqlError;
 use super::gtid::GtidSet;
@@ -359,6 +359,15 @@ impl MySqlAdmin for FakeSession {
     async fn users_with_secondary_password(&self) -> Result<BTreeSet<String>, MySqlError> {
         self.call("users_with_secondary_password", String::new())?;
         Ok(BTreeSet::new())
+    }
+
+    async fn remote_root(&self) -> Result<RemoteRoot, MySqlError> {
+        self.call("remote_root", String::new())?;
+        Ok(RemoteRoot::Open)
+    }
+
+    async fn lock_remote_root(&self, locked: bool) -> Result<(), MySqlError> {
+        self.call("lock_remote_root", locked.to_string())
     }
 
     async fn reset_replica_all(&self) -> Result<(), MySqlError> {

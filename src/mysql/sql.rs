@@ -277,6 +277,20 @@ pub fn discard_old_password(user: &str, hosts: &[&str]) -> String {
 pub const USERS_WITH_SECONDARY_PASSWORD: &str = "SELECT DISTINCT CAST(user AS CHAR) FROM mysql.user \
      WHERE JSON_CONTAINS_PATH(User_attributes, 'one', '$.additional_password')";
 
+/// Whether `root@'%'` is locked (`Y`/`N`); no row when it does not exist.
+pub const REMOTE_ROOT_LOCKED: &str =
+    "SELECT CAST(account_locked AS CHAR) FROM mysql.user WHERE User = 'root' AND Host = '%'";
+
+/// `ALTER USER IF EXISTS root@'%' ACCOUNT LOCK` (or `UNLOCK`): refuses (or allows again) new
+/// logins as root from outside the pod; its password and privileges stay.
+pub fn lock_remote_root(locked: bool) -> String {
+    let lock = if locked { "LOCK" } else { "UNLOCK" };
+    format!(
+        "ALTER USER IF EXISTS {} ACCOUNT {lock}",
+        account("root", "%")
+    )
+}
+
 /// `CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD = ...`: the channel's other settings stay.
 pub fn change_source_password(password: &str) -> String {
     format!(
