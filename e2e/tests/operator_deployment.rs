@@ -58,6 +58,12 @@ fn run(program: &str, args: &[&str]) -> String {
 
 /// `helm upgrade` of the shared release to `image`, keeping every other value, and wait.
 fn helm_upgrade_to(image: &str) {
+    install_release(&chart_dir(), image);
+}
+
+/// `helm upgrade` of the shared release to the chart in `chart` and `image`, keeping every
+/// other value, and wait.
+fn install_release(chart: &str, image: &str) {
     let (repository, tag) = image.rsplit_once(':').expect("image has a tag");
     let namespace = operator_namespace();
     run(
@@ -65,7 +71,7 @@ fn helm_upgrade_to(image: &str) {
         &[
             "upgrade",
             RELEASE_NAME,
-            &chart_dir(),
+            chart,
             "--namespace",
             &namespace,
             "--reuse-values",
@@ -86,6 +92,30 @@ struct RestoreRelease;
 impl Drop for RestoreRelease {
     fn drop(&mut self) {
         helm_upgrade_to(&operator_image());
+    }
+}
+
+/// Applies the CRDs in `dir` as `e2e/prepare` does (Helm never upgrades a chart's CRDs).
+fn apply_crds(dir: &str) {
+    run(
+        "kubectl",
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=sakila-prepare",
+            "-f",
+            dir,
+        ],
+    );
+}
+
+/// Puts the CRDs under test back, even when the test fails.
+struct RestoreCrds;
+
+impl Drop for RestoreCrds {
+    fn drop(&mut self) {
+        apply_crds(&format!("{}/../crds", env!("CARGO_MANIFEST_DIR")));
     }
 }
 
@@ -396,4 +426,142 @@ async fn a_frozen_leader_is_replaced_and_exits_as_soon_as_it_wakes() {
         "the old leader did not take the lease back"
     );
     wait_operator_settled().await;
+}
+
+/// One field of `SHOW REPLICA STATUS` on `pod` (printed vertically), e.g. `Source_SSL_Allowed`;
+/// empty when the pod does not answer or replicates from nothing.
+async fn replica_status_field(ns: &TestNamespace, cluster: &str, pod: &str, field: &str) -> String {
+    let password = format!("--password={}", ns.root_password(cluster).await);
+    let status = ns
+        .try_exec(
+            pod,
+            "mysqld",
+            &[
+                "mysql",
+                "-uroot",
+                &password,
+                "-E",
+                "-e",
+                "SHOW REPLICA STATUS",
+            ],
+        )
+        .await
+        .unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.trim().split_once(": ")?;
+            (name == field).then(|| value.to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// The channel of every replica of `cluster`: (`Source_SSL_Allowed`,
+/// `Source_SSL_Verify_Server_Cert`) per replica.
+async fn channels(ns: &TestNamespace, cluster: &str, instances: u8) -> Vec<(String, String)> {
+    let primary = chaos::current_primary(ns, cluster)
+        .await
+        .unwrap_or_default();
+    let mut seen = Vec::new();
+    for ordinal in 0..instances {
+        let pod = format!("{cluster}-{ordinal}");
+        if pod != primary {
+            seen.push((
+                replica_status_field(ns, cluster, &pod, "Source_SSL_Allowed").await,
+                replica_status_field(ns, cluster, &pod, "Source_SSL_Verify_Server_Cert").await,
+            ));
+        }
+    }
+    seen
+}
+
+/// The upgrade path: a cluster made by an earlier operator (its image and chart named by
+/// `SAKILA_EARLIER_OPERATOR_IMAGE`, `SAKILA_EARLIER_CHART` and `SAKILA_EARLIER_CRDS`; by default
+/// `e2e/upgrade-from` builds the last one before TLS) is taken over by the operator under test
+/// while the writer runs: it ends with verified TLS on every replication channel and refuses
+/// plain-text clients, loses no acknowledged write and never has two writers.
+#[tokio::test]
+#[ignore = "run by e2e/upgrade-from, which builds the earlier operator"]
+async fn a_cluster_made_by_an_earlier_operator_is_upgraded_under_writes_losing_nothing() {
+    const INSTANCES: u8 = 3;
+    let earlier = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is set by e2e/upgrade-from"))
+    };
+    let (earlier_image, earlier_chart, earlier_crds) = (
+        earlier("SAKILA_EARLIER_OPERATOR_IMAGE"),
+        earlier("SAKILA_EARLIER_CHART"),
+        earlier("SAKILA_EARLIER_CRDS"),
+    );
+    let _one = RELEASE.lock().await;
+    wait_operator_settled().await;
+    let _restore_release = RestoreRelease;
+    let _restore_crds = RestoreCrds;
+    apply_crds(&earlier_crds);
+    install_release(&earlier_chart, &earlier_image);
+    wait_operator_settled().await;
+
+    let chaos::UnderWrites { ns, started } = chaos::cluster_under_writes(
+        "upgrade-from",
+        cluster_manifest("earlier", i32::from(INSTANCES)),
+        1800,
+    )
+    .await;
+    let before = channels(&ns, "earlier", INSTANCES).await;
+    println!("replication channels under the earlier operator (SSL allowed, verified): {before:?}");
+
+    apply_crds(&format!("{}/../crds", env!("CARGO_MANIFEST_DIR")));
+    let upgraded_at = Instant::now();
+    helm_upgrade_to(&operator_image());
+    wait_operator_settled().await;
+    let verified = vec![("Yes".to_string(), "Yes".to_string()); usize::from(INSTANCES) - 1];
+    wait_until(
+        "every replication channel on verified TLS",
+        Duration::from_secs(900),
+        || async { (channels(&ns, "earlier", INSTANCES).await == verified).then_some(()) },
+    )
+    .await;
+    wait_ready(&ns, "earlier").await;
+    let took = upgraded_at.elapsed();
+
+    // Plain text is refused now, and a client verifying the cluster's CA and name connects.
+    let password = ns.root_password("earlier").await;
+    let password = format!("--password={password}");
+    let host = "--host=earlier-primary";
+    let plain = ns
+        .try_exec(
+            "client",
+            "client",
+            &[
+                "mysql",
+                host,
+                "-uroot",
+                &password,
+                "--ssl-mode=DISABLED",
+                "-e",
+                "SELECT 1",
+            ],
+        )
+        .await;
+    assert!(
+        plain
+            .as_ref()
+            .is_err_and(|e| e.contains("secure transport")),
+        "a plain-text client is refused: {plain:?}"
+    );
+    let outcome = chaos::stop_and_verify(&ns, "client", "earlier", INSTANCES, 50).await;
+    let moves = sakila_e2e::event_count(&ns, "SwitchedOver").await
+        + sakila_e2e::event_count(&ns, "FailedOver").await;
+    println!(
+        "upgraded from {earlier_image}: every channel verified and Ready {:.1} s after helm \
+         upgrade; {} writes acknowledged, {} lost, longest gap {:.2} s, most writable at once \
+         {}, primary moved {moves} times ({:.0} s of writes)",
+        took.as_secs_f64(),
+        outcome.acknowledged,
+        outcome.lost,
+        outcome.longest_write_gap.as_secs_f64(),
+        outcome.most_writable_at_once,
+        started.elapsed().as_secs_f64(),
+    );
+    assert!(outcome.converged, "every instance holds the same rows");
+    assert_eq!(outcome.most_writable_at_once, 1, "never two writers");
 }
