@@ -1977,6 +1977,22 @@ async fn logs_in(server: &Server, user: &str, password: &str) -> bool {
     }
 }
 
+/// Sessions on both servers as the operator's account, once the replica has caught up, and the
+/// history they then share.
+async fn caught_up_as_operator(
+    primary: &Server,
+    replica: &Server,
+) -> (MySqlSession, MySqlSession, GtidSet) {
+    let (on_primary, on_replica) = (primary.admin().await, replica.admin().await);
+    wait_until("the replica caught up", Duration::from_secs(30), || async {
+        on_replica.status().await.unwrap().gtid_executed
+            == on_primary.status().await.unwrap().gtid_executed
+    })
+    .await;
+    let history = on_primary.status().await.unwrap().gtid_executed;
+    (on_primary, on_replica, history)
+}
+
 #[tokio::test]
 async fn dual_passwords_are_set_on_each_server_without_a_transaction_and_both_work_until_discarded()
 {
@@ -1990,13 +2006,7 @@ async fn dual_passwords_are_set_on_each_server_without_a_transaction_and_both_wo
         .sql("CREATE USER 'app'@'%' IDENTIFIED BY 'one'; CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)")
         .await;
     // Everything below runs as the operator's narrowed account, as the rotation step does.
-    let (on_primary, on_replica) = (primary.admin().await, replica.admin().await);
-    wait_until("the replica caught up", Duration::from_secs(30), || async {
-        on_replica.status().await.unwrap().gtid_executed
-            == on_primary.status().await.unwrap().gtid_executed
-    })
-    .await;
-    let history = on_primary.status().await.unwrap().gtid_executed;
+    let (on_primary, on_replica, history) = caught_up_as_operator(&primary, &replica).await;
     let both = [&on_primary, &on_replica];
     for admin in both {
         admin
@@ -2103,13 +2113,7 @@ async fn root_at_any_host_is_locked_and_unlocked_on_each_server_without_a_transa
         .sql("CREATE USER 'root'@'%' IDENTIFIED BY 'root-secret'; GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION")
         .await;
     // As the operator's narrowed account, as the root access step runs.
-    let (on_primary, on_replica) = (primary.admin().await, replica.admin().await);
-    wait_until("the replica caught up", Duration::from_secs(30), || async {
-        on_replica.status().await.unwrap().gtid_executed
-            == on_primary.status().await.unwrap().gtid_executed
-    })
-    .await;
-    let history = on_primary.status().await.unwrap().gtid_executed;
+    let (on_primary, on_replica, history) = caught_up_as_operator(&primary, &replica).await;
     for admin in [&on_primary, &on_replica] {
         assert_eq!(admin.remote_root().await.unwrap(), RemoteRoot::Open);
         admin

@@ -154,14 +154,24 @@ impl TestNamespace {
 
     /// Runs SQL as root in a pod of a cluster over the local socket; returns tab-separated rows.
     pub async fn sql(&self, cluster: &str, pod: &str, sql: &str) -> Result<String, String> {
+        self.mysql(cluster, pod, &["-N", "-B"], sql).await
+    }
+
+    /// Runs `sql` as root over the socket in `pod`'s mysqld container with the client's
+    /// `options` (e.g. `-E` for one field per line); stdout or the error.
+    pub async fn mysql(
+        &self,
+        cluster: &str,
+        pod: &str,
+        options: &[&str],
+        sql: &str,
+    ) -> Result<String, String> {
         let password = self.root_password(cluster).await;
         let password_arg = format!("--password={password}");
-        self.try_exec(
-            pod,
-            "mysqld",
-            &["mysql", "-uroot", &password_arg, "-N", "-B", "-e", sql],
-        )
-        .await
+        let mut command = vec!["mysql", "-uroot", &password_arg];
+        command.extend_from_slice(options);
+        command.extend_from_slice(&["-e", sql]);
+        self.try_exec(pod, "mysqld", &command).await
     }
 
     /// Starts a long-running client pod with the given image and waits until it runs.

@@ -431,20 +431,8 @@ async fn a_frozen_leader_is_replaced_and_exits_as_soon_as_it_wakes() {
 /// One field of `SHOW REPLICA STATUS` on `pod` (printed vertically), e.g. `Source_SSL_Allowed`;
 /// empty when the pod does not answer or replicates from nothing.
 async fn replica_status_field(ns: &TestNamespace, cluster: &str, pod: &str, field: &str) -> String {
-    let password = format!("--password={}", ns.root_password(cluster).await);
     let status = ns
-        .try_exec(
-            pod,
-            "mysqld",
-            &[
-                "mysql",
-                "-uroot",
-                &password,
-                "-E",
-                "-e",
-                "SHOW REPLICA STATUS",
-            ],
-        )
+        .mysql(cluster, pod, &["-E"], "SHOW REPLICA STATUS")
         .await
         .unwrap_or_default();
     status

@@ -681,7 +681,8 @@ pub struct MySQLClusterStatus {
     /// when the schedule was first seen).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scheduled_verification: Option<Time>,
-    /// The `spec.rootAccess` every instance was last seen to have; absent until first seen.
+    /// The `spec.rootAccess` last put in place on every instance; absent until `LocalOnly`
+    /// first was (root's remote login is then as the data directory was made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_access: Option<RootAccess>,
 }

@@ -37,7 +37,6 @@ use kube::runtime::events::EventType;
 use super::accounts::AccountRound;
 use super::context::Context;
 use super::report::Notice;
-use super::root_password::newly_false;
 use crate::api::MySQLClusterStatus;
 use crate::api::conditions::{ConditionType, set_condition};
 use crate::clustering::observe::error_chain;
@@ -417,17 +416,13 @@ pub async fn rotate_passwords(
         round.servers.cluster.generation,
         now,
     );
-    if let Some((reason, message)) =
-        newly_false(Some(&previous), status, ConditionType::PasswordsRotated)
-            .filter(|(reason, _)| reason != "Rotating")
-    {
-        notices.push(Notice {
-            type_: EventType::Warning,
-            reason: format!("Password{}", reason.trim_start_matches("Password")),
-            note: message,
-            pod: None,
-        });
-    }
+    notices.extend(Notice::if_newly_false_under(
+        &previous,
+        status,
+        ConditionType::PasswordsRotated,
+        "Password",
+        "Rotating",
+    ));
     notices
 }
 

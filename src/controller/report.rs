@@ -80,6 +80,24 @@ impl Notice {
         newly_false(Some(previous), status, type_)
             .map(|(reason, message)| Self::warning(&reason, message))
     }
+
+    /// As [`Notice::if_newly_false`], with the event's reason under `prefix` (unless the
+    /// condition's reason begins with it already) and none for the reason `quiet`, a false that
+    /// is no problem (waiting, under way).
+    pub fn if_newly_false_under(
+        previous: &MySQLClusterStatus,
+        status: &MySQLClusterStatus,
+        type_: ConditionType,
+        prefix: &str,
+        quiet: &str,
+    ) -> Option<Self> {
+        newly_false(Some(previous), status, type_)
+            .filter(|(reason, _)| reason != quiet)
+            .map(|(reason, message)| {
+                let named = reason.strip_prefix(prefix).unwrap_or(&reason);
+                Self::warning(&format!("{prefix}{named}"), message)
+            })
+    }
 }
 
 /// The status the round writes and the notices it publishes, in the order they happened.

@@ -22,7 +22,6 @@ use kube::runtime::events::EventType;
 use super::accounts::AccountRound;
 use super::context::Context;
 use super::report::Notice;
-use super::root_password::newly_false;
 use crate::api::conditions::{ConditionType, set_condition};
 use crate::api::{MySQLCluster, MySQLClusterStatus, RootAccess};
 use crate::clustering::observe::error_chain;
@@ -135,23 +134,27 @@ pub async fn apply_root_access(
     report(round.cluster, outcome, status, now)
 }
 
-/// Asks every instance about `root@'%'` and changes it where it differs from `wanted`.
+/// Asks every instance about `root@'%'` and changes it where it differs from `wanted`, on the
+/// session it asked on.
 async fn enforce(
     ctx: &Context,
     round: &AccountRound<'_>,
     wanted: RootAccess,
 ) -> Result<RootAccessChanges, MySqlError> {
     let mut seen = Vec::new();
+    let mut sessions = std::collections::BTreeMap::new();
     for instance in &round.observation.instances {
         let admin = round.connect(ctx, instance.ordinal).await?;
         seen.push((instance.ordinal, admin.remote_root().await?));
+        sessions.insert(instance.ordinal, admin);
     }
     let changes = changes(wanted, &seen);
-    for &ordinal in &changes.change {
-        let admin = round.connect(ctx, ordinal).await?;
-        admin
-            .lock_remote_root(wanted == RootAccess::LocalOnly)
-            .await?;
+    for ordinal in &changes.change {
+        if let Some(admin) = sessions.get(ordinal) {
+            admin
+                .lock_remote_root(wanted == RootAccess::LocalOnly)
+                .await?;
+        }
     }
     Ok(changes)
 }
@@ -243,17 +246,13 @@ fn report(
         generation,
         now,
     );
-    if let Some((reason, message)) =
-        newly_false(Some(&previous), status, ConditionType::RootAccessApplied)
-            .filter(|(reason, _)| reason != "Pending")
-    {
-        notices.push(Notice {
-            type_: EventType::Warning,
-            reason: format!("RootAccess{reason}"),
-            note: message,
-            pod: None,
-        });
-    }
+    notices.extend(Notice::if_newly_false_under(
+        &previous,
+        status,
+        ConditionType::RootAccessApplied,
+        "RootAccess",
+        "Pending",
+    ));
     notices
 }
 
