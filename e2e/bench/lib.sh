@@ -69,3 +69,39 @@ wait_no_clusters() {
 	done
 	echo "$existing"
 }
+
+# api_requests LABEL SECONDS: the requests the operator's service accounts made in the next SECONDS,
+# as the API server saw them: its audit log (e2e/testbed.d/config/audit-policy.yaml, which logs
+# every service account outside kube-system). Prints the rate by verb, the writes per minute, and
+# each written resource, so a write at rest shows what it was. The leader lease's renewals are
+# writes of the operator whatever the number of clusters: they are counted apart.
+AUDIT_LOG=${AUDIT_LOG:-/var/log/sakila-testbed/audit.log}
+api_requests() {
+	local label=$1 seconds=$2 from to rotated
+	if [[ ! -f $AUDIT_LOG ]]; then
+		echo "API    $label: no audit log at $AUDIT_LOG (a testbed made before it: e2e/testbed restart kube-apiserver)"
+		return 0
+	fi
+	from=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+	sleep "$seconds"
+	to=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+	# The rotated file too: a window may span a rotation.
+	local logs=("$AUDIT_LOG")
+	for rotated in "${AUDIT_LOG%.log}"-*.log; do [[ -f $rotated ]] && logs=("$rotated" "${logs[@]}"); done
+	cat "${logs[@]}" | jq -r --arg ns "$OPERATOR_NS" \
+		--arg from "$from" --arg to "$to" --arg lease "$LEASE" '
+		select(.user.username | startswith("system:serviceaccount:" + $ns + ":"))
+		| select(.requestReceivedTimestamp >= $from and .requestReceivedTimestamp < $to)
+		| [.verb, (.objectRef.resource // "-"), (if .objectRef.resource == "leases" and .objectRef.name == $lease then "lease" else "other" end)]
+		| @tsv' | awk -v label="$label" -v s="$seconds" -F'\t' '
+		{ by_verb[$1]++; total++
+		  if ($1 != "get" && $1 != "list" && $1 != "watch") {
+			if ($3 == "lease") lease++; else { writes++; written[$1 " " $2]++ } } }
+		END {
+			line = ""
+			for (v in by_verb) line = line sprintf(" %s %.2f/s", v, by_verb[v] / s)
+			printf "API    %-22s requests by the operator over %d s: %.2f/s (%s ); writes per minute: %.1f besides %.1f leader-lease renewals\n",
+				label, s, total / s, line == "" ? " none" : line, writes * 60 / s, lease * 60 / s
+			for (w in written) printf "API    %-22s   written: %s x%d\n", label, w, written[w]
+		}'
+}
