@@ -6,6 +6,7 @@ pub mod clustering;
 pub mod controller;
 pub mod exporter;
 pub mod http;
+pub mod kube_config;
 pub mod leader_election;
 pub mod metrics;
 pub mod mysql;

@@ -140,7 +140,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    let client = Client::try_default().await?;
+    let client = Client::try_from(sakila::kube_config::infer("sakila-operator").await?)?;
     let pod_name = std::env::var("POD_NAME").ok();
     let reporter = Reporter {
         controller: "sakila-operator".into(),

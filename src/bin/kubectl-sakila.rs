@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use kube::{Client, Config};
+use kube::Client;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
         }
     };
     // The kubeconfig (KUBECONFIG, ~/.kube/config) or the pod's service account, as kubectl.
-    let config = match Config::infer().await {
+    let config = match sakila::kube_config::infer("kubectl-sakila").await {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: no Kubernetes configuration: {e}");
