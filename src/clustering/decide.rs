@@ -139,7 +139,7 @@ impl WithheldReason {
 pub const BOOTSTRAP_WAIT: Duration = Duration::from_secs(300);
 
 /// What `decide` concluded.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     /// The instance that is, or is about to be, the primary; `None` while no instance may be
     /// writable (a choice withheld, a primary that lost its data and cannot be replaced yet).

@@ -1,16 +1,21 @@
-//! The metadata of the children the operator applies and prunes, as watches keep it: a round at
-//! rest compares each child's applied hash here instead of reading it from the API server
-//! (issue 17: a probe round used to read every child). Only ever trusted to say "unchanged";
-//! anything else is read afresh (`apply::Known`). The Secret and the StatefulSet are not
-//! watched: each round reads them anyway, and watching Secrets would mean the right to list
-//! every Secret in the cluster.
+//! The metadata of the objects the operator owns, as watches keep it.
+//!
+//! - The children it applies and prunes (ConfigMaps, Services, the PodDisruptionBudget, the
+//!   NetworkPolicy): a round at rest compares each child's applied hash here instead of reading
+//!   it from the API server (issue 17: a probe round used to read every child).
+//! - Its pods, volume claims and StatefulSet: a round at rest reuses what the round before it
+//!   read of them while their resourceVersions here are the ones it read (`snapshot.rs`).
+//!
+//! Only ever trusted to say "unchanged"; anything else is read afresh (`apply::Known`). Secrets
+//! are not watched: that would mean the right to list every Secret in the cluster.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -29,6 +34,9 @@ pub struct ChildStores {
     services: Store<PartialObjectMeta<Service>>,
     budgets: Store<PartialObjectMeta<PodDisruptionBudget>>,
     policies: Store<PartialObjectMeta<NetworkPolicy>>,
+    pods: Store<PartialObjectMeta<Pod>>,
+    claims: Store<PartialObjectMeta<PersistentVolumeClaim>>,
+    statefulsets: Store<PartialObjectMeta<StatefulSet>>,
 }
 
 /// A kind of child kept in `ChildStores`.
@@ -68,6 +76,24 @@ impl WatchedChild for NetworkPolicy {
     }
 }
 
+impl WatchedChild for Pod {
+    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
+        &stores.pods
+    }
+}
+
+impl WatchedChild for PersistentVolumeClaim {
+    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
+        &stores.claims
+    }
+}
+
+impl WatchedChild for StatefulSet {
+    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
+        &stores.statefulsets
+    }
+}
+
 impl ChildStores {
     /// The child's metadata as last watched: `None` when the watch has not listed yet (nothing
     /// can be said), `Some(None)` when it saw no such object.
@@ -87,6 +113,15 @@ impl ChildStores {
         namespace: &str,
         labels: &BTreeMap<String, String>,
     ) -> Option<Vec<String>> {
+        Some(self.versions::<K>(namespace, labels)?.into_keys().collect())
+    }
+
+    /// Those children's resourceVersions by name; `None` until the watch has listed.
+    pub fn versions<K: WatchedChild>(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<BTreeMap<String, String>> {
         let store = K::store(self);
         if !synced(store) {
             return None;
@@ -102,7 +137,13 @@ impl ChildStores {
                         .iter()
                         .all(|(k, v)| own.and_then(|l| l.get(k)) == Some(v))
                 })
-                .filter_map(|o| o.metadata.name.clone())
+                .filter_map(|o| {
+                    let name = o.metadata.name.clone()?;
+                    Some((
+                        name,
+                        o.metadata.resource_version.clone().unwrap_or_default(),
+                    ))
+                })
                 .collect(),
         )
     }
@@ -154,12 +195,18 @@ pub fn watch_children(
     let (services, services_watch) = watch_kind::<Service>(client, namespace);
     let (budgets, budgets_watch) = watch_kind::<PodDisruptionBudget>(client, namespace);
     let (policies, policies_watch) = watch_kind::<NetworkPolicy>(client, namespace);
+    let (pods, pods_watch) = watch_kind::<Pod>(client, namespace);
+    let (claims, claims_watch) = watch_kind::<PersistentVolumeClaim>(client, namespace);
+    let (statefulsets, statefulsets_watch) = watch_kind::<StatefulSet>(client, namespace);
     let watches = async move {
         tokio::join!(
             config_maps_watch,
             services_watch,
             budgets_watch,
-            policies_watch
+            policies_watch,
+            pods_watch,
+            claims_watch,
+            statefulsets_watch
         );
     }
     .boxed();
@@ -169,6 +216,9 @@ pub fn watch_children(
             services,
             budgets,
             policies,
+            pods,
+            claims,
+            statefulsets,
         },
         watches,
     )
@@ -207,6 +257,7 @@ mod tests {
             metadata: serde_json::from_value(json!({
                 "name": name,
                 "namespace": namespace,
+                "resourceVersion": format!("{}", name.len()),
                 "labels": naming::selector_labels(cluster),
             }))
             .unwrap(),
@@ -220,11 +271,17 @@ mod tests {
         let (services, _) = reflector::store();
         let (budgets, _) = reflector::store();
         let (policies, _) = reflector::store();
+        let (pods, _) = reflector::store();
+        let (claims, _) = reflector::store();
+        let (statefulsets, _) = reflector::store();
         let stores = ChildStores {
             config_maps,
             services,
             budgets,
             policies,
+            pods,
+            claims,
+            statefulsets,
         };
         assert_eq!(stores.get::<ConfigMap>("shop", "orders-online"), None);
         assert_eq!(
@@ -254,5 +311,14 @@ mod tests {
             .unwrap();
         names.sort();
         assert_eq!(names, ["orders-config-abc", "orders-online"]);
+        let versions = stores
+            .versions::<ConfigMap>("shop", &naming::selector_labels("orders"))
+            .unwrap();
+        let expected: BTreeMap<String, String> = [
+            ("orders-config-abc".to_string(), "17".to_string()),
+            ("orders-online".to_string(), "13".to_string()),
+        ]
+        .into();
+        assert_eq!(versions, expected, "each with its resourceVersion");
     }
 }

@@ -8,6 +8,8 @@ use kube::runtime::events::Recorder;
 use kube::{Client, ResourceExt};
 
 use super::children::ChildCache;
+use super::reconcile::Reads;
+use super::snapshot::Snapshot;
 use crate::api::{MySQLCluster, RootAccess};
 use crate::backup::archiver::Archivers;
 use crate::clustering::clones::CloneTasks;
@@ -93,6 +95,9 @@ struct ClusterMemory {
     /// The `spec.rootAccess` the servers were last checked against, and when. A new leader
     /// checks at its first round at rest, which costs one read per instance.
     root_access_checked: Option<(RootAccess, Instant)>,
+    /// What the last round read, when it ended at rest (`snapshot.rs`). A new leader reads
+    /// afresh.
+    snapshot: Option<Snapshot<Reads>>,
 }
 
 /// Whether the watched copy of a cluster may predate what this operator knows of it.
@@ -189,6 +194,21 @@ impl Context {
         at: Instant,
     ) {
         self.remembered(cluster, |m| m.root_access_checked = Some((wanted, at)));
+    }
+
+    /// What the cluster's last round kept of its reads, if it ended at rest.
+    pub fn snapshot(&self, cluster: &MySQLCluster) -> Option<Snapshot<Reads>> {
+        self.remembered(cluster, |m| m.snapshot.clone())
+    }
+
+    /// Keeps a round's reads for the rounds after it.
+    pub fn keep_snapshot(&self, cluster: &MySQLCluster, snapshot: Snapshot<Reads>) {
+        self.remembered(cluster, |m| m.snapshot = Some(snapshot));
+    }
+
+    /// Drops the kept reads: the next round reads afresh.
+    pub fn forget_snapshot(&self, cluster: &MySQLCluster) {
+        self.remembered(cluster, |m| m.snapshot = None);
     }
 
     /// Counts this observation into the cluster's run of failed primary probes; returns the run.

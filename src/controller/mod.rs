@@ -16,5 +16,6 @@ pub mod restore_status;
 pub mod root_access;
 pub mod root_password;
 pub mod run;
+pub mod snapshot;
 pub mod status;
 pub mod tls;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::DynamicObject;
@@ -29,6 +29,7 @@ use super::password_rotation::{
 use super::report::{Notice, Round, report};
 use super::root_access::apply_root_access;
 use super::root_password::observe_root_password;
+use super::snapshot::{RoundEnd, Snapshot, Versions, at_rest, plan_is_quiet, reusable};
 use super::status::{RefusedSetting, compute_status, failed_status, record_discarded};
 use super::tls::{ClusterTls, fetch_tls, instances_to_reload};
 use crate::api::{MySQLCluster, MySQLClusterStatus};
@@ -48,7 +49,8 @@ use crate::resources::secret::ClusterPasswords;
 use crate::resources::statefulset::claim_template_size;
 use crate::resources::{Resources, config_map, mysql_settings, naming};
 use crate::storage::{
-    VolumePlan, decide_volumes, expand_volumes, observe_volumes, volumes_older_than,
+    VolumeObservation, VolumePlan, decide_volumes, expand_volumes, observe_volumes,
+    volumes_older_than,
 };
 use crate::validate::{ValidatedCluster, validate};
 
@@ -121,25 +123,61 @@ async fn freshest(
     }
 }
 
-/// Runs the pipeline; returns when to look at the cluster again. One line per step, in the
-/// order of docs/architecture.md; each step's function says what it reads and writes.
+/// Runs the pipeline; returns when to look at the cluster again. A round on reads kept from
+/// the round before (`snapshot.rs`) that finds something to do runs again on fresh reads
+/// before it does anything.
 async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration, Error> {
+    match run_round(cluster, ctx, Reuse::Allowed).await? {
+        RoundEnded::LookAgainIn(next) => Ok(next),
+        RoundEnded::ReadAfresh => match run_round(cluster, ctx, Reuse::Never).await? {
+            RoundEnded::LookAgainIn(next) => Ok(next),
+            // Never asked for a round that read afresh.
+            RoundEnded::ReadAfresh => Ok(FOLLOW_UP),
+        },
+    }
+}
+
+/// Whether a round may reuse the reads of the round before it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reuse {
+    Allowed,
+    Never,
+}
+
+/// How a round ended.
+enum RoundEnded {
+    LookAgainIn(Duration),
+    /// It ran on reused reads and found something to do: it did nothing.
+    ReadAfresh,
+}
+
+/// One round. One line per step, in the order of docs/architecture.md; each step's function
+/// says what it reads and writes.
+async fn run_round(
+    cluster: &MySQLCluster,
+    ctx: &Context,
+    reuse: Reuse,
+) -> Result<RoundEnded, Error> {
     let mut valid = validate(cluster, &ctx.settings)?;
     valid.restore = resolve_restore(ctx, cluster, &valid).await?;
     let recorded = Recorded::read(&valid.name, cluster.status.as_ref());
-    let inputs = fetch_inputs(ctx, &valid).await?;
-    let not_owned = build_and_apply(ctx, &valid, &inputs, &recorded).await?;
-    let pods = list_pods(ctx, &valid).await?;
-    if !valid.paused {
-        prune_config_maps(ctx, &valid, &pods, inputs.statefulset.as_ref()).await;
+    let read_at = Instant::now();
+    let (reads, reused) = read_cluster(ctx, cluster, &valid, reuse).await?;
+    let inputs = &reads.inputs;
+    let pods = &reads.pods;
+    let applied = build_and_apply(ctx, &valid, inputs, &recorded).await?;
+    // Not on reused reads: a pod they do not show yet could be using a ConfigMap.
+    if !valid.paused && !reused {
+        prune_config_maps(ctx, &valid, pods, inputs.statefulset.as_ref()).await;
     }
-    let observation = observe_cluster(ctx, cluster, &valid, &inputs, &recorded, &pods).await?;
+    let observation = observe_cluster(ctx, cluster, &valid, inputs, &recorded, pods).await?;
     // Read once the instances answered (or the probe of one that does not gave up): the lease of
     // a primary that does not answer is judged at the moment the round decides, not a probe
     // timeout before it.
     let now = RoundClock::now();
     let primary_failures = ctx.count_primary_failures(cluster, &observation);
     if valid.paused {
+        ctx.forget_snapshot(cluster);
         let plan = Plan::observed_only(&observation);
         let status = compute_status(
             &valid,
@@ -149,18 +187,28 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
             now.time(),
         );
         write_status(ctx, cluster, &status).await?;
-        return Ok(next_probe(valid.failover.probe_interval));
+        return Ok(RoundEnded::LookAgainIn(next_probe(
+            valid.failover.probe_interval,
+        )));
     }
     // Read only for a cluster that is not paused: a first look at the lease counts it as renewed
     // now, and a paused round must not start that count.
     let remembered = Remembered::read(ctx, cluster, primary_failures, &now);
     let intent = intent(cluster, &valid, &recorded, &observation, &remembered, &now);
     let plan = decide(&observation, &intent);
+    // Its failed primary probe, if any, stays counted: the round on fresh reads probes again,
+    // and the two are observations in a row like any others.
+    if reused && !plan_is_quiet(&plan) {
+        ctx.forget_snapshot(cluster);
+        return Ok(RoundEnded::ReadAfresh);
+    }
     begin_failover(ctx, cluster, &valid, &plan, &now).await?;
-    let done = operate_plan(ctx, cluster, &valid, &inputs, &observation, &plan, &now).await?;
-    let settings = settle_settings(ctx, &valid, &inputs, &recorded, &observation).await;
-    reload_certificates(ctx, &valid, &inputs, &observation).await;
-    let volumes = reconcile_volumes(ctx, cluster, &valid).await?;
+    let done = operate_plan(ctx, cluster, &valid, inputs, &observation, &plan, &now).await?;
+    let settings = settle_settings(ctx, &valid, inputs, &recorded, &observation).await;
+    reload_certificates(ctx, &valid, inputs, &observation).await;
+    let kept_volumes = reused.then(|| reads.volumes.clone()).flatten();
+    let (volumes, volume_observation) =
+        reconcile_volumes(ctx, cluster, &valid, kept_volumes).await?;
     let generated_root = inputs.passwords.get(naming::ROOT_PASSWORD_KEY);
     let root_password = observe_root_password(&ctx.client, &valid, generated_root).await;
     let round = Round {
@@ -168,12 +216,12 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         observation: &observation,
         plan: &plan,
         done: &done,
-        pods: &pods,
+        pods,
         settings: &settings.plan,
         refused: &settings.refused,
         accepted_settings: settings.accepted,
         volumes: &volumes,
-        not_owned: not_owned.as_deref(),
+        not_owned: applied.not_owned.as_deref(),
         root_password: root_password.as_ref().map(|r| &r.check),
         tls: Some(&inputs.tls.check),
     };
@@ -207,15 +255,35 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         applied_exists: inputs.applied_exists,
     };
     notices.extend(rotate_passwords(ctx, rotation, &mut status, now.time()).await);
-    publish_all(ctx, cluster, notices).await;
-    write_status(ctx, cluster, &status).await?;
     // A primary that failed a probe is probed again soon, until it is declared lost, and a
     // failover that waits for the lost primary's lease looks again soon after it runs out: the
     // failover's timing counts on both (intent.rs).
     let failures = remembered.primary_failures;
     let detecting = failures > 0 && failures < valid.failover.failure_threshold;
+    let end = RoundEnd {
+        plan: &plan,
+        detecting: failures > 0,
+        children_written: applied.written,
+        volumes_expanding: !volumes.expand.is_empty(),
+        settings_changing: !settings.plan.online.is_empty()
+            || !settings.plan.awaiting_restart.is_empty(),
+        notices: notices.len(),
+        previous: cluster.status.as_ref(),
+        status: &status,
+    };
+    keep_reads(
+        ctx,
+        cluster,
+        &reads,
+        reused,
+        read_at,
+        at_rest(&end),
+        volume_observation,
+    );
+    publish_all(ctx, cluster, notices).await;
+    write_status(ctx, cluster, &status).await?;
     let awaiting_fence = plan.failover_underway.is_some() && !intent.primary_self_fenced;
-    Ok(if awaiting_fence {
+    Ok(RoundEnded::LookAgainIn(if awaiting_fence {
         next_look_at_fence(remembered.until_fenced, FOLLOW_UP)
     } else if plan.follow_up_soon {
         FOLLOW_UP
@@ -223,7 +291,7 @@ async fn run_pipeline(cluster: &MySQLCluster, ctx: &Context) -> Result<Duration,
         RETRY_AFTER_FAILED_PROBE
     } else {
         next_probe(valid.failover.probe_interval)
-    })
+    }))
 }
 
 /// The backup instance 0 is restored from: resolved once, before the cluster's first primary,
@@ -349,6 +417,7 @@ impl<'a> Recorded<'a> {
 }
 
 /// What the round reads besides the cluster, and what it derives from that for the steps.
+#[derive(Clone)]
 struct Inputs {
     /// Passwords generated earlier must be kept: read from the credentials Secret.
     passwords: ClusterPasswords,
@@ -368,6 +437,112 @@ struct Inputs {
     pods: Api<Pod>,
     /// The TLS Secret, what the operator issues into it, and the CA to verify instances with.
     tls: ClusterTls,
+}
+
+/// What a round reads from the API server, kept for the rounds after it while the cluster is at
+/// rest (`snapshot.rs`).
+pub struct Reads {
+    inputs: Inputs,
+    pods: Vec<Pod>,
+    /// The data volumes as the round that kept these reads observed them.
+    volumes: Option<VolumeObservation>,
+}
+
+/// fetch: the reads the round before kept, when `snapshot::reusable` allows, else the
+/// credentials Secret, the passwords the servers have, the StatefulSet and the pods. Returns
+/// whether they were reused.
+async fn read_cluster(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    valid: &ValidatedCluster,
+    reuse: Reuse,
+) -> Result<(Arc<Reads>, bool), Error> {
+    if reuse == Reuse::Allowed {
+        let kept = ctx.snapshot(cluster);
+        let watched = watched_versions(ctx, cluster, valid);
+        match reusable(kept.as_ref(), Instant::now(), watched.as_ref()) {
+            Ok(()) => {
+                if let Some(kept) = kept {
+                    return Ok((kept.reads, true));
+                }
+            }
+            Err(why) => tracing::trace!(?why, "reading the cluster's objects afresh"),
+        }
+    }
+    let inputs = fetch_inputs(ctx, valid).await?;
+    let pods = list_pods(ctx, valid).await?;
+    let reads = Reads {
+        inputs,
+        pods,
+        volumes: None,
+    };
+    Ok((Arc::new(reads), false))
+}
+
+/// What the watches show now of the cluster's pods, claims and StatefulSet, with the version
+/// of the cluster's copy this round works on; `None` while they cannot say.
+fn watched_versions(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    valid: &ValidatedCluster,
+) -> Option<Versions> {
+    let stores = ctx.children.stores(&valid.namespace)?;
+    let labels = naming::selector_labels(&valid.name);
+    let statefulset =
+        stores.get::<StatefulSet>(&valid.namespace, &naming::statefulset(&valid.name))?;
+    Some(Versions {
+        cluster: cluster.resource_version(),
+        statefulset: statefulset.and_then(|m| m.resource_version),
+        pods: stores.versions::<Pod>(&valid.namespace, &labels)?,
+        claims: stores.versions::<PersistentVolumeClaim>(&valid.namespace, &labels)?,
+    })
+}
+
+/// Keeps this round's reads for the next rounds if it ended at rest, and forgets them if not.
+/// Reused reads keep the time they were read at: they are not fresher for being reused.
+fn keep_reads(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    reads: &Arc<Reads>,
+    reused: bool,
+    read_at: Instant,
+    at_rest: bool,
+    volumes: VolumeObservation,
+) {
+    if !at_rest {
+        ctx.forget_snapshot(cluster);
+        return;
+    }
+    if reused {
+        return;
+    }
+    let versions = Versions {
+        cluster: cluster.resource_version(),
+        statefulset: reads
+            .inputs
+            .statefulset
+            .as_ref()
+            .and_then(|s| s.resource_version()),
+        pods: reads
+            .pods
+            .iter()
+            .map(|p| (p.name_any(), p.resource_version().unwrap_or_default()))
+            .collect(),
+        claims: volumes.versions.clone(),
+    };
+    let kept = Reads {
+        inputs: reads.inputs.clone(),
+        pods: reads.pods.clone(),
+        volumes: Some(volumes),
+    };
+    ctx.keep_snapshot(
+        cluster,
+        Snapshot {
+            taken_at: read_at,
+            versions,
+            reads: Arc::new(kept),
+        },
+    );
 }
 
 /// fetch: the credentials Secret, the passwords the servers have, and the StatefulSet.
@@ -417,16 +592,27 @@ async fn fetch_inputs(ctx: &Context, valid: &ValidatedCluster) -> Result<Inputs,
     })
 }
 
-/// build and apply: the children from the spec, applied where they changed. A paused cluster's
-/// resources are left as they are (`None`); otherwise the children another manager owns.
+/// What the apply step did.
+struct Applied {
+    /// The children another manager owns; `None` for a paused cluster, whose resources are
+    /// left as they are.
+    not_owned: Option<Vec<String>>,
+    /// How many children it wrote.
+    written: usize,
+}
+
+/// build and apply: the children from the spec, applied where they changed.
 async fn build_and_apply(
     ctx: &Context,
     valid: &ValidatedCluster,
     inputs: &Inputs,
     recorded: &Recorded<'_>,
-) -> Result<Option<Vec<String>>, Error> {
+) -> Result<Applied, Error> {
     if valid.paused {
-        return Ok(None);
+        return Ok(Applied {
+            not_owned: None,
+            written: 0,
+        });
     }
     let claim_size = claim_template_size(valid, inputs.statefulset.as_ref());
     // my.cnf holds only online settings mysqld took (see `accepted_settings`).
@@ -456,7 +642,10 @@ async fn build_and_apply(
         unchanged = stats.unchanged,
         "children applied"
     );
-    Ok(Some(stats.not_owned))
+    Ok(Applied {
+        not_owned: Some(stats.not_owned),
+        written: stats.written,
+    })
 }
 
 /// The cluster's pods, by its selector labels.
@@ -986,15 +1175,20 @@ async fn config_map_names(
     }
 }
 
-/// Observes the data volumes, grows those smaller than the spec (announced with an event), and
-/// returns the plan for the status.
+/// Observes the data volumes (unless the reads kept from an earlier round have them), grows
+/// those smaller than the spec (announced with an event), and returns the plan for the status
+/// with the observation.
 async fn reconcile_volumes(
     ctx: &Context,
     cluster: &MySQLCluster,
     valid: &ValidatedCluster,
-) -> Result<VolumePlan, Error> {
+    kept: Option<VolumeObservation>,
+) -> Result<(VolumePlan, VolumeObservation), Error> {
     let ns = valid.namespace.as_str();
-    let observation = observe_volumes(&ctx.client, ns, &valid.name, &valid.storage_size).await?;
+    let observation = match kept {
+        Some(kept) => kept,
+        None => observe_volumes(&ctx.client, ns, &valid.name, &valid.storage_size).await?,
+    };
     let plan = decide_volumes(&valid.storage_size, valid.instances, &observation);
     if !plan.expand.is_empty() {
         expand_volumes(&ctx.client, ns, &plan.expand).await?;
@@ -1014,7 +1208,7 @@ async fn reconcile_volumes(
         )
         .await;
     }
-    Ok(plan)
+    Ok((plan, observation))
 }
 
 /// How the primary moved, for its event.

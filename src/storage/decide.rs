@@ -34,6 +34,9 @@ pub struct VolumeObservation {
     pub claims: Vec<ClaimObservation>,
     /// `allowVolumeExpansion` of each StorageClass read; a class that does not exist is absent.
     pub allows_expansion: BTreeMap<String, bool>,
+    /// The resourceVersion of every claim listed with the cluster's labels, by name: what the
+    /// claims' watch is compared with before this observation is reused (`snapshot.rs`).
+    pub versions: BTreeMap<String, String>,
 }
 
 /// Raise the request of `claim` to `size`.
@@ -241,6 +244,7 @@ pub(crate) mod tests {
                 .map(|o| claim(o, requested, Some(capacity)))
                 .collect(),
             allows_expansion: classes(allows),
+            ..Default::default()
         }
     }
 
@@ -249,6 +253,7 @@ pub(crate) mod tests {
         VolumeObservation {
             claims: (0..count).map(|o| claim(o, size, Some(size))).collect(),
             allows_expansion: classes(allows),
+            ..Default::default()
         }
     }
 
@@ -334,6 +339,7 @@ pub(crate) mod tests {
                 observation: VolumeObservation {
                     claims: vec![claim(0, "2Gi", Some("2Gi")), claim(1, "1Gi", None)],
                     allows_expansion: classes(true),
+                    ..Default::default()
                 },
                 expand: &[],
                 reason: "Expanding",
@@ -346,6 +352,7 @@ pub(crate) mod tests {
                 observation: VolumeObservation {
                     claims: vec![claim(0, "2Gi", Some("2Gi")), claim(1, "1Gi", Some("1Gi"))],
                     allows_expansion: classes(true),
+                    ..Default::default()
                 },
                 expand: &["data-db-1"],
                 reason: "Expanding",
@@ -358,6 +365,7 @@ pub(crate) mod tests {
                 observation: VolumeObservation {
                     claims: vec![claim(0, "1Gi", Some("1Gi"))],
                     allows_expansion: BTreeMap::new(),
+                    ..Default::default()
                 },
                 expand: &[],
                 reason: EXPANSION_NOT_SUPPORTED,
@@ -373,6 +381,7 @@ pub(crate) mod tests {
                         ..claim(0, "1Gi", Some("1Gi"))
                     }],
                     allows_expansion: classes(true),
+                    ..Default::default()
                 },
                 expand: &[],
                 reason: EXPANSION_NOT_SUPPORTED,
@@ -388,6 +397,7 @@ pub(crate) mod tests {
                         ..claim(0, "2Gi", Some("2Gi"))
                     }],
                     allows_expansion: classes(true),
+                    ..Default::default()
                 },
                 expand: &[],
                 reason: "Expanding",

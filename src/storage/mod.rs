@@ -6,5 +6,5 @@ pub mod quantity;
 pub mod status;
 pub mod volumes;
 
-pub use decide::{VolumePlan, decide_volumes};
+pub use decide::{VolumeObservation, VolumePlan, decide_volumes};
 pub use volumes::{StorageError, expand_volumes, observe_volumes, volumes_older_than};

@@ -63,6 +63,11 @@ pub async fn observe_volumes(
         .iter()
         .filter_map(|c| claim(cluster, c))
         .collect();
+    let versions = listed
+        .items
+        .iter()
+        .map(|c| (c.name_any(), c.resource_version().unwrap_or_default()))
+        .collect();
 
     let want = quantity::parse(desired);
     let smaller = |c: &&ClaimObservation| {
@@ -94,6 +99,7 @@ pub async fn observe_volumes(
     Ok(VolumeObservation {
         claims,
         allows_expansion,
+        versions,
     })
 }
 
