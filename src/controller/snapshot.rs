@@ -11,9 +11,10 @@
 //! - the cluster is the copy it was read with (same resourceVersion: no edit, no status write);
 //! - the watches show the same pods, claims and StatefulSet, at the resourceVersions read.
 //!
-//! A round on reused reads that finds something to do reads afresh before it acts
-//! (`reconcile.rs`), so nothing is ever done on what a snapshot said; any round that is not at
-//! rest drops it.
+//! A round on reused reads whose plan has any action (a failover, a clone, a fence) carries none
+//! out: it runs again on fresh reads first (`reconcile.rs`). What such a round may still do is
+//! what does not depend on them: re-apply a child the watches show missing, report what the
+//! probe found. Any round that is not at rest drops the kept reads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
