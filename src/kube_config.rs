@@ -5,8 +5,8 @@ use kube::Config;
 use kube::config::InferConfigError;
 
 /// The kubeconfig (KUBECONFIG, ~/.kube/config) or the pod's service account, as kubectl finds
-/// them, with a User-Agent naming the program and its version: the API server's audit log and
-/// request logs tell Sakila's requests apart by it (e2e/bench/scale counts them so).
+/// them, with a User-Agent naming the program and its version, which the API server's audit log
+/// records with every request.
 pub async fn infer(program: &str) -> Result<Config, InferConfigError> {
     let mut config = Config::infer().await?;
     config.headers.push(user_agent(program));

@@ -52,47 +52,26 @@ pub trait WatchedChild:
     fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>>;
 }
 
-impl WatchedChild for ConfigMap {
-    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
-        &stores.config_maps
-    }
+/// Each kind's store in `ChildStores`.
+macro_rules! watched_child {
+    ($($kind:ty => $field:ident),* $(,)?) => {
+        $(impl WatchedChild for $kind {
+            fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
+                &stores.$field
+            }
+        })*
+    };
 }
 
-impl WatchedChild for Service {
-    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
-        &stores.services
-    }
-}
-
-impl WatchedChild for PodDisruptionBudget {
-    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
-        &stores.budgets
-    }
-}
-
-impl WatchedChild for NetworkPolicy {
-    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
-        &stores.policies
-    }
-}
-
-impl WatchedChild for Pod {
-    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
-        &stores.pods
-    }
-}
-
-impl WatchedChild for PersistentVolumeClaim {
-    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
-        &stores.claims
-    }
-}
-
-impl WatchedChild for StatefulSet {
-    fn store(stores: &ChildStores) -> &Store<PartialObjectMeta<Self>> {
-        &stores.statefulsets
-    }
-}
+watched_child!(
+    ConfigMap => config_maps,
+    Service => services,
+    PodDisruptionBudget => budgets,
+    NetworkPolicy => policies,
+    Pod => pods,
+    PersistentVolumeClaim => claims,
+    StatefulSet => statefulsets,
+);
 
 impl ChildStores {
     /// The child's metadata as last watched: `None` when the watch has not listed yet (nothing

@@ -8,7 +8,7 @@ use kube::runtime::events::Recorder;
 use kube::{Client, ResourceExt};
 
 use super::children::ChildCache;
-use super::reconcile::Reads;
+use super::reconcile::KeptReads;
 use super::snapshot::Snapshot;
 use crate::api::{MySQLCluster, RootAccess};
 use crate::backup::archiver::Archivers;
@@ -97,7 +97,7 @@ struct ClusterMemory {
     root_access_checked: Option<(RootAccess, Instant)>,
     /// What the last round read, when it ended at rest (`snapshot.rs`). A new leader reads
     /// afresh.
-    snapshot: Option<Snapshot<Reads>>,
+    snapshot: Option<Snapshot<KeptReads>>,
 }
 
 /// Whether the watched copy of a cluster may predate what this operator knows of it.
@@ -197,12 +197,12 @@ impl Context {
     }
 
     /// What the cluster's last round kept of its reads, if it ended at rest.
-    pub fn snapshot(&self, cluster: &MySQLCluster) -> Option<Snapshot<Reads>> {
+    pub fn snapshot(&self, cluster: &MySQLCluster) -> Option<Snapshot<KeptReads>> {
         self.remembered(cluster, |m| m.snapshot.clone())
     }
 
     /// Keeps a round's reads for the rounds after it.
-    pub fn keep_snapshot(&self, cluster: &MySQLCluster, snapshot: Snapshot<Reads>) {
+    pub fn keep_snapshot(&self, cluster: &MySQLCluster, snapshot: Snapshot<KeptReads>) {
         self.remembered(cluster, |m| m.snapshot = Some(snapshot));
     }
 

@@ -162,7 +162,8 @@ async fn run_round(
     valid.restore = resolve_restore(ctx, cluster, &valid).await?;
     let recorded = Recorded::read(&valid.name, cluster.status.as_ref());
     let read_at = Instant::now();
-    let (reads, reused) = read_cluster(ctx, cluster, &valid, reuse).await?;
+    let (reads, kept_volumes) = read_cluster(ctx, cluster, &valid, reuse).await?;
+    let reused = kept_volumes.is_some();
     let inputs = &reads.inputs;
     let pods = &reads.pods;
     let applied = build_and_apply(ctx, &valid, inputs, &recorded).await?;
@@ -206,7 +207,6 @@ async fn run_round(
     let done = operate_plan(ctx, cluster, &valid, inputs, &observation, &plan, &now).await?;
     let settings = settle_settings(ctx, &valid, inputs, &recorded, &observation).await;
     reload_certificates(ctx, &valid, inputs, &observation).await;
-    let kept_volumes = reused.then(|| reads.volumes.clone()).flatten();
     let (volumes, volume_observation) =
         reconcile_volumes(ctx, cluster, &valid, kept_volumes).await?;
     let generated_root = inputs.passwords.get(naming::ROOT_PASSWORD_KEY);
@@ -262,7 +262,7 @@ async fn run_round(
     let detecting = failures > 0 && failures < valid.failover.failure_threshold;
     let end = RoundEnd {
         plan: &plan,
-        detecting: failures > 0,
+        primary_probe_failed: failures > 0,
         children_written: applied.written,
         volumes_expanding: !volumes.expand.is_empty(),
         settings_changing: !settings.plan.online.is_empty()
@@ -417,7 +417,6 @@ impl<'a> Recorded<'a> {
 }
 
 /// What the round reads besides the cluster, and what it derives from that for the steps.
-#[derive(Clone)]
 struct Inputs {
     /// Passwords generated earlier must be kept: read from the credentials Secret.
     passwords: ClusterPasswords,
@@ -439,44 +438,42 @@ struct Inputs {
     tls: ClusterTls,
 }
 
-/// What a round reads from the API server, kept for the rounds after it while the cluster is at
-/// rest (`snapshot.rs`).
+/// What a round reads from the API server before it observes.
 pub struct Reads {
     inputs: Inputs,
     pods: Vec<Pod>,
-    /// The data volumes as the round that kept these reads observed them.
-    volumes: Option<VolumeObservation>,
+}
+
+/// What a round at rest keeps for the rounds after it (`snapshot.rs`): its reads, and the data
+/// volumes it observed later in the round.
+pub struct KeptReads {
+    reads: Arc<Reads>,
+    volumes: VolumeObservation,
 }
 
 /// fetch: the reads the round before kept, when `snapshot::reusable` allows, else the
-/// credentials Secret, the passwords the servers have, the StatefulSet and the pods. Returns
-/// whether they were reused.
+/// credentials Secret, the passwords the servers have, the StatefulSet and the pods. With
+/// reused reads, also the volumes observed with them.
 async fn read_cluster(
     ctx: &Context,
     cluster: &MySQLCluster,
     valid: &ValidatedCluster,
     reuse: Reuse,
-) -> Result<(Arc<Reads>, bool), Error> {
-    if reuse == Reuse::Allowed {
-        let kept = ctx.snapshot(cluster);
+) -> Result<(Arc<Reads>, Option<VolumeObservation>), Error> {
+    // The watches are only looked at when there is something to compare them with.
+    if let (Reuse::Allowed, Some(kept)) = (reuse, ctx.snapshot(cluster)) {
         let watched = watched_versions(ctx, cluster, valid);
-        match reusable(kept.as_ref(), Instant::now(), watched.as_ref()) {
+        match reusable(Some(&kept), Instant::now(), watched.as_ref()) {
             Ok(()) => {
-                if let Some(kept) = kept {
-                    return Ok((kept.reads, true));
-                }
+                let kept = &kept.reads;
+                return Ok((kept.reads.clone(), Some(kept.volumes.clone())));
             }
             Err(why) => tracing::trace!(?why, "reading the cluster's objects afresh"),
         }
     }
     let inputs = fetch_inputs(ctx, valid).await?;
     let pods = list_pods(ctx, valid).await?;
-    let reads = Reads {
-        inputs,
-        pods,
-        volumes: None,
-    };
-    Ok((Arc::new(reads), false))
+    Ok((Arc::new(Reads { inputs, pods }), None))
 }
 
 /// What the watches show now of the cluster's pods, claims and StatefulSet, with the version
@@ -530,10 +527,9 @@ fn keep_reads(
             .collect(),
         claims: volumes.versions.clone(),
     };
-    let kept = Reads {
-        inputs: reads.inputs.clone(),
-        pods: reads.pods.clone(),
-        volumes: Some(volumes),
+    let kept = KeptReads {
+        reads: reads.clone(),
+        volumes,
     };
     ctx.keep_snapshot(
         cluster,

@@ -108,7 +108,7 @@ pub fn plan_is_quiet(plan: &Plan) -> bool {
 pub struct RoundEnd<'a> {
     pub plan: &'a Plan,
     /// A probe of the primary failed this round (a failure being confirmed).
-    pub detecting: bool,
+    pub primary_probe_failed: bool,
     /// Children the apply step wrote.
     pub children_written: usize,
     pub volumes_expanding: bool,
@@ -127,7 +127,7 @@ pub fn at_rest(end: &RoundEnd<'_>) -> bool {
     let condition_true =
         |type_| find_condition(&end.status.conditions, type_).map(|c| c.status == "True");
     plan_is_quiet(end.plan)
-        && !end.detecting
+        && !end.primary_probe_failed
         && end.children_written == 0
         && !end.volumes_expanding
         && !end.settings_changing
@@ -287,7 +287,7 @@ mod tests {
         };
         let end = |plan, status| RoundEnd {
             plan,
-            detecting: false,
+            primary_probe_failed: false,
             children_written: 0,
             volumes_expanding: false,
             settings_changing: false,
@@ -310,7 +310,7 @@ mod tests {
         assert!(!at_rest(&end(&following_up, &ready)), "a follow-up due");
         type Change = fn(&mut RoundEnd<'_>);
         let changed: [(&str, Change); 6] = [
-            ("detecting", |e| e.detecting = true),
+            ("a primary probe failed", |e| e.primary_probe_failed = true),
             ("a child written", |e| e.children_written = 1),
             ("a volume expanding", |e| e.volumes_expanding = true),
             ("settings changing", |e| e.settings_changing = true),

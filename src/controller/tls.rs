@@ -29,7 +29,6 @@ const USER_CERTIFICATE_WARNING: std::time::Duration =
 use crate::validate::ValidatedCluster;
 
 /// What the round knows of the cluster's TLS.
-#[derive(Clone)]
 pub struct ClusterTls {
     /// What the operator issued, for the apply step; `None` with the user's Secret.
     pub issued: Option<IssuedTls>,
