@@ -1,5 +1,6 @@
 //! Sakila: a Kubernetes operator for replicated, self-healing MySQL.
 
+pub mod agent;
 pub mod api;
 pub mod backup;
 pub mod clustering;

@@ -91,11 +91,11 @@ fn options() -> Result<Options, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // `sakila-operator exporter ...`: the MySQL metrics sidecar, from the same image.
-    if std::env::args().nth(1).as_deref() == Some("exporter") {
-        let options = sakila::exporter::parse_arguments(std::env::args().skip(2))?;
+    // `sakila-operator agent ...`: beside each mysqld, its probes and metrics, from the same image.
+    if std::env::args().nth(1).as_deref() == Some("agent") {
+        let options = sakila::agent::parse_arguments(std::env::args().skip(2))?;
         telemetry::init(LogFormat::Text);
-        sakila::exporter::run(options).await?;
+        sakila::agent::run(options).await?;
         return Ok(());
     }
     // `sakila-operator backup`: takes one backup, inside a backup's Job.

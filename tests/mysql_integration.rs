@@ -1529,9 +1529,9 @@ const PROBE_ACCOUNT: &str = "SET SESSION sql_log_bin = 0; \
     GRANT REPLICATION CLIENT, PROCESS, CONNECTION_ADMIN, SYSTEM_VARIABLES_ADMIN, SHUTDOWN \
     ON *.* TO 'sakila-probe'@'localhost'";
 
-/// Starts the exporter on a free port, reading `server` through its Unix socket with the probe
-/// account, and returns one scrape of `/metrics`.
-async fn scrape_exporter(server: &Server) -> String {
+/// Writes the probe account's option file for `server` (through its Unix socket) and a labels
+/// file with `role`, as the init container and the downward API do; returns their paths.
+fn agent_files(server: &Server, role: Option<&str>) -> (PathBuf, PathBuf) {
     let pid = server.pid.expect("server running");
     let cnf = server.dir.path().join("probe.cnf");
     std::fs::write(
@@ -1542,28 +1542,69 @@ async fn scrape_exporter(server: &Server) -> String {
         ),
     )
     .unwrap();
+    let labels = server.dir.path().join("labels");
+    let mut text = "app.kubernetes.io/name=\"mysql\"\n".to_string();
+    if let Some(role) = role {
+        text.push_str(&format!("mysql.sakila.dev/role=\"{role}\"\n"));
+    }
+    std::fs::write(&labels, text).unwrap();
+    (cnf, labels)
+}
+
+/// Starts the agent on a free port for `server`, labelled `role`, with `extra` arguments.
+fn start_agent(
+    server: &Server,
+    role: Option<&str>,
+    extra: &[&str],
+) -> (
+    u16,
+    tokio::task::JoinHandle<Result<(), sakila::agent::AgentError>>,
+) {
+    let (cnf, labels) = agent_files(server, role);
     let port = free_port();
-    let options = sakila::exporter::parse_arguments([
-        format!("--defaults-file={}", cnf.display()),
-        format!("--listen=127.0.0.1:{port}"),
-    ])
+    let options = sakila::agent::parse_arguments(
+        [
+            format!("--defaults-file={}", cnf.display()),
+            format!("--labels-file={}", labels.display()),
+            format!("--listen=127.0.0.1:{port}"),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(|a| a.to_string())),
+    )
     .unwrap();
-    let exporter = tokio::spawn(sakila::exporter::run(options));
-    let mut body = String::new();
+    (port, tokio::spawn(sakila::agent::run(options)))
+}
+
+/// One GET of `path` from the agent at `port`: the status code and the body.
+async fn agent_get(port: u16, path: &str) -> (u16, String) {
     for _ in 0..50 {
         if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            stream
-                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await
-                .unwrap();
-            stream.read_to_string(&mut body).await.unwrap();
-            break;
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.unwrap();
+            let code = response
+                .get(9..12)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or_else(|| panic!("an HTTP status line: {response}"));
+            let body = response
+                .split_once("\r\n\r\n")
+                .map(|(_, body)| body.to_string())
+                .unwrap_or_default();
+            return (code, body);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    exporter.abort();
-    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    panic!("the agent never listened on {port}");
+}
+
+/// Starts the agent with `--metrics` for `server` and returns one scrape of `/metrics`.
+async fn scrape_exporter(server: &Server) -> String {
+    let (port, agent) = start_agent(server, None, &["--metrics"]);
+    let (code, body) = agent_get(port, "/metrics").await;
+    agent.abort();
+    assert_eq!(code, 200, "{body}");
     body
 }
 
@@ -1658,6 +1699,144 @@ async fn the_exporter_reads_a_primary_and_a_replica_with_the_probe_account_over_
 
 /// The cluster's TLS material as the operator issues it, for a cluster `name` in `shop` whose
 /// certificate also covers 127.0.0.1, where these servers listen.
+#[tokio::test]
+async fn the_agent_answers_readiness_by_role_and_liveness_on_a_kept_connection() {
+    if !mysql_tests_enabled("the_agent_answers_readiness_by_role_and_liveness_on_a_kept_connection")
+    {
+        return;
+    }
+    let (primary, replica) = primary_and_replica(135, true).await;
+    primary.sql(PROBE_ACCOUNT).await;
+    replica
+        .sql(&format!(
+            "SET GLOBAL super_read_only = OFF; {PROBE_ACCOUNT}; SET GLOBAL super_read_only = ON"
+        ))
+        .await;
+    let ok = |what: &str| (200, format!("{what}\n"));
+    let refused = |why: &str| (503, format!("not ready: {why}\n"));
+
+    let (port, agent) = start_agent(&primary, Some("primary"), &[]);
+    assert_eq!(agent_get(port, "/ready").await, ok("ready"));
+    assert_eq!(agent_get(port, "/alive").await, ok("alive"));
+    assert_eq!(
+        agent_get(port, "/metrics").await.0,
+        404,
+        "no metrics without --metrics"
+    );
+    agent.abort();
+    let (port, agent) = start_agent(&primary, Some("replica"), &[]);
+    assert_eq!(
+        agent_get(port, "/ready").await,
+        refused("labelled replica, but writable")
+    );
+    agent.abort();
+
+    let (port, agent) = start_agent(&replica, Some("replica"), &[]);
+    assert_eq!(agent_get(port, "/ready").await, ok("ready"));
+    replica.sql("STOP REPLICA SQL_THREAD").await;
+    assert_eq!(
+        agent_get(port, "/ready").await,
+        refused("the replication SQL thread is Stopped")
+    );
+    replica.sql("START REPLICA SQL_THREAD").await;
+    assert_eq!(agent_get(port, "/ready").await, ok("ready"));
+
+    // The option file is read at every probe. A password the server refuses: mysqld answered,
+    // so it is alive (the probe account's password may be changing), but not ready.
+    let cnf = replica.dir.path().join("probe.cnf");
+    let text = std::fs::read_to_string(&cnf).unwrap();
+    std::fs::write(&cnf, text.replace("pr\\\"obe", "wrong")).unwrap();
+    assert_eq!(agent_get(port, "/alive").await, ok("alive"));
+    let (code, body) = agent_get(port, "/ready").await;
+    assert_eq!(code, 503);
+    assert!(body.contains("access denied"), "{body}");
+    agent.abort();
+}
+
+#[tokio::test]
+async fn the_agents_fence_makes_a_writable_primary_read_only_once_its_lease_ran_out_alone() {
+    if !mysql_tests_enabled(
+        "the_agents_fence_makes_a_writable_primary_read_only_once_its_lease_ran_out_alone",
+    ) {
+        return;
+    }
+    let (primary, replica) = primary_and_replica(137, true).await;
+    primary
+        .sql(&format!(
+            "{PROBE_ACCOUNT}; GRANT SELECT ON sakila.* TO 'sakila-probe'@'localhost'"
+        ))
+        .await;
+    // A peer answers when its server does, even to refuse an account it does not have; a closed
+    // port does not.
+    let pinger = MySqlClient::new(Duration::from_secs(1), Duration::from_secs(1));
+    let nobody = Credentials::new("sakila-fence-ping", "");
+    assert!(pinger.answers(&replica.endpoint, &nobody).await);
+    assert!(
+        !pinger
+            .answers(&Endpoint::new("127.0.0.1", free_port()), &nobody)
+            .await
+    );
+
+    let admin = primary.admin().await;
+    admin
+        .record_cluster_identity("uid-fence", "db")
+        .await
+        .unwrap();
+    // The only peer is an address nothing answers at (TEST-NET-1).
+    let peers = vec!["192.0.2.1".to_string()];
+    admin
+        .renew_primary_lease(Duration::from_secs(30), &peers)
+        .await
+        .unwrap();
+    let (cnf, _) = agent_files(&primary, Some("primary"));
+    let local = MySqlClient::new(Duration::from_secs(2), Duration::from_secs(5));
+    let login = sakila::exporter::read_login(&cnf).unwrap();
+    let view = local
+        .connect(&Endpoint::socket(login.socket.clone()), &login.credentials)
+        .await
+        .unwrap()
+        .lease_view()
+        .await
+        .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(
+        view,
+        Some(sakila::mysql::LeaseView {
+            super_read_only: false,
+            semi_sync_source_enabled: true,
+            expired: false,
+            peers: peers.clone(),
+        })
+    );
+
+    let fence = tokio::spawn(sakila::agent::fence::run(
+        sakila::agent::fence::FenceFiles {
+            defaults_file: cnf,
+            recorded_password: primary.dir.path().join("no-record-yet"),
+        },
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        primary.status().await.is_writable(),
+        "a primary whose lease is valid is left alone"
+    );
+    admin
+        .renew_primary_lease(Duration::from_millis(1), &peers)
+        .await
+        .unwrap();
+    let ran_out = Instant::now();
+    wait_until(
+        "the primary fenced itself",
+        Duration::from_secs(10),
+        || async { !primary.status().await.is_writable() },
+    )
+    .await;
+    println!(
+        "fenced {:.1} s after the lease ran out",
+        ran_out.elapsed().as_secs_f64()
+    );
+    fence.abort();
+}
+
 fn issued_tls(name: &str, at: jiff::Timestamp) -> BTreeMap<String, Vec<u8>> {
     let cluster: MySQLCluster = serde_json::from_value(serde_json::json!({
         "apiVersion": "mysql.sakila.dev/v1alpha1",

@@ -105,3 +105,22 @@ api_requests() {
 			for (w in written) printf "API    %-22s   written: %s x%d\n", label, w, written[w]
 		}'
 }
+
+# machine LABEL SECONDS: what the whole machine spends over the next SECONDS, from /proc/stat: CPU
+# busy in millicores (everything but idle and iowait, over all cores) and processes started per
+# second. The testbed node is this machine, so this is what its pods cost together, the kubelet's
+# exec probes included (each one starts runc, a shell and a client); a pod's own cgroup does not
+# see those.
+machine() {
+	local label=$1 seconds=$2 before after
+	before=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9} /^processes/ {print $2}' /proc/stat | xargs)
+	sleep "$seconds"
+	after=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9} /^processes/ {print $2}' /proc/stat | xargs)
+	awk -v b="$before" -v a="$after" -v s="$seconds" -v hz="$HZ" -v label="$label" 'BEGIN {
+		split(b, x, " "); split(a, y, " ")
+		printf "HOST   %-22s over %d s: CPU busy %.0f millicores of %.0f, %.1f processes started/s, load %s\n",
+			label, s, (y[1] - x[1]) / hz / s * 1000, (y[2] - x[2]) / hz / s * 1000, (y[3] - x[3]) / s,
+			load()
+	}
+	function load(   l) { getline l < "/proc/loadavg"; split(l, f, " "); return f[1] }'
+}

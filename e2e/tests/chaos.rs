@@ -114,7 +114,8 @@ async fn primary_cut_off_for_a_minute_is_replaced_and_rejoins_after_the_heal() {
         .logs(
             "trio-0",
             &kube::api::LogParams {
-                container: Some("fence".into()),
+                // The agent runs the self-fence.
+                container: Some("agent".into()),
                 ..Default::default()
             },
         )

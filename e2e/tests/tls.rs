@@ -486,11 +486,12 @@ async fn every_password_rotates_under_writes_with_no_failed_login_and_no_restart
     let accepted = mysql_at(&ns, &new["root-password"], "pw-primary", &[], "SELECT 1").await;
     assert_eq!(accepted.as_deref().map(str::trim), Ok("1"));
 
-    // The probes read the new probe password; the replica's channel reconnects with the new
+    // The probes read the new probe password (the agent's fence rewrote probe.cnf, which the
+    // mysqld container mounts too); the replica's channel reconnects with the new
     // replication password; nothing restarted.
     for pod in ["pw-0", "pw-1"] {
         let cnf = ns
-            .exec(pod, "fence", &["cat", "/var/run/sakila/probe.cnf"])
+            .exec(pod, "mysqld", &["cat", "/var/run/sakila/probe.cnf"])
             .await;
         assert!(
             cnf.contains(&new["probe-password"]),

@@ -338,8 +338,8 @@ impl NetworkPolicySpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MonitoringSpec {
-    /// Run an exporter container in every pod, serving MySQL's metrics on port 9104 (`metrics`)
-    /// at `/metrics`, and annotate the pods for Prometheus. Turning it on or off rolls the pods
+    /// Have the agent container of every pod serve MySQL's metrics on port 9104 (`metrics`) at
+    /// `/metrics`, and annotate the pods for Prometheus. Turning it on or off rolls the pods
     /// one at a time, as any pod template change does.
     #[serde(default)]
     pub enabled: bool,

@@ -46,7 +46,7 @@ use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, deci
 use crate::metrics;
 use crate::mysql::{Credentials, MySqlAdmin, MySqlConnector};
 use crate::resources::secret::ClusterPasswords;
-use crate::resources::statefulset::claim_template_size;
+use crate::resources::statefulset::Carried;
 use crate::resources::{Resources, config_map, mysql_settings, naming};
 use crate::storage::{
     VolumeObservation, VolumePlan, decide_volumes, expand_volumes, observe_volumes,
@@ -610,12 +610,12 @@ async fn build_and_apply(
             written: 0,
         });
     }
-    let claim_size = claim_template_size(valid, inputs.statefulset.as_ref());
+    let carried = Carried::from_existing(valid, inputs.statefulset.as_ref());
     // my.cnf holds only online settings mysqld took (see `accepted_settings`).
     let built = Resources::build(
         valid,
         &inputs.passwords,
-        &claim_size,
+        &carried,
         recorded.accepted_settings,
         inputs.tls.issued.as_ref(),
     );

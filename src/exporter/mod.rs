@@ -1,5 +1,5 @@
-//! `sakila-operator exporter`: MySQL's own metrics for Prometheus, in a container beside each
-//! mysqld of a cluster with `spec.monitoring.enabled`.
+//! MySQL's own metrics for Prometheus, served by the agent beside each mysqld (`crate::agent`)
+//! of a cluster with `spec.monitoring.enabled`.
 //!
 //! Sakila's own code rather than mysqld_exporter: the series are named for MySQL 9 (upstream's
 //! replication series are not produced by 9.x), it reads everything in one round trip on a
@@ -9,79 +9,20 @@
 
 pub mod render;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::http::{self, Handler};
 use crate::mysql::{Credentials, Endpoint, MySqlAdmin, MySqlClient, MySqlConnector};
 
-/// The port the exporter listens on (mysqld_exporter's).
+/// The port the exporter listened on (mysqld_exporter's), which the agent serves `/metrics` on.
 pub const EXPORTER_PORT: u16 = 9104;
 
-/// What the exporter reads and where it listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExporterOptions {
-    /// The `[client]` option file with `user`, `password` and `socket` (the pod's probe.cnf).
-    pub defaults_file: PathBuf,
-    /// The address `/metrics` is served on.
-    pub listen: SocketAddr,
-}
-
-impl Default for ExporterOptions {
-    fn default() -> Self {
-        Self {
-            defaults_file: PathBuf::from("/var/run/sakila/probe.cnf"),
-            listen: SocketAddr::from(([0, 0, 0, 0], EXPORTER_PORT)),
-        }
-    }
-}
-
-/// Why the exporter could not start or read its login.
+/// Why the probe account's option file gave no login.
 #[derive(Debug, thiserror::Error)]
 pub enum ExporterError {
-    /// An argument it does not know.
-    #[error("unknown argument {0:?}; expected --defaults-file=PATH, --listen=ADDR:PORT")]
-    Argument(String),
-    /// The option file could not be read.
-    #[error("cannot read {path}: {source}")]
-    ReadOptions {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     /// The option file lacks a setting.
     #[error("{path} has no `{key}` in its [client] section")]
     MissingOption { path: PathBuf, key: &'static str },
-    /// The listening socket could not be opened.
-    #[error("cannot serve on {address}: {source}")]
-    Listen {
-        address: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Parses `exporter`'s arguments (those after the subcommand).
-pub fn parse_arguments(
-    args: impl IntoIterator<Item = String>,
-) -> Result<ExporterOptions, ExporterError> {
-    let mut options = ExporterOptions::default();
-    for arg in args {
-        match arg.split_once('=') {
-            Some(("--defaults-file", path)) if !path.is_empty() => {
-                options.defaults_file = PathBuf::from(path)
-            }
-            Some(("--listen", address)) => {
-                options.listen = address
-                    .parse()
-                    .map_err(|_| ExporterError::Argument(arg.clone()))?
-            }
-            _ => return Err(ExporterError::Argument(arg)),
-        }
-    }
-    Ok(options)
 }
 
 /// The login of a `[client]` option file.
@@ -154,48 +95,19 @@ fn unquote(value: &str) -> String {
     out
 }
 
-/// Serves `/metrics` (and `/healthz`) until the process ends. The option file is read at every
-/// scrape: it is written by the init container, and a rotated password is picked up.
-pub async fn run(options: ExporterOptions) -> Result<(), ExporterError> {
-    // Short timeouts: a scrape must answer well within Prometheus' scrape timeout (10 s by
-    // default), with mysql_up 0 if mysqld does not.
-    let client = MySqlClient::new(Duration::from_secs(2), Duration::from_secs(5))
-        .with_probe_timeout(Duration::from_secs(2));
-    let defaults_file = Arc::new(options.defaults_file);
-    let handler: Handler = Arc::new(move |path| {
-        let (client, defaults_file) = (client.clone(), defaults_file.clone());
-        Box::pin(async move {
-            match path.as_str() {
-                "/metrics" => http::with_content_type(
-                    http::text(hyper::StatusCode::OK, scrape(&client, &defaults_file).await),
-                    "text/plain; version=0.0.4; charset=utf-8",
-                ),
-                "/healthz" => http::text(hyper::StatusCode::OK, "ok\n".into()),
-                _ => http::not_found(),
-            }
-        })
-    });
-    tracing::info!(address = %options.listen, "serving MySQL metrics on /metrics");
-    http::listen(options.listen, handler)
-        .await
-        .map_err(|source| ExporterError::Listen {
-            address: options.listen,
-            source,
-        })
+/// The login of the option file at `path`, read now: the file is written by the init container
+/// and rewritten when the probe account's password is rotated.
+pub fn read_login(path: &Path) -> Result<ClientLogin, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_client_options(path, &text).map_err(|e| e.to_string())
 }
 
 /// One scrape: a kept session reads the server; any failure is `mysql_up 0` and a log line.
-async fn scrape(client: &MySqlClient, defaults_file: &Path) -> String {
+pub(crate) async fn scrape(client: &MySqlClient, defaults_file: &Path) -> String {
     let start = Instant::now();
     let read = async {
-        let text = std::fs::read_to_string(defaults_file).map_err(|source| {
-            ExporterError::ReadOptions {
-                path: defaults_file.to_path_buf(),
-                source,
-            }
-            .to_string()
-        })?;
-        let login = parse_client_options(defaults_file, &text).map_err(|e| e.to_string())?;
+        let login = read_login(defaults_file)?;
         let session = client
             .connect_kept(&Endpoint::socket(login.socket), &login.credentials)
             .await
@@ -243,19 +155,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.to_string().contains("`user`"), "{error}");
-    }
-
-    #[test]
-    fn arguments_set_the_file_and_the_address_and_anything_else_is_refused() {
-        let options = parse_arguments([
-            "--defaults-file=/etc/p.cnf".to_string(),
-            "--listen=127.0.0.1:9200".to_string(),
-        ])
-        .unwrap();
-        assert_eq!(options.defaults_file, PathBuf::from("/etc/p.cnf"));
-        assert_eq!(options.listen, SocketAddr::from(([127, 0, 0, 1], 9200)));
-        assert_eq!(parse_arguments([]).unwrap(), ExporterOptions::default());
-        assert!(parse_arguments(["--port=1".to_string()]).is_err());
-        assert!(parse_arguments(["--listen=nowhere".to_string()]).is_err());
     }
 }

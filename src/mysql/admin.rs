@@ -448,6 +448,29 @@ pub struct ClonePoint {
     pub server_version: String,
 }
 
+/// What a pod's readiness is decided on (`agent::readiness`): read in one round trip per probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServingState {
+    /// `@@super_read_only`.
+    pub super_read_only: bool,
+    /// The default replication channel, if one is configured.
+    pub replica: Option<ReplicaStatus>,
+}
+
+/// The primary's lease as the pod's self-fence reads it (`agent::fence`), with the instance's own
+/// state, in one round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseView {
+    /// `@@super_read_only`.
+    pub super_read_only: bool,
+    /// `@@rpl_semi_sync_source_enabled`: commits wait for replicas' acknowledgements.
+    pub semi_sync_source_enabled: bool,
+    /// The lease has run out (by the server's clock).
+    pub expired: bool,
+    /// The replicas' addresses and stable names the lease was renewed with.
+    pub peers: Vec<String>,
+}
+
 /// What the exporter beside each mysqld reports: read in one round trip per scrape.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerMetrics {
@@ -503,6 +526,15 @@ pub trait MySqlAdmin: Send + Sync {
     /// Reads the counters and states the exporter publishes; needs only `REPLICATION CLIENT`
     /// (the probe account's privileges).
     fn server_metrics(&self) -> impl Future<Output = Result<ServerMetrics, MySqlError>> + Send;
+
+    /// Reads what the pod's readiness depends on (the read-only flag and the replication
+    /// channel) in one round trip; needs only `REPLICATION CLIENT`.
+    fn serving_state(&self) -> impl Future<Output = Result<ServingState, MySqlError>> + Send;
+
+    /// Reads the primary's lease with the read-only flag and whether semi-sync is enabled as a
+    /// source; `None` when no lease was ever written here. Fails where the semi-sync source
+    /// plugin is not loaded.
+    fn lease_view(&self) -> impl Future<Output = Result<Option<LeaseView>, MySqlError>> + Send;
 
     /// `false`: lift `super_read_only` and `read_only` (the primary).
     /// `true`: set `super_read_only` (which implies `read_only`). Not persisted:

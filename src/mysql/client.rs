@@ -20,9 +20,9 @@ use tokio::sync::Mutex;
 
 use super::admin::{
     self, Account, ChannelTls, CloneOutcome, ClonePoint, CloneStatus, Credentials, Endpoint,
-    InstanceStatus, MySqlAdmin, MySqlConnector, PeerTls, Plugin, RemoteRoot, ReplicaStatus,
-    ReplicationError, ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics,
-    TableCheck, ThreadState, UserChange, UserSpec,
+    InstanceStatus, LeaseView, MySqlAdmin, MySqlConnector, PeerTls, Plugin, RemoteRoot,
+    ReplicaStatus, ReplicationError, ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus,
+    ServerMetrics, ServingState, TableCheck, ThreadState, UserChange, UserSpec,
 };
 use super::error::MySqlError;
 use super::gtid::GtidSet;
@@ -140,6 +140,22 @@ impl MySqlConnector for MySqlClient {
         );
         session.reused.store(reused, Ordering::Relaxed);
         Ok(session)
+    }
+}
+
+impl MySqlClient {
+    /// Whether a server answers at `endpoint` within the connect timeout, as `mysqladmin ping`
+    /// counts it: logged in, or refused by the server itself (access denied, or any error it
+    /// sent); not when nothing answered, or no connection could be made.
+    pub async fn answers(&self, endpoint: &Endpoint, credentials: &Credentials) -> bool {
+        match open(self.settings, endpoint, credentials).await {
+            Ok(_) | Err(MySqlError::AccessDenied { .. }) => true,
+            Err(MySqlError::Connect { source, .. }) => matches!(
+                source.downcast_ref::<mysql_async::Error>(),
+                Some(mysql_async::Error::Server(_))
+            ),
+            Err(_) => false,
+        }
     }
 }
 
@@ -875,6 +891,42 @@ impl MySqlSession {
         })
     }
 
+    async fn read_serving_state(&self) -> Result<ServingState, MySqlError> {
+        const ACTION: &str = "read the serving state";
+        let statements = ["SELECT @@super_read_only", SHOW_REPLICA_STATUS];
+        let sets = self.query_sets(ACTION, statements.join("; ")).await?;
+        let [variables, replica] = <[Vec<Row>; 2]>::try_from(sets)
+            .map_err(|sets| self.parse_error(ACTION, format!("{} result sets", sets.len())))?;
+        let super_read_only = variables
+            .first()
+            .and_then(|row| row.as_ref(0))
+            .and_then(text)
+            .ok_or_else(|| self.parse_error("@@super_read_only", "no row returned"))?;
+        Ok(ServingState {
+            super_read_only: super_read_only == "1",
+            replica: self.parse_replica_status(&replica)?,
+        })
+    }
+
+    async fn read_lease_view(&self) -> Result<Option<LeaseView>, MySqlError> {
+        const ACTION: &str = "read the primary lease";
+        let statement = format!(
+            "SELECT @@global.super_read_only, @@global.rpl_semi_sync_source_enabled, \
+             expires < NOW(6), peers FROM {LEASE_TABLE} WHERE id = 1"
+        );
+        let sets = self.query_sets(ACTION, statement).await?;
+        let Some(row) = sets.first().and_then(|rows| rows.first()) else {
+            return Ok(None);
+        };
+        let field = |i: usize| row.as_ref(i).and_then(text).unwrap_or_default();
+        Ok(Some(LeaseView {
+            super_read_only: field(0) == "1",
+            semi_sync_source_enabled: field(1) == "1",
+            expired: field(2) == "1",
+            peers: field(3).split_whitespace().map(String::from).collect(),
+        }))
+    }
+
     async fn io_thread_running(&self) -> Result<bool, MySqlError> {
         let rows = self
             .query_rows("read replica status", SHOW_REPLICA_STATUS)
@@ -980,6 +1032,14 @@ impl MySqlAdmin for MySqlSession {
 
     async fn server_metrics(&self) -> Result<ServerMetrics, MySqlError> {
         self.on_live_connection(|| self.read_server_metrics()).await
+    }
+
+    async fn serving_state(&self) -> Result<ServingState, MySqlError> {
+        self.on_live_connection(|| self.read_serving_state()).await
+    }
+
+    async fn lease_view(&self) -> Result<Option<LeaseView>, MySqlError> {
+        self.on_live_connection(|| self.read_lease_view()).await
     }
 
     async fn set_read_only(&self, read_only: bool) -> Result<(), MySqlError> {

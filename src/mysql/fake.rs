@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::admin::{
-    Account, CloneOutcome, ClonePoint, Credentials, Endpoint, InstanceStatus, MySqlAdmin,
-    MySqlConnector, PeerTls, Plugin, RemoteRoot, ReplicationSource, SemiSyncSourceConfig,
-    SemiSyncStatus, ServerMetrics, TableCheck, UserChange, UserSpec,
+    Account, CloneOutcome, ClonePoint, Credentials, Endpoint, InstanceStatus, LeaseView,
+    MySqlAdmin, MySqlConnector, PeerTls, Plugin, RemoteRoot, ReplicationSource,
+    SemiSyncSourceConfig, SemiSyncStatus, ServerMetrics, ServingState, TableCheck, UserChange,
+    UserSpec,
 };
 use super::error::MySqlError;
 use super::gtid::GtidSet;
@@ -99,6 +100,8 @@ impl Failure {
 const VERBS: &[&str] = &[
     "connect",
     "status",
+    "serving_state",
+    "lease_view",
     "set_read_only",
     "kill_client_sessions",
     "set_global_variables",
@@ -254,6 +257,19 @@ impl MySqlAdmin for FakeSession {
     async fn server_metrics(&self) -> Result<ServerMetrics, MySqlError> {
         self.call("server_metrics", String::new())?;
         Ok(ServerMetrics::default())
+    }
+
+    async fn serving_state(&self) -> Result<ServingState, MySqlError> {
+        self.call("serving_state", String::new())?;
+        Ok(ServingState {
+            super_read_only: true,
+            replica: None,
+        })
+    }
+
+    async fn lease_view(&self) -> Result<Option<LeaseView>, MySqlError> {
+        self.call("lease_view", String::new())?;
+        Ok(None)
     }
 
     async fn set_read_only(&self, read_only: bool) -> Result<(), MySqlError> {

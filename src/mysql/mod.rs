@@ -10,9 +10,9 @@ pub mod sql;
 
 pub use admin::{
     Account, ChannelTls, CloneOutcome, ClonePoint, CloneStatus, Credentials, Endpoint,
-    InstanceStatus, MySqlAdmin, MySqlConnector, PeerTls, Plugin, RemoteRoot, ReplicaStatus,
-    ReplicationError, ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus, ServerIdentity,
-    ServerMetrics, TableCheck, ThreadState, UserChange, UserSpec,
+    InstanceStatus, LeaseView, MySqlAdmin, MySqlConnector, PeerTls, Plugin, RemoteRoot,
+    ReplicaStatus, ReplicationError, ReplicationSource, SemiSyncSourceConfig, SemiSyncStatus,
+    ServerIdentity, ServerMetrics, ServingState, TableCheck, ThreadState, UserChange, UserSpec,
 };
 pub use client::{MySqlClient, MySqlSession};
 pub use error::MySqlError;

@@ -17,7 +17,6 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -53,12 +52,12 @@ pub struct Resources<State> {
 }
 
 impl Resources<Built> {
-    /// Builds every child of the cluster; `claim_size` from `statefulset::claim_template_size`.
+    /// Builds every child of the cluster; `carried` from `statefulset::Carried::from_existing`.
     /// `accepted` is `status.acceptedSettings`: the online settings my.cnf may hold.
     pub fn build(
         cluster: &ValidatedCluster,
         credentials: &ClusterPasswords,
-        claim_size: &Quantity,
+        carried: &statefulset::Carried,
         accepted: Option<&BTreeMap<String, String>>,
         tls: Option<&tls::IssuedTls>,
     ) -> Self {
@@ -72,7 +71,7 @@ impl Resources<Built> {
             headless_service: service::build_headless_service(cluster),
             primary_service: service::build_primary_service(cluster),
             replicas_service: service::build_replicas_service(cluster),
-            statefulset: statefulset::build_statefulset(cluster, &config_hash, claim_size),
+            statefulset: statefulset::build_statefulset(cluster, &config_hash, carried),
             pod_disruption_budget: pod_disruption_budget::build_pod_disruption_budget(cluster),
             network_policy: network_policy::build_network_policy(cluster),
             restore_config_map: statefulset::build_restore_config_map(cluster),
@@ -126,7 +125,8 @@ pub(crate) mod tests {
     use super::*;
     use crate::api::DeletionPolicy;
     use crate::validate::{OperatorSettings, validate};
-    use k8s_openapi::api::core::v1::TopologySpreadConstraint;
+    use k8s_openapi::api::core::v1::{Container, TopologySpreadConstraint};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     /// A validated cluster with the image the testbed uses.
     pub(crate) fn validated(name: &str, instances: i32) -> ValidatedCluster {
@@ -173,7 +173,8 @@ pub(crate) mod tests {
     }
 
     fn build(cluster: &ValidatedCluster, credentials: &ClusterPasswords) -> Resources<Built> {
-        Resources::build(cluster, credentials, &cluster.storage_size, None, None)
+        let carried = statefulset::Carried::from_existing(cluster, None);
+        Resources::build(cluster, credentials, &carried, None, None)
     }
 
     fn three_instance_resources() -> Resources<Built> {
@@ -390,60 +391,195 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn monitoring_adds_the_exporter_beside_mysqld_with_the_socket_and_the_probe_login_only() {
-        let plain = three_instance_resources().statefulset;
-        let template = plain.spec.unwrap().template;
-        let names: Vec<String> = template
+    /// The containers of a built pod by name, and mysqld's (startup, liveness, readiness) probes
+    /// as "http PATH" or "exec SCRIPT" with their period.
+    fn containers_and_probes(cluster: &ValidatedCluster) -> (Vec<Container>, [String; 3]) {
+        let spec = build(cluster, &fixed_credentials(cluster))
+            .statefulset
             .spec
             .unwrap()
-            .containers
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
+            .template
+            .spec
+            .unwrap();
+        let mysqld = &spec.containers[0];
+        assert_eq!(mysqld.name, naming::MYSQLD_CONTAINER);
+        let show = |probe: &Option<k8s_openapi::api::core::v1::Probe>| {
+            let probe = probe.as_ref().expect("a probe");
+            let what = match (&probe.http_get, &probe.exec) {
+                (Some(get), None) => format!("http {}", get.path.as_deref().unwrap_or_default()),
+                (None, Some(exec)) => format!("exec {}", exec.command.as_ref().unwrap().join(" ")),
+                other => panic!("an HTTP or an exec probe: {other:?}"),
+            };
+            format!("{what} every {}s", probe.period_seconds.unwrap())
+        };
+        let probes = [
+            show(&mysqld.startup_probe),
+            show(&mysqld.liveness_probe),
+            show(&mysqld.readiness_probe),
+        ];
+        (spec.containers, probes)
+    }
+
+    #[test]
+    fn the_agent_answers_the_frequent_probes_and_fences_when_the_operator_knows_its_image() {
+        let mut cluster = validated("db", 3);
+        let (containers, probes) = containers_and_probes(&cluster);
+        let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, [naming::MYSQLD_CONTAINER, naming::FENCE_CONTAINER]);
-        let annotations = template.metadata.unwrap().annotations.unwrap();
-        assert!(
-            !annotations.contains_key("prometheus.io/scrape"),
-            "{annotations:?}"
+        assert_eq!(
+            probes,
+            [
+                "exec sh /etc/sakila/alive.sh every 2s",
+                "exec sh /etc/sakila/alive.sh every 10s",
+                "exec sh /etc/sakila/ready.sh every 2s",
+            ],
+            "without the operator's image, the scripts"
         );
 
-        let mut cluster = validated("db", 3);
-        cluster.exporter_image = Some("registry.example/sakila:1.0".into());
-        let built = build(&cluster, &fixed_credentials(&cluster)).statefulset;
-        let template = built.spec.unwrap().template;
-        let annotations = template.metadata.unwrap().annotations.unwrap();
-        assert_eq!(annotations["prometheus.io/scrape"], "true");
-        assert_eq!(annotations["prometheus.io/port"], "9104");
-        let spec = template.spec.unwrap();
-        let exporter = spec
-            .containers
-            .iter()
-            .find(|c| c.name == naming::EXPORTER_CONTAINER)
-            .expect("an exporter container");
+        cluster.operator_image = Some("registry.example/sakila:1.0".into());
+        cluster.max_replica_lag_seconds = 12;
+        let (containers, probes) = containers_and_probes(&cluster);
+        let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
-            exporter.image.as_deref(),
-            Some("registry.example/sakila:1.0")
+            names,
+            [naming::MYSQLD_CONTAINER, naming::AGENT_CONTAINER],
+            "the agent runs the self-fence: no fence.sh container"
         );
         assert_eq!(
-            exporter.args.as_deref(),
-            Some(&["exporter".to_string()][..])
+            probes,
+            [
+                "http /alive every 2s",
+                "exec sh /etc/sakila/alive.sh every 20s",
+                "http /ready every 2s",
+            ],
+            "liveness, which restarts mysqld, never depends on the agent"
         );
-        let port = &exporter.ports.as_ref().unwrap()[0];
+        let agent = &containers[1];
+        assert_eq!(agent.image.as_deref(), Some("registry.example/sakila:1.0"));
         assert_eq!(
-            (port.name.as_deref(), port.container_port),
-            (Some("metrics"), 9104)
+            agent.args.clone().unwrap(),
+            ["agent", "--fence", "--max-replica-lag-seconds=12"]
         );
-        let mounts: Vec<&str> = exporter
+        assert_eq!(agent.ports, None, "nothing to scrape without monitoring");
+        let mounts: Vec<&str> = agent
             .volume_mounts
             .iter()
             .flatten()
             .map(|m| m.mount_path.as_str())
             .collect();
-        // Not the data directory, not the configuration: only where the login and socket are.
-        assert_eq!(mounts, ["/var/run/sakila", "/var/run/mysqld"]);
-        // mysqld's own container is unchanged by monitoring.
-        assert_eq!(spec.containers[0].name, naming::MYSQLD_CONTAINER);
+        // Not the data directory, not the configuration: the login, the socket, the role label,
+        // the record of the probe's password.
+        assert_eq!(
+            mounts,
+            [
+                "/var/run/sakila",
+                "/var/run/mysqld",
+                "/etc/podinfo",
+                "/etc/sakila-passwords"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_pods_keep_the_agent_they_run_until_they_roll_for_another_reason() {
+        let mut cluster = validated("db", 3);
+        cluster.operator_image = Some("sakila:1".into());
+        let credentials = fixed_credentials(&cluster);
+        let created = build(&cluster, &credentials).statefulset;
+        let agent_of = |c: &ValidatedCluster, existing: &StatefulSet| {
+            statefulset::agent_image(c, Some(existing))
+        };
+
+        let mut upgraded = cluster.clone();
+        upgraded.operator_image = Some("sakila:2".into());
+        assert_eq!(agent_of(&upgraded, &created).as_deref(), Some("sakila:1"));
+        let carried = statefulset::Carried::from_existing(&upgraded, Some(&created));
+        let after = Resources::build(&upgraded, &credentials, &carried, None, None).statefulset;
+        assert_eq!(
+            content_hash(&after),
+            content_hash(&created),
+            "a new operator image alone leaves the StatefulSet as it is: no mysqld restarts"
+        );
+
+        let mut new_version = upgraded.clone();
+        new_version.image = "mysql:9.7.9".into();
+        let mut restart_setting = upgraded.clone();
+        restart_setting
+            .mysql_config
+            .insert("performance_schema".into(), "OFF".into());
+        assert_ne!(
+            config_map::restart_hash(&restart_setting),
+            config_map::restart_hash(&upgraded),
+            "a setting only a restart applies"
+        );
+        let mut older_agent = created.clone();
+        let template = &mut older_agent.spec.as_mut().unwrap().template;
+        let annotations = template.metadata.as_mut().unwrap().annotations.as_mut();
+        annotations
+            .unwrap()
+            .remove(naming::AGENT_REVISION_ANNOTATION)
+            .expect("the revision is recorded");
+        let no_agent = build(&validated("db", 3), &credentials).statefulset;
+        for (why, cluster, existing) in [
+            ("a new mysqld image rolls the pods", &new_version, &created),
+            ("so does a restart-only setting", &restart_setting, &created),
+            ("an agent of an older revision", &upgraded, &older_agent),
+            ("pods without an agent", &upgraded, &no_agent),
+        ] {
+            assert_eq!(
+                agent_of(cluster, existing).as_deref(),
+                Some("sakila:2"),
+                "{why}: the operator's image"
+            );
+        }
+        assert_eq!(
+            statefulset::agent_image(&upgraded, None).as_deref(),
+            Some("sakila:2"),
+            "a new StatefulSet"
+        );
+        assert_eq!(
+            agent_of(&validated("db", 3), &created),
+            None,
+            "an operator that does not know its image runs no agent"
+        );
+    }
+
+    #[test]
+    fn monitoring_has_the_agent_serve_metrics_and_announces_them() {
+        let plain = three_instance_resources().statefulset;
+        let annotations = plain.spec.unwrap().template.metadata.unwrap().annotations;
+        assert!(
+            !annotations.unwrap().contains_key("prometheus.io/scrape"),
+            "no scrape annotation without monitoring"
+        );
+
+        let mut cluster = validated("db", 3);
+        cluster.exporter_image = Some("registry.example/sakila:1.0".into());
+        cluster.operator_image = cluster.exporter_image.clone();
+        let built = build(&cluster, &fixed_credentials(&cluster)).statefulset;
+        let template = built.spec.unwrap().template;
+        let annotations = template.metadata.unwrap().annotations.unwrap();
+        assert_eq!(annotations["prometheus.io/scrape"], "true");
+        assert_eq!(annotations["prometheus.io/port"], "9104");
+        let (containers, _) = containers_and_probes(&cluster);
+        let agent = containers
+            .iter()
+            .find(|c| c.name == naming::AGENT_CONTAINER)
+            .expect("the agent");
+        assert_eq!(
+            agent.args.clone().unwrap(),
+            [
+                "agent",
+                "--fence",
+                "--max-replica-lag-seconds=30",
+                "--metrics"
+            ]
+        );
+        let port = &agent.ports.as_ref().unwrap()[0];
+        assert_eq!(
+            (port.name.as_deref(), port.container_port),
+            (Some("metrics"), 9104)
+        );
     }
 
     #[test]
@@ -470,7 +606,7 @@ pub(crate) mod tests {
         let r = Resources::build(
             &cluster,
             &fixed_credentials(&cluster),
-            &cluster.storage_size,
+            &statefulset::Carried::from_existing(&cluster, None),
             Some(&accepted),
             None,
         );
@@ -600,9 +736,9 @@ pub(crate) mod tests {
 
         let mut grown = cluster.clone();
         grown.storage_size = Quantity("5Gi".into());
-        let size = statefulset::claim_template_size(&grown, Some(&created));
-        assert_eq!(size, Quantity("1Gi".into()));
-        let after = Resources::build(&grown, &credentials, &size, None, None).statefulset;
+        let carried = statefulset::Carried::from_existing(&grown, Some(&created));
+        assert_eq!(carried.claim_size, Quantity("1Gi".into()));
+        let after = Resources::build(&grown, &credentials, &carried, None, None).statefulset;
         assert_eq!(template_size(&after), &Quantity("1Gi".into()));
         assert_eq!(
             content_hash(&after),

@@ -68,9 +68,11 @@ pub const FENCE_CONTAINER: &str = "fence";
 /// The well-known node labels the pods spread over by default.
 pub const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
 pub const ZONE_TOPOLOGY_KEY: &str = "topology.kubernetes.io/zone";
-/// The MySQL metrics exporter beside mysqld, with `spec.monitoring.enabled`.
-pub const EXPORTER_CONTAINER: &str = "exporter";
-/// The exporter's container port name, which the chart's PodMonitor scrapes.
+/// The agent beside mysqld: its probes, and its metrics with `spec.monitoring.enabled`.
+pub const AGENT_CONTAINER: &str = "agent";
+/// The `agent::REVISION` the pod template's agent is of.
+pub const AGENT_REVISION_ANNOTATION: &str = "mysql.sakila.dev/agent-revision";
+/// The agent's metrics port name, which the chart's PodMonitor scrapes.
 pub const METRICS_PORT_NAME: &str = "metrics";
 
 /// StatefulSet, PodDisruptionBudget and headless Service share the cluster's name.

@@ -9,13 +9,14 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapKeySelector, ConfigMapVolumeSource, Container, ContainerPort,
     DownwardAPIVolumeFile, DownwardAPIVolumeSource, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ExecAction, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
-    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    ExecAction, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource,
+    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config_map::{
     ALIVE_SCRIPT, FENCE_SCRIPT, INIT_SCRIPT, MY_CNF, ONLINE_CONFIG_DIR, PRE_STOP_SCRIPT,
@@ -70,15 +71,68 @@ pub fn claim_template_size(cluster: &ValidatedCluster, existing: Option<&Statefu
         .unwrap_or_else(|| cluster.storage_size.clone())
 }
 
+/// What the StatefulSet built carries over from the one that exists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Carried {
+    /// The data volume claim template's size: `claim_template_size`.
+    pub claim_size: Quantity,
+    /// The agent's image, `None` for no agent: `agent_image`.
+    pub agent_image: Option<String>,
+}
+
+impl Carried {
+    /// From the StatefulSet as it is, if there is one.
+    pub fn from_existing(cluster: &ValidatedCluster, existing: Option<&StatefulSet>) -> Self {
+        Self {
+            claim_size: claim_template_size(cluster, existing),
+            agent_image: agent_image(cluster, existing),
+        }
+    }
+}
+
+/// The agent's image: the one the pods run, so that a new operator image alone does not roll
+/// every cluster's pods (the agent is the operator's binary); the operator's own when the pods
+/// roll anyway (a new mysqld image or a configuration only a restart applies), when they have no
+/// agent yet, or when their agent is of an older `agent::REVISION`. `None` when the operator
+/// does not know its image.
+pub fn agent_image(cluster: &ValidatedCluster, existing: Option<&StatefulSet>) -> Option<String> {
+    let operator_image = cluster.operator_image.clone()?;
+    let template = existing
+        .and_then(|s| s.spec.as_ref())
+        .map(|spec| &spec.template);
+    let annotation = |key: &str| {
+        template
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(key))
+            .map(String::as_str)
+    };
+    let image_of = |name: &str| {
+        template
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|spec| spec.containers.iter().find(|c| c.name == name))
+            .and_then(|c| c.image.as_deref())
+    };
+    let rolls_anyway = image_of(naming::MYSQLD_CONTAINER) != Some(cluster.image.as_str())
+        || annotation(naming::CONFIG_HASH_ANNOTATION)
+            != Some(super::config_map::restart_hash(cluster).as_str())
+        || annotation(naming::AGENT_REVISION_ANNOTATION)
+            != Some(crate::agent::REVISION.to_string().as_str());
+    match image_of(naming::AGENT_CONTAINER) {
+        Some(running) if !rolls_anyway => Some(running.to_string()),
+        _ => Some(operator_image),
+    }
+}
+
 /// Builds the StatefulSet. `config_hash` is `config_map::restart_hash`, which also names the
 /// ConfigMap the template mounts: a configuration change that only a restart applies rolls the
-/// pods, and nothing else about the operator does. `claim_size` comes from
-/// `claim_template_size`.
+/// pods, and nothing else about the operator does. `carried` comes from `Carried::from_existing`.
 pub fn build_statefulset(
     cluster: &ValidatedCluster,
     config_hash: &str,
-    claim_size: &Quantity,
+    carried: &Carried,
 ) -> StatefulSet {
+    let agent_image = carried.agent_image.as_deref();
     let name = naming::statefulset(&cluster.name);
     let mut pod_labels = cluster.pod_template.labels.clone();
     pod_labels.extend(naming::common_labels(&cluster.name));
@@ -97,6 +151,12 @@ pub fn build_statefulset(
             crate::exporter::EXPORTER_PORT.to_string(),
         );
         pod_annotations.insert("prometheus.io/path".into(), "/metrics".into());
+    }
+    if agent_image.is_some() {
+        pod_annotations.insert(
+            naming::AGENT_REVISION_ANNOTATION.into(),
+            crate::agent::REVISION.to_string(),
+        );
     }
 
     StatefulSet {
@@ -130,9 +190,9 @@ pub fn build_statefulset(
                     annotations: Some(pod_annotations),
                     ..Default::default()
                 }),
-                spec: Some(pod_spec(cluster, config_hash)),
+                spec: Some(pod_spec(cluster, config_hash, agent_image)),
             },
-            volume_claim_templates: Some(vec![data_claim(cluster, claim_size)]),
+            volume_claim_templates: Some(vec![data_claim(cluster, &carried.claim_size)]),
             ..Default::default()
         }),
         ..Default::default()
@@ -160,7 +220,7 @@ fn data_claim(cluster: &ValidatedCluster, size: &Quantity) -> PersistentVolumeCl
     }
 }
 
-fn pod_spec(cluster: &ValidatedCluster, config_hash: &str) -> PodSpec {
+fn pod_spec(cluster: &ValidatedCluster, config_hash: &str, agent_image: Option<&str>) -> PodSpec {
     let overrides = &cluster.pod_template;
     PodSpec {
         init_containers: Some(
@@ -169,10 +229,14 @@ fn pod_spec(cluster: &ValidatedCluster, config_hash: &str) -> PodSpec {
                 .chain([init_container(cluster)])
                 .collect(),
         ),
-        containers: [mysqld_container(cluster), fence_container(cluster)]
-            .into_iter()
-            .chain(exporter_container(cluster))
-            .collect(),
+        // The agent runs the self-fence when there is one; fence.sh otherwise.
+        containers: vec![
+            mysqld_container(cluster, agent_image.is_some()),
+            match agent_image {
+                Some(image) => agent_container(cluster, image),
+                None => fence_container(cluster),
+            },
+        ],
         volumes: Some(volumes(cluster, config_hash)),
         security_context: Some(PodSecurityContext {
             run_as_user: Some(MYSQL_UID),
@@ -452,30 +516,48 @@ fn fence_container(cluster: &ValidatedCluster) -> Container {
     }
 }
 
-/// The MySQL metrics exporter (`sakila-operator exporter`, the operator's image) when
-/// `spec.monitoring.enabled`: the local socket and the probe account's option file, nothing else.
-fn exporter_container(cluster: &ValidatedCluster) -> Option<Container> {
-    let image = cluster.exporter_image.clone()?;
-    Some(Container {
-        name: naming::EXPORTER_CONTAINER.into(),
-        image: Some(image),
+/// The agent (`sakila-operator agent`, the operator's binary, `image` from `agent_image`):
+/// answers the kubelet's probes of mysqld, runs the self-fence and, when
+/// `spec.monitoring.enabled`, serves MySQL's metrics; the local socket, the probe account's
+/// option file and password record, and the pod's labels, nothing else.
+fn agent_container(cluster: &ValidatedCluster, image: &str) -> Container {
+    let mut args = vec![
+        "agent".to_string(),
+        "--fence".to_string(),
+        format!(
+            "--max-replica-lag-seconds={}",
+            cluster.max_replica_lag_seconds
+        ),
+    ];
+    let metrics = cluster.exporter_image.is_some();
+    if metrics {
+        args.push("--metrics".into());
+    }
+    Container {
+        name: naming::AGENT_CONTAINER.into(),
+        image: Some(image.into()),
         image_pull_policy: Some("IfNotPresent".into()),
-        args: Some(vec!["exporter".into()]),
-        ports: Some(vec![ContainerPort {
-            name: Some(naming::METRICS_PORT_NAME.into()),
-            container_port: i32::from(crate::exporter::EXPORTER_PORT),
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
+        args: Some(args),
+        ports: metrics.then(|| {
+            vec![ContainerPort {
+                name: Some(naming::METRICS_PORT_NAME.into()),
+                container_port: i32::from(crate::agent::AGENT_PORT),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]
+        }),
         volume_mounts: Some(vec![
             mount(RUNTIME_VOLUME, "/var/run/sakila"),
             mount(SOCKET_VOLUME, "/var/run/mysqld"),
+            mount(PODINFO_VOLUME, "/etc/podinfo"),
+            mount(PASSWORDS_VOLUME, PASSWORDS_DIR),
         ]),
-        // Measured at about 10 MiB (docs/monitoring.md).
+        // The exporter alone measured about 10 MiB (docs/monitoring.md). No CPU limit:
+        // throttling would stretch the fence's timing, which the failover's margin counts on.
         resources: Some(sidecar_resources("5m", "16Mi", "64Mi")),
         security_context: Some(restricted_security_context()),
         ..Default::default()
-    })
+    }
 }
 
 /// Requests of a container of ours beside mysqld, and a memory limit that keeps a leak or a
@@ -511,7 +593,47 @@ fn script_probe(script: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
-fn mysqld_container(cluster: &ValidatedCluster) -> Container {
+/// A probe the agent answers: an HTTP request to the pod's own address, no container exec.
+fn agent_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(i32::from(crate::agent::AGENT_PORT)),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+/// mysqld's probes: startup, liveness and readiness.
+///
+/// With the agent, startup and readiness are HTTP requests it answers on a kept connection:
+/// they run every 2 s (a restarted primary is routed to as soon as it is back), and as container
+/// execs they were most of what a pod cost its node. Liveness stays the script, every 20 s: it
+/// restarts mysqld, which the agent's own failure (a crash, a bad image) must never cause.
+/// Without the agent (the operator does not know its image) all three are the scripts.
+fn mysqld_probes(with_agent: bool) -> (Probe, Probe, Probe) {
+    // Crash recovery of a large InnoDB can take long: allow an hour before liveness applies.
+    if with_agent {
+        (
+            agent_probe("/alive", 2, 1800),
+            script_probe(ALIVE_SCRIPT, 20, 3),
+            agent_probe("/ready", 2, 2),
+        )
+    } else {
+        (
+            script_probe(ALIVE_SCRIPT, 2, 1800),
+            script_probe(ALIVE_SCRIPT, 10, 6),
+            script_probe(READY_SCRIPT, 2, 2),
+        )
+    }
+}
+
+fn mysqld_container(cluster: &ValidatedCluster, with_agent: bool) -> Container {
+    let (startup, liveness, readiness) = mysqld_probes(with_agent);
     let mut mounts = common_mounts();
     mounts.push(mount(PODINFO_VOLUME, "/etc/podinfo"));
     Container {
@@ -540,11 +662,9 @@ fn mysqld_container(cluster: &ValidatedCluster) -> Container {
                 ..Default::default()
             },
         ]),
-        // Crash recovery of a large InnoDB can take long: allow an hour before liveness applies.
-        // Probed often, so a restarted primary is routed to again as soon as it is back.
-        startup_probe: Some(script_probe(ALIVE_SCRIPT, 2, 1800)),
-        liveness_probe: Some(script_probe(ALIVE_SCRIPT, 10, 6)),
-        readiness_probe: Some(script_probe(READY_SCRIPT, 2, 2)),
+        startup_probe: Some(startup),
+        liveness_probe: Some(liveness),
+        readiness_probe: Some(readiness),
         lifecycle: Some(Lifecycle {
             pre_stop: Some(LifecycleHandler {
                 exec: Some(ExecAction {
