@@ -1763,7 +1763,8 @@ async fn the_agents_fence_makes_a_writable_primary_read_only_once_its_lease_ran_
     let (primary, replica) = primary_and_replica(137, true).await;
     primary
         .sql(&format!(
-            "{PROBE_ACCOUNT}; GRANT SELECT ON sakila.* TO 'sakila-probe'@'localhost'"
+            "{PROBE_ACCOUNT}; GRANT SELECT ON sakila.* TO 'sakila-probe'@'localhost'; \
+             CREATE USER 'app'@'%' IDENTIFIED BY 'app'"
         ))
         .await;
     // A peer answers when its server does, even to refuse an account it does not have; a closed
@@ -1808,6 +1809,18 @@ async fn the_agents_fence_makes_a_writable_primary_read_only_once_its_lease_ran_
         })
     );
 
+    // A client's session, and root's, which the probe account may not kill (SYSTEM_USER).
+    let mut app = mysql_async::Conn::new(
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname(primary.endpoint.host.clone())
+            .tcp_port(primary.endpoint.port)
+            .user(Some("app"))
+            .pass(Some("app"))
+            .prefer_socket(false),
+    )
+    .await
+    .unwrap();
+    let mut root_session = primary.conn().await;
     let fence = tokio::spawn(sakila::agent::fence::run(
         sakila::agent::fence::FenceFiles {
             defaults_file: cnf,
@@ -1835,6 +1848,14 @@ async fn the_agents_fence_makes_a_writable_primary_read_only_once_its_lease_ran_
         ran_out.elapsed().as_secs_f64()
     );
     fence.abort();
+    assert!(
+        app.query_drop("SELECT 1").await.is_err(),
+        "the client was disconnected"
+    );
+    root_session
+        .query_drop("SELECT 1")
+        .await
+        .expect("a session the probe account may not kill is left, and the fence goes on");
 }
 
 fn issued_tls(name: &str, at: jiff::Timestamp) -> BTreeMap<String, Vec<u8>> {

@@ -127,8 +127,8 @@ async fn any_peer_answers(client: &MySqlClient, peers: &[String]) -> bool {
         .any(|answered| answered)
 }
 
-/// Disconnects the clients, then sets super_read_only within FENCE_READ_ONLY_SECONDS, or shuts
-/// mysqld down (it restarts read-only).
+/// Disconnects the clients and sets super_read_only, both within FENCE_READ_ONLY_SECONDS, or
+/// shuts mysqld down (it restarts read-only).
 async fn fence(client: &MySqlClient, login: &ClientLogin) {
     let endpoint = Endpoint::socket(login.socket.clone());
     let session = match client.connect(&endpoint, &login.credentials).await {
@@ -138,11 +138,16 @@ async fn fence(client: &MySqlClient, login: &ClientLogin) {
             return;
         }
     };
-    if let Err(e) = session.kill_client_sessions(&KEEP_USERS).await {
-        tracing::warn!(error = %e, "could not disconnect every client");
-    }
+    // Both steps within the bound the failover's margin counts on.
+    let demote = async {
+        match session.kill_client_sessions(&KEEP_USERS).await {
+            Ok(killed) => tracing::warn!(killed, "client sessions disconnected"),
+            Err(e) => tracing::warn!(error = %e, "could not disconnect the clients"),
+        }
+        session.set_read_only(true).await
+    };
     let bound = Duration::from_secs(FENCE_READ_ONLY_SECONDS);
-    match tokio::time::timeout(bound, session.set_read_only(true)).await {
+    match tokio::time::timeout(bound, demote).await {
         Ok(Ok(())) => tracing::warn!("fenced: super_read_only is on"),
         outcome => {
             let why = match outcome {

@@ -187,14 +187,17 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
     // scrape timeout (10 s by default), a failing one if mysqld does not answer in time.
     let client = MySqlClient::new(Duration::from_secs(2), Duration::from_secs(5))
         .with_probe_timeout(Duration::from_secs(2));
-    let state = Arc::new(Agent {
+    let agent = Arc::new(Agent {
         client,
         options: options.clone(),
         last_readiness: Mutex::new(None),
     });
-    let handler: Handler = Arc::new(move |path| {
-        let agent = state.clone();
-        Box::pin(async move { agent.answer(&path).await })
+    let handler: Handler = Arc::new({
+        let agent = agent.clone();
+        move |path| {
+            let agent = agent.clone();
+            Box::pin(async move { agent.answer(&path).await })
+        }
     });
     // PID 1 of its container: without a handler SIGTERM would be ignored, and every pod deletion
     // would wait out the whole grace period.
@@ -213,16 +216,26 @@ pub async fn run(options: AgentOptions) -> Result<(), AgentError> {
         "serving /ready and /alive{}",
         if options.metrics { " and /metrics" } else { "" }
     );
+    let mut server = tokio::spawn(http::listen(options.listen, handler));
     tokio::select! {
-        served = http::listen(options.listen, handler) => served.map_err(|source| AgentError::Listen {
-            address: options.listen,
-            source,
-        }),
-        _ = terminate.recv() => {
-            tracing::info!("SIGTERM: stopping");
-            Ok(())
+        served = &mut server => {
+            let served = served.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            return served.map_err(|source| AgentError::Listen {
+                address: options.listen,
+                source,
+            });
         }
+        _ = terminate.recv() => {}
     }
+    // The pod is going away. A primary's mysqld may run on for a while (its pre-stop hook waits
+    // for the switchover): the fence must watch it as long as it can write, so the agent ends
+    // only once mysqld no longer answers.
+    tracing::info!("SIGTERM: the fence and the probes go on until mysqld has stopped");
+    while alive(&agent.probe().await).is_ok() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tracing::info!("mysqld has stopped: stopping");
+    Ok(())
 }
 
 struct Agent {

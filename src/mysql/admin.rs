@@ -544,7 +544,8 @@ pub trait MySqlAdmin: Send + Sync {
 
     /// Disconnects every client session except those of `keep_users` and the server's own
     /// threads; returns how many were killed. Run on a demoted primary, so that clients reconnect
-    /// through the Services to the new one and no commit waits there for an acknowledgement.
+    /// through the Services to the new one and no commit waits there for an acknowledgement. A
+    /// session this account may not kill (an account with `SYSTEM_USER`) is left, not an error.
     fn kill_client_sessions(
         &self,
         keep_users: &[&str],

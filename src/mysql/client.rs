@@ -36,6 +36,9 @@ const ER_ACCESS_DENIED: u16 = 1045;
 const ER_OPTION_PREVENTS_STATEMENT: u16 = 1290;
 /// `ER_NO_SUCH_THREAD`: the statement ended by itself before the kill.
 const ER_NO_SUCH_THREAD: u16 = 1094;
+/// `ER_KILL_DENIED_ERROR`: the session belongs to an account this one may not kill (one with
+/// `SYSTEM_USER`, which the probe account of the self-fence lacks).
+const ER_KILL_DENIED: u16 = 1095;
 /// "Restart server failed (mysqld is not managed by supervisor process)", after a clone.
 const ER_RESTART_SERVER_FAILED: u16 = 3707;
 /// `ER_NO_SUCH_TABLE` and `ER_BAD_DB_ERROR`: no `sakila.cluster`, so no recorded identity.
@@ -1092,7 +1095,9 @@ impl MySqlAdmin for MySqlSession {
                 .await
             {
                 Ok(()) => killed += 1,
-                Err(MySqlError::Query { code, .. }) if code == ER_NO_SUCH_THREAD => {}
+                // One session it may not kill does not keep it from the others.
+                Err(MySqlError::Query { code, .. })
+                    if code == ER_NO_SUCH_THREAD || code == ER_KILL_DENIED => {}
                 Err(e) => return Err(e),
             }
         }

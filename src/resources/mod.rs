@@ -185,7 +185,11 @@ pub(crate) mod tests {
 
     #[test]
     fn statefulset_matches_fixture() {
-        assert_matches_fixture("statefulset", &three_instance_resources().statefulset);
+        // As the chart runs the operator: it knows its image, and the pods get the agent.
+        let mut cluster = validated("db", 3);
+        cluster.operator_image = Some("registry.example/sakila:1.0".into());
+        let statefulset = build(&cluster, &fixed_credentials(&cluster)).statefulset;
+        assert_matches_fixture("statefulset", &statefulset);
     }
 
     #[test]
