@@ -9,6 +9,7 @@ pub mod exporter;
 pub mod http;
 pub mod kube_config;
 pub mod leader_election;
+pub mod lost_nodes;
 pub mod metrics;
 pub mod mysql;
 pub mod objectstore;

@@ -20,6 +20,7 @@ use crate::api::{
     SecretKeySelector,
 };
 use crate::clustering::FailoverPolicy;
+use crate::lost_nodes::LostNodePolicy;
 use crate::resources::naming;
 use crate::storage::quantity;
 
@@ -73,6 +74,8 @@ pub struct ValidatedCluster {
     /// `spec.primaryInstance`, checked to be one of the instances.
     pub primary_instance: Option<u8>,
     pub failover: FailoverPolicy,
+    /// `spec.failover`'s rules for instances on lost nodes.
+    pub lost_nodes: LostNodePolicy,
     pub paused: bool,
     /// The exporter's image when `spec.monitoring.enabled`; `None` runs no exporter.
     pub exporter_image: Option<String>,
@@ -268,6 +271,7 @@ pub fn validate(
         replicas_service: spec.replicas_service.clone(),
         primary_instance,
         failover: failover_policy(spec),
+        lost_nodes: lost_node_policy(spec),
         paused: spec.paused,
         exporter_image,
         network_policy,
@@ -343,6 +347,16 @@ fn failover_policy(spec: &MySQLClusterSpec) -> FailoverPolicy {
         probe_interval: seconds(spec.failover.probe_interval_seconds.max(1)),
         failure_threshold: u32::try_from(spec.failover.failure_threshold.max(1)).unwrap_or(1),
         min_interval: seconds(spec.failover.min_interval_seconds),
+    }
+}
+
+/// `spec.failover`'s rules for lost nodes, with their bounds applied.
+fn lost_node_policy(spec: &MySQLClusterSpec) -> LostNodePolicy {
+    LostNodePolicy {
+        replace: spec.failover.replace_lost_instances,
+        after: Duration::from_secs(
+            u64::try_from(spec.failover.lost_node_seconds.max(10)).unwrap_or(10),
+        ),
     }
 }
 

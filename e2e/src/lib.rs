@@ -10,6 +10,7 @@
 pub mod backup;
 pub mod chaos;
 pub mod figures;
+pub mod node_loss;
 
 use std::future::Future;
 use std::process::Command;
@@ -176,6 +177,13 @@ impl TestNamespace {
 
     /// Starts a long-running client pod with the given image and waits until it runs.
     pub async fn client_pod(&self, name: &str, image: &str) {
+        self.client_pod_on(name, image, None).await;
+    }
+
+    /// `client_pod`, on the named node when there is one (a client that must outlive the
+    /// nodes a test stops).
+    pub async fn client_pod_on(&self, name: &str, image: &str, node: Option<&str>) {
+        let node_selector = node.map(|n| json!({"kubernetes.io/hostname": n}));
         self.create::<Pod>(json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name},
@@ -185,6 +193,7 @@ impl TestNamespace {
                     "command": ["sleep", "3600"],
                     "securityContext": {"runAsUser": 999, "allowPrivilegeEscalation": false}
                 }],
+                "nodeSelector": node_selector,
                 "terminationGracePeriodSeconds": 0
             }
         }))

@@ -247,8 +247,10 @@ worker_unmount() {
 
 cmd_node_stop() {
   local w=$1
-  worker_kill "$w"
+  # The link first: a process killed while the network still works closes its connections,
+  # and its peers would learn at once what a power cut never tells them.
   ip link set "$(worker_link "$w")" down
+  worker_kill "$w"
   # What a power-off loses: the runtime's state in /run, the pods' namespaces.
   worker_unmount "$w"
   rm -rf --one-file-system "$(worker_run "$w")"

@@ -374,6 +374,18 @@ pub struct FailoverSpec {
     #[serde(default = "default_min_interval_seconds")]
     #[schemars(range(min = 0, max = 86400))]
     pub min_interval_seconds: i32,
+    /// Replace an instance whose node has been lost (not Ready, or deleted) for
+    /// `lostNodeSeconds`, never the primary's before a failover moved it: a volume bound to the
+    /// lost node (a local disk) is deleted with the pod and the instance is cloned afresh on
+    /// another node; a volume that can move keeps its data and only the pod is deleted. When
+    /// false, such an instance is only reported and waits for its node.
+    #[serde(default = "default_true")]
+    pub replace_lost_instances: bool,
+    /// How long a node stays not Ready before its instance is replaced, in seconds. Kubernetes
+    /// marks a node not Ready about 40 s after its last heartbeat; this counts from then.
+    #[serde(default = "default_lost_node_seconds")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub lost_node_seconds: i32,
 }
 
 impl Default for FailoverSpec {
@@ -383,6 +395,8 @@ impl Default for FailoverSpec {
             probe_interval_seconds: default_probe_interval_seconds(),
             failure_threshold: default_failure_threshold(),
             min_interval_seconds: default_min_interval_seconds(),
+            replace_lost_instances: true,
+            lost_node_seconds: default_lost_node_seconds(),
         }
     }
 }
@@ -407,6 +421,10 @@ fn default_failure_threshold() -> i32 {
 
 fn default_min_interval_seconds() -> i32 {
     300
+}
+
+fn default_lost_node_seconds() -> i32 {
+    120
 }
 
 /// Persistent storage of each instance, one PVC per instance from a StorageClass.

@@ -43,6 +43,9 @@ use crate::clustering::observe::{instance_endpoint, observe};
 use crate::clustering::operate::{OperateTarget, apply_settings, operate, settings_results};
 use crate::clustering::settings::{SettingsPlan, accepted_settings, plan_settings};
 use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, decide};
+use crate::lost_nodes::{
+    LostNodeError, Replacement, decide_lost_nodes, observe_lost_nodes, replace_instance,
+};
 use crate::metrics;
 use crate::mysql::{Credentials, MySqlAdmin, MySqlConnector};
 use crate::resources::secret::ClusterPasswords;
@@ -209,6 +212,7 @@ async fn run_round(
     reload_certificates(ctx, &valid, inputs, &observation).await;
     let (volumes, volume_observation) =
         reconcile_volumes(ctx, cluster, &valid, kept_volumes).await?;
+    replace_lost_instances(ctx, cluster, &valid, pods, plan.primary, now.wall).await;
     let generated_root = inputs.passwords.get(naming::ROOT_PASSWORD_KEY);
     let root_password = observe_root_password(&ctx.client, &valid, generated_root).await;
     let round = Round {
@@ -1205,6 +1209,70 @@ async fn reconcile_volumes(
         .await;
     }
     Ok((plan, observation))
+}
+
+/// Instances on lost nodes (`lost_nodes`): the nodes under pods that are not Ready are read,
+/// and one instance lost for longer than `spec.failover.lostNodeSeconds` is replaced. What
+/// fails here (a node that cannot be read, a deletion refused) is reported and tried again next
+/// round; the rest of the round, and the cluster, go on.
+async fn replace_lost_instances(
+    ctx: &Context,
+    cluster: &MySQLCluster,
+    valid: &ValidatedCluster,
+    pods: &[Pod],
+    primary: Option<u8>,
+    now: Timestamp,
+) {
+    let ns = valid.namespace.as_str();
+    let replaced = async {
+        let instances =
+            observe_lost_nodes(&ctx.client, ns, &valid.name, valid.instances, pods).await?;
+        let plan = decide_lost_nodes(&instances, primary, valid.lost_nodes, now);
+        for lost in &plan.waiting {
+            tracing::debug!(pod = %lost.pod, node = %lost.node, "instance on a lost node: {}", lost.why.describe());
+        }
+        match plan.replace {
+            Some(replacement) => {
+                replace_instance(&ctx.client, ns, &replacement).await?;
+                Ok(Some(replacement))
+            }
+            None => Ok::<_, LostNodeError>(None),
+        }
+    }
+    .await;
+    let (type_, reason, note) = match replaced {
+        Ok(None) => return,
+        Ok(Some(replacement)) => (
+            EventType::Warning,
+            "InstanceReplaced",
+            describe_replacement(&replacement, valid.lost_nodes.after),
+        ),
+        Err(error) => (
+            EventType::Warning,
+            error.category(),
+            error_chain(&error as &dyn std::error::Error),
+        ),
+    };
+    tracing::warn!(reason, "{note}");
+    publish(ctx, cluster, type_, reason, note, None).await;
+}
+
+fn describe_replacement(replacement: &Replacement, after: Duration) -> String {
+    match replacement {
+        Replacement::ClaimAndPod {
+            pod, claim, node, ..
+        } => format!(
+            "{pod} was on node {node}, lost for over {} s: deleted its pod and its volume \
+             {claim}, which cannot leave that node; it starts empty on another node and is \
+             cloned from the primary",
+            after.as_secs()
+        ),
+        Replacement::Pod { pod, node, .. } => format!(
+            "{pod} was on node {node}, lost for over {} s: deleted its pod; it starts on another \
+             node with the same volume",
+            after.as_secs()
+        ),
+    }
 }
 
 /// How the primary moved, for its event.
