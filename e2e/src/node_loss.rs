@@ -66,9 +66,10 @@ pub fn manifest(lost_node_seconds: u32) -> serde_json::Value {
     manifest
 }
 
-/// Creates the cluster in `ns`, waits for it, and starts the client pod on the control plane.
-pub async fn create(ns: &TestNamespace, lost_node_seconds: u32) {
-    ns.create::<MySQLCluster>(manifest(lost_node_seconds)).await;
+/// Creates the cluster of `manifest` in `ns`, waits for it, and starts the client pod on the
+/// control plane.
+pub async fn create(ns: &TestNamespace, manifest: serde_json::Value) {
+    ns.create::<MySQLCluster>(manifest).await;
     wait_ready(ns, CLUSTER).await;
     ns.client_pod_on("client", &mysql_client_image(), Some(CONTROL_PLANE_NODE))
         .await;
@@ -162,4 +163,180 @@ pub async fn node_of(ns: &TestNamespace, pod: &str) -> String {
         .ok()
         .and_then(|p| p.spec?.node_name)
         .unwrap_or_else(|| panic!("{pod} is not scheduled"))
+}
+
+/// What a partition of the primary's node saw.
+#[derive(Debug)]
+pub struct Partitioned {
+    pub node: String,
+    pub old_primary: String,
+    pub record: ChaosRecord,
+    pub outcome: chaos::Outcome,
+    /// When the old primary's agent logged that it had made it read-only (its kubelet's time).
+    pub fenced_at: Option<jiff::Timestamp>,
+    /// When the operator logged that it was lifting `super_read_only` on the new primary.
+    pub promoted_at: Option<jiff::Timestamp>,
+    /// From the heal until the cluster was whole with every write everywhere.
+    pub whole_after_heal: Duration,
+}
+
+/// The primary's node is cut off the network for `cut_for` (its processes keep running), then
+/// healed, under the writer.
+pub async fn partition_primary(ns: &TestNamespace, cut_for: Duration) -> Partitioned {
+    let old_primary = chaos::current_primary(ns, CLUSTER)
+        .await
+        .expect("the cluster has a primary");
+    let node = node_of(ns, &old_primary).await;
+    let writer_seconds = (FAILURE_AFTER + cut_for).as_secs() + 15;
+    chaos::start(ns, "client", CLUSTER, 3, writer_seconds).await;
+    let started = Instant::now();
+    tokio::time::sleep(FAILURE_AFTER).await;
+    let cut_at = jiff::Timestamp::now();
+    testbed(&["node", "partition", &node]);
+    tokio::time::sleep(cut_for).await;
+    testbed(&["node", "heal", &node]);
+    let healed = Instant::now();
+    let left = Duration::from_secs(writer_seconds).saturating_sub(started.elapsed());
+    let record = chaos::collect(ns, "client", left.as_secs()).await;
+    let outcome = chaos::measure(ns, CLUSTER, 3, &record).await;
+    let whole_after_heal = healed.elapsed();
+    let new_primary = outcome.primary.clone().unwrap_or_default();
+    let ordinal = new_primary.trim_start_matches(&format!("{CLUSTER}-"));
+    let fenced_at = first_log_line_after(
+        &["-n", &ns.name, "logs", &old_primary, "-c", "agent"],
+        cut_at,
+        &["fenced: super_read_only is on"],
+    );
+    let operator_ns = std::env::var("SAKILA_NAMESPACE").unwrap_or_else(|_| "sakila-system".into());
+    let promoted_at = first_log_line_after(
+        &[
+            "-n",
+            &operator_ns,
+            "logs",
+            "-l",
+            "app.kubernetes.io/name=sakila-operator",
+            "--tail=-1",
+        ],
+        cut_at,
+        &[
+            "lifting super_read_only",
+            &ns.name,
+            &format!("ordinal={ordinal}"),
+        ],
+    );
+    Partitioned {
+        node,
+        old_primary,
+        record,
+        outcome,
+        fenced_at,
+        promoted_at,
+        whole_after_heal,
+    }
+}
+
+/// The kubelet's time of the first line of `kubectl ARGS --timestamps` after `after` that
+/// contains every one of `needles`.
+fn first_log_line_after(
+    args: &[&str],
+    after: jiff::Timestamp,
+    needles: &[&str],
+) -> Option<jiff::Timestamp> {
+    let out = Command::new("kubectl")
+        .args(args)
+        .arg("--timestamps")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<jiff::Timestamp>().ok())
+        .find(|t| *t > after)
+}
+
+/// What draining every worker in turn saw.
+#[derive(Debug)]
+pub struct Drained {
+    pub record: ChaosRecord,
+    pub outcome: chaos::Outcome,
+    /// The drained nodes that held the primary when their drain began.
+    pub primaries_drained: usize,
+    pub switchovers: usize,
+    pub failovers: usize,
+    pub took: Duration,
+}
+
+/// `kubectl drain` of each worker, one after the other, under the writer: each node is
+/// uncordoned and the cluster whole again before the next is drained (an instance on a local
+/// volume can only come back on its own node).
+pub async fn drain_each_worker(ns: &TestNamespace) -> Drained {
+    let writer_seconds = 900;
+    chaos::start(ns, "client", CLUSTER, 3, writer_seconds).await;
+    tokio::time::sleep(FAILURE_AFTER).await;
+    let start = Instant::now();
+    let mut primaries_drained = 0;
+    for worker in 1..=3 {
+        let node = format!("sakila-worker-{worker}");
+        let primary = chaos::current_primary(ns, CLUSTER)
+            .await
+            .expect("a primary");
+        if node_of(ns, &primary).await == node {
+            primaries_drained += 1;
+        }
+        kubectl(&[
+            "drain",
+            &node,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=300s",
+        ]);
+        kubectl(&["uncordon", &node]);
+        all_pods_ready(ns).await;
+        wait_ready(ns, CLUSTER).await;
+    }
+    let took = start.elapsed();
+    chaos::stop(ns, "client").await;
+    let record = chaos::collect(ns, "client", 0).await;
+    let outcome = chaos::measure(ns, CLUSTER, 3, &record).await;
+    Drained {
+        record,
+        outcome,
+        primaries_drained,
+        switchovers: crate::event_count_on(ns, "MySQLCluster", "SwitchedOver").await,
+        failovers: crate::event_count_on(ns, "MySQLCluster", "FailedOver").await,
+        took,
+    }
+}
+
+fn kubectl(args: &[&str]) {
+    let out = Command::new("kubectl")
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits until the cluster's three pods exist and are Ready.
+async fn all_pods_ready(ns: &TestNamespace) {
+    let pods: Api<Pod> = ns.api();
+    wait_until("the three pods Ready", Duration::from_secs(600), || async {
+        for ordinal in 0..3 {
+            let pod = pods.get(&format!("{CLUSTER}-{ordinal}")).await.ok()?;
+            let ready = pod
+                .status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            if !ready {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
 }

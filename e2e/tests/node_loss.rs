@@ -18,7 +18,7 @@ async fn the_primarys_node_powered_off_fails_over_and_its_instance_is_replaced_o
     }
     let _workers = Workers::three();
     let ns = TestNamespace::new("node-loss").await;
-    node_loss::create(&ns, 10).await;
+    node_loss::create(&ns, node_loss::manifest(10)).await;
     let loss = node_loss::power_off(&ns, Whose::Primary).await;
     println!(
         "primary {} on {} powered off: write gap {:.2} s, {} acknowledged, {} lost; {} Ready on {} after {:.1} s, cluster whole after {:.1} s",

@@ -503,6 +503,12 @@ impl<C: MySqlConnector, P: PodWrites> Operator<'_, C, P> {
     }
 
     async fn make_writable(&self, ordinal: u8) -> Result<(), OperateError> {
+        // Before, not after: the moment from which two writers would be possible, for whoever
+        // checks a fence against it (e2e/bench/node-loss does).
+        tracing::info!(
+            ordinal,
+            "lifting super_read_only: the instance becomes writable"
+        );
         self.sql(ordinal, "make writable", |a| async move {
             a.set_read_only(false).await
         })
