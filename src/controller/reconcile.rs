@@ -44,7 +44,8 @@ use crate::clustering::operate::{OperateTarget, apply_settings, operate, setting
 use crate::clustering::settings::{SettingsPlan, accepted_settings, plan_settings};
 use crate::clustering::{Action as ClusterAction, Intent, Observation, Plan, decide};
 use crate::lost_nodes::{
-    LostNodeError, Replacement, decide_lost_nodes, observe_lost_nodes, replace_instance,
+    LostNodeError, LostNodePlan, Replacement, decide_lost_nodes, observe_lost_nodes,
+    replace_instance,
 };
 use crate::metrics;
 use crate::mysql::{Credentials, MySqlAdmin, MySqlConnector};
@@ -212,7 +213,8 @@ async fn run_round(
     reload_certificates(ctx, &valid, inputs, &observation).await;
     let (volumes, volume_observation) =
         reconcile_volumes(ctx, cluster, &valid, kept_volumes).await?;
-    replace_lost_instances(ctx, cluster, &valid, pods, plan.primary, now.wall).await;
+    let lost_nodes =
+        replace_lost_instances(ctx, cluster, &valid, pods, plan.primary, now.wall).await;
     let generated_root = inputs.passwords.get(naming::ROOT_PASSWORD_KEY);
     let root_password = observe_root_password(&ctx.client, &valid, generated_root).await;
     let round = Round {
@@ -225,6 +227,7 @@ async fn run_round(
         refused: &settings.refused,
         accepted_settings: settings.accepted,
         volumes: &volumes,
+        lost_nodes: &lost_nodes,
         not_owned: applied.not_owned.as_deref(),
         root_password: root_password.as_ref().map(|r| &r.check),
         tls: Some(&inputs.tls.check),
@@ -1214,7 +1217,7 @@ async fn reconcile_volumes(
 /// Instances on lost nodes (`lost_nodes`): the nodes under pods that are not Ready are read,
 /// and one instance lost for longer than `spec.failover.lostNodeSeconds` is replaced. What
 /// fails here (a node that cannot be read, a deletion refused) is reported and tried again next
-/// round; the rest of the round, and the cluster, go on.
+/// round; the rest of the round, and the cluster, go on. Returns the plan, for the status.
 async fn replace_lost_instances(
     ctx: &Context,
     cluster: &MySQLCluster,
@@ -1222,26 +1225,24 @@ async fn replace_lost_instances(
     pods: &[Pod],
     primary: Option<u8>,
     now: Timestamp,
-) {
+) -> LostNodePlan {
     let ns = valid.namespace.as_str();
+    let mut decided = LostNodePlan::default();
     let replaced = async {
         let instances =
             observe_lost_nodes(&ctx.client, ns, &valid.name, valid.instances, pods).await?;
-        let plan = decide_lost_nodes(&instances, primary, valid.lost_nodes, now);
-        for lost in &plan.waiting {
-            tracing::debug!(pod = %lost.pod, node = %lost.node, "instance on a lost node: {}", lost.why.describe());
-        }
-        match plan.replace {
+        decided = decide_lost_nodes(&instances, primary, valid.lost_nodes, now);
+        match &decided.replace {
             Some(replacement) => {
-                replace_instance(&ctx.client, ns, &replacement).await?;
-                Ok(Some(replacement))
+                replace_instance(&ctx.client, ns, replacement).await?;
+                Ok(Some(replacement.clone()))
             }
             None => Ok::<_, LostNodeError>(None),
         }
     }
     .await;
     let (type_, reason, note) = match replaced {
-        Ok(None) => return,
+        Ok(None) => return decided,
         Ok(Some(replacement)) => (
             EventType::Warning,
             "InstanceReplaced",
@@ -1255,6 +1256,7 @@ async fn replace_lost_instances(
     };
     tracing::warn!(reason, "{note}");
     publish(ctx, cluster, type_, reason, note, None).await;
+    decided
 }
 
 fn describe_replacement(replacement: &Replacement, after: Duration) -> String {

@@ -23,6 +23,7 @@ use crate::api::MySQLClusterStatus;
 use crate::api::conditions::ConditionType;
 use crate::clustering::settings::SettingsPlan;
 use crate::clustering::{Action, Observation, Plan};
+use crate::lost_nodes::{LostNodePlan, record_lost_nodes};
 use crate::resources::mysql_settings;
 use crate::storage::VolumePlan;
 use crate::storage::status::{newly_refused, record_volumes};
@@ -43,6 +44,8 @@ pub struct Round<'a> {
     /// What the next build puts into my.cnf (see `accepted_settings`).
     pub accepted_settings: BTreeMap<String, String>,
     pub volumes: &'a VolumePlan,
+    /// Instances on lost nodes: waiting, or one being replaced.
+    pub lost_nodes: &'a LostNodePlan,
     /// Children another manager owns; `None` when nothing was applied (a paused cluster).
     pub not_owned: Option<&'a [String]>,
     /// The root password's check, when the operator could read it.
@@ -118,6 +121,7 @@ pub fn report(
         now.clone(),
     );
     record_volumes(&mut status, round.volumes, generation, now.clone());
+    record_lost_nodes(&mut status, round.lost_nodes, generation, now.clone());
 
     let kills = oom_kills(&cluster.name, round.pods, &now);
     for kill in new_oom_kills(previous, &kills) {
@@ -274,6 +278,7 @@ mod tests {
             refused,
             accepted_settings: BTreeMap::new(),
             volumes: &volumes,
+            lost_nodes: &LostNodePlan::default(),
             not_owned: Some(not_owned),
             root_password: Some(&RootPasswordCheck::Generated),
             tls: None,

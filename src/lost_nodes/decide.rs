@@ -102,8 +102,8 @@ pub struct LostInstance {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Waiting {
-    /// The node may still come back: replaced after this much longer.
-    Grace(Duration),
+    /// The node may still come back: replaced at this time if it does not.
+    Grace(Timestamp),
     /// `replaceLostInstances` is false.
     ReplacementOff,
     /// It is the primary: the failover moves the primary first.
@@ -152,7 +152,9 @@ pub fn decide_lost_nodes(
         } else if primary.is_none() || primary_lost {
             Some(Waiting::NoPrimary)
         } else if lost_for < policy.after {
-            Some(Waiting::Grace(policy.after - lost_for))
+            Some(Waiting::Grace(
+                now + (policy.after - lost_for).min(Duration::from_secs(86_400 * 365)),
+            ))
         } else if plan.replace.is_some() {
             Some(Waiting::OneAtATime)
         } else {
@@ -199,10 +201,8 @@ impl Waiting {
     /// For the status and events: why the instance is not replaced yet.
     pub fn describe(&self) -> String {
         match self {
-            Waiting::Grace(left) => format!(
-                "replaced in {} s unless it comes back",
-                left.as_secs().max(1)
-            ),
+            // A time rather than a countdown: the status says the same thing every round.
+            Waiting::Grace(at) => format!("replaced at {at:.0} unless its node comes back"),
             Waiting::ReplacementOff => {
                 "not replaced: spec.failover.replaceLostInstances is false".into()
             }
@@ -329,7 +329,7 @@ mod tests {
                 vec![instance(1, lost(20), Some(VolumeReach::NodeBound))],
                 Some(0),
                 policy(),
-                vec![Waiting::Grace(Duration::from_secs(40))],
+                vec![Waiting::Grace(at(-40))],
             ),
             (
                 "the primary is never replaced here",
@@ -399,13 +399,17 @@ mod tests {
             Some(0),
             policy(),
         );
-        assert_eq!(plan.waiting[0].why, Waiting::Grace(Duration::from_secs(60)));
+        assert_eq!(plan.waiting[0].why, Waiting::Grace(at(-60)));
         // A clock behind the node's transition: not lost for a negative time.
         let plan = decide(
             &[instance(1, lost(-5), Some(VolumeReach::NodeBound))],
             Some(0),
             policy(),
         );
-        assert_eq!(plan.waiting[0].why, Waiting::Grace(Duration::from_secs(60)));
+        assert_eq!(plan.waiting[0].why, Waiting::Grace(at(-60)));
+        assert_eq!(
+            plan.waiting[0].why.describe(),
+            "replaced at 2026-11-30T10:01:00Z unless its node comes back"
+        );
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod decide;
 pub mod nodes;
+pub mod status;
 
 pub use decide::{LostNodePlan, LostNodePolicy, Replacement, decide_lost_nodes};
 pub use nodes::{LostNodeError, observe_lost_nodes, replace_instance};
+pub use status::record_lost_nodes;
