@@ -47,10 +47,40 @@ impl Workers {
 }
 
 impl Drop for Workers {
+    /// The volumes provisioned on the workers are deleted by a helper pod on their node: wait
+    /// for them (the test's namespace is being deleted) before the nodes go, so no provisioner
+    /// keeps retrying for nodes that no longer exist; what is still left after that is removed.
     fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while !volumes_on_workers().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_secs(2));
+        }
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testbed");
         let _ = Command::new(script).args(["workers", "0"]).output();
+        for volume in volumes_on_workers() {
+            let _ = Command::new("kubectl")
+                .args(["patch", "pv", &volume, "--type=merge"])
+                .args(["-p", r#"{"metadata":{"finalizers":null}}"#])
+                .output();
+            let _ = Command::new("kubectl")
+                .args(["delete", "pv", &volume, "--wait=false"])
+                .output();
+        }
     }
+}
+
+/// The PersistentVolumes bound to a worker node.
+fn volumes_on_workers() -> Vec<String> {
+    let template = r#"{range .items[*]}{.metadata.name} {.spec.nodeAffinity.required.nodeSelectorTerms[*].matchExpressions[*].values[*]}{"\n"}{end}"#;
+    let out = Command::new("kubectl")
+        .args(["get", "pv", "-o", &format!("jsonpath={template}")])
+        .output();
+    let Ok(out) = out else { return Vec::new() };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("sakila-worker-"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
 }
 
 /// A 3-instance cluster that runs on the workers only (the control-plane node keeps what must
@@ -95,6 +125,8 @@ pub struct NodeLoss {
     /// From the power cut until the cluster was Ready with all its instances.
     pub ready_after: Duration,
     pub new_node: String,
+    /// While it waited, `Progressing` said why (reason `InstanceOnLostNode`): seen in a poll.
+    pub lost_node_reported: bool,
 }
 
 /// How long the writer runs, and when the node fails in it.
@@ -124,10 +156,15 @@ pub async fn power_off(ns: &TestNamespace, whose: Whose) -> NodeLoss {
     let left = Duration::from_secs(WRITER_SECONDS).saturating_sub(started.elapsed());
     let record = chaos::collect(ns, "client", left.as_secs()).await;
     let pods: Api<Pod> = ns.api();
+    let clusters: Api<MySQLCluster> = ns.api();
+    let reported = std::sync::atomic::AtomicBool::new(false);
     let new_node = wait_until(
         &format!("{pod} Ready on a node other than {node}"),
         Duration::from_secs(600),
         || async {
+            if progressing_reason(&clusters).await.as_deref() == Some("InstanceOnLostNode") {
+                reported.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             let p = pods.get(&pod).await.ok()?;
             let on = p.spec.as_ref()?.node_name.clone()?;
             let ready = p
@@ -152,7 +189,19 @@ pub async fn power_off(ns: &TestNamespace, whose: Whose) -> NodeLoss {
         replaced_after,
         ready_after,
         new_node,
+        lost_node_reported: reported.into_inner(),
     }
+}
+
+/// The reason of the cluster's `Progressing` condition now.
+async fn progressing_reason(clusters: &Api<MySQLCluster>) -> Option<String> {
+    let cluster = clusters.get(CLUSTER).await.ok()?;
+    cluster
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Progressing")
+        .map(|c| c.reason)
 }
 
 /// The node the pod runs on.

@@ -16,8 +16,13 @@
 #   cgroups  /sakila-worker-I in each hierarchy (the kubelet's cgroupRoot)
 #   labels   topology.kubernetes.io/zone=zone-I, testbed.sakila.dev/worker=true
 #
-# A stopped worker is a powered-off machine: every process of it killed at once, its runtime
-# state gone, its link down. A partitioned worker keeps running with its link down.
+# A stopped worker is a powered-off machine: cut off, then every process of it killed at once,
+# its runtime state gone. A partitioned worker keeps running, cut off. Cut off means every
+# packet to or from its link is dropped on the host (chain SAKILA-NODE-CUT), as a dead machine or
+# a broken network drops them: its peers see timeouts, never a refusal. (Taking the link down
+# would not do: the kernel drops the routes through it, and the pods' traffic to its range would
+# then meet the forwarding fence's REJECT, a refusal that tells the operator at once that
+# nothing listens.)
 # Expects everything e2e/testbed defines.
 
 WORKER_PREFIX=sakila-worker-
@@ -181,6 +186,8 @@ cmd_node_add() {
   worker_index "$w" >/dev/null
   fence_up
   worker_network_up "$w"
+  # A worker of the same name left cut off (a test killed half-way) starts connected.
+  worker_uncut "$w"
   worker_cgroups_up "$w"
   worker_configs "$w"
   worker_start_processes "$w"
@@ -247,35 +254,64 @@ worker_unmount() {
 
 cmd_node_stop() {
   local w=$1
-  # The link first: a process killed while the network still works closes its connections,
-  # and its peers would learn at once what a power cut never tells them.
-  ip link set "$(worker_link "$w")" down
+  # The cut first: a process killed while the network still works closes its connections, and
+  # its peers would learn at once what a power cut never tells them.
+  worker_cut "$w"
   worker_kill "$w"
   # What a power-off loses: the runtime's state in /run, the pods' namespaces.
   worker_unmount "$w"
   rm -rf --one-file-system "$(worker_run "$w")"
-  log "node $w powered off (every process killed, link down)"
+  log "node $w powered off (cut off, every process killed)"
 }
 
 cmd_node_start() {
   local w=$1 t0=$SECONDS
   worker_network_up "$w"
+  worker_uncut "$w"
   worker_cgroups_up "$w"
   worker_start_processes "$w"
   log "node $w started and Ready in $((SECONDS - t0))s"
 }
 
 cmd_node_partition() {
-  local w=$1
-  ip link set "$(worker_link "$w")" down
-  log "node $w partitioned (its link is down; its processes run)"
+  worker_cut "$1"
+  log "node $1 partitioned (every packet of its link dropped; its processes run)"
 }
 
 cmd_node_heal() {
-  local w=$1
-  ip link set "$(worker_link "$w")" up
-  worker_route "$w" || true
-  log "node $w healed (its link is up)"
+  worker_uncut "$1"
+  log "node $1 healed"
+}
+
+CUT_CHAIN=SAKILA-NODE-CUT
+
+# cut_chain_first: the cut chain is looked at before anything else on the host: INPUT and OUTPUT
+# (the node and the control plane), FORWARD through SAKILA-FORWARD (pods), whose first rule
+# jumps here (fence_up).
+cut_chain_first() {
+  iptables -w -N "$CUT_CHAIN" 2>/dev/null || true
+  local c
+  for c in INPUT OUTPUT; do
+    while iptables -w -D "$c" -j "$CUT_CHAIN" 2>/dev/null; do :; done
+    iptables -w -I "$c" 1 -j "$CUT_CHAIN"
+  done
+}
+
+worker_cut() {
+  local link
+  link=$(worker_link "$1")
+  cut_chain_first
+  fence_up
+  iptables -w -C "$CUT_CHAIN" -i "$link" -j DROP 2>/dev/null || iptables -w -A "$CUT_CHAIN" -i "$link" -j DROP
+  iptables -w -C "$CUT_CHAIN" -o "$link" -j DROP 2>/dev/null || iptables -w -A "$CUT_CHAIN" -o "$link" -j DROP
+}
+
+worker_uncut() {
+  local link
+  link=$(worker_link "$1")
+  while iptables -w -D "$CUT_CHAIN" -i "$link" -j DROP 2>/dev/null; do :; done
+  while iptables -w -D "$CUT_CHAIN" -o "$link" -j DROP 2>/dev/null; do :; done
+  return 0
 }
 
 cmd_node_remove() {
@@ -288,6 +324,7 @@ cmd_node_remove() {
     [ -d "$h" ] || continue
     find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
+  worker_uncut "$w"
   ip link del "$(worker_link "$w")" 2>/dev/null || true
   ip netns del "$(worker_netns "$w")" 2>/dev/null || true
   rm -rf --one-file-system "$(worker_state "$w")" "$(worker_run "$w")"

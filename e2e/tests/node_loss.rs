@@ -51,6 +51,10 @@ async fn the_primarys_node_powered_off_fails_over_and_its_instance_is_replaced_o
         event_count_on(&ns, "MySQLCluster", "InstanceReplaced").await >= 1,
         "the replacement was announced"
     );
+    assert!(
+        loss.lost_node_reported,
+        "Progressing said an instance waited on a lost node"
+    );
     // The node is back (powered on by the scenario): the cluster stays whole and its old pod
     // and volume there are gone, not served.
     let again = sakila_e2e::wait_ready(&ns, node_loss::CLUSTER).await;
