@@ -51,6 +51,33 @@ impl Drop for Workers {
     /// for them (the test's namespace is being deleted) before the nodes go, so no provisioner
     /// keeps retrying for nodes that no longer exist; what is still left after that is removed.
     fn drop(&mut self) {
+        // The tests' pods go at once: a primary's preStop hook would wait for a switchover that
+        // a namespace being deleted never makes.
+        for worker in 1..=3 {
+            let listed = Command::new("kubectl")
+                .args(["get", "pods", "-A", "--field-selector"])
+                .arg(format!("spec.nodeName=sakila-worker-{worker}"))
+                .args(["-o", "jsonpath={range .items[*]}{.metadata.namespace} {.metadata.name}{\"\\n\"}{end}"])
+                .output();
+            let Ok(listed) = listed else { continue };
+            for line in String::from_utf8_lossy(&listed.stdout).lines() {
+                if let Some((namespace, pod)) = line.split_once(' ')
+                    && namespace.starts_with("e2e-")
+                {
+                    let _ = Command::new("kubectl")
+                        .args([
+                            "-n",
+                            namespace,
+                            "delete",
+                            "pod",
+                            pod,
+                            "--force",
+                            "--grace-period=0",
+                        ])
+                        .output();
+                }
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(180);
         while !volumes_on_workers().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_secs(2));
