@@ -9,6 +9,8 @@
 //! - Never the recorded primary: the failover moves the primary first (it does not wait for
 //!   this step, which only restores the instance count), and a cluster with no primary, or one
 //!   on a lost node too, is left alone: its data may be the only copy of acknowledged writes.
+//! - An instance the StatefulSet is removing (a scale-down) only has its pod deleted: what
+//!   becomes of its claim is the scale-down's business.
 //! - A node-bound volume (a local disk, bound to the lost node) cannot follow the pod: its
 //!   claim is deleted with the pod, and the instance comes back empty elsewhere and is cloned
 //!   from the primary. A volume that can move stays: only the pod is deleted, and its successor
@@ -69,6 +71,8 @@ pub struct InstanceOnNode {
     /// `None` when the node is Ready (its volume was not looked at) or the claim is not bound.
     pub volume: Option<VolumeReach>,
     pub claim: String,
+    /// Its ordinal is at or above `spec.instances`: a scale-down removes it.
+    pub leaving: bool,
 }
 
 /// Remove what keeps the instance on its lost node, so that the StatefulSet recreates it on
@@ -180,15 +184,16 @@ fn replacement(instance: &InstanceOnNode) -> Replacement {
         instance.node.clone(),
     );
     match instance.volume {
-        Some(VolumeReach::NodeBound) => Replacement::ClaimAndPod {
+        Some(VolumeReach::NodeBound) if !instance.leaving => Replacement::ClaimAndPod {
             ordinal,
             pod,
             pod_uid,
             claim: instance.claim.clone(),
             node,
         },
-        // A claim that is not bound holds no data to keep or lose.
-        Some(VolumeReach::Movable) | None => Replacement::Pod {
+        // A claim that is not bound holds no data to keep or lose; a leaving instance's claim
+        // is left to the scale-down.
+        Some(_) | None => Replacement::Pod {
             ordinal,
             pod,
             pod_uid,
@@ -232,6 +237,7 @@ mod tests {
             node_state: state,
             volume,
             claim: format!("data-db-{ordinal}"),
+            leaving: false,
         }
     }
 
@@ -291,6 +297,19 @@ mod tests {
                 "{volume:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_instance_a_scale_down_removes_has_only_its_pod_deleted() {
+        let leaving = InstanceOnNode {
+            leaving: true,
+            ..instance(3, lost(600), Some(VolumeReach::NodeBound))
+        };
+        let plan = decide(&[leaving], Some(0), policy());
+        assert!(
+            matches!(plan.replace, Some(Replacement::Pod { ordinal: 3, .. })),
+            "{plan:?}"
+        );
     }
 
     #[test]

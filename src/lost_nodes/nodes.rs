@@ -44,8 +44,9 @@ impl LostNodeError {
     }
 }
 
-/// The cluster's instances (ordinal below `instances`) whose pods are scheduled but not Ready,
-/// each with its node's state and, on a node that is not Ready, its volume's reach.
+/// The cluster's instances whose pods are scheduled but not Ready (those at or above
+/// `instances` too, which a scale-down removes), each with its node's state and, on a node that
+/// is not Ready, its volume's reach.
 pub async fn observe_lost_nodes(
     client: &Client,
     namespace: &str,
@@ -62,7 +63,7 @@ pub async fn observe_lost_nodes(
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
             continue;
         };
-        if ordinal >= instances || pod_ready(pod) {
+        if pod_ready(pod) {
             continue;
         }
         let read = nodes
@@ -86,6 +87,7 @@ pub async fn observe_lost_nodes(
             node_state,
             volume,
             claim,
+            leaving: ordinal >= instances,
         });
     }
     Ok(observed)
