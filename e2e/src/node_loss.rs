@@ -416,3 +416,47 @@ async fn all_pods_ready(ns: &TestNamespace) {
     })
     .await;
 }
+
+/// After a replacement two instances can share a node (the lost one was down when the scheduler
+/// placed the new instance; the operator does not move instances back). Before a benchmark's next
+/// run, a replica that shares a node is moved as a person would: its claim and pod deleted, so
+/// that it is recreated on the free node and cloned. Returns how many were moved.
+pub async fn spread_out(ns: &TestNamespace) -> usize {
+    let mut moved = 0;
+    // Preferred spreading, not required: the scheduler may double up again; a few tries.
+    while moved < 3 {
+        let primary = chaos::current_primary(ns, CLUSTER)
+            .await
+            .expect("a primary");
+        let mut seen: Vec<(String, String)> = Vec::new();
+        let mut doubled = None;
+        for ordinal in 0..3 {
+            let pod = format!("{CLUSTER}-{ordinal}");
+            let node = node_of(ns, &pod).await;
+            if let Some((other, _)) = seen.iter().find(|(_, n)| *n == node) {
+                doubled = Some(if *other == primary {
+                    pod.clone()
+                } else {
+                    other.clone()
+                });
+            }
+            seen.push((pod, node));
+        }
+        let Some(pod) = doubled else { return moved };
+        let claim = format!("data-{pod}");
+        kubectl(&["-n", &ns.name, "delete", "pvc", &claim, "--wait=false"]);
+        kubectl(&[
+            "-n",
+            &ns.name,
+            "delete",
+            "pod",
+            &pod,
+            "--force",
+            "--grace-period=0",
+        ]);
+        moved += 1;
+        all_pods_ready(ns).await;
+        wait_ready(ns, CLUSTER).await;
+    }
+    moved
+}

@@ -48,6 +48,12 @@ async fn power_offs(whose: Whose, runs: usize) {
     let mut losses = Vec::new();
     for run in 1..=runs {
         wait_ready(&ns, node_loss::CLUSTER).await;
+        let moved = node_loss::spread_out(&ns).await;
+        if moved > 0 {
+            println!(
+                "{whose:?} node powered off, before run {run}: moved {moved} replica(s) off a shared node"
+            );
+        }
         let loss = node_loss::power_off(&ns, whose).await;
         println!(
             "{whose:?} node powered off, run {run}: {} on {}, write gap {:.2} s, {} acknowledged, {} lost, most writable at once {}; Ready on {} after {:.1} s, whole after {:.1} s",
