@@ -460,3 +460,111 @@ pub async fn spread_out(ns: &TestNamespace) -> usize {
     }
     moved
 }
+
+/// Local disks an administrator prepared: `per_node` PersistentVolumes on each worker, each a
+/// directory of that node (`local`, bound to its hostname), labelled `pool=<namespace>`, in a
+/// StorageClass of the namespace's name that provisions nothing. Returns the class; the spec's
+/// `storage.selector` picks the pool. `remove_local_disks` deletes them.
+pub async fn prepare_local_disks(ns: &TestNamespace, per_node: usize) -> String {
+    use k8s_openapi::api::core::v1::PersistentVolume;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    use kube::api::PostParams;
+    let class = format!("{}-disks", ns.name);
+    let classes: Api<StorageClass> = Api::all(ns.client.clone());
+    classes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": class},
+                "provisioner": "kubernetes.io/no-provisioner",
+                "volumeBindingMode": "WaitForFirstConsumer"
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let volumes: Api<PersistentVolume> = Api::all(ns.client.clone());
+    for worker in 1..=3 {
+        let node = format!("sakila-worker-{worker}");
+        for disk in 0..per_node {
+            // Under the worker's own files, which `e2e/testbed workers 0` removes.
+            let dir = format!(
+                "/var/lib/sakila-testbed/nodes/{node}/disks/{}-{disk}",
+                ns.name
+            );
+            std::fs::create_dir_all(&dir).unwrap();
+            // mysqld runs as uid 999; a local volume keeps its directory's ownership.
+            std::process::Command::new("chmod")
+                .args(["0777", &dir])
+                .status()
+                .unwrap();
+            let volume = json!({
+                "apiVersion": "v1", "kind": "PersistentVolume",
+                "metadata": {"name": format!("{}-{worker}-{disk}", ns.name), "labels": {"pool": ns.name}},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": class,
+                    "local": {"path": dir},
+                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
+                    ]}]}}
+                }
+            });
+            volumes
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(volume).unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    class
+}
+
+/// The manifest of `manifest`, on the local disks of `class` through `spec.storage.selector`.
+pub fn on_local_disks(
+    mut manifest: serde_json::Value,
+    ns: &TestNamespace,
+    class: &str,
+) -> serde_json::Value {
+    manifest["spec"]["storage"] = json!({
+        "size": "256Mi", "storageClassName": class,
+        "selector": {"matchLabels": {"pool": ns.name}}
+    });
+    manifest
+}
+
+/// The volume each instance's claim is bound to, by ordinal.
+pub async fn bound_volumes(ns: &TestNamespace) -> Vec<String> {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let claims: Api<PersistentVolumeClaim> = ns.api();
+    let mut bound = Vec::new();
+    for ordinal in 0..3 {
+        let claim = claims
+            .get(&format!("data-{CLUSTER}-{ordinal}"))
+            .await
+            .unwrap_or_else(|e| panic!("data-{CLUSTER}-{ordinal}: {e}"));
+        bound.push(claim.spec.and_then(|s| s.volume_name).unwrap_or_default());
+    }
+    bound
+}
+
+/// Deletes the prepared volumes and their class (each volume goes once its claim does).
+pub fn remove_local_disks(ns: &TestNamespace, class: &str) {
+    let _ = Command::new("kubectl")
+        .args([
+            "delete",
+            "pv",
+            "-l",
+            &format!("pool={}", ns.name),
+            "--wait=false",
+        ])
+        .output();
+    let _ = Command::new("kubectl")
+        .args(["delete", "storageclass", class, "--wait=false"])
+        .output();
+}
