@@ -270,6 +270,22 @@ fn dump_diagnostics(namespace: &str) {
     ]);
 }
 
+/// The testbed's script (`e2e/testbed`).
+pub const TESTBED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testbed");
+
+/// Runs `e2e/testbed ARGS` and panics with its output if it fails.
+pub fn testbed(args: &[&str]) {
+    let out = Command::new(TESTBED)
+        .args(args)
+        .output()
+        .expect("e2e/testbed runs");
+    assert!(
+        out.status.success(),
+        "e2e/testbed {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Polls `check` every 500 ms until it returns `Some`, or panics after `timeout` naming `what`.
 pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

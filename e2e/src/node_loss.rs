@@ -12,7 +12,7 @@ use sakila::api::MySQLCluster;
 use serde_json::json;
 
 use crate::chaos::{self, ChaosRecord};
-use crate::{TestNamespace, cluster_manifest, mysql_client_image, wait_ready, wait_until};
+use crate::{TestNamespace, cluster_manifest, mysql_client_image, testbed, wait_ready, wait_until};
 
 /// The testbed's control-plane node: it runs the operator and the client, and is never stopped.
 pub const CONTROL_PLANE_NODE: &str = "sakila-node";
@@ -20,20 +20,6 @@ pub const CONTROL_PLANE_NODE: &str = "sakila-node";
 pub const WORKER_LABEL: &str = "testbed.sakila.dev/worker";
 /// The cluster every scenario runs on.
 pub const CLUSTER: &str = "trio";
-
-/// Runs `e2e/testbed ARGS` and panics with its output if it fails.
-pub fn testbed(args: &[&str]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testbed");
-    let out = Command::new(script)
-        .args(args)
-        .output()
-        .expect("e2e/testbed runs");
-    assert!(
-        out.status.success(),
-        "e2e/testbed {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Three worker nodes for as long as it lives; removed when it is dropped, so that the tests
 /// after it run on the one node the rest of the suite expects.
@@ -82,8 +68,7 @@ impl Drop for Workers {
         while !volumes_on_workers().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_secs(2));
         }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testbed");
-        let _ = Command::new(script).args(["workers", "0"]).output();
+        let _ = Command::new(crate::TESTBED).args(["workers", "0"]).output();
         for volume in volumes_on_workers() {
             let _ = Command::new("kubectl")
                 .args(["patch", "pv", &volume, "--type=merge"])

@@ -2,25 +2,11 @@
 //! and new work is scheduled afterwards. Runs only on the testbed (`SAKILA_TESTBED` set by
 //! `e2e/prepare`), since it restarts the cluster's own processes.
 
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use sakila_e2e::{TestNamespace, helper_image, wait_until};
-
-fn testbed(args: &[&str]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testbed");
-    let out = Command::new(script)
-        .args(args)
-        .output()
-        .expect("e2e/testbed runs");
-    assert!(
-        out.status.success(),
-        "e2e/testbed {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use sakila_e2e::{TestNamespace, helper_image, testbed, wait_until};
 
 #[tokio::test]
 async fn pods_keep_running_and_new_pods_start_after_kubelet_and_apiserver_restarts() {
